@@ -1,0 +1,237 @@
+//! The kernel command line.
+//!
+//! Options are separated by ASCII whitespace. Parsing never fails: an
+//! unknown option or a bad value is reported through [`Cmdline::problems`]
+//! for the kernel to log, and the rest of the line still takes effect.
+
+use core::fmt;
+
+/// How much the kernel logs (`loglevel=`), most to least severe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    /// Nothing at all.
+    Off,
+    /// Errors only.
+    Error,
+    /// Errors and warnings.
+    Warn,
+    /// The normal boot log.
+    Info,
+    /// Detail for debugging the handoff.
+    Debug,
+    /// Everything.
+    Trace,
+}
+
+impl LogLevel {
+    /// Parses `off|error|warn|info|debug|trace` or the digits `0` to `5`.
+    pub fn parse(value: &str) -> Option<Self> {
+        Some(match value {
+            "off" | "0" => Self::Off,
+            "error" | "1" => Self::Error,
+            "warn" | "2" => Self::Warn,
+            "info" | "3" => Self::Info,
+            "debug" | "4" => Self::Debug,
+            "trace" | "5" => Self::Trace,
+            _ => return None,
+        })
+    }
+}
+
+/// The options baton understands, parsed from the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// `loglevel=`: the log level, when given and valid.
+    pub loglevel: Option<LogLevel>,
+    /// `test`: run the in-kernel self-tests, then exit with their verdict.
+    pub test: bool,
+    /// `poweroff`: end the run once boot is complete.
+    pub poweroff: bool,
+    /// `reboot`: reset the machine once boot is complete.
+    pub reboot: bool,
+    /// `ptdump`: print baton's page tables after the switch.
+    pub ptdump: bool,
+}
+
+/// Something on the command line baton could not use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Problem<'a> {
+    /// An option baton does not know.
+    Unknown(&'a str),
+    /// A known option with a value it does not accept.
+    BadValue {
+        /// The option, without `=`.
+        option: &'a str,
+        /// The value given.
+        value: &'a str,
+    },
+    /// A flag option given a value (`test=1`).
+    UnexpectedValue(&'a str),
+}
+
+impl fmt::Display for Problem<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::Unknown(tok) => write!(f, "unknown option `{tok}` ignored"),
+            Problem::BadValue { option, value } => {
+                write!(f, "bad value `{value}` for `{option}=` ignored")
+            }
+            Problem::UnexpectedValue(tok) => {
+                write!(f, "option `{tok}` takes no value; ignored")
+            }
+        }
+    }
+}
+
+/// A parsed command line: the options and the text they came from.
+#[derive(Debug, Clone, Copy)]
+pub struct Cmdline<'a> {
+    text: &'a str,
+    options: Options,
+}
+
+/// One token, classified.
+enum Token<'a> {
+    Flag(fn(&mut Options)),
+    LogLevel(LogLevel),
+    Problem(Problem<'a>),
+}
+
+fn classify(tok: &str) -> Token<'_> {
+    let (name, value) = match tok.split_once('=') {
+        Some((n, v)) => (n, Some(v)),
+        None => (tok, None),
+    };
+    let flag: fn(&mut Options) = match name {
+        "loglevel" => {
+            return match value.and_then(LogLevel::parse) {
+                Some(level) => Token::LogLevel(level),
+                None => Token::Problem(Problem::BadValue {
+                    option: name,
+                    value: value.unwrap_or(""),
+                }),
+            };
+        }
+        "test" => |o| o.test = true,
+        "poweroff" => |o| o.poweroff = true,
+        "reboot" => |o| o.reboot = true,
+        "ptdump" => |o| o.ptdump = true,
+        _ => return Token::Problem(Problem::Unknown(tok)),
+    };
+    match value {
+        None => Token::Flag(flag),
+        Some(_) => Token::Problem(Problem::UnexpectedValue(tok)),
+    }
+}
+
+impl<'a> Cmdline<'a> {
+    /// Parses `text`. Later options override earlier ones.
+    pub fn parse(text: &'a str) -> Self {
+        let mut options = Options {
+            loglevel: None,
+            test: false,
+            poweroff: false,
+            reboot: false,
+            ptdump: false,
+        };
+        for tok in text.split_ascii_whitespace() {
+            match classify(tok) {
+                Token::Flag(set) => set(&mut options),
+                Token::LogLevel(level) => options.loglevel = Some(level),
+                Token::Problem(_) => {}
+            }
+        }
+        Self { text, options }
+    }
+
+    /// The options in effect.
+    pub fn options(&self) -> Options {
+        self.options
+    }
+
+    /// The text as given.
+    pub fn text(&self) -> &'a str {
+        self.text
+    }
+
+    /// Every token that was ignored, in order, with the reason.
+    pub fn problems(&self) -> impl Iterator<Item = Problem<'a>> + 'a {
+        self.text
+            .split_ascii_whitespace()
+            .filter_map(|tok| match classify(tok) {
+                Token::Problem(p) => Some(p),
+                _ => None,
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_line_is_all_defaults() {
+        let c = Cmdline::parse("");
+        assert_eq!(
+            c.options(),
+            Options {
+                loglevel: None,
+                test: false,
+                poweroff: false,
+                reboot: false,
+                ptdump: false
+            }
+        );
+        assert_eq!(c.problems().count(), 0);
+    }
+
+    #[test]
+    fn flags_and_loglevel() {
+        let c = Cmdline::parse("  test\tloglevel=debug   poweroff ptdump ");
+        let o = c.options();
+        assert!(o.test && o.poweroff && o.ptdump && !o.reboot);
+        assert_eq!(o.loglevel, Some(LogLevel::Debug));
+        assert_eq!(c.problems().count(), 0);
+    }
+
+    #[test]
+    fn loglevel_digits_and_last_wins() {
+        assert_eq!(
+            Cmdline::parse("loglevel=1 loglevel=5").options().loglevel,
+            Some(LogLevel::Trace)
+        );
+        assert_eq!(LogLevel::parse("0"), Some(LogLevel::Off));
+        assert_eq!(LogLevel::parse("6"), None);
+    }
+
+    #[test]
+    fn unknown_and_bad_values_are_reported_not_fatal() {
+        let c = Cmdline::parse("quiet loglevel=loud test=1 poweroff loglevel");
+        assert!(c.options().poweroff);
+        assert!(!c.options().test);
+        assert_eq!(c.options().loglevel, None);
+        let problems: Vec<_> = c.problems().collect();
+        assert_eq!(
+            problems,
+            vec![
+                Problem::Unknown("quiet"),
+                Problem::BadValue {
+                    option: "loglevel",
+                    value: "loud"
+                },
+                Problem::UnexpectedValue("test=1"),
+                Problem::BadValue {
+                    option: "loglevel",
+                    value: ""
+                },
+            ]
+        );
+        assert_eq!(problems[0].to_string(), "unknown option `quiet` ignored");
+    }
+
+    #[test]
+    fn log_levels_are_ordered_by_verbosity() {
+        assert!(LogLevel::Off < LogLevel::Error);
+        assert!(LogLevel::Debug < LogLevel::Trace);
+    }
+}
