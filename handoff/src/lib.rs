@@ -28,3 +28,66 @@ pub mod revision;
 
 /// The base page size.
 pub const PAGE_SIZE: u64 = 4096;
+
+/// The paging mode: how many levels of page tables translate an address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Levels {
+    /// 4-level paging: 48-bit virtual addresses, PML4 at the top.
+    Four,
+    /// 5-level paging (CR4.LA57): 57-bit virtual addresses, PML5 at the top.
+    Five,
+}
+
+impl Levels {
+    /// The number of table levels (4 or 5).
+    pub const fn count(self) -> usize {
+        match self {
+            Levels::Four => 4,
+            Levels::Five => 5,
+        }
+    }
+
+    /// The number of implemented virtual-address bits (48 or 57).
+    pub const fn va_bits(self) -> u32 {
+        match self {
+            Levels::Four => 48,
+            Levels::Five => 57,
+        }
+    }
+
+    /// Whether `va` is canonical: its top bits copy bit `va_bits - 1`.
+    pub const fn is_canonical(self, va: u64) -> bool {
+        self.sign_extend(va) == va
+    }
+
+    /// `va` with the bits above `va_bits - 1` copied from that bit.
+    pub const fn sign_extend(self, va: u64) -> u64 {
+        let shift = 64 - self.va_bits();
+        (((va << shift) as i64) >> shift) as u64
+    }
+
+    /// The bytes one top-level entry spans (512 GiB or 256 TiB).
+    pub const fn top_entry_span(self) -> u64 {
+        1 << (self.va_bits() - 9)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Levels;
+
+    #[test]
+    fn canonical_addresses() {
+        assert!(Levels::Four.is_canonical(0xffff_8880_0000_0000));
+        assert!(!Levels::Four.is_canonical(0xff11_0000_0000_0000));
+        assert!(Levels::Five.is_canonical(0xff11_0000_0000_0000));
+        assert!(Levels::Four.is_canonical(0x0000_7fff_ffff_f000));
+        assert!(!Levels::Four.is_canonical(0x0000_8000_0000_0000));
+        assert_eq!(
+            Levels::Four.sign_extend(0x0000_8000_0000_0000),
+            0xffff_8000_0000_0000
+        );
+        assert_eq!(Levels::Four.top_entry_span(), 512 << 30);
+        assert_eq!(Levels::Five.top_entry_span(), 256 << 40);
+    }
+}
