@@ -1,2 +1,158 @@
+//! baton: a Limine-booted x86_64 kernel whose early code replays the
+//! firmware's memory map into page tables of its own.
+//!
+//! Boot order (see DESIGN.md): own stack, GDT/TSS and IDT first, so that
+//! every fault prints; then the command line and console level; then the
+//! Limine handover is checked and copied out of bootloader memory.
 #![no_std]
 #![no_main]
+
+mod boot;
+mod console;
+mod cpu;
+mod exit;
+mod fixed;
+mod selftest;
+mod time;
+
+use core::arch::naked_asm;
+use core::panic::PanicInfo;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use handoff::cmdline::{Cmdline, Options};
+use log::{error, info, warn};
+
+/// The ELF entry point Limine jumps to, on Limine's stack. Switches to
+/// baton's boot stack in `.bss` at once and calls [`kmain`].
+#[unsafe(naked)]
+#[unsafe(no_mangle)]
+unsafe extern "C" fn _start() -> ! {
+    naked_asm!(
+        "lea rsp, [rip + {stack} + {size}]",
+        "xor ebp, ebp",
+        "call {kmain}",
+        "ud2",
+        stack = sym cpu::BOOT_STACK,
+        size = const cpu::BOOT_STACK_SIZE,
+        kmain = sym kmain,
+    )
+}
+
+extern "C" fn kmain() -> ! {
+    console::init();
+    cpu::init();
+    let (tsc_hz, tsc_source) = time::init();
+
+    let cmdline_text = boot::cmdline();
+    let cmdline = Cmdline::parse(cmdline_text.as_str());
+    let options = cmdline.options();
+    if let Some(level) = options.loglevel {
+        console::set_level(level);
+    }
+    if options.test {
+        exit::set_test_mode();
+    }
+
+    info!("baton {} booting", env!("CARGO_PKG_VERSION"));
+    info!(
+        "cpu: own stack, GDT/TSS (IST for #DF, NMI, #MC) and IDT loaded; TSC {}.{:03} MHz ({tsc_source:?})",
+        tsc_hz / 1_000_000,
+        tsc_hz / 1_000 % 1_000
+    );
+    for problem in cmdline.problems() {
+        warn!("cmdline: {problem}");
+    }
+    if cmdline_text.truncated() {
+        warn!("cmdline: longer than baton keeps; truncated");
+    }
+
+    let boot = match boot::collect() {
+        Ok(boot) => boot,
+        Err(e) => {
+            error!("boot: {e}");
+            error!("boot: cannot continue; stopping");
+            exit::fatal();
+        }
+    };
+    log_handover(boot);
+
+    finish(options)
+}
+
+fn log_handover(boot: &boot::BootInfo) {
+    info!(
+        "boot: bootloader {} {}, firmware {}",
+        boot.bootloader_name,
+        boot.bootloader_version,
+        boot.firmware.name()
+    );
+    info!(
+        "boot: base revision requested {}, in effect {}",
+        handoff::revision::REQUESTED,
+        boot.revision
+    );
+    info!("boot: HHDM offset {:#x}", boot.hhdm_offset);
+    info!(
+        "boot: kernel at physical {:#x}, virtual {:#x}",
+        boot.kernel_phys, boot.kernel_virt
+    );
+    info!("boot: paging {}-level", boot.levels.count());
+    info!("boot: command line \"{}\"", boot.cmdline);
+    let raw = boot::RAW_MAPS.lock();
+    match raw.efi() {
+        Some((_, efi)) => info!(
+            "boot: memory map: {} Limine entries, {} EFI descriptors (desc_size {}, version {})",
+            raw.limine().len(),
+            efi.size / efi.desc_size.max(1),
+            efi.desc_size,
+            efi.desc_version
+        ),
+        None => info!(
+            "boot: memory map: {} Limine entries, no EFI memory map",
+            raw.limine().len()
+        ),
+    }
+    if let Some(st) = boot.efi_system_table {
+        info!("boot: EFI system table at physical {st:#x}");
+    }
+}
+
+/// Ends the boot as the command line asks: self-tests, power-off, or idle.
+fn finish(options: Options) -> ! {
+    if options.test {
+        let passed = selftest::run(&[cpu::tests::TESTS, boot::TESTS]);
+        exit::qemu_exit(if passed {
+            exit::Verdict::Pass
+        } else {
+            exit::Verdict::Fail
+        });
+        warn!("selftest: no isa-debug-exit device to report the verdict; halting");
+        exit::halt();
+    }
+    if options.poweroff {
+        info!("poweroff: boot complete, powering off through isa-debug-exit");
+        exit::qemu_exit(exit::Verdict::Pass);
+        warn!("poweroff: no isa-debug-exit device; halting instead");
+        exit::halt();
+    }
+    info!("boot complete; idling");
+    exit::halt()
+}
+
+static PANICKING: AtomicBool = AtomicBool::new(false);
+
+#[panic_handler]
+fn panic(info: &PanicInfo<'_>) -> ! {
+    if PANICKING.swap(true, Ordering::SeqCst) {
+        // A panic while reporting a panic: stop without printing more.
+        exit::halt();
+    }
+    let location = info.location();
+    console::emergency_print(format_args!(
+        "\nbaton: PANIC at {}:{}: {}\n",
+        location.map_or("?", |l| l.file()),
+        location.map_or(0, |l| l.line()),
+        info.message()
+    ));
+    exit::fatal()
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# mkhdd.sh KERNEL OUTPUT.hdd [CMDLINE]
+# A GPT disk image with one EFI system partition (FAT32) holding Limine,
+# limine.conf and the kernel: boots under UEFI, and under BIOS too when the
+# `limine` host utility is available to install its BIOS stages.
+set -euo pipefail
+kernel=$1 out=$2 cmdline=${3:-}
+here=$(cd "$(dirname "$0")" && pwd)
+limine_dir=$("$here/limine-dir.sh")
+stage=$(mktemp -d "${TMPDIR:-/tmp}/baton-hdd.XXXXXX")
+trap 'rm -rf "$stage"' EXIT
+
+mkdir -p "$(dirname "$out")"
+rm -f "$out"
+truncate -s 64M "$out"
+# Partition 1: from 1 MiB to the end, EFI system partition.
+printf 'label: gpt\nstart=2048, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name="ESP"\n' \
+    | sfdisk --quiet "$out"
+img="$out@@1M"
+mformat -i "$img" -F -v BATON ::
+mmd -i "$img" ::/EFI ::/EFI/BOOT ::/boot ::/boot/limine
+"$here/limine-conf.sh" "$cmdline" > "$stage/limine.conf"
+mcopy -i "$img" "$limine_dir/BOOTX64.EFI" ::/EFI/BOOT/
+mcopy -i "$img" "$limine_dir/limine-bios.sys" "$stage/limine.conf" ::/boot/limine/
+mcopy -i "$img" "$kernel" ::/boot/baton
+
+limine_tool=$(command -v limine || true)
+[ -z "$limine_tool" ] && [ -x "$limine_dir/limine" ] && limine_tool=$limine_dir/limine
+if [ -n "$limine_tool" ]; then
+    "$limine_tool" bios-install "$out" >/dev/null 2>&1
+else
+    echo "note: no \`limine\` host utility found; $out boots under UEFI only" >&2
+fi

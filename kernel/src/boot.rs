@@ -1,0 +1,487 @@
+//! The Limine protocol: baton's requests, and the copy of everything baton
+//! keeps from the responses.
+//!
+//! The responses live in bootloader-reclaimable memory reached through
+//! Limine's HHDM, which does not exist in baton's own page tables. So
+//! [`collect`] copies what is needed into the kernel image (`.bss`) once,
+//! early; nothing reads a response after that.
+
+use core::ffi::{CStr, c_char};
+
+use handoff::Levels;
+use handoff::revision::{self, BootPointer, InEffect, RevisionError};
+use limine::BaseRevision;
+use limine::firmware_type::FirmwareType;
+use limine::paging;
+use limine::request::{
+    BootloaderInfoRequest, EfiMemoryMapRequest, EfiSystemTableRequest, ExecutableAddressRequest,
+    ExecutableCmdlineRequest, ExecutableFileRequest, FirmwareTypeRequest, MemoryMapRequest,
+    PagingModeRequest, RequestsEndMarker, RequestsStartMarker,
+};
+use x86_64::registers::control::{Cr4, Cr4Flags};
+
+use crate::fixed::FixedStr;
+
+#[cfg(not(feature = "test-omit-hhdm-request"))]
+use limine::request::HhdmRequest;
+
+// The requests, between Limine's start and end markers (linker.ld keeps
+// them together in `.limine_requests`).
+
+#[used]
+#[unsafe(link_section = ".limine_requests_start")]
+static REQUESTS_START: RequestsStartMarker = RequestsStartMarker::new();
+
+#[used]
+#[unsafe(link_section = ".limine_requests")]
+static BASE_REVISION: BaseRevision = BaseRevision::with_revision(revision::REQUESTED);
+
+#[used]
+#[unsafe(link_section = ".limine_requests")]
+static BOOTLOADER_INFO: BootloaderInfoRequest = BootloaderInfoRequest::new();
+
+#[used]
+#[unsafe(link_section = ".limine_requests")]
+static FIRMWARE_TYPE: FirmwareTypeRequest = FirmwareTypeRequest::new();
+
+#[cfg(not(feature = "test-omit-hhdm-request"))]
+#[used]
+#[unsafe(link_section = ".limine_requests")]
+static HHDM: HhdmRequest = HhdmRequest::new();
+
+#[used]
+#[unsafe(link_section = ".limine_requests")]
+static MEMMAP: MemoryMapRequest = MemoryMapRequest::new();
+
+#[used]
+#[unsafe(link_section = ".limine_requests")]
+static EXECUTABLE_ADDRESS: ExecutableAddressRequest = ExecutableAddressRequest::new();
+
+/// The command line: newer Limine answers this request...
+#[used]
+#[unsafe(link_section = ".limine_requests")]
+static CMDLINE: ExecutableCmdlineRequest = ExecutableCmdlineRequest::new();
+
+/// ...Limine 8 passes it as the kernel file's string.
+#[used]
+#[unsafe(link_section = ".limine_requests")]
+static EXECUTABLE_FILE: ExecutableFileRequest = ExecutableFileRequest::new();
+
+/// 5-level paging when the CPU has it, else 4-level: baton builds either.
+#[used]
+#[unsafe(link_section = ".limine_requests")]
+static PAGING_MODE: PagingModeRequest = PagingModeRequest::new()
+    .with_mode(paging::Mode::FIVE_LEVEL)
+    .with_max_mode(paging::Mode::FIVE_LEVEL)
+    .with_min_mode(paging::Mode::FOUR_LEVEL);
+
+#[used]
+#[unsafe(link_section = ".limine_requests")]
+static EFI_MEMMAP: EfiMemoryMapRequest = EfiMemoryMapRequest::new();
+
+#[used]
+#[unsafe(link_section = ".limine_requests")]
+static EFI_SYSTEM_TABLE: EfiSystemTableRequest = EfiSystemTableRequest::new();
+
+#[used]
+#[unsafe(link_section = ".limine_requests_end")]
+static REQUESTS_END: RequestsEndMarker = RequestsEndMarker::new();
+
+/// Most Limine memory-map entries baton copies.
+pub const MAX_LIMINE_ENTRIES: usize = 1024;
+/// Most bytes of EFI memory map baton copies (2048 descriptors of 64 bytes).
+pub const MAX_EFI_MAP_BYTES: usize = 128 * 1024;
+
+/// The firmware Limine booted from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Firmware {
+    Bios,
+    Uefi32,
+    Uefi64,
+    Other,
+}
+
+impl Firmware {
+    pub fn is_uefi(self) -> bool {
+        matches!(self, Firmware::Uefi32 | Firmware::Uefi64)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Firmware::Bios => "BIOS",
+            Firmware::Uefi32 => "UEFI (32-bit)",
+            Firmware::Uefi64 => "UEFI (64-bit)",
+            Firmware::Other => "unknown",
+        }
+    }
+}
+
+/// One entry of Limine's memory map, as Limine lays it out.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RawLimineEntry {
+    pub base: u64,
+    pub length: u64,
+    pub ty: u64,
+}
+
+/// The EFI memory map as Limine passed it: metadata and a byte copy.
+#[derive(Debug, Clone, Copy)]
+pub struct EfiMapInfo {
+    pub size: usize,
+    pub desc_size: usize,
+    pub desc_version: u32,
+}
+
+/// The raw maps, kept in `.bss`.
+pub struct RawMaps {
+    pub limine: [RawLimineEntry; MAX_LIMINE_ENTRIES],
+    pub limine_len: usize,
+    pub efi: [u8; MAX_EFI_MAP_BYTES],
+    pub efi_info: Option<EfiMapInfo>,
+}
+
+impl RawMaps {
+    const fn new() -> Self {
+        Self {
+            limine: [RawLimineEntry {
+                base: 0,
+                length: 0,
+                ty: 0,
+            }; MAX_LIMINE_ENTRIES],
+            limine_len: 0,
+            efi: [0; MAX_EFI_MAP_BYTES],
+            efi_info: None,
+        }
+    }
+
+    pub fn limine(&self) -> &[RawLimineEntry] {
+        &self.limine[..self.limine_len]
+    }
+
+    pub fn efi(&self) -> Option<(&[u8], EfiMapInfo)> {
+        self.efi_info.map(|info| (&self.efi[..info.size], info))
+    }
+}
+
+/// The copies of both memory maps.
+pub static RAW_MAPS: spin::Mutex<RawMaps> = spin::Mutex::new(RawMaps::new());
+
+/// Everything baton keeps from Limine besides the memory maps.
+#[derive(Debug, Clone, Copy)]
+pub struct BootInfo {
+    pub bootloader_name: FixedStr<64>,
+    pub bootloader_version: FixedStr<64>,
+    pub firmware: Firmware,
+    pub revision: InEffect,
+    pub hhdm_offset: u64,
+    pub kernel_phys: u64,
+    pub kernel_virt: u64,
+    /// The paging mode in effect, from CR4.LA57.
+    pub levels: Levels,
+    pub cmdline: FixedStr<2048>,
+    /// Physical address of the EFI system table, on UEFI boots.
+    pub efi_system_table: Option<u64>,
+}
+
+static BOOT_INFO: spin::Once<BootInfo> = spin::Once::new();
+
+/// What baton kept from Limine. Panics before [`collect`].
+pub fn info() -> &'static BootInfo {
+    BOOT_INFO.get().expect("boot info not collected yet")
+}
+
+/// Why Limine's handover is unusable.
+#[derive(Debug, Clone, Copy)]
+pub enum BootError {
+    /// A response baton cannot boot without.
+    Missing(&'static str),
+    /// The base revision in effect is unusable.
+    Revision(RevisionError),
+    /// The paging mode response contradicts CR4.
+    PagingMismatch { response: Levels, cr4: Levels },
+    /// More Limine memory-map entries than baton holds.
+    TooManyLimineEntries(usize),
+    /// The EFI memory map does not fit baton's copy.
+    EfiMapTooLarge { size: u64, desc_size: u64 },
+    /// An HHDM pointer below the HHDM.
+    BadPointer(&'static str, u64),
+}
+
+impl core::fmt::Display for BootError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            BootError::Missing(what) => write!(f, "missing Limine response: {what}"),
+            BootError::Revision(e) => write!(f, "unusable Limine base revision: {e}"),
+            BootError::PagingMismatch { response, cr4 } => write!(
+                f,
+                "Limine reports {response:?}-level paging but CR4.LA57 says {cr4:?}-level"
+            ),
+            BootError::TooManyLimineEntries(n) => write!(
+                f,
+                "Limine memory map has {n} entries; baton holds at most {MAX_LIMINE_ENTRIES}"
+            ),
+            BootError::EfiMapTooLarge { size, desc_size } => write!(
+                f,
+                "EFI memory map of {size} bytes (desc_size {desc_size}) exceeds baton's \
+                 {MAX_EFI_MAP_BYTES}-byte copy"
+            ),
+            BootError::BadPointer(what, value) => {
+                write!(f, "{what} pointer {value:#x} is not an HHDM address")
+            }
+        }
+    }
+}
+
+/// The command line, read before anything else so that `test` and
+/// `loglevel=` apply to the rest of the boot. Empty when Limine gave none.
+pub fn cmdline() -> FixedStr<2048> {
+    let text = match (CMDLINE.get_response(), EXECUTABLE_FILE.get_response()) {
+        (Some(r), _) => r.cmdline(),
+        (None, Some(f)) => f.file().string(),
+        (None, None) => c"",
+    };
+    FixedStr::from_str_truncating(text.to_str().unwrap_or("(not UTF-8)"))
+}
+
+/// Reads a C string from bootloader memory, tolerating bad UTF-8.
+fn c_str<const N: usize>(ptr: *const c_char) -> FixedStr<N> {
+    if ptr.is_null() {
+        return FixedStr::from_str_truncating("?");
+    }
+    // SAFETY: Limine hands over NUL-terminated strings in bootloader
+    // memory, mapped by its HHDM until baton's own tables are loaded.
+    let s = unsafe { CStr::from_ptr(ptr) };
+    FixedStr::from_str_truncating(s.to_str().unwrap_or("(not UTF-8)"))
+}
+
+/// The bootloader's name and version. The `limine` crate's accessors
+/// panic on bad UTF-8, so the response is read through its C layout.
+fn bootloader_info() -> Option<(FixedStr<64>, FixedStr<64>)> {
+    #[repr(C)]
+    struct Raw {
+        revision: u64,
+        name: *const c_char,
+        version: *const c_char,
+    }
+    let response = BOOTLOADER_INFO.get_response()?;
+    // SAFETY: `limine_bootloader_info_response` is `{ u64 revision;
+    // char *name; char *version; }` (Limine protocol, revision 0), which
+    // `Raw` mirrors; the response is valid while the HHDM is.
+    let raw = unsafe { &*(response as *const _ as *const Raw) };
+    Some((c_str(raw.name), c_str(raw.version)))
+}
+
+fn paging_levels_from_cr4() -> Levels {
+    if Cr4::read().contains(Cr4Flags::L5_PAGING) {
+        Levels::Five
+    } else {
+        Levels::Four
+    }
+}
+
+#[cfg(not(feature = "test-omit-hhdm-request"))]
+fn hhdm_offset() -> Option<u64> {
+    HHDM.get_response().map(|r| r.offset())
+}
+
+#[cfg(feature = "test-omit-hhdm-request")]
+fn hhdm_offset() -> Option<u64> {
+    None
+}
+
+/// Checks the handover and copies everything baton keeps.
+pub fn collect() -> Result<&'static BootInfo, BootError> {
+    let bootloader = bootloader_info();
+    let tag = revision::Tag {
+        loaded: BASE_REVISION
+            .loaded_revision()
+            .unwrap_or(revision::LOADED_MAGIC),
+        revision: if BASE_REVISION.is_supported() {
+            0
+        } else {
+            revision::REQUESTED
+        },
+    };
+    let in_effect = revision::resolve(
+        tag,
+        bootloader.as_ref().map(|(n, v)| (n.as_str(), v.as_str())),
+    )
+    .map_err(BootError::Revision)?;
+
+    let hhdm_offset = hhdm_offset().ok_or(BootError::Missing(
+        "HHDM (higher-half direct map): baton cannot reach the memory maps without it",
+    ))?;
+    let memmap = MEMMAP
+        .get_response()
+        .ok_or(BootError::Missing("memory map"))?;
+    let exec = EXECUTABLE_ADDRESS.get_response().ok_or(BootError::Missing(
+        "executable address: baton cannot map its own image without it",
+    ))?;
+    let firmware = match FIRMWARE_TYPE.get_response().map(|r| r.firmware_type()) {
+        Some(FirmwareType::X86_BIOS) => Firmware::Bios,
+        Some(FirmwareType::UEFI_32) => Firmware::Uefi32,
+        Some(FirmwareType::UEFI_64) => Firmware::Uefi64,
+        Some(_) => Firmware::Other,
+        // Old bootloaders lack the request: the EFI system table tells.
+        None if EFI_SYSTEM_TABLE.get_response().is_some() => Firmware::Uefi64,
+        None => Firmware::Bios,
+    };
+
+    let levels = paging_levels_from_cr4();
+    if let Some(r) = PAGING_MODE.get_response() {
+        let response = if r.mode() == paging::Mode::FIVE_LEVEL {
+            Levels::Five
+        } else {
+            Levels::Four
+        };
+        if response != levels {
+            return Err(BootError::PagingMismatch {
+                response,
+                cr4: levels,
+            });
+        }
+    }
+
+    let mut raw = RAW_MAPS.lock();
+    let entries = memmap.entries();
+    if entries.len() > MAX_LIMINE_ENTRIES {
+        return Err(BootError::TooManyLimineEntries(entries.len()));
+    }
+    for (slot, &e) in raw.limine.iter_mut().zip(entries) {
+        // SAFETY: `limine::memory_map::Entry` is `#[repr(C)] { base: u64,
+        // length: u64, entry_type: EntryType }` with `EntryType` a
+        // `#[repr(transparent)]` u64: the layout of `RawLimineEntry`. The
+        // crate hides the numeric type, which baton logs and classifies
+        // itself (including types newer than the crate).
+        *slot = unsafe { *(e as *const limine::memory_map::Entry as *const RawLimineEntry) };
+    }
+    raw.limine_len = entries.len();
+
+    raw.efi_info = None;
+    if firmware.is_uefi() {
+        let r = EFI_MEMMAP.get_response().ok_or(BootError::Missing(
+            "EFI memory map on a UEFI boot: baton needs the firmware's map to keep \
+             runtime services working",
+        ))?;
+        let size = r.memmap_size();
+        if size > MAX_EFI_MAP_BYTES as u64 {
+            return Err(BootError::EfiMapTooLarge {
+                size,
+                desc_size: r.desc_size(),
+            });
+        }
+        let ptr = r.memmap() as u64;
+        BootPointer::EfiMemoryMap
+            .to_phys(in_effect.revision, ptr, hhdm_offset)
+            .ok_or(BootError::BadPointer("EFI memory map", ptr))?;
+        // SAFETY: Limine's EFI memory map response points at `size` bytes
+        // in bootloader memory, mapped by the HHDM (checked just above to
+        // be an HHDM address) until baton switches page tables.
+        let bytes = unsafe { core::slice::from_raw_parts(r.memmap() as *const u8, size as usize) };
+        raw.efi[..bytes.len()].copy_from_slice(bytes);
+        raw.efi_info = Some(EfiMapInfo {
+            size: bytes.len(),
+            desc_size: r.desc_size() as usize,
+            desc_version: r.desc_version(),
+        });
+    }
+    drop(raw);
+
+    let efi_system_table = if firmware.is_uefi() {
+        EFI_SYSTEM_TABLE.get_response().and_then(|r| {
+            BootPointer::EfiSystemTable.to_phys(in_effect.revision, r.address() as u64, hhdm_offset)
+        })
+    } else {
+        None
+    };
+
+    let (bootloader_name, bootloader_version) =
+        bootloader.unwrap_or((FixedStr::from_str_truncating("unknown"), FixedStr::new()));
+    Ok(BOOT_INFO.call_once(|| BootInfo {
+        bootloader_name,
+        bootloader_version,
+        firmware,
+        revision: in_effect,
+        hhdm_offset,
+        kernel_phys: exec.physical_base(),
+        kernel_virt: exec.virtual_base(),
+        levels,
+        cmdline: cmdline(),
+        efi_system_table,
+    }))
+}
+
+/// Self-tests of the handover copy and of the image layout Limine relies on.
+pub const TESTS: &[crate::selftest::Test] = &[
+    crate::selftest::Test {
+        name: "boot: Limine requests sit between the start and end markers",
+        run: requests_between_markers,
+    },
+    crate::selftest::Test {
+        name: "boot: kernel loaded at its link address, page-aligned",
+        run: kernel_at_link_address,
+    },
+    crate::selftest::Test {
+        name: "boot: memory maps copied out of bootloader memory",
+        run: maps_copied,
+    },
+];
+
+fn requests_between_markers() -> crate::selftest::TestResult {
+    let start = &REQUESTS_START as *const _ as u64;
+    let end = &REQUESTS_END as *const _ as u64;
+    for (name, addr) in [
+        ("base revision", &BASE_REVISION as *const _ as u64),
+        ("memory map", &MEMMAP as *const _ as u64),
+        ("EFI memory map", &EFI_MEMMAP as *const _ as u64),
+        ("paging mode", &PAGING_MODE as *const _ as u64),
+    ] {
+        crate::check!(
+            start < addr && addr < end,
+            "{name} request at {addr:#x} is outside {start:#x}..{end:#x}"
+        );
+    }
+    Ok(())
+}
+
+fn kernel_at_link_address() -> crate::selftest::TestResult {
+    unsafe extern "C" {
+        static __kernel_start: u8;
+    }
+    // SAFETY: only the address of the linker symbol is taken.
+    let linked = unsafe { &__kernel_start as *const u8 as u64 };
+    let boot = info();
+    crate::check!(
+        boot.kernel_virt == linked,
+        "Limine reports virtual base {:#x}, linked at {linked:#x}",
+        boot.kernel_virt
+    );
+    crate::check!(
+        boot.kernel_phys.is_multiple_of(4096),
+        "physical base {:#x} not page-aligned",
+        boot.kernel_phys
+    );
+    Ok(())
+}
+
+fn maps_copied() -> crate::selftest::TestResult {
+    let raw = RAW_MAPS.lock();
+    crate::check!(!raw.limine().is_empty(), "no Limine memory-map entries");
+    crate::check!(
+        raw.limine().iter().any(|e| e.ty == 6),
+        "no executable-and-modules entry (the kernel) in Limine's map"
+    );
+    if info().firmware.is_uefi() {
+        let Some((bytes, meta)) = raw.efi() else {
+            return Err(crate::fail!("UEFI boot without an EFI memory map copy"));
+        };
+        crate::check!(
+            meta.desc_size >= 40 && bytes.len().is_multiple_of(meta.desc_size),
+            "EFI map of {} bytes with desc_size {}",
+            bytes.len(),
+            meta.desc_size
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,81 @@
+//! baton's own GDT and TSS, replacing Limine's (which lives in its HHDM and
+//! would not survive the switch to baton's page tables).
+//!
+//! The TSS carries the interrupt stack table: double faults, NMIs and
+//! machine checks run on stacks of their own, so a kernel stack overflow
+//! still gets reported.
+
+use x86_64::VirtAddr;
+
+use super::Stack;
+use x86_64::instructions::segmentation::{CS, DS, ES, SS, Segment};
+use x86_64::instructions::tables::load_tss;
+use x86_64::structures::gdt::{Descriptor, GlobalDescriptorTable, SegmentSelector};
+use x86_64::structures::tss::TaskStateSegment;
+
+/// IST slot (1-based in the IDT, 0-based in the TSS) for double faults.
+pub const IST_DOUBLE_FAULT: u16 = 0;
+/// IST slot for NMIs.
+pub const IST_NMI: u16 = 1;
+/// IST slot for machine checks.
+pub const IST_MACHINE_CHECK: u16 = 2;
+
+/// Size of each IST stack.
+pub const IST_STACK_SIZE: usize = 16 * 1024;
+
+// The CPU switches to these; Rust code never touches their content.
+static IST_STACKS: [Stack<IST_STACK_SIZE>; 3] = [Stack::new(), Stack::new(), Stack::new()];
+
+/// Selectors of baton's GDT.
+#[derive(Debug, Clone, Copy)]
+pub struct Selectors {
+    pub code: SegmentSelector,
+    pub data: SegmentSelector,
+    pub tss: SegmentSelector,
+}
+
+static TSS: spin::Once<TaskStateSegment> = spin::Once::new();
+static GDT: spin::Once<(GlobalDescriptorTable, Selectors)> = spin::Once::new();
+
+/// The bounds of IST stack `slot`.
+pub fn ist_stack(slot: u16) -> (u64, u64) {
+    IST_STACKS[slot as usize].bounds()
+}
+
+/// The TSS baton loaded.
+pub fn tss() -> &'static TaskStateSegment {
+    TSS.get().expect("GDT not initialised")
+}
+
+/// baton's GDT and its selectors.
+pub fn gdt() -> &'static (GlobalDescriptorTable, Selectors) {
+    GDT.get().expect("GDT not initialised")
+}
+
+/// Loads baton's GDT and TSS and reloads every segment register.
+pub fn init() {
+    let tss = TSS.call_once(|| {
+        let mut tss = TaskStateSegment::new();
+        for (slot, stack) in IST_STACKS.iter().enumerate() {
+            tss.interrupt_stack_table[slot] = VirtAddr::new(stack.bounds().1);
+        }
+        tss
+    });
+    let (gdt, sel) = GDT.call_once(|| {
+        let mut gdt = GlobalDescriptorTable::new();
+        let code = gdt.append(Descriptor::kernel_code_segment());
+        let data = gdt.append(Descriptor::kernel_data_segment());
+        let tss = gdt.append(Descriptor::tss_segment(tss));
+        (gdt, Selectors { code, data, tss })
+    });
+    gdt.load();
+    // SAFETY: the selectors index the GDT just loaded: a 64-bit code
+    // segment, a data segment and an available TSS, all at ring 0.
+    unsafe {
+        CS::set_reg(sel.code);
+        SS::set_reg(sel.data);
+        DS::set_reg(sel.data);
+        ES::set_reg(sel.data);
+        load_tss(sel.tss);
+    }
+}

@@ -1,0 +1,293 @@
+//! baton's IDT and the exception entry path.
+//!
+//! Stable Rust has no `extern "x86-interrupt"`, so the entry stubs are
+//! assembly: one 16-byte stub per vector pushes a zero error code where the
+//! CPU pushes none, then the vector, and jumps to a common path that saves
+//! the general registers and calls [`trap_dispatch`] with the frame.
+//! Returning from it resumes the interrupted code (`iretq`), so the handler
+//! can also redirect RIP (see [`probe_read`]).
+
+use core::arch::{asm, global_asm};
+use core::fmt::Write;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use x86_64::VirtAddr;
+use x86_64::registers::control::Cr2;
+use x86_64::structures::idt::InterruptDescriptorTable;
+
+use super::gdt;
+
+/// The saved state of an interrupted context, in stack order.
+#[repr(C)]
+#[derive(Debug)]
+pub struct TrapFrame {
+    pub r15: u64,
+    pub r14: u64,
+    pub r13: u64,
+    pub r12: u64,
+    pub r11: u64,
+    pub r10: u64,
+    pub r9: u64,
+    pub r8: u64,
+    pub rbp: u64,
+    pub rdi: u64,
+    pub rsi: u64,
+    pub rdx: u64,
+    pub rcx: u64,
+    pub rbx: u64,
+    pub rax: u64,
+    pub vector: u64,
+    pub error_code: u64,
+    pub rip: u64,
+    pub cs: u64,
+    pub rflags: u64,
+    pub rsp: u64,
+    pub ss: u64,
+}
+
+const STUB_SIZE: u64 = 16;
+
+// Stubs for all 256 vectors, 16 bytes apart. Stack alignment: the CPU
+// aligns RSP to 16 and pushes 5 words; with the error code, the vector and
+// 15 registers the call below happens on a 16-byte aligned stack.
+global_asm!(
+    r#"
+    .section .text.trap_stubs, "ax"
+    .balign 16
+    .global baton_trap_stubs
+baton_trap_stubs:
+    .set vec, 0
+    .rept 256
+    .balign 16
+    .if (vec == 8) || ((vec >= 10) && (vec <= 14)) || (vec == 17) || (vec == 21) || (vec == 29) || (vec == 30)
+    .else
+    pushq $0
+    .endif
+    pushq $vec
+    jmp baton_trap_common
+    .set vec, vec + 1
+    .endr
+
+    .balign 16
+baton_trap_common:
+    pushq %rax
+    pushq %rbx
+    pushq %rcx
+    pushq %rdx
+    pushq %rsi
+    pushq %rdi
+    pushq %rbp
+    pushq %r8
+    pushq %r9
+    pushq %r10
+    pushq %r11
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    movq %rsp, %rdi
+    cld
+    call {dispatch}
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %r11
+    popq %r10
+    popq %r9
+    popq %r8
+    popq %rbp
+    popq %rdi
+    popq %rsi
+    popq %rdx
+    popq %rcx
+    popq %rbx
+    popq %rax
+    addq $16, %rsp
+    iretq
+    "#,
+    dispatch = sym trap_dispatch,
+    options(att_syntax),
+);
+
+unsafe extern "C" {
+    static baton_trap_stubs: [u8; 256 * STUB_SIZE as usize];
+}
+
+static IDT: spin::Once<InterruptDescriptorTable> = spin::Once::new();
+
+/// Breakpoints taken (the self-tests check `int3` comes back).
+pub static BREAKPOINTS: AtomicU64 = AtomicU64::new(0);
+
+/// Resume address for [`probe_read`]; 0 when no probe is armed.
+static RECOVERY_RIP: AtomicU64 = AtomicU64::new(0);
+
+/// The fault a probe ran into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fault {
+    pub vector: u64,
+    pub error_code: u64,
+    /// CR2 for page faults, else 0.
+    pub address: u64,
+}
+
+static LAST_FAULT: spin::Mutex<Option<Fault>> = spin::Mutex::new(None);
+
+fn stub(vector: usize) -> VirtAddr {
+    // SAFETY: only the address of the stub table is taken.
+    let base = unsafe { baton_trap_stubs.as_ptr() } as u64;
+    VirtAddr::new(base + vector as u64 * STUB_SIZE)
+}
+
+/// Builds and loads baton's IDT: every vector goes to its stub; double
+/// faults, NMIs and machine checks switch to their IST stacks.
+pub fn init() {
+    let idt = IDT.call_once(|| {
+        let mut idt = InterruptDescriptorTable::new();
+        // SAFETY: each address is the stub for exactly that vector, which
+        // saves all state, handles the CPU's error-code convention for the
+        // vector and ends in iretq; the IST indices exist in baton's TSS.
+        unsafe {
+            idt.divide_error.set_handler_addr(stub(0));
+            idt.debug.set_handler_addr(stub(1));
+            idt.non_maskable_interrupt
+                .set_handler_addr(stub(2))
+                .set_stack_index(gdt::IST_NMI);
+            idt.breakpoint.set_handler_addr(stub(3));
+            idt.overflow.set_handler_addr(stub(4));
+            idt.bound_range_exceeded.set_handler_addr(stub(5));
+            idt.invalid_opcode.set_handler_addr(stub(6));
+            idt.device_not_available.set_handler_addr(stub(7));
+            idt.double_fault
+                .set_handler_addr(stub(8))
+                .set_stack_index(gdt::IST_DOUBLE_FAULT);
+            idt.invalid_tss.set_handler_addr(stub(10));
+            idt.segment_not_present.set_handler_addr(stub(11));
+            idt.stack_segment_fault.set_handler_addr(stub(12));
+            idt.general_protection_fault.set_handler_addr(stub(13));
+            idt.page_fault.set_handler_addr(stub(14));
+            idt.x87_floating_point.set_handler_addr(stub(16));
+            idt.alignment_check.set_handler_addr(stub(17));
+            idt.machine_check
+                .set_handler_addr(stub(18))
+                .set_stack_index(gdt::IST_MACHINE_CHECK);
+            idt.simd_floating_point.set_handler_addr(stub(19));
+            idt.virtualization.set_handler_addr(stub(20));
+            idt.cp_protection_exception.set_handler_addr(stub(21));
+            idt.hv_injection_exception.set_handler_addr(stub(28));
+            idt.vmm_communication_exception.set_handler_addr(stub(29));
+            idt.security_exception.set_handler_addr(stub(30));
+            for vector in 32..=255u8 {
+                idt[vector].set_handler_addr(stub(vector as usize));
+            }
+        }
+        idt
+    });
+    idt.load();
+}
+
+/// The IDT baton loaded.
+pub fn idt() -> &'static InterruptDescriptorTable {
+    IDT.get().expect("IDT not initialised")
+}
+
+/// Reads the 8 bytes at `addr`, or reports the fault it causes
+/// (page fault or general protection) instead of stopping the kernel.
+pub fn probe_read(addr: u64) -> Result<u64, Fault> {
+    *LAST_FAULT.lock() = None;
+    let value: u64;
+    // SAFETY: the read may fault; the handler then sees the armed recovery
+    // address, records the fault and resumes at label 2, after the load.
+    // Nothing else runs in between (interrupts are off during boot).
+    unsafe {
+        asm!(
+            "lea {tmp}, [rip + 2f]",
+            "mov [{recovery}], {tmp}",
+            "xor {value:e}, {value:e}",
+            "mov {value}, [{addr}]",
+            "2:",
+            "mov qword ptr [{recovery}], 0",
+            addr = in(reg) addr,
+            recovery = in(reg) RECOVERY_RIP.as_ptr(),
+            tmp = out(reg) _,
+            value = out(reg) value,
+            options(nostack),
+        );
+    }
+    match LAST_FAULT.lock().take() {
+        Some(fault) => Err(fault),
+        None => Ok(value),
+    }
+}
+
+extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
+    match frame.vector {
+        3 => {
+            BREAKPOINTS.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        13 | 14 => {
+            let recovery = RECOVERY_RIP.swap(0, Ordering::Relaxed);
+            if recovery != 0 {
+                let address = if frame.vector == 14 {
+                    Cr2::read_raw()
+                } else {
+                    0
+                };
+                *LAST_FAULT.lock() = Some(Fault {
+                    vector: frame.vector,
+                    error_code: frame.error_code,
+                    address,
+                });
+                frame.rip = recovery;
+                return;
+            }
+        }
+        _ => {}
+    }
+    report(frame);
+    crate::exit::fatal();
+}
+
+/// Prints everything known about an unexpected exception.
+fn report(frame: &TrapFrame) {
+    let name = handoff::fault::exception_name(frame.vector);
+    let mut out = crate::console::EmergencyWriter;
+    let _ = writeln!(
+        out,
+        "\nbaton: EXCEPTION {name} (vector {}) error code {:#x}",
+        frame.vector, frame.error_code
+    );
+    let _ = writeln!(
+        out,
+        "  RIP {:#018x} CS {:#x} RFLAGS {:#x} RSP {:#018x} SS {:#x}",
+        frame.rip, frame.cs, frame.rflags, frame.rsp, frame.ss
+    );
+    if frame.vector == 14 {
+        let cr2 = Cr2::read_raw();
+        let _ = writeln!(
+            out,
+            "  CR2 {cr2:#018x}: {}",
+            handoff::fault::PageFaultError(frame.error_code)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  RAX {:#018x} RBX {:#018x} RCX {:#018x} RDX {:#018x}\n  RSI {:#018x} RDI {:#018x} RBP {:#018x} R8  {:#018x}\n  R9  {:#018x} R10 {:#018x} R11 {:#018x} R12 {:#018x}\n  R13 {:#018x} R14 {:#018x} R15 {:#018x}",
+        frame.rax,
+        frame.rbx,
+        frame.rcx,
+        frame.rdx,
+        frame.rsi,
+        frame.rdi,
+        frame.rbp,
+        frame.r8,
+        frame.r9,
+        frame.r10,
+        frame.r11,
+        frame.r12,
+        frame.r13,
+        frame.r14,
+        frame.r15
+    );
+}
