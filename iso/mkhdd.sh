@@ -15,7 +15,7 @@ rm -f "$out"
 truncate -s 64M "$out"
 # Partition 1: from 1 MiB to the end, EFI system partition.
 printf 'label: gpt\nstart=2048, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name="ESP"\n' \
-    | sfdisk --quiet "$out"
+    | "$(command -v sfdisk || echo /sbin/sfdisk)" --quiet "$out"
 img="$out@@1M"
 mformat -i "$img" -F -v BATON ::
 mmd -i "$img" ::/EFI ::/EFI/BOOT ::/boot ::/boot/limine

@@ -38,6 +38,7 @@ unsafe extern "C" fn _start() -> ! {
     )
 }
 
+#[unsafe(no_mangle)]
 extern "C" fn kmain() -> ! {
     console::init();
     cpu::init();

@@ -1,1 +1,399 @@
-fn main() {}
+//! baton's QEMU boot tests.
+//!
+//! `boot-tests [--kernel PATH] [--jobs N] [--list] [FILTER...]` builds the
+//! images the selected cases need, boots each case in QEMU (OVMF or
+//! SeaBIOS) with a timeout, keeps every serial log under
+//! `$BUILD_DIR/tests/logs/`, and checks the exit status and the log. A
+//! failing case prints why and the tail of its log. Exit status: 0 when
+//! every selected case passed.
+
+mod cases;
+mod check;
+mod qemu;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::sync::Mutex;
+use std::time::Duration;
+use std::{env, fs, thread};
+
+use cases::{Case, Firmware, Kernel, Media, Needs};
+use qemu::Ending;
+
+const TIMEOUT: Duration = Duration::from_secs(90);
+const TAIL: usize = 40;
+
+struct Config {
+    root: PathBuf,
+    build: PathBuf,
+    kernel: PathBuf,
+    ovmf: PathBuf,
+    jobs: usize,
+    filters: Vec<String>,
+    list: bool,
+}
+
+fn usage() -> ! {
+    eprintln!("usage: boot-tests [--kernel PATH] [--jobs N] [--list] [FILTER...]");
+    std::process::exit(2);
+}
+
+fn config() -> Config {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf();
+    let build = root.join(env::var("BUILD_DIR").unwrap_or_else(|_| "build".into()));
+    let mut kernel = build.join("baton");
+    let mut jobs = thread::available_parallelism().map_or(2, |n| n.get());
+    let mut filters = Vec::new();
+    let mut list = false;
+    let mut args = env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--kernel" => kernel = root.join(args.next().unwrap_or_else(|| usage())),
+            "--jobs" => {
+                jobs = args
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or_else(|| usage())
+            }
+            "--list" => list = true,
+            a if a.starts_with('-') => usage(),
+            a => filters.push(a.to_owned()),
+        }
+    }
+    let ovmf = Command::new(root.join("iso/find-ovmf.sh"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
+        .unwrap_or_else(|| {
+            eprintln!("boot-tests: no OVMF firmware found (see iso/find-ovmf.sh)");
+            std::process::exit(2)
+        });
+    Config {
+        root,
+        build,
+        kernel,
+        ovmf,
+        jobs: jobs.max(1),
+        filters,
+        list,
+    }
+}
+
+/// Why a case cannot run here, if it cannot.
+fn unmet(case: &Case) -> Option<&'static str> {
+    match case.needs {
+        Needs::Nothing => None,
+        Needs::LimineTool => qemu::on_path("limine")
+            .is_none()
+            .then_some("no `limine` host utility on PATH"),
+        Needs::Gdb => qemu::on_path("gdb").is_none().then_some("no gdb on PATH"),
+    }
+}
+
+/// Builds a kernel variant in its own target directory.
+fn build_kernel(cfg: &Config, kernel: Kernel) -> Result<PathBuf, String> {
+    let Some(feature) = kernel.feature() else {
+        if !cfg.kernel.is_file() {
+            return Err(format!(
+                "{} does not exist: run `make kernel` first",
+                cfg.kernel.display()
+            ));
+        }
+        return Ok(cfg.kernel.clone());
+    };
+    let target_dir = cfg.root.join("target/variants").join(feature);
+    let status = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(&cfg.root)
+        .args(["build", "-q", "-p", "kernel", "--release"])
+        .args(["--target", "x86_64-unknown-none", "--features", feature])
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .status()
+        .map_err(|e| format!("cargo: {e}"))?;
+    if !status.success() {
+        return Err(format!("building the kernel with feature {feature} failed"));
+    }
+    Ok(target_dir.join("x86_64-unknown-none/release/baton"))
+}
+
+type ImageKey = (Kernel, bool, &'static str);
+
+/// Builds every image the cases need, once each.
+fn build_images(cfg: &Config, cases: &[&Case]) -> Result<HashMap<ImageKey, PathBuf>, String> {
+    let dir = cfg.build.join("tests/images");
+    fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let mut kernels = HashMap::new();
+    let mut images = HashMap::new();
+    for case in cases {
+        let key = image_key(case);
+        if images.contains_key(&key) {
+            continue;
+        }
+        if let std::collections::hash_map::Entry::Vacant(slot) = kernels.entry(case.kernel) {
+            slot.insert(build_kernel(cfg, case.kernel)?);
+        }
+        let disk = key.1;
+        let path = dir.join(format!(
+            "{}.{}",
+            images.len(),
+            if disk { "hdd" } else { "iso" }
+        ));
+        let script = cfg
+            .root
+            .join(if disk { "iso/mkhdd.sh" } else { "iso/mkiso.sh" });
+        let status = Command::new(script)
+            .current_dir(&cfg.root)
+            .arg(&kernels[&case.kernel])
+            .arg(&path)
+            .arg(case.cmdline)
+            .status()
+            .map_err(|e| e.to_string())?;
+        if !status.success() {
+            return Err(format!("building image {} failed", path.display()));
+        }
+        images.insert(key, path);
+    }
+    Ok(images)
+}
+
+fn image_key(case: &Case) -> ImageKey {
+    (case.kernel, case.media != Media::Cdrom, case.cmdline)
+}
+
+fn qemu_args(cfg: &Config, case: &Case, image: &Path) -> Vec<String> {
+    let mut a: Vec<String> = ["-M", case.machine, "-accel", "tcg", "-m", case.memory]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    a.extend([
+        "-device".into(),
+        "isa-debug-exit,iobase=0xf4,iosize=0x04".into(),
+    ]);
+    if let Some(cpu) = case.cpu {
+        a.extend(["-cpu".into(), cpu.into()]);
+    }
+    if case.firmware == Firmware::Ovmf {
+        a.extend(["-bios".into(), cfg.ovmf.display().to_string()]);
+    }
+    let image = image.display().to_string();
+    match case.media {
+        Media::Cdrom => a.extend(["-cdrom".into(), image]),
+        Media::Disk => a.extend([
+            "-drive".into(),
+            // snapshot: cases share images and may run at once.
+            format!("if=ide,index=0,format=raw,media=disk,snapshot=on,file={image}"),
+        ]),
+        Media::UsbDisk => a.extend([
+            "-device".into(),
+            "qemu-xhci,id=xhci".into(),
+            "-drive".into(),
+            format!("if=none,id=stick,format=raw,snapshot=on,file={image}"),
+            "-device".into(),
+            "usb-storage,bus=xhci.0,drive=stick".into(),
+        ]),
+    }
+    a
+}
+
+enum Verdict {
+    Pass,
+    Skip(&'static str),
+    Fail(Vec<String>),
+}
+
+/// Boots one case and judges it.
+fn run_case(cfg: &Config, case: &Case, image: &Path) -> (Verdict, String) {
+    let logs = cfg.build.join("tests/logs");
+    let _ = fs::create_dir_all(&logs);
+    let serial_log = logs.join(format!("{}.log", case.name));
+    let qemu_log = logs.join(format!("{}.qemu.log", case.name));
+    if case.gdb {
+        return gdb_case(cfg, case, image, &serial_log, &qemu_log);
+    }
+    let run = qemu::boot(
+        &qemu_args(cfg, case, image),
+        &serial_log,
+        &qemu_log,
+        TIMEOUT,
+    );
+    let lines = check::clean_lines(&run.serial);
+    let mut problems = Vec::new();
+    if run.qemu_log.contains("Triple fault") {
+        problems.push("the guest triple-faulted".to_owned());
+    }
+    match run.ending {
+        Ending::Exited(code) if code == case.exit.status() => {}
+        Ending::Exited(code) => problems.push(format!(
+            "QEMU exited with {code}, expected {} ({:?})",
+            case.exit.status(),
+            case.exit
+        )),
+        Ending::Signalled => problems.push("QEMU was killed by a signal".into()),
+        Ending::TimedOut => problems.push(format!("timed out after {} s", TIMEOUT.as_secs())),
+    }
+    for pattern in case.common.iter().chain(case.lines) {
+        if check::find(&lines, pattern).is_none() {
+            problems.push(format!("no line matches \"{pattern}\""));
+        }
+    }
+    for pattern in cases::NEVER.iter().chain(case.absent) {
+        if let Some((i, line)) = check::find(&lines, pattern) {
+            problems.push(format!(
+                "line {} matches forbidden \"{pattern}\": {line}",
+                i + 1
+            ));
+        }
+    }
+    let timing = format!("{:.1} s", run.elapsed.as_secs_f64());
+    if problems.is_empty() {
+        (Verdict::Pass, timing)
+    } else {
+        let start = lines.len().saturating_sub(TAIL);
+        problems.push(format!(
+            "--- last {} lines of {} ---",
+            lines.len() - start,
+            serial_log.display()
+        ));
+        problems.extend(lines[start..].iter().map(|l| format!("  | {l}")));
+        if !run.qemu_log.trim().is_empty() && run.qemu_log.len() < 4000 {
+            problems.push(format!("--- {} ---", qemu_log.display()));
+            problems.extend(run.qemu_log.lines().map(|l| format!("  | {l}")));
+        }
+        (Verdict::Fail(problems), timing)
+    }
+}
+
+/// Starts QEMU halted with its gdbstub and has GDB, with the project's
+/// script, break at `kmain`.
+fn gdb_case(
+    cfg: &Config,
+    case: &Case,
+    image: &Path,
+    serial_log: &Path,
+    qemu_log: &Path,
+) -> (Verdict, String) {
+    let mut args = qemu_args(cfg, case, image);
+    args.extend(["-s".into(), "-S".into()]);
+    let (run, gdb) = thread::scope(|s| {
+        let qemu = s.spawn(|| qemu::boot(&args, serial_log, qemu_log, TIMEOUT));
+        // Give QEMU a moment to open its gdbstub.
+        thread::sleep(Duration::from_millis(500));
+        let gdb = Command::new("timeout")
+            .current_dir(&cfg.root)
+            .args(["60", "gdb", "-batch", "-nx", "-x", "baton.gdb"])
+            .args(["-ex", "break kmain", "-ex", "continue"])
+            .args(["-ex", "info symbol $pc", "-ex", "kill"])
+            .output();
+        (qemu.join().expect("QEMU thread"), gdb)
+    });
+    let timing = format!("{:.1} s", run.elapsed.as_secs_f64());
+    let output = match gdb {
+        Ok(o) => format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        Err(e) => return (Verdict::Fail(vec![format!("cannot run gdb: {e}")]), timing),
+    };
+    // GDB stops after kmain's prologue and may name a callee inlined
+    // there; the symbol of the stop address is what proves the breakpoint.
+    let stopped = output.lines().any(|l| l.starts_with("Breakpoint 1, "));
+    let in_kmain = output.lines().any(|l| {
+        l.ends_with(" in section .text") && (l.starts_with("kmain in") || l.starts_with("kmain + "))
+    });
+    if stopped && in_kmain {
+        (Verdict::Pass, timing)
+    } else {
+        let mut problems = vec!["GDB did not stop at kmain; its output:".to_owned()];
+        problems.extend(output.lines().map(|l| format!("  | {l}")));
+        (Verdict::Fail(problems), timing)
+    }
+}
+
+fn main() -> ExitCode {
+    let cfg = config();
+    let all = cases::all();
+    let selected: Vec<&Case> = all
+        .iter()
+        .filter(|c| {
+            cfg.filters.is_empty() || cfg.filters.iter().any(|f| c.name.contains(f.as_str()))
+        })
+        .collect();
+    if cfg.list {
+        for c in &selected {
+            println!("{:28} {}", c.name, c.about);
+        }
+        return ExitCode::SUCCESS;
+    }
+    if selected.is_empty() {
+        eprintln!("boot-tests: no case matches {:?}", cfg.filters);
+        return ExitCode::FAILURE;
+    }
+    let runnable: Vec<&Case> = selected
+        .iter()
+        .copied()
+        .filter(|c| unmet(c).is_none())
+        .collect();
+    let images = match build_images(&cfg, &runnable) {
+        Ok(images) => images,
+        Err(e) => {
+            eprintln!("boot-tests: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!(
+        "boot-tests: {} cases, {} images, {} at a time",
+        selected.len(),
+        images.len(),
+        cfg.jobs
+    );
+
+    let queue = Mutex::new(selected.iter().copied());
+    let results = Mutex::new(Vec::new());
+    thread::scope(|s| {
+        for _ in 0..cfg.jobs {
+            s.spawn(|| {
+                loop {
+                    let Some(case) = queue.lock().unwrap().next() else {
+                        break;
+                    };
+                    let (verdict, timing) = match unmet(case) {
+                        Some(why) => (Verdict::Skip(why), String::new()),
+                        None => run_case(&cfg, case, &images[&image_key(case)]),
+                    };
+                    let mut out = String::new();
+                    match &verdict {
+                        Verdict::Pass => out += &format!("PASS {} ({timing})\n", case.name),
+                        Verdict::Skip(why) => out += &format!("SKIP {}: {why}\n", case.name),
+                        Verdict::Fail(problems) => {
+                            out += &format!("FAIL {} ({timing}): {}\n", case.name, case.about);
+                            for p in problems {
+                                out += &format!("    {p}\n");
+                            }
+                        }
+                    }
+                    print!("{out}");
+                    results.lock().unwrap().push(verdict);
+                }
+            });
+        }
+    });
+    let results = results.into_inner().unwrap();
+    let count = |f: fn(&Verdict) -> bool| results.iter().filter(|v| f(v)).count();
+    let (passed, skipped, failed) = (
+        count(|v| matches!(v, Verdict::Pass)),
+        count(|v| matches!(v, Verdict::Skip(_))),
+        count(|v| matches!(v, Verdict::Fail(_))),
+    );
+    println!("boot-tests: {passed} passed, {failed} failed, {skipped} skipped");
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

@@ -1,0 +1,98 @@
+# baton: build, run and test. See README.md.
+#
+#   make / make kernel   build the kernel ELF (build/baton)
+#   make iso             hybrid UEFI/BIOS ISO (build/baton.iso)
+#   make hdd             GPT disk with an EFI system partition (build/baton.hdd)
+#   make run             QEMU (q35, OVMF), serial on the terminal
+#   make run-bios        the same under SeaBIOS
+#   make run-hdd         the disk image as a USB stick under OVMF
+#   make debug           QEMU waiting for GDB (then: gdb -x baton.gdb)
+#   make test            rustfmt, clippy, host tests, QEMU boot tests
+#   make deps            check and install prerequisites
+#
+# Variables: CMDLINE='...' (baked into the image's limine.conf),
+# QEMUFLAGS='...', MEM=1G, MACHINE=q35, ACCEL=tcg, OVMF=/path/to/OVMF.fd,
+# LIMINE_DIR=/path/to/limine, BOOT_TESTS='filter ...' (test names).
+
+SHELL := bash
+.DEFAULT_GOAL := kernel
+
+BUILD ?= build
+TARGET := x86_64-unknown-none
+KERNEL_ELF := target/$(TARGET)/release/baton
+KERNEL := $(BUILD)/baton
+ISO := $(BUILD)/baton.iso
+HDD := $(BUILD)/baton.hdd
+
+CMDLINE ?=
+QEMUFLAGS ?=
+MEM ?= 1G
+MACHINE ?= q35
+ACCEL ?= tcg
+BOOT_TESTS ?=
+
+export BUILD_DIR := $(BUILD)
+export OVMF
+export LIMINE_DIR
+
+OVMF_FD = $(shell iso/find-ovmf.sh)
+QEMU := qemu-system-x86_64
+QEMU_BASE = -M $(MACHINE) -accel $(ACCEL) -m $(MEM) -serial mon:stdio -display none \
+	-no-reboot -device isa-debug-exit,iobase=0xf4,iosize=0x04
+# isa-debug-exit ends QEMU with 33 for a clean power-off or passing tests.
+QEMU_OK = || [ $$? -eq 33 ]
+
+.PHONY: all kernel iso hdd run run-bios run-hdd debug deps test fmt-check clippy \
+	host-test boot-test clean
+
+all: kernel
+
+kernel:
+	cargo build -p kernel --target $(TARGET) --release
+	@mkdir -p $(BUILD)
+	cp $(KERNEL_ELF) $(KERNEL)
+
+iso: kernel
+	iso/mkiso.sh $(KERNEL) $(ISO) "$(CMDLINE)"
+
+hdd: kernel
+	iso/mkhdd.sh $(KERNEL) $(HDD) "$(CMDLINE)"
+
+run: deps iso
+	$(QEMU) $(QEMU_BASE) -bios "$(OVMF_FD)" -cdrom $(ISO) $(QEMUFLAGS) $(QEMU_OK)
+
+run-bios: deps iso
+	$(QEMU) $(QEMU_BASE) -cdrom $(ISO) $(QEMUFLAGS) $(QEMU_OK)
+
+run-hdd: deps hdd
+	$(QEMU) $(QEMU_BASE) -bios "$(OVMF_FD)" -device qemu-xhci,id=xhci \
+		-drive if=none,id=stick,format=raw,file=$(HDD) \
+		-device usb-storage,bus=xhci.0,drive=stick $(QEMUFLAGS) $(QEMU_OK)
+
+debug: deps iso
+	@echo "QEMU is waiting for GDB on localhost:1234. In another terminal: gdb -x baton.gdb"
+	$(QEMU) $(QEMU_BASE) -bios "$(OVMF_FD)" -cdrom $(ISO) -s -S $(QEMUFLAGS) $(QEMU_OK)
+
+deps:
+	@iso/deps.sh
+
+test: deps fmt-check clippy host-test boot-test
+
+fmt-check:
+	cargo fmt --all -- --check
+
+clippy:
+	cargo clippy -p handoff --all-targets --all-features -- -D warnings
+	cargo clippy -p boot-tests --all-targets -- -D warnings
+	cargo clippy -p kernel --target $(TARGET) --release -- -D warnings
+	cargo clippy -p kernel --target $(TARGET) --release --all-features -- -D warnings
+
+host-test:
+	cargo test -p handoff -p boot-tests
+
+boot-test: kernel
+	cargo run -q --release -p boot-tests -- --kernel $(KERNEL) $(BOOT_TESTS)
+
+clean:
+	cargo clean
+	rm -rf $(BUILD)

@@ -1,0 +1,229 @@
+//! The boot tests: one QEMU boot per property (STYLE.md, item 11).
+//!
+//! Each case names the image it boots (kernel build, medium, command line),
+//! the machine, and what must hold afterwards: the exit status (from
+//! isa-debug-exit: 33 pass, 35 fail), lines that must appear in the serial
+//! log (`*` matches anything) and lines that must not.
+
+/// Which kernel build the image holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kernel {
+    /// The kernel as `make kernel` builds it.
+    Default,
+    /// Built without the HHDM request (feature `test-omit-hhdm-request`):
+    /// Limine really gives no HHDM response.
+    OmitHhdm,
+}
+
+impl Kernel {
+    /// The cargo feature selecting this build, if any.
+    pub fn feature(self) -> Option<&'static str> {
+        match self {
+            Kernel::Default => None,
+            Kernel::OmitHhdm => Some("test-omit-hhdm-request"),
+        }
+    }
+}
+
+/// How the image reaches the machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Media {
+    /// The hybrid ISO as a CD-ROM.
+    Cdrom,
+    /// The GPT disk image as a USB mass-storage device on an xHCI controller.
+    UsbDisk,
+    /// The GPT disk image as the first hard disk.
+    Disk,
+}
+
+/// The firmware QEMU runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Firmware {
+    /// OVMF as `-bios OVMF.fd` (UEFI).
+    Ovmf,
+    /// QEMU's default SeaBIOS (legacy BIOS).
+    SeaBios,
+}
+
+/// How QEMU must end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// isa-debug-exit with the pass verdict (status 33).
+    Pass,
+    /// isa-debug-exit with the fail verdict (status 35).
+    Fail,
+}
+
+impl Exit {
+    pub fn status(self) -> i32 {
+        match self {
+            Exit::Pass => 33,
+            Exit::Fail => 35,
+        }
+    }
+}
+
+/// A tool a case needs beyond QEMU; without it the case is skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    Nothing,
+    /// The `limine` host utility (BIOS boot of the disk image).
+    LimineTool,
+    /// GDB, driving QEMU's gdbstub.
+    Gdb,
+}
+
+/// One boot and what must hold about it.
+#[derive(Debug, Clone, Copy)]
+pub struct Case {
+    pub name: &'static str,
+    pub about: &'static str,
+    pub kernel: Kernel,
+    pub media: Media,
+    pub cmdline: &'static str,
+    pub firmware: Firmware,
+    pub machine: &'static str,
+    pub cpu: Option<&'static str>,
+    pub memory: &'static str,
+    pub exit: Exit,
+    /// Patterns every boot of its kind must log (default: [`HANDOVER`]).
+    pub common: &'static [&'static str],
+    /// Patterns that must each match a line of the serial log.
+    pub lines: &'static [&'static str],
+    /// Patterns that must match no line.
+    pub absent: &'static [&'static str],
+    pub needs: Needs,
+    /// Instead of booting to the end: stop at `kmain` under GDB.
+    pub gdb: bool,
+}
+
+const BASE: Case = Case {
+    name: "",
+    about: "",
+    kernel: Kernel::Default,
+    media: Media::Cdrom,
+    cmdline: "test",
+    firmware: Firmware::Ovmf,
+    machine: "q35",
+    cpu: None,
+    memory: "1G",
+    exit: Exit::Pass,
+    common: HANDOVER,
+    lines: &[],
+    absent: &[],
+    needs: Needs::Nothing,
+    gdb: false,
+};
+
+/// Lines that no boot may print unless its case says otherwise.
+pub const NEVER: &[&str] = &["baton: PANIC", "baton: EXCEPTION"];
+
+/// What every complete boot logs about the handover (issue 2).
+pub const HANDOVER: &[&str] = &[
+    "] INFO  baton * booting",
+    "cpu: own stack, GDT/TSS (IST for #DF, NMI, #MC) and IDT loaded; TSC * MHz",
+    "boot: bootloader Limine *, firmware *",
+    "boot: base revision requested 5, in effect *",
+    "boot: HHDM offset 0x*",
+    "boot: kernel at physical 0x*, virtual 0xffffffff80000000",
+    "boot: paging *-level",
+    "boot: command line \"*\"",
+    "boot: memory map: * Limine entries*",
+    "selftest: all * tests passed",
+];
+
+pub fn all() -> Vec<Case> {
+    vec![
+        Case {
+            name: "uefi-cd",
+            about: "UEFI (OVMF) boot from the ISO: handover logged, self-tests pass",
+            lines: &[
+                "firmware UEFI (64-bit)",
+                "boot: paging 4-level",
+                "boot: command line \"test\"",
+                "EFI descriptors (desc_size *, version 1)",
+                "boot: EFI system table at physical 0x*",
+            ],
+            ..BASE
+        },
+        Case {
+            name: "bios-cd",
+            about: "legacy BIOS (SeaBIOS) boot from the ISO: no EFI map, still works",
+            firmware: Firmware::SeaBios,
+            lines: &[
+                "firmware BIOS",
+                "boot: memory map: * Limine entries, no EFI memory map",
+            ],
+            absent: &["EFI system table"],
+            ..BASE
+        },
+        Case {
+            name: "uefi-usb-disk",
+            about: "the GPT disk image as a USB stick (qemu-xhci + usb-storage) under OVMF",
+            media: Media::UsbDisk,
+            lines: &["firmware UEFI (64-bit)"],
+            ..BASE
+        },
+        Case {
+            name: "bios-disk",
+            about: "the GPT disk image under SeaBIOS (needs the limine host utility)",
+            media: Media::Disk,
+            firmware: Firmware::SeaBios,
+            needs: Needs::LimineTool,
+            lines: &["firmware BIOS"],
+            ..BASE
+        },
+        Case {
+            name: "uefi-5-level",
+            about: "-cpu max: Limine hands over in 5-level paging and baton says so",
+            cpu: Some("max"),
+            lines: &[
+                "boot: paging 5-level",
+                "boot: HHDM offset 0xff00000000000000",
+            ],
+            ..BASE
+        },
+        Case {
+            name: "missing-hhdm-response",
+            about: "a kernel without the HHDM request stops cleanly, saying what is missing",
+            kernel: Kernel::OmitHhdm,
+            exit: Exit::Fail,
+            common: &[],
+            lines: &[
+                "boot: missing Limine response: HHDM (higher-half direct map)*",
+                "boot: cannot continue; stopping",
+            ],
+            absent: &["selftest:", "boot: HHDM offset"],
+            ..BASE
+        },
+        Case {
+            name: "cmdline-loglevel",
+            about: "loglevel=warn silences info; unknown options are logged, not fatal",
+            cmdline: "loglevel=warn bogus poweroff",
+            common: &[],
+            lines: &["WARN  cmdline: unknown option `bogus` ignored"],
+            absent: &["INFO "],
+            ..BASE
+        },
+        Case {
+            name: "poweroff",
+            about: "poweroff ends the run through isa-debug-exit once boot is complete",
+            cmdline: "poweroff",
+            common: &[],
+            lines: &[
+                "boot: bootloader Limine *",
+                "poweroff: boot complete, powering off through isa-debug-exit",
+            ],
+            absent: &["selftest:"],
+            ..BASE
+        },
+        Case {
+            name: "gdb-break-kmain",
+            about: "baton.gdb loads the kernel's symbols: `break kmain` stops there",
+            needs: Needs::Gdb,
+            gdb: true,
+            common: &[],
+            ..BASE
+        },
+    ]
+}

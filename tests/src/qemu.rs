@@ -1,0 +1,84 @@
+//! Running one QEMU boot with a timeout and collecting its output.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How a boot ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// QEMU exited with this status.
+    Exited(i32),
+    /// QEMU was killed by a signal.
+    Signalled,
+    /// QEMU ran past the timeout and was killed.
+    TimedOut,
+}
+
+/// The outcome of a boot: how it ended, the serial log and QEMU's own log.
+pub struct Run {
+    pub ending: Ending,
+    pub serial: Vec<u8>,
+    pub qemu_log: String,
+    pub elapsed: Duration,
+}
+
+/// Boots QEMU with `args`; the serial console goes to `serial_log` and
+/// QEMU's reset log (which records triple faults) to `qemu_log`.
+pub fn boot(args: &[String], serial_log: &Path, qemu_log: &Path, timeout: Duration) -> Run {
+    let _ = fs::remove_file(serial_log);
+    let _ = fs::remove_file(qemu_log);
+    let start = Instant::now();
+    let mut child = Command::new("qemu-system-x86_64")
+        .args(args)
+        .arg("-serial")
+        .arg(format!("file:{}", serial_log.display()))
+        .args(["-display", "none", "-monitor", "none", "-no-reboot"])
+        .args(["-d", "cpu_reset", "-D"])
+        .arg(qemu_log)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot start qemu-system-x86_64");
+    let ending = loop {
+        match child.try_wait().expect("waiting for QEMU") {
+            Some(status) => {
+                break match status.code() {
+                    Some(code) => Ending::Exited(code),
+                    None => Ending::Signalled,
+                };
+            }
+            None if start.elapsed() > timeout => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break Ending::TimedOut;
+            }
+            None => thread::sleep(Duration::from_millis(50)),
+        }
+    };
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        use std::io::Read;
+        let _ = e.read_to_string(&mut stderr);
+    }
+    let mut qemu_log = fs::read_to_string(qemu_log).unwrap_or_default();
+    qemu_log.push_str(&stderr);
+    Run {
+        ending,
+        serial: fs::read(serial_log).unwrap_or_default(),
+        qemu_log,
+        elapsed: start.elapsed(),
+    }
+}
+
+/// Whether a program is on PATH.
+pub fn on_path(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(program))
+            .find(|p| p.is_file())
+    })
+}
