@@ -2,6 +2,7 @@
 
 use core::cell::UnsafeCell;
 
+pub mod features;
 pub mod gdt;
 pub mod tests;
 pub mod trap;
