@@ -258,3 +258,190 @@ impl<'a> EfiEntry<'a> {
         self.desc.att.contains(MemoryAttribute::RUNTIME)
     }
 }
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+
+    /// `descs` laid out with stride `desc_size`, as firmware writes them:
+    /// the padding after the type and after the descriptor holds junk, which
+    /// the parser must ignore.
+    pub(crate) fn encode(descs: &[MemoryDescriptor], desc_size: usize) -> Vec<u8> {
+        let mut bytes = vec![0xa5; descs.len() * desc_size];
+        for (d, raw) in descs.iter().zip(bytes.chunks_mut(desc_size)) {
+            raw[0..4].copy_from_slice(&d.ty.0.to_le_bytes());
+            raw[8..16].copy_from_slice(&d.phys_start.to_le_bytes());
+            raw[16..24].copy_from_slice(&d.virt_start.to_le_bytes());
+            raw[24..32].copy_from_slice(&d.page_count.to_le_bytes());
+            raw[32..40].copy_from_slice(&d.att.bits().to_le_bytes());
+        }
+        bytes
+    }
+
+    pub(crate) fn desc(ty: MemoryType, start: u64, pages: u64, att: u64) -> MemoryDescriptor {
+        MemoryDescriptor {
+            ty,
+            phys_start: start,
+            virt_start: 0,
+            page_count: pages,
+            att: MemoryAttribute::from_bits_retain(att),
+        }
+    }
+
+    fn err(descs: &[MemoryDescriptor]) -> String {
+        EfiMemoryMap::parse(&encode(descs, 48), 48, 1, 46)
+            .unwrap_err()
+            .to_string()
+    }
+
+    const WB: u64 = 0xf; // UC | WC | WT | WB
+    const RT: u64 = 1 << 63;
+
+    #[test]
+    fn reads_every_stride() {
+        let descs = [
+            desc(MemoryType::BOOT_SERVICES_CODE, 0, 1, WB),
+            MemoryDescriptor {
+                virt_start: 0xdead_b000,
+                ..desc(MemoryType::RUNTIME_SERVICES_CODE, 0x1000, 0x9e, RT | WB)
+            },
+            desc(MemoryType::MMIO, 0xffc0_0000, 0x400, RT | 1),
+        ];
+        for desc_size in [40, 48, 64] {
+            let bytes = encode(&descs, desc_size);
+            let map = EfiMemoryMap::parse(&bytes, desc_size, 1, 46).unwrap();
+            assert_eq!((map.len(), map.desc_size()), (3, desc_size));
+            assert_eq!(map.iter().len(), 3);
+            for (i, e) in map.iter().enumerate() {
+                assert_eq!(e.index(), i);
+                assert_eq!(*e.desc(), descs[i], "stride {desc_size}");
+                assert_eq!(e.raw(), &bytes[i * desc_size..(i + 1) * desc_size]);
+            }
+            let rt = map.get(1).unwrap();
+            assert_eq!((rt.start(), rt.end()), (0x1000, 0x9f000));
+            assert_eq!(rt.kind(), Kind::RuntimeCode);
+            assert!(rt.is_runtime() && map.get(2).unwrap().is_runtime());
+            assert!(!map.get(0).unwrap().is_runtime());
+            assert_eq!(map.get(3), None);
+            assert_eq!(map.get(usize::MAX), None);
+        }
+    }
+
+    #[test]
+    fn empty_map_is_valid() {
+        let map = EfiMemoryMap::parse(&[], 48, 1, 46).unwrap();
+        assert!(map.is_empty() && map.iter().next().is_none());
+    }
+
+    #[test]
+    fn header_errors() {
+        let bytes = encode(&[desc(MemoryType::CONVENTIONAL, 0, 1, WB)], 48);
+        let e = |size, version, bits| {
+            EfiMemoryMap::parse(&bytes, size, version, bits)
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            e(48, 2, 46),
+            "EFI memory map descriptor version 2 is not supported (baton reads version 1)"
+        );
+        assert_eq!(
+            e(32, 1, 46),
+            "EFI memory map descriptor size 32 is smaller than a descriptor (40 bytes)"
+        );
+        assert_eq!(
+            e(44, 1, 46),
+            "EFI memory map descriptor size 44 is not a multiple of 8"
+        );
+        assert_eq!(
+            e(40, 1, 46),
+            "EFI memory map of 48 bytes is not a whole number of 40-byte descriptors"
+        );
+        assert_eq!(e(48, 1, 53), "MAXPHYADDR of 53 bits is outside 32..=52");
+        assert_eq!(e(48, 1, 31), "MAXPHYADDR of 31 bits is outside 32..=52");
+        EfiMemoryMap::parse(&bytes, 48, 1, 52).unwrap();
+        EfiMemoryMap::parse(&bytes, 48, 1, 32).unwrap();
+    }
+
+    #[test]
+    fn too_many_entries() {
+        let descs: Vec<_> = (0..MAX_EFI_ENTRIES as u64 + 1)
+            .map(|i| desc(MemoryType::CONVENTIONAL, i << 12, 1, WB))
+            .collect();
+        assert_eq!(
+            err(&descs),
+            "EFI memory map has 2049 entries; at most 2048 are supported"
+        );
+        let bytes = encode(&descs[..MAX_EFI_ENTRIES], 48);
+        EfiMemoryMap::parse(&bytes, 48, 1, 46).unwrap();
+    }
+
+    #[test]
+    fn zero_length() {
+        assert_eq!(
+            err(&[
+                desc(MemoryType::CONVENTIONAL, 0, 1, WB),
+                desc(MemoryType::BOOT_SERVICES_DATA, 0x1000, 0, WB)
+            ]),
+            "EFI memory map entry 1 (type 4, 0x1000-0x1000): zero length"
+        );
+    }
+
+    #[test]
+    fn misaligned() {
+        assert_eq!(
+            err(&[desc(MemoryType::CONVENTIONAL, 0x1800, 1, WB)]),
+            "EFI memory map entry 0 (type 7, 0x1800-0x2800): not aligned to 4 KiB"
+        );
+    }
+
+    #[test]
+    fn overflow() {
+        // The page count alone overflows, then start + length.
+        assert_eq!(
+            err(&[desc(MemoryType::CONVENTIONAL, 0, 1 << 52, WB)]),
+            "EFI memory map entry 0 (type 7, 0x0-0x10000000000000000): end overflows 64 bits"
+        );
+        assert_eq!(
+            err(&[desc(MemoryType::RESERVED, 0xffff_ffff_ffff_f000, 2, 0)]),
+            "EFI memory map entry 0 (type 0, 0xfffffffffffff000-0x10000000000001000): \
+             end overflows 64 bits"
+        );
+    }
+
+    #[test]
+    fn beyond_max_phys() {
+        assert_eq!(
+            err(&[desc(MemoryType::MMIO, 0x3fff_ffff_f000, 2, RT | 1)]),
+            "EFI memory map entry 0 (type 11, 0x3ffffffff000-0x400000001000): \
+             ends beyond MAXPHYADDR 0x400000000000 (46 bits)"
+        );
+    }
+
+    #[test]
+    fn unsorted() {
+        assert_eq!(
+            err(&[
+                desc(MemoryType::CONVENTIONAL, 0x10_0000, 0x100, WB),
+                desc(MemoryType::CONVENTIONAL, 0x1000, 1, WB)
+            ]),
+            "EFI memory map entry 1 (type 7, 0x1000-0x2000): starts below entry 0 \
+             (starts at 0x100000)"
+        );
+    }
+
+    #[test]
+    fn overlap() {
+        let mut descs: Vec<_> = (0..12)
+            .map(|i| desc(MemoryType::BOOT_SERVICES_DATA, i << 12, 1, WB))
+            .collect();
+        descs[11] = desc(MemoryType::BOOT_SERVICES_DATA, 0x10_0000, 0x80, WB);
+        descs.push(desc(MemoryType::CONVENTIONAL, 0x10_0000, 0x100, WB));
+        // The example from the issue, word for word.
+        assert_eq!(
+            err(&descs[..]),
+            "EFI memory map entry 12 (type 7, 0x100000-0x200000): overlaps entry 11 \
+             (ends at 0x180000)"
+        );
+    }
+}
