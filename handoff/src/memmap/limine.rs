@@ -227,6 +227,12 @@ mod tests {
             "Limine memory map entry 0 (type 1, 0x3ffffffff000-0x400000001000): \
              ends beyond MAXPHYADDR 0x400000000000 (46 bits)"
         );
+        // One byte past it is not (unaligned types are checked unrounded).
+        assert_eq!(
+            err(&[e(0x3fff_ffff_f000, 0x1001, RESERVED)]),
+            "Limine memory map entry 0 (type 1, 0x3ffffffff000-0x400000000001): \
+             ends beyond MAXPHYADDR 0x400000000000 (46 bits)"
+        );
         // Ending exactly at the limit is fine.
         LimineMap::parse(&[e(0x3fff_ffff_f000, 0x1000, USABLE)], 46).unwrap();
     }
