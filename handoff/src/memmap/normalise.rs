@@ -6,7 +6,8 @@
 //! descriptor currently open (there is at most one: the EFI map is
 //! disjoint). Between two consecutive event addresses the winning kind is
 //! the greatest kind with a non-zero count, found in at most
-//! [`Kind::COUNT`] steps; where every count is zero there is a hole. Each
+//! [`Kind::COUNT`] steps (so O(n log n + n * 14) in all); where every count
+//! is zero there is a hole. Each
 //! piece is appended to the output, which merges it with its left
 //! neighbour when they touch and match. The output comes out sorted and
 //! disjoint by construction.
@@ -27,9 +28,10 @@ const MAX_EVENTS: usize = 2 * (MAX_EFI_ENTRIES + MAX_LIMINE_ENTRIES);
 // EFI descriptor indices are stored in 16 bits.
 const _: () = assert!(MAX_EFI_ENTRIES <= u16::MAX as usize);
 
-/// Which side of a range an event is. Ends sort first, so that at an
-/// address where one range ends and the next begins the counts never see
-/// both open at once.
+/// Which side of a range an event is. Ends sort first: where one EFI
+/// descriptor ends and the next begins, the sweep must close the old one
+/// before it opens the new one. (The counts do not care: they are read only
+/// once every event at an address has been applied.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Edge {
     End,

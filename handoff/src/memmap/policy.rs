@@ -116,9 +116,9 @@ impl Kind {
         match ty {
             // Itanium-era "reserved" and the firmware's own holes.
             MemoryType::RESERVED => Kind::Reserved,
-            // The bootloader's EFI image and allocations. Limine reports its
-            // own ones as conventional, so what is left belongs to whatever
-            // loaded it: free once Limine's structures are no longer used.
+            // The EFI loader's image and allocations (Limine's own image;
+            // Limine reports its allocations as conventional and lists them
+            // in its own map): free once nothing of Limine's is needed.
             MemoryType::LOADER_CODE | MemoryType::LOADER_DATA => Kind::BootloaderReclaimable,
             // Free after ExitBootServices, but Linux keeps it until
             // SetVirtualAddressMap because some firmware still uses it.

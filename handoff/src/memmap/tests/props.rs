@@ -595,7 +595,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(config(6))]
+    #![proptest_config(config(16))]
 
     /// More than 1024 Limine entries alone.
     #[test]
