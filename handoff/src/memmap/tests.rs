@@ -404,6 +404,17 @@ fn overlay_takes_the_attributes_of_each_descriptor_it_covers() {
     assert_eq!(map.regions(), &expected);
 }
 
+/// The kernel keeps both in statics: `new` must stay `const`.
+static EMPTY_MAP: MemoryMap = MemoryMap::new();
+static SCRATCH: Scratch = Scratch::new();
+
+#[test]
+fn statics_start_empty() {
+    assert!(EMPTY_MAP.regions().is_empty());
+    assert_eq!(format!("{EMPTY_MAP:?}"), "[]");
+    assert!(format!("{SCRATCH:?}").starts_with("Scratch { capacity: 8192"));
+}
+
 #[test]
 fn empty_inputs_give_an_empty_map() {
     let (summary, map) = build_from(None, &[]);
