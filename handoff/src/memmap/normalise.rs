@@ -1,0 +1,250 @@
+//! Merging the two maps into one [`MemoryMap`].
+//!
+//! Every input range becomes two events, its start and its end. After one
+//! unstable sort (O(n log n), no allocation) a sweep walks the events in
+//! address order, keeping a count of open ranges per [`Kind`] and the EFI
+//! descriptor currently open (there is at most one: the EFI map is
+//! disjoint). Between two consecutive event addresses the winning kind is
+//! the greatest kind with a non-zero count, found in at most
+//! [`Kind::COUNT`] steps (so O(n log n + n * 14) in all); where every count
+//! is zero there is a hole. Each
+//! piece is appended to the output, which merges it with its left
+//! neighbour when they touch and match. The output comes out sorted and
+//! disjoint by construction.
+
+use core::fmt;
+
+use super::efi::EfiMemoryMap;
+use super::error::MapError;
+use super::limine::{self, LimineMap};
+use super::map::{MemoryMap, Region};
+use super::policy::Kind;
+use super::{MAX_EFI_ENTRIES, MAX_LIMINE_ENTRIES};
+use crate::PAGE_SIZE;
+
+/// Events needed for the largest inputs: a start and an end per entry.
+const MAX_EVENTS: usize = 2 * (MAX_EFI_ENTRIES + MAX_LIMINE_ENTRIES);
+
+// EFI descriptor indices are stored in 16 bits.
+const _: () = assert!(MAX_EFI_ENTRIES <= u16::MAX as usize);
+
+/// Which side of a range an event is. Ends sort first: where one EFI
+/// descriptor ends and the next begins, the sweep must close the old one
+/// before it opens the new one. (The counts do not care: they are read only
+/// once every event at an address has been applied.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Edge {
+    End,
+    Start,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Event {
+    at: u64,
+    edge: Edge,
+    kind: Kind,
+    /// The EFI descriptor the range comes from (16 bits keep an event
+    /// at 16 bytes).
+    efi: Option<u16>,
+}
+
+impl Event {
+    const EMPTY: Event = Event {
+        at: 0,
+        edge: Edge::End,
+        kind: Kind::Reserved,
+        efi: None,
+    };
+}
+
+/// Working space for [`build`], sized for the largest inputs. It is large:
+/// keep it in a `static` next to the [`MemoryMap`].
+pub struct Scratch {
+    events: [Event; MAX_EVENTS],
+}
+
+impl Scratch {
+    /// Fresh scratch space.
+    pub const fn new() -> Self {
+        Self {
+            events: [Event::EMPTY; MAX_EVENTS],
+        }
+    }
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for Scratch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Scratch")
+            .field("capacity", &MAX_EVENTS)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`build`] did, for the boot log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    /// EFI descriptors read (0 on a BIOS boot).
+    pub efi_entries: usize,
+    /// Limine entries used: all of them on a BIOS boot, only the overlaid
+    /// ones on a UEFI boot.
+    pub limine_entries: usize,
+    /// Regions in the output.
+    pub regions: usize,
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} EFI descriptors and {} Limine entries -> {} regions",
+            self.efi_entries, self.limine_entries, self.regions
+        )
+    }
+}
+
+/// Rounds `start..end` to whole pages: inward for the kinds the allocator
+/// gets (a partial page may hold something else), outward for the others
+/// (a partial page is theirs). `None` when nothing is left.
+pub fn round_to_pages(kind: Kind, start: u64, end: u64) -> Option<(u64, u64)> {
+    let (start, end) = if kind.is_usable_class() {
+        (
+            start.next_multiple_of(PAGE_SIZE),
+            end / PAGE_SIZE * PAGE_SIZE,
+        )
+    } else {
+        (
+            start / PAGE_SIZE * PAGE_SIZE,
+            end.next_multiple_of(PAGE_SIZE),
+        )
+    };
+    (start < end).then_some((start, end))
+}
+
+/// Whether a Limine entry is laid over the EFI map on a UEFI boot.
+///
+/// Limine rewrites its own allocations as conventional memory in the EFI
+/// map, so only Limine's map says where the kernel, the modules, its own
+/// structures and the framebuffer are. Its other types are left out: they
+/// repeat what the EFI map says with less detail, and Limine marks the EFI
+/// runtime regions RESERVED, which would outrank them and hide them (and
+/// their RUNTIME attribute's purpose) from baton.
+const fn overlaid_on_efi(ty: u64) -> bool {
+    matches!(
+        ty,
+        limine::BOOTLOADER_RECLAIMABLE | limine::EXECUTABLE_AND_MODULES | limine::FRAMEBUFFER
+    )
+}
+
+/// Builds the normalised map into `out` from the EFI map (UEFI boots) and
+/// Limine's map.
+///
+/// On a BIOS boot (no EFI map) every Limine entry becomes a region of its
+/// kind, without attributes. On a UEFI boot the EFI descriptors give the
+/// kinds and attributes, and Limine's bootloader-reclaimable, kernel and
+/// framebuffer entries are laid on top; where they cover an EFI descriptor
+/// they take its attributes. Overlaps resolve to the greatest [`Kind`].
+///
+/// On error `out` is left empty.
+pub fn build(
+    efi: Option<&EfiMemoryMap<'_>>,
+    limine: &LimineMap<'_>,
+    scratch: &mut Scratch,
+    out: &mut MemoryMap,
+) -> Result<Summary, MapError> {
+    out.clear();
+    let events = &mut scratch.events;
+    let mut n = 0;
+    let mut add = |kind: Kind, start: u64, end: u64, efi: Option<u16>| {
+        if let Some((start, end)) = round_to_pages(kind, start, end) {
+            // Cannot overflow: both maps were validated against the maximum
+            // entry counts the scratch space is sized for.
+            events[n] = Event {
+                at: start,
+                edge: Edge::Start,
+                kind,
+                efi,
+            };
+            events[n + 1] = Event {
+                at: end,
+                edge: Edge::End,
+                kind,
+                efi,
+            };
+            n += 2;
+        }
+    };
+
+    let mut summary = Summary {
+        efi_entries: 0,
+        limine_entries: 0,
+        regions: 0,
+    };
+    if let Some(map) = efi {
+        for e in map.iter() {
+            add(e.kind(), e.start(), e.end(), Some(e.index() as u16));
+        }
+        summary.efi_entries = map.len();
+    }
+    for e in limine.entries() {
+        if efi.is_none() || overlaid_on_efi(e.ty) {
+            // Validated: the end does not overflow.
+            add(e.kind(), e.base, e.base + e.length, None);
+            summary.limine_entries += 1;
+        }
+    }
+
+    let events = &mut scratch.events[..n];
+    events.sort_unstable_by_key(|e| (e.at, e.edge));
+
+    let mut open = [0u32; Kind::COUNT];
+    let mut open_efi: Option<u16> = None;
+    let mut i = 0;
+    while i < events.len() {
+        let at = events[i].at;
+        while let Some(e) = events.get(i).filter(|e| e.at == at) {
+            match e.edge {
+                Edge::Start => {
+                    open[e.kind.index()] += 1;
+                    if e.efi.is_some() {
+                        open_efi = e.efi;
+                    }
+                }
+                Edge::End => {
+                    open[e.kind.index()] -= 1;
+                    // Ends sort before starts and EFI descriptors are
+                    // disjoint, so the open one is the one ending.
+                    if e.efi.is_some() {
+                        open_efi = None;
+                    }
+                }
+            }
+            i += 1;
+        }
+        let Some(next) = events.get(i).map(|e| e.at) else {
+            break;
+        };
+        let top = Kind::ALL.iter().rev().find(|k| open[k.index()] > 0);
+        if let Some(&kind) = top {
+            let region = Region {
+                start: at,
+                end: next,
+                kind,
+                attr: open_efi
+                    .and_then(|index| efi?.get(usize::from(index)))
+                    .map(|e| e.desc().att),
+            };
+            if let Err(err) = out.push(region) {
+                out.clear();
+                return Err(err);
+            }
+        }
+    }
+    summary.regions = out.regions().len();
+    Ok(summary)
+}
