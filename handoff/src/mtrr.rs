@@ -1013,6 +1013,7 @@ impl Pat {
 mod tests {
     use super::*;
     use MemType::{Uc, UcMinus, Wb, Wc, Wp, Wt};
+    use proptest::prelude::*;
 
     const MIB: u64 = 1 << 20;
     const GIB: u64 = 1 << 30;
@@ -1744,6 +1745,201 @@ mod tests {
         for ty in [Wb, UcMinus, Uc] {
             let flags = Pat::LIMINE.flags_for(ty, PageKind::Large).unwrap();
             assert_eq!(Pat::BATON.type_for_flags(flags, PageKind::Large), ty);
+        }
+    }
+
+    // -- against a brute-force model -----------------------------------------
+
+    /// The fixed ranges as the SDM lists them: (MSR index, start, unit).
+    const FIXED_LAYOUT: [(usize, u64, u64); 11] = [
+        (0, 0x0_0000, 0x1_0000),
+        (1, 0x8_0000, 0x4000),
+        (2, 0xa_0000, 0x4000),
+        (3, 0xc_0000, 0x1000),
+        (4, 0xc_8000, 0x1000),
+        (5, 0xd_0000, 0x1000),
+        (6, 0xd_8000, 0x1000),
+        (7, 0xe_0000, 0x1000),
+        (8, 0xe_8000, 0x1000),
+        (9, 0xf_0000, 0x1000),
+        (10, 0xf_8000, 0x1000),
+    ];
+
+    /// The SDM's rules applied literally to the raw registers at one
+    /// address, sharing no code with the module.
+    fn model_type(regs: &MtrrRegisters, addr: u64) -> MemType {
+        let top = 1u64 << regs.max_phys_addr;
+        if addr >= top || regs.def_type & (1 << 11) == 0 {
+            return Uc;
+        }
+        let ty = |raw: u64| MemType::from_mtrr(raw as u8).unwrap();
+        if addr < 0x10_0000 && regs.def_type & (1 << 10) != 0 && regs.cap & (1 << 8) != 0 {
+            for (msr, start, unit) in FIXED_LAYOUT {
+                for byte in 0..8 {
+                    let low = start + byte * unit;
+                    if (low..low + unit).contains(&addr) {
+                        return ty(regs.fixed[msr] >> (8 * byte));
+                    }
+                }
+            }
+            unreachable!("{addr:#x} is below 1 MiB");
+        }
+        let vcnt = (regs.cap & 0xff) as usize;
+        let matched: Vec<MemType> = regs.variable[..vcnt]
+            .iter()
+            .filter(|r| r.mask & (1 << 11) != 0)
+            .filter(|r| {
+                let mask = r.mask & (top - 1) & !0xfff;
+                addr & mask == r.base & mask
+            })
+            .map(|r| ty(r.base))
+            .collect();
+        if matched.is_empty() {
+            ty(regs.def_type)
+        } else if matched.contains(&Uc) {
+            Uc
+        } else if matched.iter().all(|&t| t == matched[0]) {
+            matched[0]
+        } else if matched.iter().all(|&t| t == Wt || t == Wb) {
+            Wt
+        } else {
+            Uc
+        }
+    }
+
+    fn mtrr_type() -> impl Strategy<Value = MemType> {
+        prop_oneof![4 => Just(Wb), 3 => Just(Uc), 1 => Just(Wc), 1 => Just(Wt), 1 => Just(Wp)]
+    }
+
+    fn fixed_msr() -> BoxedStrategy<u64> {
+        prop_oneof![
+            3 => mtrr_type().prop_map(fill),
+            1 => prop::collection::vec(mtrr_type(), 8).prop_map(|types| {
+                types
+                    .iter()
+                    .rev()
+                    .fold(0, |msr, ty| (msr << 8) | u64::from(ty.encoding()))
+            }),
+        ]
+        .boxed()
+    }
+
+    /// Random valid registers over a small physical address space
+    /// (1 to 16 MiB, so the model can cover every page), with contiguous,
+    /// non-contiguous and disabled variable ranges.
+    fn registers() -> BoxedStrategy<MtrrRegisters> {
+        (20u8..=24)
+            .prop_flat_map(|bits| {
+                let addr_bits = ((1u64 << bits) - 1) & !0xfff;
+                let range = (
+                    prop::bool::weighted(0.6),
+                    12..=u32::from(bits),
+                    any::<u64>(),
+                    any::<u64>(),
+                    mtrr_type(),
+                    prop::bool::weighted(0.9),
+                )
+                    .prop_map(move |(contiguous, order, r1, r2, ty, valid)| {
+                        let mask = if contiguous {
+                            addr_bits & !((1u64 << order) - 1)
+                        } else {
+                            r2 & addr_bits
+                        };
+                        VariableRangeMsrs {
+                            base: (r1 & addr_bits) | ty.encoding() as u64,
+                            mask: mask | if valid { PHYSMASK_VALID } else { 0 },
+                        }
+                    })
+                    .boxed();
+                (
+                    Just(bits),
+                    prop::bool::weighted(0.9),
+                    any::<bool>(),
+                    any::<bool>(),
+                    mtrr_type(),
+                    prop::collection::vec(fixed_msr(), 11),
+                    prop::collection::vec(range, 0..=10),
+                )
+            })
+            .prop_map(|(bits, e, fe, fix, default, fixed, ranges)| {
+                let cap = ranges.len() as u64 | if fix { CAP_FIX } else { 0 };
+                let def_type = default.encoding() as u64
+                    | if e { DEF_TYPE_E } else { 0 }
+                    | if fe { DEF_TYPE_FE } else { 0 };
+                let mut regs = MtrrRegisters::new(cap, def_type, bits);
+                regs.fixed.copy_from_slice(&fixed);
+                regs.variable[..ranges.len()].copy_from_slice(&ranges);
+                regs
+            })
+            .boxed()
+    }
+
+    proptest! {
+        #[test]
+        fn queries_match_a_per_page_model(
+            regs in registers(),
+            probes in prop::collection::vec((any::<u64>(), any::<u64>(), 12u32..=24), 24),
+        ) {
+            let mtrrs = Mtrrs::new(&regs).unwrap();
+            let top = mtrrs.top();
+            let pages: Vec<MemType> =
+                (0..top / 4096).map(|p| model_type(&regs, p * 4096)).collect();
+            let page_type = |p: u64| pages.get(p as usize).copied().unwrap_or(Uc);
+            let model_next = |addr: u64| {
+                let p = addr / 4096;
+                (p + 1..top / 4096)
+                    .find(|&q| page_type(q) != page_type(p))
+                    .map_or(top, |q| q * 4096)
+            };
+            let model_uniform = |start: u64, end: u64| {
+                if start >= end {
+                    return None;
+                }
+                let ty = page_type(start / 4096);
+                let last = (end - 1) / 4096;
+                let last_below_top = last.min(top / 4096);
+                (start / 4096..=last_below_top)
+                    .all(|q| page_type(q) == ty)
+                    .then_some(ty)
+            };
+
+            for (p, &ty) in pages.iter().enumerate() {
+                let base = p as u64 * 4096;
+                prop_assert_eq!(mtrrs.type_at(base), ty, "at {:#x}", base);
+                prop_assert_eq!(mtrrs.type_at(base + 4095), ty, "at {:#x}", base + 4095);
+            }
+            prop_assert_eq!(mtrrs.type_at(top), Uc);
+
+            // Walking the boundaries from 0 finds exactly the model's.
+            let mut addr = 0;
+            while addr < top {
+                let next = mtrrs.next_boundary(addr);
+                prop_assert_eq!(next, model_next(addr), "after {:#x}", addr);
+                addr = next;
+            }
+            prop_assert_eq!(mtrrs.next_boundary(top), u64::MAX);
+
+            for (a, b, order) in probes {
+                // From unaligned addresses.
+                let addr = a % top;
+                prop_assert_eq!(mtrrs.next_boundary(addr), model_next(addr), "after {:#x}", addr);
+                // Arbitrary ranges, some reaching past the top.
+                let start = a % (top + 0x2000);
+                let end = start + b % (top + 0x2000 - start + 1);
+                prop_assert_eq!(
+                    mtrrs.uniform(start, end),
+                    model_uniform(start, end),
+                    "[{:#x}, {:#x})", start, end
+                );
+                // Aligned blocks, as the planner asks about large pages.
+                let size = 1u64 << order.min(u32::from(regs.max_phys_addr));
+                let block = (b % top) & !(size - 1);
+                prop_assert_eq!(
+                    mtrrs.uniform(block, block + size),
+                    model_uniform(block, block + size),
+                    "[{:#x}, {:#x})", block, block + size
+                );
+            }
         }
     }
 }
