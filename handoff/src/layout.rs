@@ -1,1 +1,923 @@
-//! Placeholder: filled in by the handoff work.
+//! The kernel's virtual address space: one table, both paging modes.
+//!
+//! baton follows Linux's x86_64 layout (`Documentation/arch/x86/x86_64/mm.rst`)
+//! so that its ptdump output, its numbers and its habits read the same as
+//! Linux's. The per-mode regions move with the paging mode; everything from
+//! the EFI window up is identical in both modes and lives in the last
+//! top-level entry, so one PML4/PML5 slot carries the kernel image, modules,
+//! EFI window and fixmap.
+//!
+//! ```text
+//!  4-level (48-bit)        5-level (57-bit)        size (4 / 5)     region
+//!  ----------------------  ----------------------  ---------------  --------------------------------
+//!  0x0000_0000_0000_0000   0x0000_0000_0000_0000   128 TiB / 64 PiB lower half: empty after the handoff
+//!  0x0000_8000_0000_0000   0x0100_0000_0000_0000                    .. non-canonical ..
+//!  0xffff_8000_0000_0000   0xff00_0000_0000_0000   8 TiB / 4 PiB    guard hole (Limine's HHDM before
+//!                                                                   the switch; never mapped after)
+//!  0xffff_8800_0000_0000   0xff10_0000_0000_0000   0.5 TiB/0.25 PiB LDT remap (reserved)
+//!  0xffff_8880_0000_0000   0xff11_0000_0000_0000   64 TiB / 32 PiB  physmap (page_offset_base)
+//!  0xffff_c880_0000_0000   0xff91_0000_0000_0000                    .. unused hole ..
+//!  0xffff_c900_0000_0000   0xffa0_0000_0000_0000   32 TiB/12.5 PiB  vmalloc / ioremap (vmalloc_base)
+//!  0xffff_e900_0000_0000   0xffd2_0000_0000_0000                    .. unused hole ..
+//!  0xffff_ea00_0000_0000   0xffd4_0000_0000_0000   1 TiB / 0.5 PiB  vmemmap (vmemmap_base)
+//!  0xffff_eb00_0000_0000   0xffd6_0000_0000_0000                    .. unused hole (KASAN, cpu entry
+//!                                                                   area, espfix in Linux) ..
+//!  ---------------- identical in both modes from here on (last top-level entry) ----------------
+//!  0xffff_ffef_0000_0000                           64 GiB           EFI runtime window (EFI_VA_END),
+//!                                                                   filled top-down from EFI_VA_START
+//!  0xffff_ffff_0000_0000                                            .. unused hole (EFI_VA_START) ..
+//!  0xffff_ffff_8000_0000                           512 MiB          kernel image (__START_KERNEL_map)
+//!  0xffff_ffff_a000_0000                           1520 MiB         modules (reserved)
+//!  0xffff_ffff_ff00_0000                           14 MiB           fixmap and vsyscall slot (reserved)
+//!  0xffff_ffff_ffe0_0000                           2 MiB            .. unused hole ..
+//! ```
+//!
+//! The table in [`LAYOUT_4`] and [`LAYOUT_5`] is the single source of truth;
+//! the compile-time checks below hold it to the rules baton relies on: regions
+//! are in address order and disjoint, canonical, the per-mode regions start
+//! and end on top-level-entry boundaries (so each region owns whole PML4/PML5
+//! slots and can be built, shared or left empty slot by slot), the EFI window
+//! is 1 GiB aligned and the kernel image, modules and fixmap 2 MiB aligned.
+
+use core::fmt;
+
+use x86_64::PhysAddr;
+
+use crate::Levels;
+
+const MIB: u64 = 1 << 20;
+const GIB: u64 = 1 << 30;
+const TIB: u64 = 1 << 40;
+
+// ---------------------------------------------------------------------------
+// The constants shared by both modes (mm.rst's "identical layout" part).
+// ---------------------------------------------------------------------------
+
+/// The lowest address of the EFI runtime window (Linux's `EFI_VA_END`, -68 GiB).
+pub const EFI_VA_END: u64 = 0xffff_ffef_0000_0000;
+/// The end (exclusive) of the EFI runtime window, where its top-down
+/// allocation starts (Linux's `EFI_VA_START`, -4 GiB).
+pub const EFI_VA_START: u64 = 0xffff_ffff_0000_0000;
+/// The kernel image's base (Linux's `__START_KERNEL_map`, -2 GiB); Limine
+/// loads baton's ELF here.
+pub const KERNEL_IMAGE_START: u64 = 0xffff_ffff_8000_0000;
+/// The most the kernel image may span (Linux's `KERNEL_IMAGE_SIZE`).
+pub const KERNEL_IMAGE_SIZE: u64 = 512 * MIB;
+/// The modules area's start (Linux's `MODULES_VADDR`).
+pub const MODULES_START: u64 = KERNEL_IMAGE_START + KERNEL_IMAGE_SIZE;
+/// The modules area's end, exclusive (Linux's `MODULES_END`, -16 MiB).
+pub const MODULES_END: u64 = 0xffff_ffff_ff00_0000;
+/// The end (exclusive) of the fixmap area. Linux sizes its fixmap at build
+/// time below `FIXADDR_TOP`; baton reserves the whole stretch up to the
+/// final 2 MiB hole, vsyscall slot included.
+pub const FIXMAP_END: u64 = 0xffff_ffff_ffe0_0000;
+
+/// Limine's HHDM base under 4-level paging (without KASLR): in the guard hole.
+pub const LIMINE_HHDM_4: u64 = 0xffff_8000_0000_0000;
+/// Limine's HHDM base under 5-level paging (without KASLR): in the guard hole.
+pub const LIMINE_HHDM_5: u64 = 0xff00_0000_0000_0000;
+
+/// The number of regions in a [`Layout`].
+pub const REGION_COUNT: usize = 10;
+
+// ---------------------------------------------------------------------------
+// The table.
+// ---------------------------------------------------------------------------
+
+/// The 4-level layout (48-bit virtual addresses).
+pub const LAYOUT_4: Layout = Layout {
+    levels: Levels::Four,
+    regions: [
+        // 128 TiB: 256 PML4 entries, all left empty after the handoff.
+        Region::new(RegionKind::LowerHalf, 0, 0x0000_8000_0000_0000),
+        // 8 TiB: 16 PML4 entries.
+        Region::new(
+            RegionKind::GuardHole,
+            0xffff_8000_0000_0000,
+            0xffff_8800_0000_0000,
+        ),
+        // 0.5 TiB: 1 PML4 entry.
+        Region::new(
+            RegionKind::LdtRemap,
+            0xffff_8800_0000_0000,
+            0xffff_8880_0000_0000,
+        ),
+        // 64 TiB: 128 PML4 entries.
+        Region::new(
+            RegionKind::Physmap,
+            0xffff_8880_0000_0000,
+            0xffff_c880_0000_0000,
+        ),
+        // 32 TiB: 64 PML4 entries.
+        Region::new(
+            RegionKind::Vmalloc,
+            0xffff_c900_0000_0000,
+            0xffff_e900_0000_0000,
+        ),
+        // 1 TiB: 2 PML4 entries.
+        Region::new(
+            RegionKind::Vmemmap,
+            0xffff_ea00_0000_0000,
+            0xffff_eb00_0000_0000,
+        ),
+        Region::new(RegionKind::EfiRuntime, EFI_VA_END, EFI_VA_START),
+        Region::new(
+            RegionKind::KernelImage,
+            KERNEL_IMAGE_START,
+            KERNEL_IMAGE_START + KERNEL_IMAGE_SIZE,
+        ),
+        Region::new(RegionKind::Modules, MODULES_START, MODULES_END),
+        Region::new(RegionKind::Fixmap, MODULES_END, FIXMAP_END),
+    ],
+};
+
+/// The 5-level layout (57-bit virtual addresses).
+pub const LAYOUT_5: Layout = Layout {
+    levels: Levels::Five,
+    regions: [
+        // 64 PiB: 256 PML5 entries.
+        Region::new(RegionKind::LowerHalf, 0, 0x0100_0000_0000_0000),
+        // 4 PiB: 16 PML5 entries.
+        Region::new(
+            RegionKind::GuardHole,
+            0xff00_0000_0000_0000,
+            0xff10_0000_0000_0000,
+        ),
+        // 0.25 PiB: 1 PML5 entry.
+        Region::new(
+            RegionKind::LdtRemap,
+            0xff10_0000_0000_0000,
+            0xff11_0000_0000_0000,
+        ),
+        // 32 PiB: 128 PML5 entries.
+        Region::new(
+            RegionKind::Physmap,
+            0xff11_0000_0000_0000,
+            0xff91_0000_0000_0000,
+        ),
+        // 12.5 PiB: 50 PML5 entries.
+        Region::new(
+            RegionKind::Vmalloc,
+            0xffa0_0000_0000_0000,
+            0xffd2_0000_0000_0000,
+        ),
+        // 0.5 PiB: 2 PML5 entries.
+        Region::new(
+            RegionKind::Vmemmap,
+            0xffd4_0000_0000_0000,
+            0xffd6_0000_0000_0000,
+        ),
+        Region::new(RegionKind::EfiRuntime, EFI_VA_END, EFI_VA_START),
+        Region::new(
+            RegionKind::KernelImage,
+            KERNEL_IMAGE_START,
+            KERNEL_IMAGE_START + KERNEL_IMAGE_SIZE,
+        ),
+        Region::new(RegionKind::Modules, MODULES_START, MODULES_END),
+        Region::new(RegionKind::Fixmap, MODULES_END, FIXMAP_END),
+    ],
+};
+
+// ---------------------------------------------------------------------------
+// Compile-time checks.
+// ---------------------------------------------------------------------------
+
+const _: () = LAYOUT_4.check();
+const _: () = LAYOUT_5.check();
+// The sizes the design promises.
+const _: () = assert!(LAYOUT_4.physmap_size() == 64 * TIB);
+const _: () = assert!(LAYOUT_5.physmap_size() == 32 * 1024 * TIB);
+const _: () = assert!(LAYOUT_4.region(RegionKind::Vmalloc).size() == 32 * TIB);
+const _: () = assert!(LAYOUT_5.region(RegionKind::Vmalloc).size() == 12 * 1024 * TIB + 512 * TIB);
+const _: () = assert!(LAYOUT_4.region(RegionKind::Vmemmap).size() == TIB);
+const _: () = assert!(LAYOUT_5.region(RegionKind::Vmemmap).size() == 512 * TIB);
+const _: () = assert!(EFI_VA_START - EFI_VA_END == 64 * GIB);
+const _: () = assert!(EFI_VA_START == 0u64.wrapping_sub(4 * GIB));
+const _: () = assert!(KERNEL_IMAGE_START == 0u64.wrapping_sub(2 * GIB));
+const _: () = assert!(MODULES_END - MODULES_START == 1520 * MIB);
+// Limine's HHDM sits in the guard hole, so nothing of it survives the switch.
+const _: () = assert!(matches!(
+    LAYOUT_4.region_of(LIMINE_HHDM_4),
+    Some(Region {
+        kind: RegionKind::GuardHole,
+        ..
+    })
+));
+const _: () = assert!(matches!(
+    LAYOUT_5.region_of(LIMINE_HHDM_5),
+    Some(Region {
+        kind: RegionKind::GuardHole,
+        ..
+    })
+));
+
+// ---------------------------------------------------------------------------
+// Types.
+// ---------------------------------------------------------------------------
+
+/// What a region of the address space is for. The discriminant is the
+/// region's index in [`Layout::regions`], which is also address order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RegionKind {
+    /// The lower half: user space in Linux, empty in baton after the handoff.
+    LowerHalf = 0,
+    /// The guard hole at the bottom of the higher half (Limine's HHDM lives
+    /// here before the switch); never mapped.
+    GuardHole,
+    /// Linux's LDT remap for PTI; reserved, never mapped.
+    LdtRemap,
+    /// The direct map of physical memory, at `page_offset_base`.
+    Physmap,
+    /// vmalloc and ioremap space, at `vmalloc_base`.
+    Vmalloc,
+    /// The `struct page` array, at `vmemmap_base`.
+    Vmemmap,
+    /// The EFI runtime services window, filled top-down.
+    EfiRuntime,
+    /// The kernel image, at `__START_KERNEL_map`.
+    KernelImage,
+    /// Module space; reserved.
+    Modules,
+    /// The fixmap and vsyscall slot; reserved.
+    Fixmap,
+}
+
+impl RegionKind {
+    /// A short lower-case name for logs and statistics.
+    pub const fn name(self) -> &'static str {
+        match self {
+            RegionKind::LowerHalf => "lower half",
+            RegionKind::GuardHole => "guard hole",
+            RegionKind::LdtRemap => "LDT remap",
+            RegionKind::Physmap => "physmap",
+            RegionKind::Vmalloc => "vmalloc",
+            RegionKind::Vmemmap => "vmemmap",
+            RegionKind::EfiRuntime => "EFI runtime",
+            RegionKind::KernelImage => "kernel image",
+            RegionKind::Modules => "modules",
+            RegionKind::Fixmap => "fixmap",
+        }
+    }
+
+    /// The section marker Linux's ptdump prints where this region starts
+    /// (`arch/x86/mm/dump_pagetables.c`). Linux has no marker of its own for
+    /// the guard hole: its "Kernel Space" marker starts at `1 << 63`, and the
+    /// guard hole is the first canonical stretch after it.
+    pub const fn marker(self) -> &'static str {
+        match self {
+            RegionKind::LowerHalf => "User Space",
+            RegionKind::GuardHole => "Kernel Space",
+            RegionKind::LdtRemap => "LDT remap",
+            RegionKind::Physmap => "Low Kernel Mapping",
+            RegionKind::Vmalloc => "vmalloc() Area",
+            RegionKind::Vmemmap => "Vmemmap",
+            RegionKind::EfiRuntime => "EFI Runtime Services",
+            RegionKind::KernelImage => "High Kernel Mapping",
+            RegionKind::Modules => "Modules",
+            RegionKind::Fixmap => "Fixmap Area",
+        }
+    }
+
+    /// The alignment the region's start and end must have in `levels`.
+    const fn alignment(self, levels: Levels) -> u64 {
+        match self {
+            // Per-mode regions own whole top-level entries, like Linux's.
+            RegionKind::LowerHalf
+            | RegionKind::GuardHole
+            | RegionKind::LdtRemap
+            | RegionKind::Physmap
+            | RegionKind::Vmalloc
+            | RegionKind::Vmemmap => levels.top_entry_span(),
+            // Room for 1 GiB pages; Linux's EFI_VA_{START,END} are.
+            RegionKind::EfiRuntime => GIB,
+            // Large-page boundaries.
+            RegionKind::KernelImage | RegionKind::Modules | RegionKind::Fixmap => 2 * MIB,
+        }
+    }
+}
+
+/// One region of the address space: `[start, end)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Region {
+    /// What the region is for.
+    pub kind: RegionKind,
+    /// [`RegionKind::name`].
+    pub name: &'static str,
+    /// [`RegionKind::marker`]: the ptdump section header.
+    pub marker: &'static str,
+    /// The first address.
+    pub start: u64,
+    /// The end, exclusive. No region reaches the top of the address space,
+    /// so this never wraps.
+    pub end: u64,
+}
+
+impl Region {
+    const fn new(kind: RegionKind, start: u64, end: u64) -> Self {
+        Region {
+            kind,
+            name: kind.name(),
+            marker: kind.marker(),
+            start,
+            end,
+        }
+    }
+
+    /// The size in bytes.
+    pub const fn size(&self) -> u64 {
+        self.end - self.start
+    }
+
+    /// Whether `va` lies in the region.
+    pub const fn contains(&self, va: u64) -> bool {
+        self.start <= va && va < self.end
+    }
+}
+
+/// The address space of one paging mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    levels: Levels,
+    regions: [Region; REGION_COUNT],
+}
+
+impl Layout {
+    /// The layout for `levels`.
+    pub const fn for_levels(levels: Levels) -> &'static Layout {
+        match levels {
+            Levels::Four => &LAYOUT_4,
+            Levels::Five => &LAYOUT_5,
+        }
+    }
+
+    /// The paging mode this layout belongs to.
+    pub const fn levels(&self) -> Levels {
+        self.levels
+    }
+
+    /// All regions, in address order (for ptdump markers and per-region
+    /// statistics). Addresses between them are unused holes.
+    pub const fn regions(&self) -> &[Region; REGION_COUNT] {
+        &self.regions
+    }
+
+    /// The region of kind `kind`.
+    pub const fn region(&self, kind: RegionKind) -> &Region {
+        &self.regions[kind as usize]
+    }
+
+    /// The region `va` lies in, or `None` for holes and non-canonical
+    /// addresses.
+    pub const fn region_of(&self, va: u64) -> Option<&Region> {
+        let mut i = 0;
+        while i < REGION_COUNT {
+            let region = &self.regions[i];
+            if region.contains(va) {
+                return Some(region);
+            }
+            i += 1;
+        }
+        None
+    }
+
+    /// The end (exclusive) of the lower half.
+    pub const fn lower_half_end(&self) -> u64 {
+        self.region(RegionKind::LowerHalf).end
+    }
+
+    /// The start of the direct map (Linux's `page_offset_base`): physical
+    /// address 0 appears here.
+    pub const fn page_offset_base(&self) -> u64 {
+        self.region(RegionKind::Physmap).start
+    }
+
+    /// The end (exclusive) of the direct map.
+    pub const fn physmap_end(&self) -> u64 {
+        self.region(RegionKind::Physmap).end
+    }
+
+    /// How much physical memory the direct map can cover: physical addresses
+    /// from 0 up to this (exclusive).
+    pub const fn physmap_size(&self) -> u64 {
+        self.region(RegionKind::Physmap).size()
+    }
+
+    /// The start of vmalloc / ioremap space (Linux's `vmalloc_base`).
+    pub const fn vmalloc_base(&self) -> u64 {
+        self.region(RegionKind::Vmalloc).start
+    }
+
+    /// The end (exclusive) of vmalloc / ioremap space.
+    pub const fn vmalloc_end(&self) -> u64 {
+        self.region(RegionKind::Vmalloc).end
+    }
+
+    /// The start of the vmemmap (Linux's `vmemmap_base`).
+    pub const fn vmemmap_base(&self) -> u64 {
+        self.region(RegionKind::Vmemmap).start
+    }
+
+    /// The end (exclusive) of the vmemmap.
+    pub const fn vmemmap_end(&self) -> u64 {
+        self.region(RegionKind::Vmemmap).end
+    }
+
+    /// The lowest address of the EFI runtime window ([`EFI_VA_END`]).
+    pub const fn efi_window_start(&self) -> u64 {
+        self.region(RegionKind::EfiRuntime).start
+    }
+
+    /// The end (exclusive) of the EFI runtime window ([`EFI_VA_START`]).
+    pub const fn efi_window_end(&self) -> u64 {
+        self.region(RegionKind::EfiRuntime).end
+    }
+
+    /// Where the top-down allocation of EFI runtime regions starts: each
+    /// region is placed just below the previous one, starting below this.
+    pub const fn efi_top_down_start(&self) -> u64 {
+        self.efi_window_end()
+    }
+
+    /// The kernel image's base.
+    pub const fn kernel_image_start(&self) -> u64 {
+        self.region(RegionKind::KernelImage).start
+    }
+
+    /// The end (exclusive) of the space the kernel image may occupy.
+    pub const fn kernel_image_end(&self) -> u64 {
+        self.region(RegionKind::KernelImage).end
+    }
+
+    /// The start of module space.
+    pub const fn modules_start(&self) -> u64 {
+        self.region(RegionKind::Modules).start
+    }
+
+    /// The end (exclusive) of module space.
+    pub const fn modules_end(&self) -> u64 {
+        self.region(RegionKind::Modules).end
+    }
+
+    /// The direct-map address of physical address `pa`.
+    ///
+    /// # Errors
+    ///
+    /// [`PhysmapError::BeyondPhysmap`] if `pa` is at or above
+    /// [`physmap_size`](Self::physmap_size): that is an error, never a wrap
+    /// into the next region.
+    pub const fn phys_to_virt(&self, pa: PhysAddr) -> Result<u64, PhysmapError> {
+        let phys = pa.as_u64();
+        if phys >= self.physmap_size() {
+            return Err(PhysmapError::BeyondPhysmap {
+                phys,
+                physmap_size: self.physmap_size(),
+            });
+        }
+        Ok(self.page_offset_base() + phys)
+    }
+
+    /// The direct-map address of the physical range `[pa, pa + len)`, after
+    /// checking that all of it fits in the direct map.
+    ///
+    /// # Errors
+    ///
+    /// [`PhysmapError::RangeOverflow`] if `pa + len` overflows;
+    /// [`PhysmapError::BeyondPhysmap`] if the range starts at or ends beyond
+    /// [`physmap_size`](Self::physmap_size) (an empty range must still start
+    /// inside).
+    pub const fn phys_range_to_virt(&self, pa: PhysAddr, len: u64) -> Result<u64, PhysmapError> {
+        let phys = pa.as_u64();
+        let Some(end) = phys.checked_add(len) else {
+            return Err(PhysmapError::RangeOverflow { phys, len });
+        };
+        if end > self.physmap_size() {
+            return Err(PhysmapError::BeyondPhysmap {
+                phys: end - 1,
+                physmap_size: self.physmap_size(),
+            });
+        }
+        self.phys_to_virt(pa)
+    }
+
+    /// The physical address behind direct-map address `va`.
+    ///
+    /// # Errors
+    ///
+    /// [`PhysmapError::NotInPhysmap`] if `va` is outside the direct map;
+    /// [`PhysmapError::NotAPhysAddr`] if it is inside but beyond the 52-bit
+    /// physical address space (possible only in the 32 PiB 5-level physmap).
+    pub const fn virt_to_phys(&self, va: u64) -> Result<PhysAddr, PhysmapError> {
+        if !self.region(RegionKind::Physmap).contains(va) {
+            return Err(PhysmapError::NotInPhysmap { virt: va });
+        }
+        let phys = va - self.page_offset_base();
+        match PhysAddr::try_new(phys) {
+            Ok(pa) => Ok(pa),
+            Err(_) => Err(PhysmapError::NotAPhysAddr { phys }),
+        }
+    }
+
+    /// Panics (at compile time, where it is called) unless the table obeys
+    /// the rules in the module documentation.
+    const fn check(&self) {
+        let levels = self.levels;
+        let mut i = 0;
+        while i < REGION_COUNT {
+            let r = &self.regions[i];
+            assert!(r.kind as usize == i, "regions out of kind order");
+            assert!(r.start < r.end, "empty or inverted region");
+            assert!(
+                levels.is_canonical(r.start) && levels.is_canonical(r.end - 1),
+                "region not canonical"
+            );
+            let align = r.kind.alignment(levels);
+            assert!(
+                r.start.is_multiple_of(align) && r.end.is_multiple_of(align),
+                "region misaligned"
+            );
+            if i > 0 {
+                assert!(
+                    self.regions[i - 1].end <= r.start,
+                    "regions overlap or are out of address order"
+                );
+            }
+            i += 1;
+        }
+        assert!(self.regions[0].start == 0, "the lower half starts at 0");
+        assert!(
+            self.regions[0].end == 1 << (levels.va_bits() - 1),
+            "the lower half spans the canonical lower half"
+        );
+        // The shared top regions sit in the last top-level entry, so the
+        // tables of both modes (and any later address space) can share one
+        // subtree for them.
+        let last_entry = 0u64.wrapping_sub(levels.top_entry_span());
+        assert!(
+            self.region(RegionKind::EfiRuntime).start >= last_entry,
+            "top regions leave the last top-level entry"
+        );
+        // The direct map spans a power of two, so `phys < size` is the only
+        // check `phys_to_virt` needs.
+        assert!(self.physmap_size().is_power_of_two());
+    }
+}
+
+/// Why a physical address has no direct-map address, or the reverse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PhysmapError {
+    /// The physical address (or the last byte of the range) lies at or above
+    /// the direct map's size.
+    BeyondPhysmap {
+        /// The offending physical address.
+        phys: u64,
+        /// The direct map's size.
+        physmap_size: u64,
+    },
+    /// `phys + len` overflows.
+    RangeOverflow {
+        /// The range's start.
+        phys: u64,
+        /// The range's length.
+        len: u64,
+    },
+    /// The virtual address is not in the direct map.
+    NotInPhysmap {
+        /// The offending virtual address.
+        virt: u64,
+    },
+    /// The direct-map address corresponds to no 52-bit physical address.
+    NotAPhysAddr {
+        /// The would-be physical address.
+        phys: u64,
+    },
+}
+
+impl fmt::Display for PhysmapError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            PhysmapError::BeyondPhysmap { phys, physmap_size } => write!(
+                f,
+                "physical address {phys:#x} is beyond the {physmap_size:#x}-byte direct map"
+            ),
+            PhysmapError::RangeOverflow { phys, len } => {
+                write!(f, "physical range {phys:#x} + {len:#x} overflows")
+            }
+            PhysmapError::NotInPhysmap { virt } => {
+                write!(f, "virtual address {virt:#x} is not in the direct map")
+            }
+            PhysmapError::NotAPhysAddr { phys } => {
+                write!(f, "{phys:#x} is beyond the 52-bit physical address space")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KINDS: [RegionKind; REGION_COUNT] = [
+        RegionKind::LowerHalf,
+        RegionKind::GuardHole,
+        RegionKind::LdtRemap,
+        RegionKind::Physmap,
+        RegionKind::Vmalloc,
+        RegionKind::Vmemmap,
+        RegionKind::EfiRuntime,
+        RegionKind::KernelImage,
+        RegionKind::Modules,
+        RegionKind::Fixmap,
+    ];
+
+    fn both() -> [&'static Layout; 2] {
+        [
+            Layout::for_levels(Levels::Four),
+            Layout::for_levels(Levels::Five),
+        ]
+    }
+
+    #[test]
+    fn for_levels_picks_the_matching_table() {
+        assert_eq!(Layout::for_levels(Levels::Four).levels(), Levels::Four);
+        assert_eq!(Layout::for_levels(Levels::Five).levels(), Levels::Five);
+    }
+
+    #[test]
+    fn four_level_values_match_linux() {
+        let l = Layout::for_levels(Levels::Four);
+        assert_eq!(l.lower_half_end(), 0x0000_8000_0000_0000);
+        assert_eq!(l.page_offset_base(), 0xffff_8880_0000_0000);
+        assert_eq!(l.physmap_end(), 0xffff_c880_0000_0000);
+        assert_eq!(l.physmap_size(), 64 << 40);
+        assert_eq!(l.vmalloc_base(), 0xffff_c900_0000_0000);
+        assert_eq!(l.vmalloc_end(), 0xffff_e900_0000_0000);
+        assert_eq!(l.vmemmap_base(), 0xffff_ea00_0000_0000);
+        assert_eq!(l.vmemmap_end(), 0xffff_eb00_0000_0000);
+        let guard = l.region(RegionKind::GuardHole);
+        assert_eq!(
+            (guard.start, guard.size()),
+            (0xffff_8000_0000_0000, 8 << 40)
+        );
+        let ldt = l.region(RegionKind::LdtRemap);
+        assert_eq!((ldt.start, ldt.size()), (0xffff_8800_0000_0000, 512 << 30));
+    }
+
+    #[test]
+    fn five_level_values_match_linux() {
+        let l = Layout::for_levels(Levels::Five);
+        assert_eq!(l.lower_half_end(), 0x0100_0000_0000_0000);
+        assert_eq!(l.page_offset_base(), 0xff11_0000_0000_0000);
+        assert_eq!(l.physmap_end(), 0xff91_0000_0000_0000);
+        assert_eq!(l.physmap_size(), 32 << 50);
+        assert_eq!(l.vmalloc_base(), 0xffa0_0000_0000_0000);
+        assert_eq!(l.vmalloc_end(), 0xffd2_0000_0000_0000);
+        assert_eq!(l.vmemmap_base(), 0xffd4_0000_0000_0000);
+        assert_eq!(l.vmemmap_end(), 0xffd6_0000_0000_0000);
+        let guard = l.region(RegionKind::GuardHole);
+        assert_eq!(
+            (guard.start, guard.size()),
+            (0xff00_0000_0000_0000, 4 << 50)
+        );
+        let ldt = l.region(RegionKind::LdtRemap);
+        assert_eq!((ldt.start, ldt.size()), (0xff10_0000_0000_0000, 1 << 48));
+    }
+
+    #[test]
+    fn top_regions_are_shared_and_match_linux() {
+        for l in both() {
+            assert_eq!(l.efi_window_start(), 0xffff_ffef_0000_0000);
+            assert_eq!(l.efi_window_end(), 0xffff_ffff_0000_0000);
+            assert_eq!(l.efi_top_down_start(), l.efi_window_end());
+            assert_eq!(l.efi_window_end() - l.efi_window_start(), 64 << 30);
+            assert_eq!(l.kernel_image_start(), 0xffff_ffff_8000_0000);
+            assert_eq!(l.kernel_image_end(), 0xffff_ffff_a000_0000);
+            assert_eq!(l.modules_start(), 0xffff_ffff_a000_0000);
+            assert_eq!(l.modules_end(), 0xffff_ffff_ff00_0000);
+            let fixmap = l.region(RegionKind::Fixmap);
+            assert_eq!(
+                (fixmap.start, fixmap.end),
+                (0xffff_ffff_ff00_0000, FIXMAP_END)
+            );
+        }
+        assert_eq!(LAYOUT_4.regions()[6..], LAYOUT_5.regions()[6..]);
+    }
+
+    #[test]
+    fn regions_are_ordered_disjoint_canonical_and_named() {
+        for l in both() {
+            let regions = l.regions();
+            for (i, r) in regions.iter().enumerate() {
+                assert_eq!(r.kind, KINDS[i]);
+                assert_eq!(l.region(r.kind), r);
+                assert!(l.levels().is_canonical(r.start), "{r:?}");
+                assert!(l.levels().is_canonical(r.end - 1), "{r:?}");
+                assert!(r.start < r.end);
+                if let Some(next) = regions.get(i + 1) {
+                    assert!(r.end <= next.start, "{r:?} / {next:?}");
+                }
+                assert_eq!(r.name, r.kind.name());
+                assert_eq!(r.marker, r.kind.marker());
+            }
+        }
+        let markers: Vec<&str> = LAYOUT_4.regions().iter().map(|r| r.marker).collect();
+        assert_eq!(
+            markers,
+            [
+                "User Space",
+                "Kernel Space",
+                "LDT remap",
+                "Low Kernel Mapping",
+                "vmalloc() Area",
+                "Vmemmap",
+                "EFI Runtime Services",
+                "High Kernel Mapping",
+                "Modules",
+                "Fixmap Area",
+            ]
+        );
+    }
+
+    #[test]
+    fn per_mode_regions_fill_whole_top_level_entries() {
+        for l in both() {
+            let span = l.levels().top_entry_span();
+            for r in &l.regions()[..6] {
+                assert_eq!(r.start % span, 0, "{r:?}");
+                assert_eq!(r.end % span, 0, "{r:?}");
+            }
+            // The shared regions all sit in the last top-level entry.
+            let last = 0u64.wrapping_sub(span);
+            for r in &l.regions()[6..] {
+                assert!(r.start >= last, "{r:?}");
+            }
+        }
+        assert_eq!(
+            LAYOUT_4.region(RegionKind::Physmap).size() / (512 << 30),
+            128
+        );
+        assert_eq!(LAYOUT_5.region(RegionKind::Vmalloc).size() / (1 << 48), 50);
+    }
+
+    #[test]
+    fn region_of_every_region_edge_and_hole() {
+        for l in both() {
+            for r in l.regions() {
+                assert_eq!(l.region_of(r.start).map(|x| x.kind), Some(r.kind));
+                assert_eq!(l.region_of(r.end - 1).map(|x| x.kind), Some(r.kind));
+            }
+            // Holes between regions and the non-canonical gap.
+            assert_eq!(l.region_of(l.lower_half_end()), None);
+            assert_eq!(l.region_of(1 << 63), None);
+            assert_eq!(l.region_of(l.physmap_end()), None);
+            assert_eq!(l.region_of(l.vmalloc_end()), None);
+            assert_eq!(l.region_of(l.vmemmap_end()), None);
+            assert_eq!(l.region_of(EFI_VA_START), None);
+            assert_eq!(l.region_of(FIXMAP_END), None);
+            assert_eq!(l.region_of(u64::MAX), None);
+        }
+        // The 4-level physmap is a hole in 5-level terms and vice versa.
+        assert_eq!(
+            LAYOUT_5
+                .region_of(LAYOUT_4.page_offset_base())
+                .map(|r| r.kind),
+            None
+        );
+        assert_eq!(
+            LAYOUT_4
+                .region_of(LAYOUT_5.page_offset_base())
+                .map(|r| r.kind),
+            None
+        );
+        // 5-level addresses are not 4-level canonical, so the table can't
+        // be used with the wrong mode by accident.
+        assert!(!Levels::Four.is_canonical(LAYOUT_5.page_offset_base()));
+        assert!(Levels::Five.is_canonical(LAYOUT_4.page_offset_base()));
+    }
+
+    #[test]
+    fn limine_hhdm_is_in_the_guard_hole() {
+        assert_eq!(
+            LAYOUT_4.region_of(LIMINE_HHDM_4).map(|r| r.kind),
+            Some(RegionKind::GuardHole)
+        );
+        assert_eq!(
+            LAYOUT_5.region_of(LIMINE_HHDM_5).map(|r| r.kind),
+            Some(RegionKind::GuardHole)
+        );
+        // A 4 GiB HHDM stays clear of the physmap in both modes.
+        assert!(LIMINE_HHDM_4 + (4 << 30) <= LAYOUT_4.page_offset_base());
+        assert!(LIMINE_HHDM_5 + (4 << 30) <= LAYOUT_5.page_offset_base());
+    }
+
+    #[test]
+    fn phys_to_virt_edges() {
+        for l in both() {
+            let size = l.physmap_size();
+            let base = l.page_offset_base();
+            assert_eq!(l.phys_to_virt(PhysAddr::new(0)), Ok(base));
+            assert_eq!(
+                l.phys_to_virt(PhysAddr::new(0x1234_5000)),
+                Ok(base + 0x1234_5000)
+            );
+            let last = PhysAddr::new(size.min(1 << 52) - 1);
+            assert_eq!(l.phys_to_virt(last), Ok(base + last.as_u64()));
+            assert_eq!(l.virt_to_phys(base + last.as_u64()), Ok(last));
+        }
+        // 4-level: 64 TiB is the first address the direct map cannot hold.
+        let l = &LAYOUT_4;
+        assert_eq!(
+            l.phys_to_virt(PhysAddr::new(64 << 40)),
+            Err(PhysmapError::BeyondPhysmap {
+                phys: 64 << 40,
+                physmap_size: 64 << 40
+            })
+        );
+        assert!(l.phys_to_virt(PhysAddr::new((1 << 52) - 1)).is_err());
+        // 5-level: every 52-bit physical address fits.
+        assert_eq!(
+            LAYOUT_5.phys_to_virt(PhysAddr::new((1 << 52) - 1)),
+            Ok(0xff11_0000_0000_0000 + (1 << 52) - 1)
+        );
+    }
+
+    #[test]
+    fn phys_range_to_virt_edges() {
+        let l = &LAYOUT_4;
+        let size = l.physmap_size();
+        let base = l.page_offset_base();
+        assert_eq!(l.phys_range_to_virt(PhysAddr::new(0), size), Ok(base));
+        assert_eq!(
+            l.phys_range_to_virt(PhysAddr::new(size - 4096), 4096),
+            Ok(base + size - 4096)
+        );
+        assert_eq!(
+            l.phys_range_to_virt(PhysAddr::new(size - 4096), 4097),
+            Err(PhysmapError::BeyondPhysmap {
+                phys: size,
+                physmap_size: size
+            })
+        );
+        assert!(l.phys_range_to_virt(PhysAddr::new(0), size + 1).is_err());
+        // Empty ranges must still start inside.
+        assert_eq!(
+            l.phys_range_to_virt(PhysAddr::new(size - 1), 0),
+            Ok(base + size - 1)
+        );
+        assert!(l.phys_range_to_virt(PhysAddr::new(size), 0).is_err());
+        // Overflow is reported, not wrapped.
+        let top = PhysAddr::new((1 << 52) - 4096);
+        assert_eq!(
+            LAYOUT_5.phys_range_to_virt(top, u64::MAX),
+            Err(PhysmapError::RangeOverflow {
+                phys: top.as_u64(),
+                len: u64::MAX
+            })
+        );
+    }
+
+    #[test]
+    fn virt_to_phys_edges() {
+        for l in both() {
+            let base = l.page_offset_base();
+            assert_eq!(l.virt_to_phys(base), Ok(PhysAddr::new(0)));
+            assert_eq!(
+                l.virt_to_phys(base - 1),
+                Err(PhysmapError::NotInPhysmap { virt: base - 1 })
+            );
+            assert_eq!(
+                l.virt_to_phys(l.physmap_end()),
+                Err(PhysmapError::NotInPhysmap {
+                    virt: l.physmap_end()
+                })
+            );
+            assert!(l.virt_to_phys(l.kernel_image_start()).is_err());
+            for pa in [0u64, 0x1000, 0xfee0_0000, 0x1_0000_0000, (64 << 40) - 4096] {
+                let va = l.phys_to_virt(PhysAddr::new(pa)).unwrap();
+                assert_eq!(l.virt_to_phys(va), Ok(PhysAddr::new(pa)));
+            }
+        }
+        assert_eq!(
+            LAYOUT_4.virt_to_phys(LAYOUT_4.physmap_end() - 1),
+            Ok(PhysAddr::new((64 << 40) - 1))
+        );
+        // The 5-level physmap is larger than the physical address space.
+        let beyond = LAYOUT_5.page_offset_base() + (1 << 52);
+        assert_eq!(
+            LAYOUT_5.virt_to_phys(beyond),
+            Err(PhysmapError::NotAPhysAddr { phys: 1 << 52 })
+        );
+    }
+
+    #[test]
+    fn errors_display_their_numbers() {
+        let e = LAYOUT_4.phys_to_virt(PhysAddr::new(64 << 40)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "physical address 0x400000000000 is beyond the 0x400000000000-byte direct map"
+        );
+        assert_eq!(
+            PhysmapError::NotInPhysmap { virt: 0x10 }.to_string(),
+            "virtual address 0x10 is not in the direct map"
+        );
+    }
+}
