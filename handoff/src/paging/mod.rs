@@ -7,7 +7,9 @@
 //!   Builder ── FrameSource (frames) + PhysWindow (writes) ──▶ tables
 //!                                                               │
 //!   Walker ── PhysWindow (reads) ◀──────────────────────────────┘
-//!      └─ leaves, translate, stats (per level, size, region)
+//!      ├─ leaves, translate, stats (per level, size, region)
+//!      ├─ ptdump (Linux's format)
+//!      └─ check_wx (Linux's W+X check)
 //! ```
 //!
 //! Virtual addresses are `u64` (4- and 5-level, sign-extended); table
@@ -16,7 +18,9 @@
 
 mod builder;
 mod pages;
+mod ptdump;
 mod walker;
+mod wx;
 
 #[cfg(test)]
 mod tests;
@@ -26,4 +30,6 @@ pub use pages::{
     LEAF_FLAGS, LargestPages, LeafCount, Mapping, PAT_4K, PHYS_LIMIT, PageSize, TableCount,
     largest_pages, minimum_tables,
 };
+pub use ptdump::level_name;
 pub use walker::{Leaf, Leaves, Stats, Translation, Walker};
+pub use wx::{WX_PASSED, WxRange, WxSummary};

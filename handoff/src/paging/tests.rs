@@ -9,6 +9,7 @@ use x86_64::PhysAddr;
 use x86_64::structures::paging::{PageTableFlags, PhysFrame};
 
 use super::pages::entry_shift;
+use super::ptdump::Event;
 use super::*;
 use crate::Levels;
 use crate::phys::PhysWindow;
@@ -129,7 +130,7 @@ fn mapped(mappings: &[Mapping], va: u64) -> Option<&Mapping> {
 }
 
 /// Checks the built tables against the mappings: the exact leaves, the
-/// table counts and sample translations.
+/// table counts, sample translations, and the runs the dump walks.
 fn verify(built: &Built, mappings: &[Mapping]) {
     let walker = built.walker();
     let planned = planned_leaves(mappings);
@@ -183,6 +184,36 @@ fn verify(built: &Built, mappings: &[Mapping]) {
             }
         }
     }
+
+    // The dump walk: runs tile the whole address space, the present ones
+    // add up to what is mapped, and W+X pages are the writable,
+    // executable ones.
+    let mut next = 0u64;
+    let mut present = 0u64;
+    let mut runs = 0;
+    let walked = walker.runs::<()>(&[], |event| {
+        if let Event::Run(run) = event {
+            assert_eq!(run.start, next, "runs leave a gap");
+            // Only a run over everything starts where it ends.
+            assert!(run.start != run.end || runs == 0 && run.start == 0);
+            next = run.end;
+            runs += 1;
+            if run.prot & PRESENT.bits() != 0 {
+                present += run.end.wrapping_sub(run.start);
+            }
+        }
+        Ok(())
+    });
+    assert_eq!(walked, Ok(()));
+    assert_eq!(next, 0, "runs stop short of the top");
+    assert!(runs > 0);
+    assert_eq!(present, mappings.iter().map(|m| m.len).sum::<u64>());
+    let wx: u64 = mappings
+        .iter()
+        .filter(|m| m.flags.contains(W) && !m.flags.contains(NX))
+        .map(|m| m.len / (4 * K))
+        .sum();
+    assert_eq!(walker.check_wx(|_| {}).pages, wx);
 }
 
 /// Every page of every mapping translates to the right frame.
@@ -455,6 +486,12 @@ fn large_page_pat_is_read_from_bit_12() {
     let leaf = built.walker().leaves().next().unwrap();
     assert!(leaf.pat());
     assert_eq!(leaf.phys.as_u64(), 0x40_0000);
+    let mut dump = String::new();
+    built.walker().ptdump(&mut dump, &[]).unwrap();
+    assert!(
+        dump.contains("2M     RW         PSE PAT     NX pmd"),
+        "{dump}"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -740,6 +777,203 @@ fn errors_display_their_address() {
         text.contains("level-4") && text.contains("0x1000"),
         "{text}"
     );
+}
+
+// ---------------------------------------------------------------------------
+// ptdump and W^X.
+
+#[test]
+fn ptdump_four_level() {
+    use PageSize::*;
+    let mappings = [
+        mapping(0x40_0000, 0x40_0000, 8 * K, W, Size4K),
+        mapping(0xffff_8880_0000_0000, 0, G, W | NX | GLB, Size1G),
+        mapping(
+            0xffff_c900_0000_0000,
+            0xfee0_0000,
+            4 * K,
+            W | NX | PCD | PWT,
+            Size4K,
+        ),
+        mapping(0xffff_ffff_8000_0000, 0x20_0000, 2 * M + 8 * K, GLB, Size2M),
+        mapping(
+            0xffff_ffff_8020_2000,
+            0x50_0000,
+            4 * K,
+            W | NX | GLB,
+            Size4K,
+        ),
+    ];
+    let built = build(Levels::Four, &mappings);
+    let markers = [
+        (0, "User Space"),
+        (0x8000_0000_0000_0000, "Kernel Space"),
+        (0xffff_ffff_8000_0000, "High Kernel Mapping"),
+    ];
+    let mut dump = String::new();
+    built.walker().ptdump(&mut dump, &markers).unwrap();
+    let expected = "\
+---[ User Space ]---
+0x0000000000000000-0x0000000000400000           4M                               pmd
+0x0000000000400000-0x0000000000402000           8K     RW                     x  pte
+0x0000000000402000-0x0000000000600000        2040K                               pte
+0x0000000000600000-0x0000000040000000        1018M                               pmd
+0x0000000040000000-0x0000008000000000         511G                               pud
+0x0000008000000000-0xffff800000000000   17179737600G                               pgd
+---[ Kernel Space ]---
+0xffff800000000000-0xffff888000000000        8704G                               pgd
+0xffff888000000000-0xffff888040000000           1G     RW         PSE     GLB NX pud
+0xffff888040000000-0xffff890000000000         511G                               pud
+0xffff890000000000-0xffffc90000000000          64T                               pgd
+0xffffc90000000000-0xffffc90000001000           4K     RW PWT PCD             NX pte
+0xffffc90000001000-0xffffc90000200000        2044K                               pte
+0xffffc90000200000-0xffffc90040000000        1022M                               pmd
+0xffffc90040000000-0xffffc98000000000         511G                               pud
+0xffffc98000000000-0xffffff8000000000          54T                               pgd
+0xffffff8000000000-0xffffffff80000000         510G                               pud
+---[ High Kernel Mapping ]---
+0xffffffff80000000-0xffffffff80200000           2M     ro         PSE     GLB x  pmd
+0xffffffff80200000-0xffffffff80202000           8K     ro                 GLB x  pte
+0xffffffff80202000-0xffffffff80203000           4K     RW                 GLB NX pte
+0xffffffff80203000-0xffffffff80400000        2036K                               pte
+0xffffffff80400000-0xffffffffc0000000        1020M                               pmd
+0xffffffffc0000000-0x0000000000000000           1G                               pud
+";
+    assert_eq!(dump, expected, "\n{dump}");
+}
+
+#[test]
+fn ptdump_five_level() {
+    let mappings = [mapping(
+        0xff11_0000_0000_0000,
+        0x8000_0000,
+        4 * K,
+        W | NX | GLB | PAT_4K,
+        PageSize::Size4K,
+    )];
+    let built = build(Levels::Five, &mappings);
+    let mut dump = String::new();
+    built.walker().ptdump(&mut dump, &[]).unwrap();
+    let expected = "\
+0x0000000000000000-0xff11000000000000    16716032T                               pgd
+0xff11000000000000-0xff11000000001000           4K     RW             PAT GLB NX pte
+0xff11000000001000-0xff11000000200000        2044K                               pte
+0xff11000000200000-0xff11000040000000        1022M                               pmd
+0xff11000040000000-0xff11008000000000         511G                               pud
+0xff11008000000000-0xff12000000000000      261632G                               p4d
+0xff12000000000000-0x0000000000000000       60928T                               pgd
+";
+    assert_eq!(dump, expected, "\n{dump}");
+}
+
+#[test]
+fn ptdump_prints_every_marker_crossed() {
+    // Two markers inside one empty top-level entry both print, in order,
+    // before the run that starts after them; one past the last run never
+    // prints.
+    let built = build(Levels::Four, &[]);
+    let mut dump = String::new();
+    let markers = [
+        (0, "Low"),
+        (0x1000, "A"),
+        (0x2000, "B"),
+        (u64::MAX, "Never"),
+    ];
+    built.walker().ptdump(&mut dump, &markers).unwrap();
+    let expected = "\
+---[ Low ]---
+0x0000000000000000-0x0000008000000000         512G                               pgd
+---[ A ]---
+---[ B ]---
+0x0000008000000000-0x0000000000000000   17179868672G                               pgd
+";
+    assert_eq!(dump, expected, "\n{dump}");
+}
+
+#[test]
+fn wx_check_passes_clean_tables() {
+    use PageSize::*;
+    let mappings = [
+        mapping(0xffff_ffff_8000_0000, 0x20_0000, 2 * M, GLB, Size2M),
+        mapping(
+            0xffff_ffff_8020_0000,
+            0x40_0000,
+            2 * M,
+            W | NX | GLB,
+            Size2M,
+        ),
+        mapping(0x1000, 0x1000, 4 * K, NX, Size4K),
+    ];
+    let built = build(Levels::Four, &mappings);
+    let mut reported = 0;
+    let summary = built.walker().check_wx(|_| reported += 1);
+    assert_eq!(summary, WxSummary { pages: 0 });
+    assert_eq!(reported, 0);
+    assert_eq!(
+        std::format!("{summary}"),
+        "x86/mm: Checked W+X mappings: passed, no W+X pages found."
+    );
+    assert_eq!(WX_PASSED, std::format!("{summary}"));
+}
+
+#[test]
+fn wx_check_reports_each_run() {
+    use PageSize::*;
+    let mappings = [
+        mapping(0x40_0000, 0x40_0000, 8 * K, W, Size4K),
+        mapping(0x40_2000, 0x40_2000, 4 * K, W | NX, Size4K),
+        mapping(0xffff_ffff_8000_0000, 0x20_0000, 4 * M, W | GLB, Size2M),
+        mapping(0xffff_ffff_8040_0000, 0x60_0000, 4 * K, W | GLB, Size4K),
+    ];
+    let built = build(Levels::Four, &mappings);
+    let mut ranges = Vec::new();
+    let summary = built.walker().check_wx(|range| ranges.push(*range));
+    assert_eq!(
+        ranges,
+        vec![
+            WxRange {
+                start: 0x40_0000,
+                end: 0x40_2000,
+                level: 1
+            },
+            WxRange {
+                start: 0xffff_ffff_8000_0000,
+                end: 0xffff_ffff_8040_0000,
+                level: 2
+            },
+            WxRange {
+                start: 0xffff_ffff_8040_0000,
+                end: 0xffff_ffff_8040_1000,
+                level: 1
+            },
+        ]
+    );
+    assert_eq!(summary.pages, 2 + 1024 + 1);
+    assert_eq!(
+        std::format!("{summary}"),
+        "x86/mm: Checked W+X mappings: FAILED, 1027 W+X pages found."
+    );
+    assert_eq!(
+        std::format!("{}", ranges[0]),
+        "x86/mm: Found insecure W+X mapping at address 0x400000"
+    );
+}
+
+#[test]
+fn wx_check_uses_the_effective_protection() {
+    // A W+X leaf under a no-execute or read-only table entry is not W+X.
+    for taken in [NX, PageTableFlags::empty()] {
+        let mappings = [mapping(0x1000, 0x1000, 4 * K, W, PageSize::Size4K)];
+        let mut built = build(Levels::Four, &mappings);
+        let root = built.root;
+        let pdpt = built.sim.window.table(root)[0].frame().unwrap();
+        let flags = PRESENT | taken;
+        built.sim.window.table_mut(root)[0].set_frame(pdpt, flags);
+        let walker = built.walker();
+        assert_eq!(walker.check_wx(|_| {}).pages, 0, "{flags:?}");
+        // The leaf itself still says W+X.
+        assert!(walker.translate(0x1000).unwrap().leaf.flags.contains(W));
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -108,6 +108,10 @@ impl<'a, W: PhysWindow + ?Sized> Walker<'a, W> {
         self.levels
     }
 
+    pub(crate) fn window(&self) -> &'a W {
+        self.window
+    }
+
     /// Every leaf, in ascending (sign-extended) address order.
     pub fn leaves(&self) -> Leaves<'a, W> {
         self.leaves_in(0, 0)
