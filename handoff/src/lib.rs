@@ -25,6 +25,8 @@ pub mod paging;
 pub mod phys;
 pub mod plan;
 pub mod revision;
+#[cfg(any(test, feature = "sim"))]
+pub mod sim;
 
 /// The base page size.
 pub const PAGE_SIZE: u64 = 4096;
