@@ -1,1 +1,801 @@
-//! Placeholder: filled in by the handoff work.
+//! The mapping plan: what baton's own page tables map, decided from the
+//! normalised memory map, the MTRRs, the PAT and the CPU's features.
+//!
+//! * **physmap** at `page_offset_base`: every RAM range (see
+//!   [`Kind::is_ram`]) and nothing else, read-write, non-executable,
+//!   global. RAM is cut into *segments* of uniform effective memory type
+//!   (MTRR type combined with the PAT type its EFI attributes call for);
+//!   each segment is one [`Mapping`] allowed the largest pages the CPU has
+//!   (1 GiB with pdpe1gb, else 2 MiB), so a large page can never cover a
+//!   hole, a non-RAM range or a change of memory type. What those cuts cost
+//!   is counted in [`SplitCost`].
+//! * **kernel image** at its link address, per section: text RX, rodata R +
+//!   NX, data and bss RW + NX.
+//! * vmalloc, the vmemmap and the EFI window stay empty: later stages fill
+//!   the top-level entries the layout gives them. The lower half stays
+//!   empty: there is no identity map.
+//!
+//! [`verify`] then holds built (or live) tables to the plan, leaf by leaf.
+
+use core::fmt;
+
+use uefi_raw::table::boot::MemoryAttribute;
+use x86_64::PhysAddr;
+use x86_64::structures::paging::PageTableFlags;
+
+use crate::Levels;
+use crate::layout::Layout;
+use crate::memmap::MemoryMap;
+use crate::mtrr::{MemType, Mtrrs, PageKind, Pat, effective_type};
+use crate::paging::{
+    LeafCount, Mapping, PAT_4K, PageSize, TableCount, Walker, largest_pages, minimum_tables,
+};
+use crate::phys::PhysWindow;
+use crate::PAGE_SIZE;
+
+/// The most mappings a plan holds: a physmap segment per RAM run and type
+/// change, plus the kernel's sections.
+pub const MAX_MAPPINGS: usize = 4096;
+
+/// What the CPU offers that the plan depends on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CpuCaps {
+    /// 1 GiB pages (CPUID pdpe1gb).
+    pub gb_pages: bool,
+    /// The execute-disable bit (EFER.NXE on): without it NX is a reserved
+    /// bit and must stay clear.
+    pub nx: bool,
+    /// Global pages (CR4.PGE).
+    pub global: bool,
+}
+
+/// The permissions of a kernel section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Perm {
+    /// Read and execute (`.text`).
+    ReadExecute,
+    /// Read only, no execute (`.rodata`).
+    ReadOnly,
+    /// Read and write, no execute (`.data`, `.bss`).
+    ReadWrite,
+}
+
+/// One section of the kernel image, by virtual address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KernelSection {
+    /// A name for logs (`text`, `rodata`, `data`).
+    pub name: &'static str,
+    /// The first virtual address (4 KiB-aligned).
+    pub start: u64,
+    /// The end (exclusive, 4 KiB-aligned).
+    pub end: u64,
+    /// Its permissions.
+    pub perm: Perm,
+}
+
+/// Where the kernel image is and what it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KernelImage {
+    /// The virtual address the image is linked (and loaded) at.
+    pub virt_base: u64,
+    /// The physical address it was loaded at (contiguous).
+    pub phys_base: PhysAddr,
+    /// Its sections, each mapped with its own permissions.
+    pub sections: [KernelSection; 3],
+}
+
+/// What a planned mapping is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// Part of the direct map of RAM.
+    Physmap,
+    /// A kernel section.
+    Kernel(Perm),
+}
+
+/// The purpose and the effective memory type of one mapping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Meta {
+    /// What the mapping is for.
+    pub purpose: Purpose,
+    /// The PAT type its flags select.
+    pub pat_type: MemType,
+    /// The effective memory type (MTRR and PAT combined), uniform over the
+    /// mapping.
+    pub effective: MemType,
+}
+
+/// What cutting RAM at memory-type changes costs, against mapping each
+/// contiguous RAM run as if its type were uniform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SplitCost {
+    /// Cuts where the effective MTRR type changes inside RAM.
+    pub mtrr_splits: u64,
+    /// Cuts where the EFI attributes (hence the PAT type) change between
+    /// touching RAM regions.
+    pub attr_splits: u64,
+    /// Physmap leaves with the cuts.
+    pub leaves: LeafCount,
+    /// Physmap leaves without them.
+    pub ideal_leaves: LeafCount,
+    /// Page-table frames the whole plan needs.
+    pub tables: TableCount,
+    /// Page-table frames it would need without the cuts.
+    pub ideal_tables: TableCount,
+}
+
+impl fmt::Display for SplitCost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} MTRR and {} EFI-attribute splits cost {} extra leaves \
+             ({} 4K / {} 2M / {} 1G instead of {} / {} / {}) and {} extra page-table frames",
+            self.mtrr_splits,
+            self.attr_splits,
+            self.leaves.total() as i64 - self.ideal_leaves.total() as i64,
+            self.leaves.size_4k,
+            self.leaves.size_2m,
+            self.leaves.size_1g,
+            self.ideal_leaves.size_4k,
+            self.ideal_leaves.size_2m,
+            self.ideal_leaves.size_1g,
+            self.tables.total() as i64 - self.ideal_tables.total() as i64,
+        )
+    }
+}
+
+/// Why a plan cannot be made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlanError {
+    /// More mappings than [`MAX_MAPPINGS`].
+    TooManyMappings,
+    /// The PAT has no entry for a type the plan needs.
+    NoPatEntry(MemType),
+    /// A kernel section is empty, unaligned, or outside the kernel region.
+    BadKernelSection {
+        /// The section's name.
+        name: &'static str,
+        /// Its start.
+        start: u64,
+        /// Its end.
+        end: u64,
+    },
+    /// The map holds no RAM at all.
+    NoRam,
+}
+
+impl fmt::Display for PlanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            PlanError::TooManyMappings => {
+                write!(f, "the plan needs more than {MAX_MAPPINGS} mappings")
+            }
+            PlanError::NoPatEntry(ty) => write!(f, "the PAT has no entry for {ty}"),
+            PlanError::BadKernelSection { name, start, end } => write!(
+                f,
+                "kernel section {name} {start:#x}-{end:#x} is empty, not page-aligned \
+                 or outside the kernel image region"
+            ),
+            PlanError::NoRam => write!(f, "the memory map holds no RAM"),
+        }
+    }
+}
+
+/// The PAT type for RAM with EFI attributes `attr`: write-back when the
+/// firmware allows it (or says nothing, on BIOS boots), else the strongest
+/// caching it does allow, else uncached.
+pub fn ram_pat_type(attr: Option<MemoryAttribute>) -> MemType {
+    let Some(attr) = attr else {
+        return MemType::Wb;
+    };
+    if attr.contains(MemoryAttribute::WRITE_BACK) {
+        MemType::Wb
+    } else if attr.contains(MemoryAttribute::WRITE_THROUGH) {
+        MemType::Wt
+    } else if attr.contains(MemoryAttribute::WRITE_COMBINE) {
+        MemType::Wc
+    } else {
+        MemType::Uc
+    }
+}
+
+/// The effective memory type of `start..end` mapped with PAT type `pat`,
+/// or `None` if it is not uniform.
+pub fn uniform_effective(mtrrs: &Mtrrs, start: u64, end: u64, pat: MemType) -> Option<MemType> {
+    let ty = effective_type(mtrrs.type_at(start), pat);
+    let mut at = start;
+    loop {
+        let next = mtrrs.next_boundary(at);
+        if next >= end {
+            return Some(ty);
+        }
+        if effective_type(mtrrs.type_at(next), pat) != ty {
+            return None;
+        }
+        at = next;
+    }
+}
+
+/// The mappings baton's own page tables hold, in ascending virtual order.
+pub struct Plan {
+    mappings: [Mapping; MAX_MAPPINGS],
+    meta: [Meta; MAX_MAPPINGS],
+    len: usize,
+    levels: Levels,
+    /// What the memory-type cuts cost.
+    pub cost: SplitCost,
+    /// RAM bytes in the physmap.
+    pub physmap_bytes: u64,
+    /// RAM above what the physmap can hold (left unmapped).
+    pub unmapped_ram: u64,
+    /// The largest page size the physmap uses.
+    pub max_page: PageSize,
+}
+
+impl fmt::Debug for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Plan")
+            .field("mappings", &self.mappings())
+            .field("cost", &self.cost)
+            .finish_non_exhaustive()
+    }
+}
+
+const EMPTY_MAPPING: Mapping = Mapping {
+    virt: 0,
+    phys: PhysAddr::zero(),
+    len: 0,
+    flags: PageTableFlags::empty(),
+    max_page: PageSize::Size4K,
+};
+
+const EMPTY_META: Meta = Meta {
+    purpose: Purpose::Physmap,
+    pat_type: MemType::Wb,
+    effective: MemType::Wb,
+};
+
+/// What the plan is made from.
+#[derive(Debug, Clone, Copy)]
+pub struct Inputs<'a> {
+    /// The normalised memory map.
+    pub map: &'a MemoryMap,
+    /// The address-space layout of the paging mode.
+    pub layout: &'a Layout,
+    /// The MTRRs.
+    pub mtrrs: &'a Mtrrs,
+    /// The PAT the tables will run under.
+    pub pat: &'a Pat,
+    /// The CPU's features.
+    pub cpu: CpuCaps,
+    /// The kernel image.
+    pub kernel: &'a KernelImage,
+}
+
+impl Plan {
+    /// An empty plan (for a `static`; fill it with [`Plan::make`]).
+    pub const fn new() -> Self {
+        Self {
+            mappings: [EMPTY_MAPPING; MAX_MAPPINGS],
+            meta: [EMPTY_META; MAX_MAPPINGS],
+            len: 0,
+            levels: Levels::Four,
+            cost: SplitCost {
+                mtrr_splits: 0,
+                attr_splits: 0,
+                leaves: LeafCount {
+                    size_4k: 0,
+                    size_2m: 0,
+                    size_1g: 0,
+                },
+                ideal_leaves: LeafCount {
+                    size_4k: 0,
+                    size_2m: 0,
+                    size_1g: 0,
+                },
+                tables: TableCount {
+                    pml5: 0,
+                    pml4: 0,
+                    pdpt: 0,
+                    pd: 0,
+                    pt: 0,
+                },
+                ideal_tables: TableCount {
+                    pml5: 0,
+                    pml4: 0,
+                    pdpt: 0,
+                    pd: 0,
+                    pt: 0,
+                },
+            },
+            physmap_bytes: 0,
+            unmapped_ram: 0,
+            max_page: PageSize::Size2M,
+        }
+    }
+
+    /// The planned mappings, in ascending virtual order.
+    pub fn mappings(&self) -> &[Mapping] {
+        &self.mappings[..self.len]
+    }
+
+    /// Purpose and memory type of each mapping, parallel to
+    /// [`mappings`](Self::mappings).
+    pub fn meta(&self) -> &[Meta] {
+        &self.meta[..self.len]
+    }
+
+    /// The paging mode the plan is for.
+    pub fn levels(&self) -> Levels {
+        self.levels
+    }
+
+    /// The page-table frames the plan needs, per level: the minimum for
+    /// the page sizes chosen.
+    pub fn minimum_tables(&self) -> TableCount {
+        minimum_tables(self.mappings(), self.levels)
+    }
+
+    /// The leaves the plan's mappings take, per size.
+    pub fn leaves(&self) -> LeafCount {
+        count_leaves(self.mappings())
+    }
+
+    fn push(&mut self, mapping: Mapping, meta: Meta) -> Result<(), PlanError> {
+        if self.len == MAX_MAPPINGS {
+            return Err(PlanError::TooManyMappings);
+        }
+        self.mappings[self.len] = mapping;
+        self.meta[self.len] = meta;
+        self.len += 1;
+        Ok(())
+    }
+
+    /// Plans baton's address space from `inputs`, replacing any earlier
+    /// content.
+    pub fn make(&mut self, inputs: &Inputs<'_>) -> Result<(), PlanError> {
+        let layout = inputs.layout;
+        self.levels = layout.levels();
+        self.max_page = if inputs.cpu.gb_pages {
+            PageSize::Size1G
+        } else {
+            PageSize::Size2M
+        };
+        self.len = 0;
+        self.unmapped_ram = 0;
+        self.physmap_bytes = 0;
+
+        // The ideal: every contiguous RAM run as one mapping.
+        for run in inputs.map.ram_runs() {
+            let end = run.end.min(layout.physmap_size());
+            if run.start < end {
+                let mapping = self.physmap_mapping(inputs, run.start, end, PageTableFlags::empty());
+                self.push(mapping, EMPTY_META)?;
+            }
+        }
+        if self.len == 0 {
+            return Err(PlanError::NoRam);
+        }
+        let ideal_leaves = self.leaves();
+        self.len = 0;
+
+        // The real physmap: runs of equal PAT type, cut where the effective
+        // type changes.
+        let mut cost = SplitCost::default();
+        let regions = inputs.map.regions();
+        let mut i = 0;
+        while i < regions.len() {
+            let first = &regions[i];
+            if !first.kind.is_ram() {
+                i += 1;
+                continue;
+            }
+            let pat_type = ram_pat_type(first.attr);
+            let (start, mut end) = (first.start, first.end);
+            i += 1;
+            while let Some(next) = regions.get(i) {
+                if !next.kind.is_ram() || next.start != end {
+                    break;
+                }
+                if ram_pat_type(next.attr) != pat_type {
+                    cost.attr_splits += 1;
+                    break;
+                }
+                end = next.end;
+                i += 1;
+            }
+            let limit = layout.physmap_size();
+            if end > limit {
+                self.unmapped_ram += end - start.max(limit);
+                end = limit;
+            }
+            if start < end {
+                cost.mtrr_splits += self.push_segments(inputs, start, end, pat_type)?;
+            }
+        }
+        cost.leaves = self.leaves();
+        cost.ideal_leaves = ideal_leaves;
+
+        for section in &inputs.kernel.sections {
+            self.push_kernel_section(inputs, section)?;
+        }
+
+        // The ideal table count: the same kernel mappings with the ideal
+        // physmap. Computed from the real plan's kernel part plus the runs.
+        cost.tables = self.minimum_tables();
+        cost.ideal_tables = self.ideal_tables(inputs)?;
+        self.cost = cost;
+        Ok(())
+    }
+
+    /// The leaf flags for a physmap mapping of PAT type `pat_type`.
+    fn physmap_mapping(
+        &self,
+        inputs: &Inputs<'_>,
+        start: u64,
+        end: u64,
+        cache: PageTableFlags,
+    ) -> Mapping {
+        let mut flags = PageTableFlags::WRITABLE | cache;
+        if inputs.cpu.nx {
+            flags |= PageTableFlags::NO_EXECUTE;
+        }
+        if inputs.cpu.global {
+            flags |= PageTableFlags::GLOBAL;
+        }
+        // Cache bits with the PAT bit exist only for 4 KiB pages.
+        let max_page = if cache.contains(PAT_4K) {
+            PageSize::Size4K
+        } else {
+            self.max_page
+        };
+        Mapping {
+            virt: inputs.layout.page_offset_base() + start,
+            phys: PhysAddr::new(start),
+            len: end - start,
+            flags,
+            max_page,
+        }
+    }
+
+    /// Pushes `start..end` (RAM of PAT type `pat_type`) as segments of
+    /// uniform effective type. Returns the number of cuts made.
+    fn push_segments(
+        &mut self,
+        inputs: &Inputs<'_>,
+        start: u64,
+        end: u64,
+        pat_type: MemType,
+    ) -> Result<u64, PlanError> {
+        let pat = inputs.pat;
+        // Prefer the encoding without the PAT bit, which large pages allow.
+        let cache = match pat.flags_for(pat_type, PageKind::Large) {
+            Some(flags) if pat.index_for(pat_type).is_some_and(|i| i < 4) => flags,
+            _ => pat
+                .flags_for(pat_type, PageKind::Size4KiB)
+                .ok_or(PlanError::NoPatEntry(pat_type))?,
+        };
+        let mtrrs = inputs.mtrrs;
+        let mut cuts = 0;
+        let mut seg_start = start;
+        let mut effective = effective_type(mtrrs.type_at(start), pat_type);
+        let mut at = start;
+        loop {
+            let next = mtrrs.next_boundary(at);
+            if next >= end {
+                break;
+            }
+            let ty = effective_type(mtrrs.type_at(next), pat_type);
+            if ty != effective {
+                let mapping = self.physmap_mapping(inputs, seg_start, next, cache);
+                self.push(
+                    mapping,
+                    Meta {
+                        purpose: Purpose::Physmap,
+                        pat_type,
+                        effective,
+                    },
+                )?;
+                self.physmap_bytes += next - seg_start;
+                cuts += 1;
+                seg_start = next;
+                effective = ty;
+            }
+            at = next;
+        }
+        let mapping = self.physmap_mapping(inputs, seg_start, end, cache);
+        self.push(
+            mapping,
+            Meta {
+                purpose: Purpose::Physmap,
+                pat_type,
+                effective,
+            },
+        )?;
+        self.physmap_bytes += end - seg_start;
+        Ok(cuts)
+    }
+
+    fn push_kernel_section(
+        &mut self,
+        inputs: &Inputs<'_>,
+        section: &KernelSection,
+    ) -> Result<(), PlanError> {
+        let kernel = inputs.kernel;
+        let layout = inputs.layout;
+        let bad = PlanError::BadKernelSection {
+            name: section.name,
+            start: section.start,
+            end: section.end,
+        };
+        if section.start >= section.end
+            || section.start % PAGE_SIZE != 0
+            || section.end % PAGE_SIZE != 0
+            || section.start < kernel.virt_base
+            || section.start < layout.kernel_image_start()
+            || section.end > layout.kernel_image_end()
+        {
+            return Err(bad);
+        }
+        let mut flags = PageTableFlags::empty();
+        if inputs.cpu.global {
+            flags |= PageTableFlags::GLOBAL;
+        }
+        match section.perm {
+            Perm::ReadExecute => {}
+            Perm::ReadOnly => {
+                if inputs.cpu.nx {
+                    flags |= PageTableFlags::NO_EXECUTE;
+                }
+            }
+            Perm::ReadWrite => {
+                flags |= PageTableFlags::WRITABLE;
+                if inputs.cpu.nx {
+                    flags |= PageTableFlags::NO_EXECUTE;
+                }
+            }
+        }
+        let wb = inputs
+            .pat
+            .flags_for(MemType::Wb, PageKind::Large)
+            .filter(|_| inputs.pat.index_for(MemType::Wb).is_some_and(|i| i < 4))
+            .ok_or(PlanError::NoPatEntry(MemType::Wb))?;
+        let effective = effective_type(
+            inputs
+                .mtrrs
+                .type_at(kernel.phys_base.as_u64() + (section.start - kernel.virt_base)),
+            MemType::Wb,
+        );
+        self.push(
+            Mapping {
+                virt: section.start,
+                phys: kernel.phys_base + (section.start - kernel.virt_base),
+                len: section.end - section.start,
+                flags: flags | wb,
+                max_page: PageSize::Size2M,
+            },
+            Meta {
+                purpose: Purpose::Kernel(section.perm),
+                pat_type: MemType::Wb,
+                effective,
+            },
+        )
+    }
+
+    /// The tables the plan would need with uncut RAM runs.
+    fn ideal_tables(&mut self, inputs: &Inputs<'_>) -> Result<TableCount, PlanError> {
+        // Reuse the array's tail: the ideal physmap after the real plan.
+        let real = self.len;
+        for run in inputs.map.ram_runs() {
+            let end = run.end.min(inputs.layout.physmap_size());
+            if run.start < end {
+                let mapping = self.physmap_mapping(inputs, run.start, end, PageTableFlags::empty());
+                self.push(mapping, EMPTY_META)?;
+            }
+        }
+        // The kernel's sections, copied after the ideal physmap so the
+        // slice stays in ascending order.
+        let kernel: usize = self.meta[..real]
+            .iter()
+            .filter(|m| matches!(m.purpose, Purpose::Kernel(_)))
+            .count();
+        for k in real - kernel..real {
+            let (mapping, meta) = (self.mappings[k], self.meta[k]);
+            self.push(mapping, meta)?;
+        }
+        let ideal = minimum_tables(&self.mappings[real..self.len], self.levels);
+        self.len = real;
+        Ok(ideal)
+    }
+}
+
+impl Default for Plan {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn count_leaves(mappings: &[Mapping]) -> LeafCount {
+    let mut count = LeafCount::default();
+    for m in mappings {
+        for (_, _, size) in largest_pages(m.virt, m.phys, m.len, m.max_page) {
+            match size {
+                PageSize::Size4K => count.size_4k += 1,
+                PageSize::Size2M => count.size_2m += 1,
+                PageSize::Size1G => count.size_1g += 1,
+            }
+        }
+    }
+    count
+}
+
+/// Why built tables do not match the plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerifyError {
+    /// A leaf outside every planned mapping.
+    Stray {
+        /// The leaf's virtual address.
+        virt: u64,
+        /// Its physical address.
+        phys: PhysAddr,
+    },
+    /// A leaf inside a mapping but pointing elsewhere, with other flags,
+    /// or of another size than the plan's.
+    Wrong {
+        /// The leaf's virtual address.
+        virt: u64,
+        /// What is wrong.
+        what: &'static str,
+    },
+    /// A planned mapping not fully present.
+    Missing {
+        /// The mapping's first virtual address.
+        virt: u64,
+        /// The bytes of it that are mapped.
+        mapped: u64,
+        /// Its length.
+        len: u64,
+    },
+    /// A physmap leaf covering a range of non-uniform effective type or
+    /// something that is not RAM.
+    NotUniform {
+        /// The leaf's virtual address.
+        virt: u64,
+        /// Its size.
+        size: PageSize,
+    },
+}
+
+impl fmt::Display for VerifyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            VerifyError::Stray { virt, phys } => write!(
+                f,
+                "leaf {virt:#x} -> {:#x} is in no planned mapping",
+                phys.as_u64()
+            ),
+            VerifyError::Wrong { virt, what } => write!(f, "leaf {virt:#x}: {what}"),
+            VerifyError::Missing { virt, mapped, len } => write!(
+                f,
+                "mapping at {virt:#x} has {mapped:#x} of {len:#x} bytes mapped"
+            ),
+            VerifyError::NotUniform { virt, size } => write!(
+                f,
+                "{size:?} leaf at {virt:#x} covers non-RAM or a memory-type change"
+            ),
+        }
+    }
+}
+
+/// What [`verify`] checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Verified {
+    /// Leaves walked.
+    pub leaves: LeafCount,
+    /// Bytes mapped.
+    pub bytes: u64,
+}
+
+/// Holds the tables under `walker` to `plan`: every leaf lies in exactly
+/// one planned mapping, points where the mapping says, has its flags and
+/// the page size [`largest_pages`] gives and the planned memory type; every mapping is fully present;
+/// nothing else is mapped (so the lower half is empty); and every physmap
+/// leaf covers RAM of one effective memory type only.
+pub fn verify<W: PhysWindow + ?Sized>(
+    plan: &Plan,
+    walker: &Walker<'_, W>,
+    inputs: &Inputs<'_>,
+) -> Result<Verified, VerifyError> {
+    let (map, mtrrs, layout) = (inputs.map, inputs.mtrrs, inputs.layout);
+    let mappings = plan.mappings();
+    let meta = plan.meta();
+    let mut covered = [0u64; MAX_MAPPINGS];
+    let mut verified = Verified::default();
+    for leaf in walker.leaves() {
+        let size = leaf.size.bytes();
+        // The mappings are sorted by virtual address: the candidate is the
+        // last one starting at or below the leaf.
+        let i = mappings.partition_point(|m| m.virt <= leaf.virt);
+        let stray = VerifyError::Stray {
+            virt: leaf.virt,
+            phys: leaf.phys,
+        };
+        let Some(i) = i.checked_sub(1) else {
+            return Err(stray);
+        };
+        let m = &mappings[i];
+        if !m.contains(leaf.virt) {
+            return Err(stray);
+        }
+        let wrong = |what| VerifyError::Wrong {
+            virt: leaf.virt,
+            what,
+        };
+        let offset = leaf.virt - m.virt;
+        if offset + size > m.len {
+            return Err(wrong("extends past its mapping"));
+        }
+        if leaf.phys != m.phys + offset {
+            return Err(wrong("points at the wrong physical address"));
+        }
+        let (_, _, expected) = largest_pages(leaf.virt, leaf.phys, m.len - offset, m.max_page)
+            .next()
+            .expect("a non-empty remainder has a first page");
+        if leaf.size != expected {
+            return Err(wrong("is not the page size the plan chose"));
+        }
+        let kind = if leaf.size == PageSize::Size4K {
+            PageKind::Size4KiB
+        } else {
+            PageKind::Large
+        };
+        let perms = PageTableFlags::WRITABLE
+            | PageTableFlags::NO_EXECUTE
+            | PageTableFlags::GLOBAL
+            | PageTableFlags::USER_ACCESSIBLE;
+        if leaf.flags & perms != m.flags & perms {
+            return Err(wrong("has other permissions than planned"));
+        }
+        // Compare types, not bits: two PAT entries may hold one type.
+        if inputs.pat.type_for_flags(leaf.flags, kind) != meta[i].pat_type {
+            return Err(wrong("selects another memory type than planned"));
+        }
+        if meta[i].purpose == Purpose::Physmap {
+            let start = leaf.phys.as_u64();
+            let end = start + size;
+            let all_ram = map
+                .regions()
+                .iter()
+                .filter(|r| r.start < end && start < r.end)
+                .try_fold(start, |at, r| (r.start <= at && r.kind.is_ram()).then_some(r.end))
+                .is_some_and(|reached| reached >= end);
+            let uniform = uniform_effective(mtrrs, start, end, meta[i].pat_type).is_some();
+            if !all_ram || !uniform {
+                return Err(VerifyError::NotUniform {
+                    virt: leaf.virt,
+                    size: leaf.size,
+                });
+            }
+            if leaf.virt < layout.page_offset_base() || leaf.virt >= layout.physmap_end() {
+                return Err(wrong("physmap leaf outside the physmap region"));
+            }
+        }
+        covered[i] += size;
+        verified.bytes += size;
+        match leaf.size {
+            PageSize::Size4K => verified.leaves.size_4k += 1,
+            PageSize::Size2M => verified.leaves.size_2m += 1,
+            PageSize::Size1G => verified.leaves.size_1g += 1,
+        }
+    }
+    for (m, &mapped) in mappings.iter().zip(&covered[..mappings.len()]) {
+        if mapped != m.len {
+            return Err(VerifyError::Missing {
+                virt: m.virt,
+                mapped,
+                len: m.len,
+            });
+        }
+    }
+    Ok(verified)
+}

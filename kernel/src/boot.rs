@@ -9,6 +9,7 @@
 use core::ffi::{CStr, c_char};
 
 use handoff::Levels;
+use handoff::memmap::{LimineEntry, MAX_LIMINE_ENTRIES};
 use handoff::revision::{self, BootPointer, InEffect, RevisionError};
 use limine::BaseRevision;
 use limine::firmware_type::FirmwareType;
@@ -87,8 +88,6 @@ static EFI_SYSTEM_TABLE: EfiSystemTableRequest = EfiSystemTableRequest::new();
 #[unsafe(link_section = ".limine_requests_end")]
 static REQUESTS_END: RequestsEndMarker = RequestsEndMarker::new();
 
-/// Most Limine memory-map entries baton copies.
-pub const MAX_LIMINE_ENTRIES: usize = 1024;
 /// Most bytes of EFI memory map baton copies (2048 descriptors of 64 bytes).
 pub const MAX_EFI_MAP_BYTES: usize = 128 * 1024;
 
@@ -116,15 +115,6 @@ impl Firmware {
     }
 }
 
-/// One entry of Limine's memory map, as Limine lays it out.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RawLimineEntry {
-    pub base: u64,
-    pub length: u64,
-    pub ty: u64,
-}
-
 /// The EFI memory map as Limine passed it: metadata and a byte copy.
 #[derive(Debug, Clone, Copy)]
 pub struct EfiMapInfo {
@@ -135,7 +125,7 @@ pub struct EfiMapInfo {
 
 /// The raw maps, kept in `.bss`.
 pub struct RawMaps {
-    pub limine: [RawLimineEntry; MAX_LIMINE_ENTRIES],
+    pub limine: [LimineEntry; MAX_LIMINE_ENTRIES],
     pub limine_len: usize,
     pub efi: [u8; MAX_EFI_MAP_BYTES],
     pub efi_info: Option<EfiMapInfo>,
@@ -144,18 +134,14 @@ pub struct RawMaps {
 impl RawMaps {
     const fn new() -> Self {
         Self {
-            limine: [RawLimineEntry {
-                base: 0,
-                length: 0,
-                ty: 0,
-            }; MAX_LIMINE_ENTRIES],
+            limine: [LimineEntry::EMPTY; MAX_LIMINE_ENTRIES],
             limine_len: 0,
             efi: [0; MAX_EFI_MAP_BYTES],
             efi_info: None,
         }
     }
 
-    pub fn limine(&self) -> &[RawLimineEntry] {
+    pub fn limine(&self) -> &[LimineEntry] {
         &self.limine[..self.limine_len]
     }
 
@@ -351,10 +337,11 @@ pub fn collect() -> Result<&'static BootInfo, BootError> {
     for (slot, &e) in raw.limine.iter_mut().zip(entries) {
         // SAFETY: `limine::memory_map::Entry` is `#[repr(C)] { base: u64,
         // length: u64, entry_type: EntryType }` with `EntryType` a
-        // `#[repr(transparent)]` u64: the layout of `RawLimineEntry`. The
+        // `#[repr(transparent)]` u64: the layout of handoff's
+        // `#[repr(C)]` `LimineEntry`. The
         // crate hides the numeric type, which baton logs and classifies
         // itself (including types newer than the crate).
-        *slot = unsafe { *(e as *const limine::memory_map::Entry as *const RawLimineEntry) };
+        *slot = unsafe { *(e as *const limine::memory_map::Entry as *const LimineEntry) };
     }
     raw.limine_len = entries.len();
 
@@ -469,7 +456,7 @@ fn maps_copied() -> crate::selftest::TestResult {
     let raw = RAW_MAPS.lock();
     crate::check!(!raw.limine().is_empty(), "no Limine memory-map entries");
     crate::check!(
-        raw.limine().iter().any(|e| e.ty == 6),
+        raw.limine().iter().any(|e| e.ty == handoff::memmap::limine::EXECUTABLE_AND_MODULES),
         "no executable-and-modules entry (the kernel) in Limine's map"
     );
     if info().firmware.is_uefi() {

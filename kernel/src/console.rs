@@ -53,6 +53,19 @@ pub fn emergency_print(args: fmt::Arguments<'_>) {
     }
 }
 
+/// A [`fmt::Write`] straight to the console, without log prefixes (for
+/// multi-line reports such as the ptdump).
+pub struct Writer;
+
+impl Write for Writer {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        if let Some(tty) = SERIAL.lock().as_mut() {
+            tty.write_str(s)?;
+        }
+        Ok(())
+    }
+}
+
 /// A [`fmt::Write`] over [`emergency_print`], for fault and panic reports.
 pub struct EmergencyWriter;
 

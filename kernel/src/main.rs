@@ -13,6 +13,7 @@ mod cpu;
 mod exit;
 mod fixed;
 mod selftest;
+mod shim;
 mod time;
 
 use core::arch::naked_asm;
@@ -77,6 +78,12 @@ extern "C" fn kmain() -> ! {
     };
     log_handover(boot);
 
+    if let Err(e) = shim::run(boot, options.ptdump) {
+        error!("handoff: {e}");
+        error!("handoff: cannot continue; stopping");
+        exit::fatal();
+    }
+
     finish(options)
 }
 
@@ -121,7 +128,7 @@ fn log_handover(boot: &boot::BootInfo) {
 /// Ends the boot as the command line asks: self-tests, power-off, or idle.
 fn finish(options: Options) -> ! {
     if options.test {
-        let passed = selftest::run(&[cpu::tests::TESTS, boot::TESTS]);
+        let passed = selftest::run(&[cpu::tests::TESTS, boot::TESTS, shim::tests::TESTS]);
         exit::qemu_exit(if passed {
             exit::Verdict::Pass
         } else {

@@ -61,6 +61,12 @@ pub fn since_reset() -> (u64, u64) {
     ((micros / 1_000_000) as u64, (micros % 1_000_000) as u64)
 }
 
+/// Converts a TSC delta to microseconds.
+pub fn cycles_to_micros(cycles: u64) -> u64 {
+    let hz = tsc_hz().max(1);
+    (cycles as u128 * 1_000_000 / hz as u128) as u64
+}
+
 fn max_leaf() -> u32 {
     __cpuid(0).eax
 }

@@ -35,10 +35,18 @@ pub const BOOT_STACK_SIZE: usize = 256 * 1024;
 /// The boot stack. Only the CPU writes it (through RSP).
 pub static BOOT_STACK: Stack<BOOT_STACK_SIZE> = Stack::new();
 
-/// Leaves Limine's GDT and IDT for baton's own.
+/// Leaves Limine's GDT and IDT for baton's own, and makes supervisor
+/// writes honour read-only pages (CR0.WP).
 pub fn init() {
     gdt::init();
     trap::init();
+    // SAFETY: with WP set, ring-0 writes to read-only pages fault, which is
+    // what every read-only mapping in baton means.
+    unsafe {
+        x86_64::registers::control::Cr0::update(|f| {
+            f.insert(x86_64::registers::control::Cr0Flags::WRITE_PROTECT)
+        })
+    };
 }
 
 /// The current stack pointer.

@@ -220,6 +220,31 @@ pub fn probe_read(addr: u64) -> Result<u64, Fault> {
     }
 }
 
+/// Writes `value` to `addr`, or reports the fault it causes.
+pub fn probe_write(addr: u64, value: u64) -> Result<(), Fault> {
+    *LAST_FAULT.lock() = None;
+    // SAFETY: as in `probe_read`: a fault resumes at label 2. The caller
+    // picks an address whose write is harmless if it succeeds.
+    unsafe {
+        asm!(
+            "lea {tmp}, [rip + 2f]",
+            "mov [{recovery}], {tmp}",
+            "mov [{addr}], {value}",
+            "2:",
+            "mov qword ptr [{recovery}], 0",
+            addr = in(reg) addr,
+            value = in(reg) value,
+            recovery = in(reg) RECOVERY_RIP.as_ptr(),
+            tmp = out(reg) _,
+            options(nostack),
+        );
+    }
+    match LAST_FAULT.lock().take() {
+        Some(fault) => Err(fault),
+        None => Ok(()),
+    }
+}
+
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     match frame.vector {
         3 => {

@@ -1,0 +1,572 @@
+//! The handoff shim: from Limine's page tables to baton's own.
+//!
+//! 1. **parse**: both memory maps (copied out of bootloader memory by
+//!    `boot::collect`) are validated and merged into one normalised map;
+//! 2. **plan**: the MTRRs, the PAT and the CPU's features decide page sizes
+//!    and memory types; `handoff::plan` says what gets mapped where;
+//! 3. **build**: the tables are written through Limine's HHDM into frames
+//!    from the largest usable region;
+//! 4. **switch**: CR3 is loaded from higher-half code, already on baton's
+//!    stack, GDT and IDT; global TLB entries are flushed and baton's PAT
+//!    loaded;
+//! 5. **verify**: the live tables are read back through the new physmap and
+//!    held to the plan, the W^X rule and an empty lower half.
+//!
+//! All decisions are made in the host-tested `handoff` crate; this module
+//! reads the hardware, applies, and reports.
+
+pub mod direct;
+pub mod tests;
+
+use core::fmt::{self, Write};
+use core::ops::Range;
+
+use handoff::layout::{Layout, RegionKind};
+use handoff::memmap::{self, EfiMemoryMap, Kind, LimineMap, MapError, MemoryMap, Scratch};
+use handoff::mtrr::{self, MtrrError, MtrrRegisters, Mtrrs, Pat, PatError, VariableRangeMsrs};
+use handoff::paging::{BuildError, Builder, Walker};
+use handoff::plan::{self, CpuCaps, Inputs, KernelImage, KernelSection, Perm, Plan, PlanError};
+use handoff::{Levels, PAGE_SIZE};
+use log::{debug, info, warn};
+use x86_64::PhysAddr;
+use x86_64::registers::control::{Cr3, Cr3Flags, Cr4, Cr4Flags};
+use x86_64::registers::model_specific::{Efer, EferFlags, Msr};
+use x86_64::structures::paging::PhysFrame;
+
+use crate::boot::{self, BootInfo};
+use crate::cpu::features::{self, Features};
+use crate::time;
+use direct::{DirectMap, EarlyFrames};
+
+/// The normalised memory map (read-only once the handoff is done).
+pub static MAP: spin::Mutex<MemoryMap> = spin::Mutex::new(MemoryMap::new());
+static SCRATCH: spin::Mutex<Scratch> = spin::Mutex::new(Scratch::new());
+/// The plan the live tables were built from.
+pub static PLAN: spin::Mutex<Plan> = spin::Mutex::new(Plan::new());
+
+/// What the handoff established, for later stages and the self-tests.
+#[derive(Debug)]
+pub struct State {
+    pub levels: Levels,
+    pub layout: &'static Layout,
+    /// The root of baton's page tables (PML4 or PML5).
+    pub root: PhysFrame,
+    pub mtrrs: Mtrrs,
+    /// The PAT now loaded.
+    pub pat: Pat,
+    pub cpu: CpuCaps,
+    pub kernel: KernelImage,
+    /// The frames the first page tables were taken from.
+    pub table_frames: Range<u64>,
+}
+
+static STATE: spin::Once<State> = spin::Once::new();
+
+/// The handoff's result. Panics before [`run`] succeeded.
+pub fn state() -> &'static State {
+    STATE.get().expect("the handoff has not run")
+}
+
+/// Why the handoff stopped.
+#[derive(Debug)]
+pub enum ShimError {
+    Map(MapError),
+    Mtrr(MtrrError),
+    Pat(PatError),
+    Plan(PlanError),
+    Build(BuildError),
+    NoUsableMemory,
+    Verify(plan::VerifyError),
+    WxFound(u64),
+    LowerHalfMapped(u64),
+    PhysmapSample { phys: u64, found: Option<u64> },
+}
+
+impl fmt::Display for ShimError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ShimError::Map(e) => write!(f, "memory map: {e}"),
+            ShimError::Mtrr(e) => write!(f, "MTRRs: {e}"),
+            ShimError::Pat(e) => write!(f, "PAT: {e}"),
+            ShimError::Plan(e) => write!(f, "plan: {e}"),
+            ShimError::Build(e) => write!(f, "building the page tables: {e}"),
+            ShimError::NoUsableMemory => write!(f, "no usable memory for page tables"),
+            ShimError::Verify(e) => write!(f, "live tables differ from the plan: {e}"),
+            ShimError::WxFound(n) => write!(f, "{n} W+X pages in the live tables"),
+            ShimError::LowerHalfMapped(va) => {
+                write!(f, "the lower half is not empty: {va:#x} is mapped")
+            }
+            ShimError::PhysmapSample { phys, found } => write!(
+                f,
+                "physmap address of {phys:#x} translates to {found:?}"
+            ),
+        }
+    }
+}
+
+macro_rules! from_error {
+    ($($variant:ident($ty:ty)),*) => {$(
+        impl From<$ty> for ShimError {
+            fn from(e: $ty) -> Self {
+                ShimError::$variant(e)
+            }
+        }
+    )*};
+}
+from_error!(Map(MapError), Mtrr(MtrrError), Pat(PatError), Plan(PlanError), Build(BuildError));
+
+/// TSC stamps of the handoff phases.
+struct Phases {
+    start: u64,
+    last: u64,
+    names: [(&'static str, u64); 6],
+    len: usize,
+}
+
+impl Phases {
+    fn new() -> Self {
+        let now = time::tsc();
+        Self {
+            start: now,
+            last: now,
+            names: [("", 0); 6],
+            len: 0,
+        }
+    }
+
+    fn done(&mut self, name: &'static str) {
+        let now = time::tsc();
+        self.names[self.len] = (name, now - self.last);
+        self.len += 1;
+        self.last = now;
+    }
+
+    fn report(&self) {
+        let mut line = crate::fixed::FixedStr::<256>::new();
+        for (name, cycles) in &self.names[..self.len] {
+            let _ = write!(line, "{name} {} us, ", time::cycles_to_micros(*cycles));
+        }
+        info!(
+            "handoff: phases: {line}total {} us",
+            time::cycles_to_micros(self.last - self.start)
+        );
+    }
+}
+
+/// The kernel image as the linker laid it out and Limine loaded it.
+fn kernel_image(boot: &BootInfo) -> KernelImage {
+    unsafe extern "C" {
+        static __text_start: u8;
+        static __text_end: u8;
+        static __rodata_start: u8;
+        static __rodata_end: u8;
+        static __data_start: u8;
+        static __data_end: u8;
+    }
+    let addr = |s: &u8| s as *const u8 as u64;
+    // SAFETY: only the addresses of the linker's section symbols are taken.
+    let (text, rodata, data) = unsafe {
+        (
+            (addr(&__text_start), addr(&__text_end)),
+            (addr(&__rodata_start), addr(&__rodata_end)),
+            (addr(&__data_start), addr(&__data_end)),
+        )
+    };
+    let section = |name, (start, end), perm| KernelSection {
+        name,
+        start,
+        end,
+        perm,
+    };
+    KernelImage {
+        virt_base: boot.kernel_virt,
+        phys_base: PhysAddr::new(boot.kernel_phys),
+        sections: [
+            section("text", text, Perm::ReadExecute),
+            section("rodata", rodata, Perm::ReadOnly),
+            section("data", data, Perm::ReadWrite),
+        ],
+    }
+}
+
+fn read_mtrrs(cpu: &Features) -> Result<Mtrrs, MtrrError> {
+    if !cpu.mtrr {
+        return Mtrrs::absent(cpu.max_phys_bits);
+    }
+    // SAFETY (all rdmsr calls below): CPUID says the CPU has MTRRs, so
+    // MTRRCAP and DEF_TYPE exist; the fixed ranges exist when MTRRCAP.FIX
+    // says so and the variable pairs up to MTRRCAP.VCNT.
+    let mut regs = unsafe {
+        MtrrRegisters::new(
+            features::rdmsr(mtrr::IA32_MTRRCAP),
+            features::rdmsr(mtrr::IA32_MTRR_DEF_TYPE),
+            cpu.max_phys_bits,
+        )
+    };
+    if regs.has_fixed() {
+        for (slot, &msr) in regs.fixed.iter_mut().zip(&mtrr::IA32_MTRR_FIX) {
+            // SAFETY: see above.
+            *slot = unsafe { features::rdmsr(msr) };
+        }
+    }
+    let count = regs.variable_count().min(mtrr::MAX_VARIABLE_RANGES);
+    for n in 0..count {
+        // SAFETY: see above.
+        regs.variable[n] = unsafe {
+            VariableRangeMsrs {
+                base: features::rdmsr(mtrr::ia32_mtrr_physbase(n)),
+                mask: features::rdmsr(mtrr::ia32_mtrr_physmask(n)),
+            }
+        };
+    }
+    Mtrrs::new(&regs)
+}
+
+/// Runs the handoff. On success baton runs on its own page tables.
+pub fn run(boot: &BootInfo, dump: bool) -> Result<&'static State, ShimError> {
+    let mut phases = Phases::new();
+    let cpu_features = features::detect();
+    let layout = Layout::for_levels(boot.levels);
+
+    // 1. Parse and merge the memory maps.
+    let raw = boot::RAW_MAPS.lock();
+    let limine = LimineMap::parse(raw.limine(), cpu_features.max_phys_bits)?;
+    let efi = match raw.efi() {
+        Some((bytes, info)) => Some(EfiMemoryMap::parse(
+            bytes,
+            info.desc_size,
+            info.desc_version,
+            cpu_features.max_phys_bits,
+        )?),
+        None => None,
+    };
+    let mut map = MAP.lock();
+    let summary = memmap::build(efi.as_ref(), &limine, &mut SCRATCH.lock(), &mut map)?;
+    drop(raw);
+    info!("handoff: memory map: {summary}");
+    for region in map.regions() {
+        debug!(
+            "handoff:   {:#014x}-{:#014x} {:?}{}",
+            region.start,
+            region.end,
+            region.kind,
+            if region.is_efi_runtime() { " (EFI runtime)" } else { "" }
+        );
+    }
+    let mib = |b: u64| b >> 20;
+    info!(
+        "handoff: RAM {} MiB up to {:#x}: usable {} MiB, boot services {} MiB, \
+         bootloader-reclaimable {} MiB, kernel {} KiB, ACPI {} KiB, EFI runtime {} KiB",
+        mib(map.ram_bytes()),
+        map.ram_end(),
+        mib(map.bytes(Kind::Usable)),
+        mib(map.bytes(Kind::BootServices)),
+        mib(map.bytes(Kind::BootloaderReclaimable)),
+        map.bytes(Kind::Kernel) >> 10,
+        (map.bytes(Kind::AcpiReclaimable) + map.bytes(Kind::AcpiNvs)) >> 10,
+        (map.bytes(Kind::RuntimeCode) + map.bytes(Kind::RuntimeData)) >> 10,
+    );
+    phases.done("parse");
+
+    // 2. Plan.
+    let mtrrs = read_mtrrs(&cpu_features)?;
+    let nxe = Efer::read().contains(EferFlags::NO_EXECUTE_ENABLE);
+    let cpu = CpuCaps {
+        gb_pages: cpu_features.gb_pages,
+        nx: cpu_features.nx && nxe,
+        global: cpu_features.pge,
+    };
+    let pat = if cpu_features.pat { Pat::BATON } else { Pat::RESET };
+    log_memory_types(&mtrrs, &cpu_features, cpu);
+    let kernel = kernel_image(boot);
+    let inputs = Inputs {
+        map: &map,
+        layout,
+        mtrrs: &mtrrs,
+        pat: &pat,
+        cpu,
+        kernel: &kernel,
+    };
+    let mut plan = PLAN.lock();
+    plan.make(&inputs)?;
+    let minimum = plan.minimum_tables();
+    let leaves = plan.leaves();
+    info!(
+        "handoff: plan: {} mappings; physmap {} MiB at {:#x} with pages up to {:?}; \
+         leaves 4K {} / 2M {} / 1G {}; {} page-table frames",
+        plan.mappings().len(),
+        mib(plan.physmap_bytes),
+        layout.page_offset_base(),
+        plan.max_page,
+        leaves.size_4k,
+        leaves.size_2m,
+        leaves.size_1g,
+        minimum.total()
+    );
+    info!("handoff: physmap cuts for memory types: {}", plan.cost);
+    if plan.unmapped_ram != 0 {
+        warn!(
+            "handoff: {} MiB of RAM lie beyond the physmap's {} TiB and stay unmapped",
+            mib(plan.unmapped_ram),
+            layout.physmap_size() >> 40
+        );
+    }
+    for kind in [RegionKind::Vmalloc, RegionKind::Vmemmap, RegionKind::EfiRuntime] {
+        let r = layout.region(kind);
+        info!(
+            "handoff: reserved, empty for now: {} {:#x}-{:#x}",
+            r.name, r.start, r.end
+        );
+    }
+    phases.done("plan");
+
+    // 3. Build through Limine's HHDM.
+    let mut frames =
+        EarlyFrames::new(&map, layout.physmap_size()).ok_or(ShimError::NoUsableMemory)?;
+    // SAFETY: Limine's HHDM maps all usable memory at `hhdm_offset` in
+    // every base revision, and the frames come from usable memory that
+    // nothing else uses.
+    let mut hhdm = unsafe { DirectMap::new(boot.hhdm_offset) };
+    let mut builder = Builder::new(&mut hhdm, &mut frames, boot.levels)?;
+    for mapping in plan.mappings() {
+        builder.map(mapping)?;
+    }
+    let root = builder.root();
+    let built = builder.tables_allocated();
+    drop(builder);
+    let table_frames = frames.used();
+    info!(
+        "handoff: built {} page-table frames at {:#x}-{:#x}; root {:#x}",
+        built.total(),
+        table_frames.start,
+        table_frames.end,
+        root.start_address().as_u64()
+    );
+    phases.done("build");
+
+    // 4. Switch.
+    // SAFETY: the new tables map the kernel image at its link address with
+    // the same permissions (so this code, its stack in .bss, the GDT, IDT
+    // and TSS stay reachable) and the physmap; nothing baton still uses
+    // points into the lower half or Limine's HHDM (boot::collect copied
+    // it all out).
+    unsafe { Cr3::write(root, Cr3Flags::empty()) };
+    flush_global_tlb(cpu.global);
+    if cpu_features.pat {
+        load_pat(&pat);
+    }
+    info!(
+        "handoff: CR3 = {:#x}: running on baton's {}-level tables{}",
+        root.start_address().as_u64(),
+        boot.levels.count(),
+        if cpu_features.pat {
+            "; PAT loaded (WB WC UC- UC WB WP UC- WT)"
+        } else {
+            ""
+        }
+    );
+    phases.done("switch");
+
+    // 5. Verify the live tables, read through the new physmap.
+    // SAFETY: the physmap maps all RAM, page tables included, read-write.
+    let physmap = unsafe { DirectMap::new(layout.page_offset_base()) };
+    let walker = Walker::new(&physmap, root, boot.levels);
+    let verified = plan::verify(&plan, &walker, &inputs).map_err(ShimError::Verify)?;
+    info!(
+        "handoff: live tables match the plan: {} leaves, {} MiB mapped",
+        verified.leaves.total(),
+        mib(verified.bytes)
+    );
+    check_lower_half(&walker, layout)?;
+    let samples = check_physmap_samples(&walker, &map, layout)?;
+    info!(
+        "handoff: lower half empty; physmap: {} RAM samples translate to themselves, \
+         {} non-RAM samples unmapped",
+        samples.0, samples.1
+    );
+    let wx = walker.check_wx(|range| warn!("{range}"));
+    if wx.passed() {
+        info!("{wx}");
+    } else {
+        log::error!("{wx}");
+        return Err(ShimError::WxFound(wx.pages));
+    }
+    let stats = walker.stats();
+    info!(
+        "handoff: page-table frames: {} (PML5 {}, PML4 {}, PDPT {}, PD {}, PT {}); \
+         minimum for these page sizes: {}",
+        stats.tables.total(),
+        stats.tables.pml5,
+        stats.tables.pml4,
+        stats.tables.pdpt,
+        stats.tables.pd,
+        stats.tables.pt,
+        minimum.total()
+    );
+    if stats.tables != minimum {
+        warn!("handoff: the live tables use more frames than the minimum");
+    }
+    let regions: [(&str, u64, u64); handoff::layout::REGION_COUNT] =
+        core::array::from_fn(|i| {
+            let r = &layout.regions()[i];
+            (r.name, r.start, r.end)
+        });
+    for (name, count) in walker.region_stats(&regions) {
+        if count.total() != 0
+            || matches!(name, "vmalloc" | "vmemmap" | "EFI runtime" | "lower half")
+        {
+            info!(
+                "handoff: leaves in {name}: 4K {} / 2M {} / 1G {}",
+                count.size_4k, count.size_2m, count.size_1g
+            );
+        }
+    }
+    info!(
+        "handoff: bootloader-reclaimable memory is free to reuse: {} KiB",
+        map.bytes(Kind::BootloaderReclaimable) >> 10
+    );
+    phases.done("verify");
+    phases.report();
+
+    if dump {
+        let markers: [(u64, &str); handoff::layout::REGION_COUNT] = core::array::from_fn(|i| {
+            let r = &layout.regions()[i];
+            (r.start, r.marker)
+        });
+        let _ = walker.ptdump(&mut crate::console::Writer, &markers);
+    }
+
+    drop(plan);
+    drop(map);
+    Ok(STATE.call_once(|| State {
+        levels: boot.levels,
+        layout,
+        root,
+        mtrrs,
+        pat,
+        cpu,
+        kernel,
+        table_frames,
+    }))
+}
+
+fn log_memory_types(mtrrs: &Mtrrs, cpu_features: &Features, cpu: CpuCaps) {
+    info!(
+        "handoff: CPU: {}-bit physical addresses, 1G pages {}, NX {}, global pages {}, PAT {}",
+        cpu_features.max_phys_bits,
+        yes(cpu.gb_pages),
+        yes(cpu.nx),
+        yes(cpu.global),
+        yes(cpu_features.pat)
+    );
+    if !cpu_features.mtrr {
+        info!("handoff: MTRRs: none");
+        return;
+    }
+    info!(
+        "handoff: MTRRs {}: default {}, fixed ranges {}, {} variable ranges",
+        if mtrrs.enabled() { "enabled" } else { "disabled" },
+        mtrrs.default_type(),
+        if mtrrs.fixed_enabled() { "on" } else { "off" },
+        mtrrs.variable_ranges().len()
+    );
+    for range in mtrrs.variable_ranges() {
+        debug!(
+            "handoff:   MTRR base {:#x} mask {:#x} {}",
+            range.base, range.mask, range.mem_type
+        );
+    }
+}
+
+fn yes(b: bool) -> &'static str {
+    if b { "yes" } else { "no" }
+}
+
+/// Flushes the whole TLB, global entries included, by toggling CR4.PGE;
+/// leaves PGE on when the CPU has it so that GLOBAL entries take effect.
+fn flush_global_tlb(pge: bool) {
+    if !pge {
+        x86_64::instructions::tlb::flush_all();
+        return;
+    }
+    // SAFETY: toggling PGE only flushes the TLB; the tables stay the same.
+    unsafe {
+        Cr4::update(|f| f.remove(Cr4Flags::PAGE_GLOBAL));
+        Cr4::update(|f| f.insert(Cr4Flags::PAGE_GLOBAL));
+    }
+}
+
+/// Loads `pat`, then writes back caches and flushes the TLB as the SDM
+/// asks after a PAT change.
+fn load_pat(pat: &Pat) {
+    // SAFETY: the CPU has the PAT (checked by the caller). Every mapping in
+    // baton's tables was planned for this PAT; entries 0, 2 and 3 (the WB,
+    // UC- and UC the switch path uses) mean the same under Limine's.
+    unsafe {
+        Msr::new(mtrr::IA32_PAT).write(pat.to_msr());
+        core::arch::asm!("wbinvd", options(nostack, preserves_flags));
+    }
+    flush_global_tlb(true);
+}
+
+fn check_lower_half<W: handoff::phys::PhysWindow>(
+    walker: &Walker<'_, W>,
+    layout: &Layout,
+) -> Result<(), ShimError> {
+    match walker.leaves_in(0, layout.lower_half_end()).next() {
+        Some(leaf) if leaf.virt < layout.lower_half_end() => {
+            Err(ShimError::LowerHalfMapped(leaf.virt))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Samples the first, middle and last page of every region: RAM must
+/// translate to itself through the physmap, everything else (including the
+/// holes between regions) must not be mapped there.
+fn check_physmap_samples<W: handoff::phys::PhysWindow>(
+    walker: &Walker<'_, W>,
+    map: &MemoryMap,
+    layout: &Layout,
+) -> Result<(u64, u64), ShimError> {
+    let (mut ram, mut other) = (0, 0);
+    let mut check = |phys: u64, is_ram: bool| -> Result<(), ShimError> {
+        if phys >= layout.physmap_size() {
+            return Ok(());
+        }
+        let found = walker
+            .translate(layout.page_offset_base() + phys)
+            .map(|t| t.phys.as_u64());
+        let ok = if is_ram {
+            found == Some(phys)
+        } else {
+            found.is_none()
+        };
+        if !ok {
+            return Err(ShimError::PhysmapSample { phys, found });
+        }
+        if is_ram {
+            ram += 1;
+        } else {
+            other += 1;
+        }
+        Ok(())
+    };
+    let mut previous_end = 0;
+    for region in map.regions() {
+        let last = (region.end - 1) & !(PAGE_SIZE - 1);
+        let first = region.start & !(PAGE_SIZE - 1);
+        let middle = (first + (last - first) / 2) & !(PAGE_SIZE - 1);
+        let is_ram = region.kind.is_ram();
+        // Outward-rounded non-RAM may share a page with RAM at its edges
+        // only if unaligned; regions are page-aligned after normalising.
+        for phys in [first, middle, last] {
+            check(phys, is_ram)?;
+        }
+        if region.start > previous_end {
+            check(previous_end, false)?;
+        }
+        previous_end = region.end;
+    }
+    Ok((ram, other))
+}

@@ -1,0 +1,236 @@
+//! Self-tests of the handoff on the running machine: baton really runs on
+//! its own tables, and they say what the plan says.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use handoff::paging::Walker;
+use x86_64::registers::control::Cr3;
+use x86_64::structures::paging::PageTableFlags;
+
+use super::direct::DirectMap;
+use super::{PLAN, state};
+use crate::cpu::trap;
+use crate::selftest::{Test, TestResult};
+use crate::{boot, check, fail};
+
+pub const TESTS: &[Test] = &[
+    Test {
+        name: "handoff: CR3 holds baton's root table",
+        run: cr3_is_ours,
+    },
+    Test {
+        name: "handoff: no identity map: the kernel's physical address faults",
+        run: no_identity_map,
+    },
+    Test {
+        name: "handoff: Limine's HHDM is gone",
+        run: hhdm_gone,
+    },
+    Test {
+        name: "handoff: kernel data and its physmap alias are the same memory",
+        run: physmap_aliases_kernel_data,
+    },
+    Test {
+        name: "handoff: text RX, rodata R+NX, data RW+NX, physmap RW+NX",
+        run: section_permissions,
+    },
+    Test {
+        name: "handoff: a write to rodata faults (CR0.WP)",
+        run: rodata_write_faults,
+    },
+    Test {
+        name: "handoff: page-table frames equal the minimum for the page sizes",
+        run: minimum_tables,
+    },
+    Test {
+        name: "handoff: no W+X mapping",
+        run: no_wx,
+    },
+    Test {
+        name: "handoff: the live tables still match the plan",
+        run: still_match_plan,
+    },
+    Test {
+        name: "handoff: baton's PAT is loaded",
+        run: pat_loaded,
+    },
+];
+
+/// A cell in .data for the alias test.
+static CELL: AtomicU64 = AtomicU64::new(0);
+/// A constant in .rodata.
+static RODATA: u64 = 0x0ba7_0ba7_0ba7_0ba7;
+
+fn physmap() -> DirectMap {
+    // SAFETY: after the handoff the physmap maps every RAM frame, the page
+    // tables included.
+    unsafe { DirectMap::new(state().layout.page_offset_base()) }
+}
+
+fn cr3_is_ours() -> TestResult {
+    let (frame, _) = Cr3::read();
+    check!(
+        frame == state().root,
+        "CR3 {:#x}, baton's root {:#x}",
+        frame.start_address().as_u64(),
+        state().root.start_address().as_u64()
+    );
+    Ok(())
+}
+
+fn no_identity_map() -> TestResult {
+    let phys = boot::info().kernel_phys;
+    match trap::probe_read(phys) {
+        Ok(_) => Err(fail!("{phys:#x} is readable: an identity map survived")),
+        Err(f) => {
+            check!(f.vector == 14 && f.address == phys, "unexpected fault {f:?}");
+            Ok(())
+        }
+    }
+}
+
+fn hhdm_gone() -> TestResult {
+    let va = boot::info().hhdm_offset + boot::info().kernel_phys;
+    match trap::probe_read(va) {
+        Ok(_) => Err(fail!("Limine's HHDM address {va:#x} is still readable")),
+        Err(f) => {
+            check!(
+                f.vector == 14 && f.error_code & 1 == 0,
+                "unexpected fault {f:?}"
+            );
+            Ok(())
+        }
+    }
+}
+
+fn physmap_aliases_kernel_data() -> TestResult {
+    let window = physmap();
+    let s = state();
+    let walker = Walker::new(&window, s.root, s.levels);
+    let va = &CELL as *const AtomicU64 as u64;
+    let Some(t) = walker.translate(va) else {
+        return Err(fail!("{va:#x} does not translate"));
+    };
+    let alias = s.layout.page_offset_base() + t.phys.as_u64();
+    CELL.store(0x1234_5678_9abc_def0, Ordering::SeqCst);
+    // SAFETY: `alias` is the physmap address of CELL's frame: mapped RW,
+    // 8-byte aligned like CELL itself; an atomic access to the same memory.
+    let through_alias = unsafe { &*(alias as *const AtomicU64) };
+    let seen = through_alias.load(Ordering::SeqCst);
+    check!(seen == 0x1234_5678_9abc_def0, "physmap alias reads {seen:#x}");
+    through_alias.store(0x0fed_cba9_8765_4321, Ordering::SeqCst);
+    let back = CELL.load(Ordering::SeqCst);
+    check!(back == 0x0fed_cba9_8765_4321, "kernel mapping reads {back:#x}");
+    Ok(())
+}
+
+fn section_permissions() -> TestResult {
+    let window = physmap();
+    let s = state();
+    let walker = Walker::new(&window, s.root, s.levels);
+    let w = PageTableFlags::WRITABLE;
+    let nx = PageTableFlags::NO_EXECUTE;
+    let text = section_permissions as *const () as u64;
+    let rodata = &RODATA as *const u64 as u64;
+    let data = &CELL as *const AtomicU64 as u64;
+    let physmap = s.layout.page_offset_base() + s.table_frames.start;
+    for (what, va, writable, exec) in [
+        ("text", text, false, true),
+        ("rodata", rodata, false, false),
+        ("data", data, true, false),
+        ("physmap", physmap, true, false),
+    ] {
+        let Some(t) = walker.translate(va) else {
+            return Err(fail!("{what} address {va:#x} does not translate"));
+        };
+        let flags = t.leaf.flags;
+        check!(
+            flags.contains(w) == writable,
+            "{what} {va:#x} writable: {}",
+            flags.contains(w)
+        );
+        if s.cpu.nx {
+            check!(
+                flags.contains(nx) != exec,
+                "{what} {va:#x} executable: {}",
+                !flags.contains(nx)
+            );
+        }
+        check!(
+            flags.contains(PageTableFlags::GLOBAL) == s.cpu.global,
+            "{what} {va:#x} global bit {}",
+            flags.contains(PageTableFlags::GLOBAL)
+        );
+    }
+    Ok(())
+}
+
+fn rodata_write_faults() -> TestResult {
+    let va = &RODATA as *const u64 as u64;
+    match trap::probe_write(va, 0) {
+        Ok(()) => Err(fail!("rodata at {va:#x} was written")),
+        Err(f) => {
+            check!(
+                f.vector == 14 && f.address == va && f.error_code & 0b11 == 0b11,
+                "unexpected fault {f:?}"
+            );
+            check!(RODATA == 0x0ba7_0ba7_0ba7_0ba7, "rodata changed");
+            Ok(())
+        }
+    }
+}
+
+fn minimum_tables() -> TestResult {
+    let window = physmap();
+    let s = state();
+    let walker = Walker::new(&window, s.root, s.levels);
+    let live = walker.stats().tables;
+    let minimum = PLAN.lock().minimum_tables();
+    check!(
+        live == minimum,
+        "live tables {live:?}, minimum {minimum:?}"
+    );
+    Ok(())
+}
+
+fn no_wx() -> TestResult {
+    let window = physmap();
+    let s = state();
+    let walker = Walker::new(&window, s.root, s.levels);
+    let summary = walker.check_wx(|r| log::error!("{r}"));
+    check!(summary.passed(), "{summary}");
+    Ok(())
+}
+
+fn still_match_plan() -> TestResult {
+    let window = physmap();
+    let s = state();
+    let walker = Walker::new(&window, s.root, s.levels);
+    let map = super::MAP.lock();
+    let inputs = handoff::plan::Inputs {
+        map: &map,
+        layout: s.layout,
+        mtrrs: &s.mtrrs,
+        pat: &s.pat,
+        cpu: s.cpu,
+        kernel: &s.kernel,
+    };
+    match handoff::plan::verify(&PLAN.lock(), &walker, &inputs) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(fail!("{e}")),
+    }
+}
+
+fn pat_loaded() -> TestResult {
+    if !crate::cpu::features::detect().pat {
+        return Ok(());
+    }
+    // SAFETY: the CPU has the PAT, so IA32_PAT exists.
+    let msr = unsafe { crate::cpu::features::rdmsr(handoff::mtrr::IA32_PAT) };
+    check!(
+        msr == state().pat.to_msr(),
+        "IA32_PAT is {msr:#018x}, expected {:#018x}",
+        state().pat.to_msr()
+    );
+    Ok(())
+}
