@@ -456,7 +456,9 @@ fn maps_copied() -> crate::selftest::TestResult {
     let raw = RAW_MAPS.lock();
     crate::check!(!raw.limine().is_empty(), "no Limine memory-map entries");
     crate::check!(
-        raw.limine().iter().any(|e| e.ty == handoff::memmap::limine::EXECUTABLE_AND_MODULES),
+        raw.limine()
+            .iter()
+            .any(|e| e.ty == handoff::memmap::limine::EXECUTABLE_AND_MODULES),
         "no executable-and-modules entry (the kernel) in Limine's map"
     );
     if info().firmware.is_uefi() {

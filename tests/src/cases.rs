@@ -129,6 +129,23 @@ pub const HANDOVER: &[&str] = &[
     "boot: paging *-level",
     "boot: command line \"*\"",
     "boot: memory map: * Limine entries*",
+    // The handoff (issue 3): the switch, the checks of the live tables and
+    // their statistics.
+    "handoff: memory map: * descriptors and * Limine entries -> * regions",
+    "handoff: plan: * mappings; physmap * MiB at 0x* with pages up to *",
+    "handoff: physmap cuts for memory types: * splits cost * extra leaves*",
+    "handoff: built * page-table frames at 0x*",
+    "handoff: CR3 = 0x*: running on baton's *-level tables",
+    "handoff: live tables match the plan: * leaves, * MiB mapped",
+    "handoff: lower half empty; physmap: * RAM samples translate to themselves, * non-RAM samples unmapped",
+    "x86/mm: Checked W+X mappings: passed, no W+X pages found.",
+    "handoff: page-table frames: * (PML5 *, PML4 *, PDPT *, PD *, PT *); minimum for these page sizes: *",
+    "handoff: leaves in physmap: 4K * / 2M * / 1G *",
+    "handoff: leaves in kernel image: 4K * / 2M * / 1G *",
+    "handoff: leaves in lower half: 4K 0 / 2M 0 / 1G 0",
+    "handoff: bootloader-reclaimable memory is free to reuse: * KiB",
+    "handoff: phases: parse * us, plan * us, build * us, switch * us, verify * us, total * us",
+    "selftest: ok   handoff: page-table frames equal the minimum for the page sizes",
     "selftest: all * tests passed",
 ];
 
@@ -180,6 +197,74 @@ pub fn all() -> Vec<Case> {
             lines: &[
                 "boot: paging 5-level",
                 "boot: HHDM offset 0xff00000000000000",
+            ],
+            ..BASE
+        },
+        Case {
+            name: "handoff-ovmf-128m",
+            about: "handoff under OVMF with 128 MiB, -cpu qemu64 (no 1 GiB pages)",
+            memory: "128M",
+            cpu: Some("qemu64"),
+            lines: &[
+                "1G pages no",
+                "pages up to 2 MiB",
+                "handoff: leaves in physmap: 4K * / 2M * / 1G 0",
+            ],
+            ..BASE
+        },
+        Case {
+            name: "handoff-ovmf-4g-pc",
+            about: "handoff under OVMF on the pc machine (i440FX) with 4 GiB",
+            machine: "pc",
+            memory: "4G",
+            ..BASE
+        },
+        Case {
+            name: "handoff-ovmf-8g",
+            about: "handoff under OVMF with 8 GiB (RAM above 4 GiB, unsorted EFI map)",
+            memory: "8G",
+            cpu: Some("qemu64"),
+            lines: &["RAM * MiB up to 0x280000000"],
+            ..BASE
+        },
+        Case {
+            name: "handoff-max-8g",
+            about: "-cpu max: 5-level paging and 1 GiB pages in the physmap, 8 GiB",
+            memory: "8G",
+            cpu: Some("max"),
+            lines: &[
+                "boot: paging 5-level",
+                "1G pages yes",
+                "pages up to 1 GiB",
+                "handoff: CR3 = 0x*: running on baton's 5-level tables",
+                "page-table frames: * (PML5 1, PML4 1, *",
+            ],
+            absent: &["handoff: leaves in physmap: 4K * / 2M * / 1G 0"],
+            ..BASE
+        },
+        Case {
+            name: "handoff-bios-8g",
+            about: "handoff on a BIOS boot (Limine's map only), pc machine, 8 GiB",
+            firmware: Firmware::SeaBios,
+            machine: "pc",
+            memory: "8G",
+            lines: &["boot: memory map: * Limine entries, no EFI memory map"],
+            ..BASE
+        },
+        Case {
+            name: "ptdump",
+            about: "ptdump prints the live tables in Linux's format with section markers",
+            cmdline: "test ptdump",
+            lines: &[
+                "---[ User Space ]---",
+                "---[ Low Kernel Mapping ]---",
+                "0x0000000000000000-0xffff800000000000 * pgd",
+                "0xffff888000000000-0x* RW * GLB NX pte",
+                "---[ vmalloc() Area ]---",
+                "---[ EFI Runtime Services ]---",
+                "---[ High Kernel Mapping ]---",
+                "0xffffffff80000000-0x* ro * GLB x  pte",
+                "---[ Modules ]---",
             ],
             ..BASE
         },

@@ -260,9 +260,9 @@ fn run_case(cfg: &Config, case: &Case, image: &Path) -> (Verdict, String) {
             serial_log.display()
         ));
         problems.extend(lines[start..].iter().map(|l| format!("  | {l}")));
-        if !run.qemu_log.trim().is_empty() && run.qemu_log.len() < 4000 {
-            problems.push(format!("--- {} ---", qemu_log.display()));
-            problems.extend(run.qemu_log.lines().map(|l| format!("  | {l}")));
+        if !run.stderr.trim().is_empty() {
+            problems.push("--- QEMU's error output ---".to_owned());
+            problems.extend(run.stderr.lines().map(|l| format!("  | {l}")));
         }
         (Verdict::Fail(problems), timing)
     }

@@ -21,7 +21,10 @@ pub enum Ending {
 pub struct Run {
     pub ending: Ending,
     pub serial: Vec<u8>,
+    /// QEMU's reset log (`-d cpu_reset`): records triple faults.
     pub qemu_log: String,
+    /// QEMU's own error output.
+    pub stderr: String,
     pub elapsed: Duration,
 }
 
@@ -64,12 +67,11 @@ pub fn boot(args: &[String], serial_log: &Path, qemu_log: &Path, timeout: Durati
         use std::io::Read;
         let _ = e.read_to_string(&mut stderr);
     }
-    let mut qemu_log = fs::read_to_string(qemu_log).unwrap_or_default();
-    qemu_log.push_str(&stderr);
     Run {
         ending,
         serial: fs::read(serial_log).unwrap_or_default(),
-        qemu_log,
+        qemu_log: fs::read_to_string(qemu_log).unwrap_or_default(),
+        stderr,
         elapsed: start.elapsed(),
     }
 }

@@ -61,6 +61,17 @@ impl PageSize {
     }
 }
 
+impl core::fmt::Display for PageSize {
+    /// `4 KiB`, `2 MiB` or `1 GiB`.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            PageSize::Size4K => "4 KiB",
+            PageSize::Size2M => "2 MiB",
+            PageSize::Size1G => "1 GiB",
+        })
+    }
+}
+
 /// The PAT bit of a 4 KiB leaf (bit 7; with PWT and PCD it selects the PAT
 /// entry). In a [`Mapping`] it asks for PAT, which only 4 KiB pages may
 /// carry: a large entry keeps PAT in bit 12, inside the address field of

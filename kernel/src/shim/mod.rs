@@ -96,10 +96,9 @@ impl fmt::Display for ShimError {
             ShimError::LowerHalfMapped(va) => {
                 write!(f, "the lower half is not empty: {va:#x} is mapped")
             }
-            ShimError::PhysmapSample { phys, found } => write!(
-                f,
-                "physmap address of {phys:#x} translates to {found:?}"
-            ),
+            ShimError::PhysmapSample { phys, found } => {
+                write!(f, "physmap address of {phys:#x} translates to {found:?}")
+            }
         }
     }
 }
@@ -113,7 +112,13 @@ macro_rules! from_error {
         }
     )*};
 }
-from_error!(Map(MapError), Mtrr(MtrrError), Pat(PatError), Plan(PlanError), Build(BuildError));
+from_error!(
+    Map(MapError),
+    Mtrr(MtrrError),
+    Pat(PatError),
+    Plan(PlanError),
+    Build(BuildError)
+);
 
 /// TSC stamps of the handoff phases.
 struct Phases {
@@ -193,9 +198,9 @@ fn read_mtrrs(cpu: &Features) -> Result<Mtrrs, MtrrError> {
     if !cpu.mtrr {
         return Mtrrs::absent(cpu.max_phys_bits);
     }
-    // SAFETY (all rdmsr calls below): CPUID says the CPU has MTRRs, so
-    // MTRRCAP and DEF_TYPE exist; the fixed ranges exist when MTRRCAP.FIX
-    // says so and the variable pairs up to MTRRCAP.VCNT.
+    // SAFETY: CPUID says the CPU has MTRRs, so MTRRCAP and DEF_TYPE exist;
+    // below, the fixed ranges are read only when MTRRCAP.FIX says they
+    // exist and the variable pairs only up to MTRRCAP.VCNT.
     let mut regs = unsafe {
         MtrrRegisters::new(
             features::rdmsr(mtrr::IA32_MTRRCAP),
@@ -250,7 +255,11 @@ pub fn run(boot: &BootInfo, dump: bool) -> Result<&'static State, ShimError> {
             region.start,
             region.end,
             region.kind,
-            if region.is_efi_runtime() { " (EFI runtime)" } else { "" }
+            if region.is_efi_runtime() {
+                " (EFI runtime)"
+            } else {
+                ""
+            }
         );
     }
     let mib = |b: u64| b >> 20;
@@ -276,7 +285,11 @@ pub fn run(boot: &BootInfo, dump: bool) -> Result<&'static State, ShimError> {
         nx: cpu_features.nx && nxe,
         global: cpu_features.pge,
     };
-    let pat = if cpu_features.pat { Pat::BATON } else { Pat::RESET };
+    let pat = if cpu_features.pat {
+        Pat::BATON
+    } else {
+        Pat::RESET
+    };
     log_memory_types(&mtrrs, &cpu_features, cpu);
     let kernel = kernel_image(boot);
     let inputs = Inputs {
@@ -292,7 +305,7 @@ pub fn run(boot: &BootInfo, dump: bool) -> Result<&'static State, ShimError> {
     let minimum = plan.minimum_tables();
     let leaves = plan.leaves();
     info!(
-        "handoff: plan: {} mappings; physmap {} MiB at {:#x} with pages up to {:?}; \
+        "handoff: plan: {} mappings; physmap {} MiB at {:#x} with pages up to {}; \
          leaves 4K {} / 2M {} / 1G {}; {} page-table frames",
         plan.mappings().len(),
         mib(plan.physmap_bytes),
@@ -311,7 +324,11 @@ pub fn run(boot: &BootInfo, dump: bool) -> Result<&'static State, ShimError> {
             layout.physmap_size() >> 40
         );
     }
-    for kind in [RegionKind::Vmalloc, RegionKind::Vmemmap, RegionKind::EfiRuntime] {
+    for kind in [
+        RegionKind::Vmalloc,
+        RegionKind::Vmemmap,
+        RegionKind::EfiRuntime,
+    ] {
         let r = layout.region(kind);
         info!(
             "handoff: reserved, empty for now: {} {:#x}-{:#x}",
@@ -333,7 +350,6 @@ pub fn run(boot: &BootInfo, dump: bool) -> Result<&'static State, ShimError> {
     }
     let root = builder.root();
     let built = builder.tables_allocated();
-    drop(builder);
     let table_frames = frames.used();
     info!(
         "handoff: built {} page-table frames at {:#x}-{:#x}; root {:#x}",
@@ -406,11 +422,10 @@ pub fn run(boot: &BootInfo, dump: bool) -> Result<&'static State, ShimError> {
     if stats.tables != minimum {
         warn!("handoff: the live tables use more frames than the minimum");
     }
-    let regions: [(&str, u64, u64); handoff::layout::REGION_COUNT] =
-        core::array::from_fn(|i| {
-            let r = &layout.regions()[i];
-            (r.name, r.start, r.end)
-        });
+    let regions: [(&str, u64, u64); handoff::layout::REGION_COUNT] = core::array::from_fn(|i| {
+        let r = &layout.regions()[i];
+        (r.name, r.start, r.end)
+    });
     for (name, count) in walker.region_stats(&regions) {
         if count.total() != 0
             || matches!(name, "vmalloc" | "vmemmap" | "EFI runtime" | "lower half")
@@ -465,7 +480,11 @@ fn log_memory_types(mtrrs: &Mtrrs, cpu_features: &Features, cpu: CpuCaps) {
     }
     info!(
         "handoff: MTRRs {}: default {}, fixed ranges {}, {} variable ranges",
-        if mtrrs.enabled() { "enabled" } else { "disabled" },
+        if mtrrs.enabled() {
+            "enabled"
+        } else {
+            "disabled"
+        },
         mtrrs.default_type(),
         if mtrrs.fixed_enabled() { "on" } else { "off" },
         mtrrs.variable_ranges().len()

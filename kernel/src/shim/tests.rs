@@ -83,7 +83,10 @@ fn no_identity_map() -> TestResult {
     match trap::probe_read(phys) {
         Ok(_) => Err(fail!("{phys:#x} is readable: an identity map survived")),
         Err(f) => {
-            check!(f.vector == 14 && f.address == phys, "unexpected fault {f:?}");
+            check!(
+                f.vector == 14 && f.address == phys,
+                "unexpected fault {f:?}"
+            );
             Ok(())
         }
     }
@@ -117,10 +120,16 @@ fn physmap_aliases_kernel_data() -> TestResult {
     // 8-byte aligned like CELL itself; an atomic access to the same memory.
     let through_alias = unsafe { &*(alias as *const AtomicU64) };
     let seen = through_alias.load(Ordering::SeqCst);
-    check!(seen == 0x1234_5678_9abc_def0, "physmap alias reads {seen:#x}");
+    check!(
+        seen == 0x1234_5678_9abc_def0,
+        "physmap alias reads {seen:#x}"
+    );
     through_alias.store(0x0fed_cba9_8765_4321, Ordering::SeqCst);
     let back = CELL.load(Ordering::SeqCst);
-    check!(back == 0x0fed_cba9_8765_4321, "kernel mapping reads {back:#x}");
+    check!(
+        back == 0x0fed_cba9_8765_4321,
+        "kernel mapping reads {back:#x}"
+    );
     Ok(())
 }
 
@@ -186,10 +195,7 @@ fn minimum_tables() -> TestResult {
     let walker = Walker::new(&window, s.root, s.levels);
     let live = walker.stats().tables;
     let minimum = PLAN.lock().minimum_tables();
-    check!(
-        live == minimum,
-        "live tables {live:?}, minimum {minimum:?}"
-    );
+    check!(live == minimum, "live tables {live:?}, minimum {minimum:?}");
     Ok(())
 }
 

@@ -24,6 +24,7 @@ use x86_64::PhysAddr;
 use x86_64::structures::paging::PageTableFlags;
 
 use crate::Levels;
+use crate::PAGE_SIZE;
 use crate::layout::Layout;
 use crate::memmap::MemoryMap;
 use crate::mtrr::{MemType, Mtrrs, PageKind, Pat, effective_type};
@@ -31,7 +32,9 @@ use crate::paging::{
     LeafCount, Mapping, PAT_4K, PageSize, TableCount, Walker, largest_pages, minimum_tables,
 };
 use crate::phys::PhysWindow;
-use crate::PAGE_SIZE;
+
+#[cfg(test)]
+mod tests;
 
 /// The most mappings a plan holds: a physmap segment per RAM run and type
 /// change, plus the kernel's sections.
@@ -529,8 +532,8 @@ impl Plan {
             end: section.end,
         };
         if section.start >= section.end
-            || section.start % PAGE_SIZE != 0
-            || section.end % PAGE_SIZE != 0
+            || !section.start.is_multiple_of(PAGE_SIZE)
+            || !section.end.is_multiple_of(PAGE_SIZE)
             || section.start < kernel.virt_base
             || section.start < layout.kernel_image_start()
             || section.end > layout.kernel_image_end()
@@ -687,6 +690,22 @@ impl fmt::Display for VerifyError {
     }
 }
 
+/// Whether `start..end` is RAM throughout (touching RAM regions of any
+/// kinds, no hole).
+fn all_ram(map: &MemoryMap, start: u64, end: u64) -> bool {
+    let regions = map.regions();
+    let mut i = regions.partition_point(|r| r.end <= start);
+    let mut at = start;
+    while at < end {
+        match regions.get(i) {
+            Some(r) if r.start <= at && r.kind.is_ram() => at = r.end,
+            _ => return false,
+        }
+        i += 1;
+    }
+    true
+}
+
 /// What [`verify`] checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Verified {
@@ -763,12 +782,7 @@ pub fn verify<W: PhysWindow + ?Sized>(
         if meta[i].purpose == Purpose::Physmap {
             let start = leaf.phys.as_u64();
             let end = start + size;
-            let all_ram = map
-                .regions()
-                .iter()
-                .filter(|r| r.start < end && start < r.end)
-                .try_fold(start, |at, r| (r.start <= at && r.kind.is_ram()).then_some(r.end))
-                .is_some_and(|reached| reached >= end);
+            let all_ram = all_ram(map, start, end);
             let uniform = uniform_effective(mtrrs, start, end, meta[i].pat_type).is_some();
             if !all_ram || !uniform {
                 return Err(VerifyError::NotUniform {
