@@ -17,6 +17,7 @@
 extern crate std;
 
 pub mod cmdline;
+pub mod efi;
 pub mod fault;
 pub mod layout;
 pub mod memmap;

@@ -94,6 +94,8 @@ pub enum Purpose {
     Physmap,
     /// A kernel section.
     Kernel(Perm),
+    /// Part of the EFI runtime window.
+    EfiRuntime(crate::efi::Access),
 }
 
 /// The purpose and the effective memory type of one mapping.
@@ -583,6 +585,36 @@ impl Plan {
                 effective,
             },
         )
+    }
+
+    /// Adds the EFI runtime window's mappings (after the switch, once the
+    /// firmware's tables are readable), keeping the plan in ascending
+    /// virtual order.
+    pub fn add_efi_window(
+        &mut self,
+        window: &crate::efi::Window,
+        mtrrs: &Mtrrs,
+    ) -> Result<(), PlanError> {
+        let new = window.mappings();
+        if self.len + new.len() > MAX_MAPPINGS {
+            return Err(PlanError::TooManyMappings);
+        }
+        let Some(first) = new.first() else {
+            return Ok(());
+        };
+        let at = self.mappings().partition_point(|m| m.virt < first.mapping.virt);
+        self.mappings.copy_within(at..self.len, at + new.len());
+        self.meta.copy_within(at..self.len, at + new.len());
+        for (i, w) in new.iter().enumerate() {
+            self.mappings[at + i] = w.mapping;
+            self.meta[at + i] = Meta {
+                purpose: Purpose::EfiRuntime(w.access),
+                pat_type: w.mem_type,
+                effective: effective_type(mtrrs.type_at(w.mapping.phys.as_u64()), w.mem_type),
+            };
+        }
+        self.len += new.len();
+        Ok(())
     }
 
     /// The tables the plan would need with uncut RAM runs.

@@ -19,7 +19,6 @@ pub mod direct;
 pub mod tests;
 
 use core::fmt::{self, Write};
-use core::ops::Range;
 
 use handoff::layout::{Layout, RegionKind};
 use handoff::memmap::{self, EfiMemoryMap, Kind, LimineMap, MapError, MemoryMap, Scratch};
@@ -43,6 +42,9 @@ pub static MAP: spin::Mutex<MemoryMap> = spin::Mutex::new(MemoryMap::new());
 static SCRATCH: spin::Mutex<Scratch> = spin::Mutex::new(Scratch::new());
 /// The plan the live tables were built from.
 pub static PLAN: spin::Mutex<Plan> = spin::Mutex::new(Plan::new());
+/// The frames page tables come from until the frame allocator runs: what
+/// the handoff built with, continued by later stages (the EFI window).
+pub static EARLY_FRAMES: spin::Mutex<Option<EarlyFrames>> = spin::Mutex::new(None);
 
 /// What the handoff established, for later stages and the self-tests.
 #[derive(Debug)]
@@ -56,8 +58,6 @@ pub struct State {
     pub pat: Pat,
     pub cpu: CpuCaps,
     pub kernel: KernelImage,
-    /// The frames the first page tables were taken from.
-    pub table_frames: Range<u64>,
 }
 
 static STATE: spin::Once<State> = spin::Once::new();
@@ -351,6 +351,7 @@ pub fn run(boot: &BootInfo, dump: bool) -> Result<&'static State, ShimError> {
     let root = builder.root();
     let built = builder.tables_allocated();
     let table_frames = frames.used();
+    *EARLY_FRAMES.lock() = Some(frames);
     info!(
         "handoff: built {} page-table frames at {:#x}-{:#x}; root {:#x}",
         built.total(),
@@ -461,7 +462,6 @@ pub fn run(boot: &BootInfo, dump: bool) -> Result<&'static State, ShimError> {
         pat,
         cpu,
         kernel,
-        table_frames,
     }))
 }
 

@@ -142,7 +142,8 @@ fn section_permissions() -> TestResult {
     let text = section_permissions as *const () as u64;
     let rodata = &RODATA as *const u64 as u64;
     let data = &CELL as *const AtomicU64 as u64;
-    let physmap = s.layout.page_offset_base() + s.table_frames.start;
+    let root = s.root.start_address().as_u64();
+    let physmap = s.layout.page_offset_base() + root;
     for (what, va, writable, exec) in [
         ("text", text, false, true),
         ("rodata", rodata, false, false),

@@ -1,0 +1,634 @@
+//! UEFI runtime services: where the runtime regions go in baton's address
+//! space, the map handed to SetVirtualAddressMap, and the mappings that
+//! carry them. Linux's method (arch/x86/platform/efi/efi_64.c):
+//!
+//! 1. every descriptor with `EFI_MEMORY_RUNTIME` is a runtime region;
+//!    physically contiguous ones of equal type and attributes are merged;
+//! 2. regions get virtual addresses in the EFI window top-down from
+//!    [`Layout::efi_top_down_start`] (-4 GiB), each keeping its offset
+//!    within 2 MiB so that large pages stay possible, visiting regions from
+//!    the highest physical address down so that virtual addresses grow with
+//!    physical ones;
+//! 3. SetVirtualAddressMap gets a copy of the runtime descriptors, stride
+//!    `desc_size`, with `VirtualStart` filled in ([`rewrite_map`]);
+//! 4. the window maps code read + execute and everything else read-write,
+//!    no execute; write-back where the firmware allows it, else uncached
+//!    (runtime MMIO such as the flash of pflash OVMF). When the firmware
+//!    publishes an `EFI_MEMORY_ATTRIBUTES_TABLE`, its `RO` and `XP` bits
+//!    refine that per section ([`Window::make`]).
+//!
+//! The firmware relocates itself during SetVirtualAddressMap through the
+//! one-to-one mappings of a temporary address space ([`identity_mappings`]),
+//! not through the window, so the window never needs to be writable and
+//! executable at once.
+
+use core::fmt;
+
+use uefi_raw::table::boot::{MemoryAttribute, MemoryDescriptor, MemoryType};
+use uefi_raw::{Guid, guid};
+use x86_64::PhysAddr;
+use x86_64::structures::paging::PageTableFlags;
+
+use crate::PAGE_SIZE;
+use crate::layout::Layout;
+use crate::memmap::EfiMemoryMap;
+use crate::mtrr::{MemType, PageKind, Pat};
+use crate::paging::{Mapping, PageSize};
+
+#[cfg(test)]
+mod tests;
+
+/// `EFI_MEMORY_ATTRIBUTES_TABLE_GUID`.
+pub const MEMORY_ATTRIBUTES_TABLE_GUID: Guid = guid!("dcfa911d-26eb-469f-a220-38b7dc461220");
+
+/// The most runtime regions baton maps (OVMF has about 20).
+pub const MAX_REGIONS: usize = 256;
+
+/// The most window mappings (regions cut by the attributes table).
+pub const MAX_MAPPINGS: usize = 1024;
+
+const TWO_MIB: u64 = 2 << 20;
+
+/// One runtime region: merged descriptors and its place in the window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Region {
+    /// The physical start (page-aligned).
+    pub phys: u64,
+    /// The length in bytes.
+    pub len: u64,
+    /// The descriptors' type.
+    pub ty: MemoryType,
+    /// The descriptors' attributes.
+    pub attr: MemoryAttribute,
+    /// The virtual start in the EFI window.
+    pub virt: u64,
+}
+
+impl Region {
+    const EMPTY: Region = Region {
+        phys: 0,
+        len: 0,
+        ty: MemoryType::RESERVED,
+        attr: MemoryAttribute::empty(),
+        virt: 0,
+    };
+
+    /// Whether it is runtime code (mapped executable).
+    pub fn is_code(&self) -> bool {
+        self.ty == MemoryType::RUNTIME_SERVICES_CODE
+    }
+
+    /// The PAT type it is mapped with: write-back when the firmware allows
+    /// it, else uncached.
+    pub fn mem_type(&self) -> MemType {
+        if self.attr.contains(MemoryAttribute::WRITE_BACK) {
+            MemType::Wb
+        } else {
+            MemType::Uc
+        }
+    }
+
+    /// The window address of physical address `phys` inside the region.
+    pub fn virt_of(&self, phys: u64) -> Option<u64> {
+        (self.phys..self.phys + self.len)
+            .contains(&phys)
+            .then(|| self.virt + (phys - self.phys))
+    }
+}
+
+/// Why the runtime services cannot be mapped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EfiError {
+    /// More runtime regions than [`MAX_REGIONS`].
+    TooManyRegions,
+    /// The window has no room left for this region.
+    WindowOverflow {
+        /// The region's physical start.
+        phys: u64,
+        /// Its length.
+        len: u64,
+    },
+    /// The buffer for the rewritten map is too small.
+    MapBufferTooSmall {
+        /// The bytes needed.
+        needed: usize,
+    },
+    /// The memory attributes table is malformed.
+    BadAttributesTable(&'static str),
+    /// More window mappings than [`MAX_MAPPINGS`].
+    TooManyMappings,
+    /// The PAT has no entry for a type the window needs.
+    NoPatEntry(MemType),
+}
+
+impl fmt::Display for EfiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            EfiError::TooManyRegions => {
+                write!(f, "more than {MAX_REGIONS} EFI runtime regions")
+            }
+            EfiError::WindowOverflow { phys, len } => write!(
+                f,
+                "the EFI window has no room for the runtime region at {phys:#x} ({len:#x} bytes)"
+            ),
+            EfiError::MapBufferTooSmall { needed } => write!(
+                f,
+                "the runtime map needs {needed} bytes, more than baton's buffer"
+            ),
+            EfiError::BadAttributesTable(why) => {
+                write!(f, "EFI memory attributes table: {why}")
+            }
+            EfiError::TooManyMappings => {
+                write!(f, "more than {MAX_MAPPINGS} EFI window mappings")
+            }
+            EfiError::NoPatEntry(ty) => write!(f, "the PAT has no entry for {ty}"),
+        }
+    }
+}
+
+/// The runtime regions of a map, merged and placed in the EFI window.
+#[derive(Clone)]
+pub struct Runtime {
+    regions: [Region; MAX_REGIONS],
+    len: usize,
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.regions()).finish()
+    }
+}
+
+impl Default for Runtime {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Runtime {
+    /// No regions (for a `static`).
+    pub const fn new() -> Self {
+        Self {
+            regions: [Region::EMPTY; MAX_REGIONS],
+            len: 0,
+        }
+    }
+
+    /// The regions, by ascending physical (and virtual) address.
+    pub fn regions(&self) -> &[Region] {
+        &self.regions[..self.len]
+    }
+
+    /// The region holding physical address `phys`.
+    pub fn region_of(&self, phys: u64) -> Option<&Region> {
+        let i = self.regions().partition_point(|r| r.phys + r.len <= phys);
+        self.regions().get(i).filter(|r| r.phys <= phys)
+    }
+
+    /// Collects, merges and places the runtime regions of `efi` in the
+    /// window of `layout`, replacing any earlier content.
+    pub fn assign(&mut self, efi: &EfiMemoryMap<'_>, layout: &Layout) -> Result<(), EfiError> {
+        self.len = 0;
+        for e in efi.iter().filter(|e| e.is_runtime()) {
+            if self.len == MAX_REGIONS {
+                return Err(EfiError::TooManyRegions);
+            }
+            let d = e.desc();
+            self.regions[self.len] = Region {
+                phys: d.phys_start,
+                len: d.page_count * PAGE_SIZE,
+                ty: d.ty,
+                attr: d.att,
+                virt: 0,
+            };
+            self.len += 1;
+        }
+        // The map need not be sorted (OVMF's is not above 4 GiB).
+        self.regions[..self.len].sort_unstable_by_key(|r| r.phys);
+
+        // Merge physically contiguous regions of equal type and attributes.
+        let mut merged = 0;
+        for i in 0..self.len {
+            let r = self.regions[i];
+            if merged > 0 {
+                let last = &mut self.regions[merged - 1];
+                if last.phys + last.len == r.phys && last.ty == r.ty && last.attr == r.attr {
+                    last.len += r.len;
+                    continue;
+                }
+            }
+            self.regions[merged] = r;
+            merged += 1;
+        }
+        self.len = merged;
+
+        // Top-down, from the highest physical address: virtual addresses
+        // then grow with physical ones. Each region keeps its offset within
+        // 2 MiB (Linux's efi_map_region).
+        let bottom = layout.efi_window_start();
+        let mut va = layout.efi_top_down_start();
+        for r in self.regions[..self.len].iter_mut().rev() {
+            let overflow = EfiError::WindowOverflow {
+                phys: r.phys,
+                len: r.len,
+            };
+            let below = va.checked_sub(r.len).ok_or(overflow)?;
+            let offset = r.phys & (TWO_MIB - 1);
+            let mut start = (below & !(TWO_MIB - 1)) + offset;
+            if start > below {
+                start = start.checked_sub(TWO_MIB).ok_or(overflow)?;
+            }
+            if start < bottom {
+                return Err(overflow);
+            }
+            r.virt = start;
+            va = start;
+        }
+        Ok(())
+    }
+}
+
+/// Writes into `out` the map SetVirtualAddressMap takes: every runtime
+/// descriptor of `efi` in map order, `desc_size` bytes each (padding
+/// included, as the firmware's stride demands), with `VirtualStart` set to
+/// its window address. Returns the bytes written.
+pub fn rewrite_map(efi: &EfiMemoryMap<'_>, runtime: &Runtime, out: &mut [u8]) -> Result<usize, EfiError> {
+    let stride = efi.desc_size();
+    let count = efi.iter().filter(|e| e.is_runtime()).count();
+    let needed = count * stride;
+    if out.len() < needed {
+        return Err(EfiError::MapBufferTooSmall { needed });
+    }
+    for (slot, e) in out.chunks_exact_mut(stride).zip(efi.iter().filter(|e| e.is_runtime())) {
+        slot.copy_from_slice(e.raw());
+        let virt = runtime
+            .region_of(e.start())
+            .and_then(|r| r.virt_of(e.start()))
+            .expect("every runtime descriptor lies in an assigned region");
+        // VirtualStart: offset 16 of EFI_MEMORY_DESCRIPTOR.
+        slot[16..24].copy_from_slice(&virt.to_le_bytes());
+    }
+    Ok(needed)
+}
+
+/// The size of the attributes table's header.
+pub const MAT_HEADER_SIZE: usize = 16;
+
+/// A validated `EFI_MEMORY_ATTRIBUTES_TABLE`.
+#[derive(Debug, Clone, Copy)]
+pub struct AttributesTable<'a> {
+    bytes: &'a [u8],
+    desc_size: usize,
+    count: usize,
+}
+
+/// One entry of the attributes table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attribute {
+    /// The physical start.
+    pub phys: u64,
+    /// The length in bytes.
+    pub len: u64,
+    /// The descriptor's type (runtime code or data).
+    pub ty: MemoryType,
+    /// `RO`, `XP` and the rest.
+    pub attr: MemoryAttribute,
+}
+
+fn u32_at(bytes: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"))
+}
+
+fn u64_at(bytes: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
+}
+
+impl<'a> AttributesTable<'a> {
+    /// The entry count and descriptor size from the 16-byte header, so the
+    /// caller knows how many bytes to read: `(count, desc_size)`.
+    pub fn header(header: &[u8]) -> Result<(usize, usize), EfiError> {
+        if header.len() < MAT_HEADER_SIZE {
+            return Err(EfiError::BadAttributesTable("truncated header"));
+        }
+        let version = u32_at(header, 0);
+        if !(1..=2).contains(&version) {
+            return Err(EfiError::BadAttributesTable("unknown version"));
+        }
+        let count = u32_at(header, 4) as usize;
+        let desc_size = u32_at(header, 8) as usize;
+        if desc_size < 40 || !desc_size.is_multiple_of(8) {
+            return Err(EfiError::BadAttributesTable("bad descriptor size"));
+        }
+        if count > MAX_MAPPINGS {
+            return Err(EfiError::BadAttributesTable("too many entries"));
+        }
+        Ok((count, desc_size))
+    }
+
+    /// Validates the whole table (header and entries).
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, EfiError> {
+        let (count, desc_size) = Self::header(bytes)?;
+        if bytes.len() < MAT_HEADER_SIZE + count * desc_size {
+            return Err(EfiError::BadAttributesTable("truncated entries"));
+        }
+        let table = Self {
+            bytes,
+            desc_size,
+            count,
+        };
+        for a in table.iter() {
+            if a.len == 0 || !a.phys.is_multiple_of(PAGE_SIZE) || a.phys.checked_add(a.len).is_none() {
+                return Err(EfiError::BadAttributesTable("bad entry"));
+            }
+        }
+        Ok(table)
+    }
+
+    /// The entries.
+    pub fn iter(&self) -> impl Iterator<Item = Attribute> + '_ {
+        (0..self.count).map(|i| {
+            let at = MAT_HEADER_SIZE + i * self.desc_size;
+            let d = &self.bytes[at..at + self.desc_size];
+            let pages = u64_at(d, 24);
+            Attribute {
+                phys: u64_at(d, 8),
+                len: pages.saturating_mul(PAGE_SIZE),
+                ty: MemoryType(u32_at(d, 0)),
+                attr: MemoryAttribute::from_bits_retain(u64_at(d, 32)),
+            }
+        })
+    }
+
+    /// The number of entries.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether the table has no entries.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+}
+
+/// How a piece of the window is mapped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Read and execute.
+    ReadExecute,
+    /// Read only, no execute.
+    ReadOnly,
+    /// Read and write, no execute.
+    ReadWrite,
+}
+
+impl Access {
+    /// The permission flags (with NX only when the CPU has it).
+    pub fn flags(self, nx: bool) -> PageTableFlags {
+        let nx = if nx {
+            PageTableFlags::NO_EXECUTE
+        } else {
+            PageTableFlags::empty()
+        };
+        match self {
+            Access::ReadExecute => PageTableFlags::empty(),
+            Access::ReadOnly => nx,
+            Access::ReadWrite => PageTableFlags::WRITABLE | nx,
+        }
+    }
+
+    /// The default for a region: code read + execute, the rest read-write.
+    fn default_for(region: &Region) -> Self {
+        if region.is_code() {
+            Access::ReadExecute
+        } else {
+            Access::ReadWrite
+        }
+    }
+
+    /// The access an attributes-table entry asks for. `RO` drops write,
+    /// `XP` drops execute; an entry with neither keeps its region's default
+    /// rather than becoming writable and executable.
+    fn from_table(attr: MemoryAttribute, region: &Region) -> Self {
+        let ro = attr.contains(MemoryAttribute::READ_ONLY);
+        let xp = attr.contains(MemoryAttribute::EXECUTE_PROTECT);
+        match (ro, xp) {
+            (true, false) => Access::ReadExecute,
+            (true, true) => Access::ReadOnly,
+            (false, true) => Access::ReadWrite,
+            (false, false) => Self::default_for(region),
+        }
+    }
+}
+
+/// One mapping of the EFI window with its access.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowMapping {
+    /// The mapping.
+    pub mapping: Mapping,
+    /// Its permissions.
+    pub access: Access,
+    /// Its PAT type.
+    pub mem_type: MemType,
+}
+
+/// The EFI window's mappings, in ascending virtual order.
+pub struct Window {
+    mappings: [WindowMapping; MAX_MAPPINGS],
+    len: usize,
+    /// Whether an attributes table refined the permissions.
+    pub refined: bool,
+}
+
+impl fmt::Debug for Window {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.mappings()).finish()
+    }
+}
+
+impl Default for Window {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+const EMPTY_WINDOW_MAPPING: WindowMapping = WindowMapping {
+    mapping: Mapping {
+        virt: 0,
+        phys: PhysAddr::zero(),
+        len: 0,
+        flags: PageTableFlags::empty(),
+        max_page: PageSize::Size4K,
+    },
+    access: Access::ReadOnly,
+    mem_type: MemType::Wb,
+};
+
+impl Window {
+    /// No mappings (for a `static`).
+    pub const fn new() -> Self {
+        Self {
+            mappings: [EMPTY_WINDOW_MAPPING; MAX_MAPPINGS],
+            len: 0,
+            refined: false,
+        }
+    }
+
+    /// The mappings, in ascending virtual order.
+    pub fn mappings(&self) -> &[WindowMapping] {
+        &self.mappings[..self.len]
+    }
+
+    fn push(&mut self, m: WindowMapping) -> Result<(), EfiError> {
+        // Merge with the previous piece when nothing differs.
+        if let Some(last) = self.len.checked_sub(1).map(|i| &mut self.mappings[i]) {
+            let l = &mut last.mapping;
+            if l.virt + l.len == m.mapping.virt
+                && l.phys + l.len == m.mapping.phys
+                && l.flags == m.mapping.flags
+                && last.access == m.access
+            {
+                l.len += m.mapping.len;
+                return Ok(());
+            }
+        }
+        if self.len == MAX_MAPPINGS {
+            return Err(EfiError::TooManyMappings);
+        }
+        self.mappings[self.len] = m;
+        self.len += 1;
+        Ok(())
+    }
+
+    /// The window's mappings for `runtime`: each region with its default
+    /// access, refined by `table` where the firmware has one. Caching: the
+    /// region's [`Region::mem_type`] through `pat`. `nx` and `global` say
+    /// whether the CPU has those bits.
+    pub fn make(
+        &mut self,
+        runtime: &Runtime,
+        table: Option<&AttributesTable<'_>>,
+        pat: &Pat,
+        nx: bool,
+        global: bool,
+    ) -> Result<(), EfiError> {
+        self.len = 0;
+        self.refined = table.is_some();
+        for region in runtime.regions() {
+            let mem_type = region.mem_type();
+            let cache = pat
+                .index_for(mem_type)
+                .filter(|&i| i < 4)
+                .and_then(|_| pat.flags_for(mem_type, PageKind::Large))
+                .ok_or(EfiError::NoPatEntry(mem_type))?;
+            let base = cache
+                | if global {
+                    PageTableFlags::GLOBAL
+                } else {
+                    PageTableFlags::empty()
+                };
+            let mut piece = |start: u64, end: u64, access: Access| -> Result<(), EfiError> {
+                if start >= end {
+                    return Ok(());
+                }
+                self.push(WindowMapping {
+                    mapping: Mapping {
+                        virt: region.virt + (start - region.phys),
+                        phys: PhysAddr::new(start),
+                        len: end - start,
+                        flags: base | access.flags(nx),
+                        max_page: PageSize::Size2M,
+                    },
+                    access,
+                    mem_type,
+                })
+            };
+            let default = Access::default_for(region);
+            let end = region.phys + region.len;
+            let mut at = region.phys;
+            if let Some(table) = table {
+                // Table entries inside the region, by address; gaps between
+                // them keep the default.
+                let mut entries: [(u64, u64, Access); 64] = [(0, 0, Access::ReadOnly); 64];
+                let mut n = 0;
+                for a in table.iter() {
+                    let (s, e) = (a.phys.max(region.phys), (a.phys + a.len).min(end));
+                    if s < e {
+                        if n == entries.len() {
+                            return Err(EfiError::BadAttributesTable(
+                                "more than 64 entries in one runtime region",
+                            ));
+                        }
+                        entries[n] = (s, e, Access::from_table(a.attr, region));
+                        n += 1;
+                    }
+                }
+                entries[..n].sort_unstable_by_key(|e| e.0);
+                for &(s, e, access) in &entries[..n] {
+                    if s < at {
+                        return Err(EfiError::BadAttributesTable("overlapping entries"));
+                    }
+                    piece(at, s, default)?;
+                    piece(s, e, access)?;
+                    at = e;
+                }
+            }
+            piece(at, end, default)?;
+        }
+        Ok(())
+    }
+}
+
+/// The one-to-one mappings the temporary address space for
+/// SetVirtualAddressMap needs: every runtime region (the firmware runs and
+/// relocates itself at its physical addresses, so code is writable and
+/// executable here, for the length of the call only, as in Linux's
+/// `efi_mm`), plus `extra` ranges (page 0 and the rewritten map) read-write
+/// and not executable. Caching as in the window.
+pub fn identity_mappings<'a>(
+    runtime: &'a Runtime,
+    extra: &'a [(u64, u64)],
+    pat: &'a Pat,
+    nx: bool,
+) -> impl Iterator<Item = Mapping> + 'a {
+    let nx_flag = if nx {
+        PageTableFlags::NO_EXECUTE
+    } else {
+        PageTableFlags::empty()
+    };
+    let regions = runtime.regions().iter().map(move |r| {
+        let cache = pat
+            .flags_for(r.mem_type(), PageKind::Large)
+            .unwrap_or(PageTableFlags::NO_CACHE | PageTableFlags::WRITE_THROUGH);
+        let exec = if r.is_code() { PageTableFlags::empty() } else { nx_flag };
+        Mapping {
+            virt: r.phys,
+            phys: PhysAddr::new(r.phys),
+            len: r.len,
+            flags: PageTableFlags::WRITABLE | exec | cache,
+            max_page: PageSize::Size2M,
+        }
+    });
+    let extra = extra.iter().map(move |&(start, len)| {
+        let start_page = start & !(PAGE_SIZE - 1);
+        let end = (start + len).next_multiple_of(PAGE_SIZE);
+        Mapping {
+            virt: start_page,
+            phys: PhysAddr::new(start_page),
+            len: end - start_page,
+            flags: PageTableFlags::WRITABLE | nx_flag,
+            max_page: PageSize::Size4K,
+        }
+    });
+    regions.chain(extra)
+}
+
+/// Decodes a descriptor from `raw` (at least 40 bytes).
+pub fn descriptor(raw: &[u8]) -> MemoryDescriptor {
+    MemoryDescriptor {
+        ty: MemoryType(u32_at(raw, 0)),
+        phys_start: u64_at(raw, 8),
+        virt_start: u64_at(raw, 16),
+        page_count: u64_at(raw, 24),
+        att: MemoryAttribute::from_bits_retain(u64_at(raw, 32)),
+    }
+}

@@ -1,0 +1,315 @@
+use proptest::prelude::*;
+use uefi_raw::table::boot::{MemoryAttribute as A, MemoryType as T};
+
+use super::*;
+use crate::Levels;
+
+const DESC: usize = 48;
+const GIB: u64 = 1 << 30;
+const MIB: u64 = 1 << 20;
+
+fn layout() -> &'static Layout {
+    Layout::for_levels(Levels::Four)
+}
+
+/// An EFI map with stride 48; the 8 padding bytes of each descriptor hold
+/// a marker so tests can see padding is carried over.
+fn map_bytes(descs: &[(T, u64, u64, A)]) -> Vec<u8> {
+    let mut bytes = vec![0u8; descs.len() * DESC];
+    for (i, (chunk, &(ty, start, pages, attr))) in bytes.chunks_mut(DESC).zip(descs).enumerate() {
+        chunk[0..4].copy_from_slice(&ty.0.to_le_bytes());
+        chunk[8..16].copy_from_slice(&start.to_le_bytes());
+        chunk[24..32].copy_from_slice(&pages.to_le_bytes());
+        chunk[32..40].copy_from_slice(&attr.bits().to_le_bytes());
+        chunk[40..48].copy_from_slice(&(0xa5a5_0000 + i as u64).to_le_bytes());
+    }
+    bytes
+}
+
+fn parse(bytes: &[u8]) -> EfiMemoryMap<'_> {
+    EfiMemoryMap::parse(bytes, DESC, 1, 46).unwrap()
+}
+
+fn wb() -> A {
+    A::UNCACHEABLE | A::WRITE_COMBINE | A::WRITE_THROUGH | A::WRITE_BACK
+}
+
+fn rt_attr() -> A {
+    wb() | A::RUNTIME
+}
+
+/// OVMF-like runtime layout under 1 GiB of RAM, plus the pflash MMIO.
+fn ovmf() -> Vec<u8> {
+    map_bytes(&[
+        (T::CONVENTIONAL, 0, 0xa0, wb()),
+        (T::BOOT_SERVICES_DATA, 0x10_0000, 0x100, wb()),
+        (T::RUNTIME_SERVICES_DATA, 0x3f5e_c000, 0x14, rt_attr()),
+        (T::RUNTIME_SERVICES_CODE, 0x3f60_0000, 0x20, rt_attr()),
+        (T::RUNTIME_SERVICES_CODE, 0x3f62_0000, 0x10, rt_attr()),
+        (T::RUNTIME_SERVICES_DATA, 0x3f63_0000, 0x40, rt_attr()),
+        (T::CONVENTIONAL, 0x3f67_0000, 0x10, wb()),
+        (T::MMIO, 0xffc0_0000, 0x400, A::UNCACHEABLE | A::RUNTIME),
+    ])
+}
+
+#[test]
+fn regions_are_merged_and_keep_their_offset_within_2_mib() {
+    let bytes = ovmf();
+    let map = parse(&bytes);
+    let mut rt = Runtime::new();
+    rt.assign(&map, layout()).unwrap();
+    let regions = rt.regions();
+    // The two touching code descriptors merge; data, code, data, MMIO stay.
+    assert_eq!(regions.len(), 4);
+    assert_eq!((regions[1].phys, regions[1].len), (0x3f60_0000, 0x30_000));
+    for r in regions {
+        assert_eq!(r.virt % (2 * MIB), r.phys % (2 * MIB), "{r:x?}");
+        assert!(r.virt >= layout().efi_window_start());
+        assert!(r.virt + r.len <= layout().efi_top_down_start());
+    }
+    // Virtual addresses grow with physical ones, without overlap.
+    for pair in regions.windows(2) {
+        assert!(pair[0].virt + pair[0].len <= pair[1].virt);
+    }
+    // The highest region is placed first, right below -4 GiB: the 4 MiB of
+    // flash, 2 MiB-aligned, end exactly there.
+    assert_eq!(regions[3].virt, 0xffff_fffe_ffc0_0000);
+    // Then the data at 0x3f630000 (offset 0x30000 in its 2 MiB, 256 KiB):
+    // below 0xfffffffeffc00000 with that offset.
+    assert_eq!(regions[2].virt, 0xffff_fffe_ffa3_0000);
+}
+
+#[test]
+fn unsorted_maps_place_regions_the_same_way() {
+    let sorted = ovmf();
+    let mut descs: Vec<&[u8]> = sorted.chunks(DESC).collect();
+    descs.reverse();
+    let unsorted: Vec<u8> = descs.concat();
+    let (mut a, mut b) = (Runtime::new(), Runtime::new());
+    a.assign(&parse(&sorted), layout()).unwrap();
+    b.assign(&parse(&unsorted), layout()).unwrap();
+    assert_eq!(a.regions(), b.regions());
+}
+
+#[test]
+fn window_overflow_is_an_error() {
+    // 65 GiB of runtime data cannot fit the 64 GiB window.
+    let bytes = map_bytes(&[(T::RUNTIME_SERVICES_DATA, 0x1_0000_0000, 65 * GIB / 4096, rt_attr())]);
+    let mut rt = Runtime::new();
+    let err = rt.assign(&parse(&bytes), layout()).unwrap_err();
+    assert_eq!(
+        err,
+        EfiError::WindowOverflow {
+            phys: 0x1_0000_0000,
+            len: 65 * GIB
+        }
+    );
+    assert!(err.to_string().contains("no room"));
+    // 63 GiB fits.
+    let bytes = map_bytes(&[(T::RUNTIME_SERVICES_DATA, 0x1_0000_0000, 63 * GIB / 4096, rt_attr())]);
+    rt.assign(&parse(&bytes), layout()).unwrap();
+}
+
+#[test]
+fn rewritten_map_has_runtime_descriptors_with_virtual_addresses() {
+    let bytes = ovmf();
+    let map = parse(&bytes);
+    let mut rt = Runtime::new();
+    rt.assign(&map, layout()).unwrap();
+    let mut out = vec![0u8; 8 * DESC];
+    let len = rewrite_map(&map, &rt, &mut out).unwrap();
+    assert_eq!(len, 5 * DESC);
+    let descs: Vec<_> = out[..len].chunks(DESC).map(descriptor).collect();
+    // In map order, only the runtime ones.
+    assert_eq!(
+        descs.iter().map(|d| d.phys_start).collect::<Vec<_>>(),
+        [0x3f5e_c000, 0x3f60_0000, 0x3f62_0000, 0x3f63_0000, 0xffc0_0000]
+    );
+    for ((d, raw), original) in descs.iter().zip(out.chunks(DESC)).zip([2u64, 3, 4, 5, 7]) {
+        let region = rt.region_of(d.phys_start).unwrap();
+        assert_eq!(d.virt_start, region.virt_of(d.phys_start).unwrap());
+        // Type, pages, attributes and the stride's padding are kept.
+        assert!(d.att.contains(A::RUNTIME));
+        assert_eq!(raw[40..48], (0xa5a5_0000 + original).to_le_bytes());
+    }
+    // The second code descriptor sits 128 KiB into the merged region.
+    assert_eq!(descs[2].virt_start, descs[1].virt_start + 0x2_0000);
+    assert_eq!(
+        rewrite_map(&map, &rt, &mut out[..4 * DESC]),
+        Err(EfiError::MapBufferTooSmall { needed: 5 * DESC })
+    );
+}
+
+/// An attributes table (version 1, stride 48) with `entries`.
+fn mat(entries: &[(T, u64, u64, A)]) -> Vec<u8> {
+    let mut bytes = vec![0u8; MAT_HEADER_SIZE];
+    bytes[0..4].copy_from_slice(&1u32.to_le_bytes());
+    bytes[4..8].copy_from_slice(&(entries.len() as u32).to_le_bytes());
+    bytes[8..12].copy_from_slice(&(DESC as u32).to_le_bytes());
+    bytes.extend(map_bytes(entries));
+    bytes
+}
+
+#[test]
+fn window_maps_code_rx_data_rw_nx_mmio_uncached() {
+    let bytes = ovmf();
+    let mut rt = Runtime::new();
+    rt.assign(&parse(&bytes), layout()).unwrap();
+    let mut w = Window::new();
+    w.make(&rt, None, &Pat::BATON, true, true).unwrap();
+    let summary: Vec<_> = w
+        .mappings()
+        .iter()
+        .map(|m| (m.mapping.phys.as_u64(), m.access, m.mem_type))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (0x3f5e_c000, Access::ReadWrite, MemType::Wb),
+            (0x3f60_0000, Access::ReadExecute, MemType::Wb),
+            (0x3f63_0000, Access::ReadWrite, MemType::Wb),
+            (0xffc0_0000, Access::ReadWrite, MemType::Uc),
+        ]
+    );
+    let flash = &w.mappings()[3].mapping;
+    assert!(flash.flags.contains(PageTableFlags::NO_CACHE | PageTableFlags::WRITE_THROUGH));
+    assert!(!w.refined);
+}
+
+#[test]
+fn attributes_table_refines_code_into_text_and_data() {
+    let bytes = ovmf();
+    let mut rt = Runtime::new();
+    rt.assign(&parse(&bytes), layout()).unwrap();
+    // One runtime driver in the code region: headers+text RO, data XP.
+    let table = mat(&[
+        (T::RUNTIME_SERVICES_CODE, 0x3f60_0000, 0x1, A::RUNTIME | A::EXECUTE_PROTECT | A::READ_ONLY),
+        (T::RUNTIME_SERVICES_CODE, 0x3f60_1000, 0x1b, A::RUNTIME | A::READ_ONLY),
+        (T::RUNTIME_SERVICES_CODE, 0x3f61_c000, 0x4, A::RUNTIME | A::EXECUTE_PROTECT),
+        (T::RUNTIME_SERVICES_DATA, 0x3f5e_c000, 0x14, A::RUNTIME | A::EXECUTE_PROTECT),
+    ]);
+    let table = AttributesTable::parse(&table).unwrap();
+    assert_eq!(table.len(), 4);
+    let mut w = Window::new();
+    w.make(&rt, Some(&table), &Pat::BATON, true, true).unwrap();
+    let code: Vec<_> = w
+        .mappings()
+        .iter()
+        .filter(|m| (0x3f60_0000..0x3f63_0000).contains(&m.mapping.phys.as_u64()))
+        .map(|m| (m.mapping.phys.as_u64(), m.mapping.len, m.access))
+        .collect();
+    assert_eq!(
+        code,
+        [
+            (0x3f60_0000, 0x1000, Access::ReadOnly),
+            (0x3f60_1000, 0x1b000, Access::ReadExecute),
+            (0x3f61_c000, 0x4000, Access::ReadWrite),
+            // Not described by the table: the code region's default.
+            (0x3f62_0000, 0x10000, Access::ReadExecute),
+        ]
+    );
+    assert!(w.refined);
+    // Nothing is ever writable and executable.
+    for m in w.mappings() {
+        let f = m.mapping.flags;
+        assert!(!f.contains(PageTableFlags::WRITABLE) || f.contains(PageTableFlags::NO_EXECUTE));
+    }
+}
+
+#[test]
+fn bad_attributes_tables_are_refused() {
+    let mut table = mat(&[(T::RUNTIME_SERVICES_CODE, 0x1000, 1, A::READ_ONLY)]);
+    assert!(AttributesTable::parse(&table).is_ok());
+    assert_eq!(
+        AttributesTable::parse(&table[..20]).unwrap_err(),
+        EfiError::BadAttributesTable("truncated entries")
+    );
+    table[0] = 9;
+    assert_eq!(
+        AttributesTable::parse(&table).unwrap_err(),
+        EfiError::BadAttributesTable("unknown version")
+    );
+    let unaligned = mat(&[(T::RUNTIME_SERVICES_CODE, 0x1800, 1, A::READ_ONLY)]);
+    assert_eq!(
+        AttributesTable::parse(&unaligned).unwrap_err(),
+        EfiError::BadAttributesTable("bad entry")
+    );
+}
+
+#[test]
+fn identity_mappings_for_set_virtual_address_map() {
+    let bytes = ovmf();
+    let mut rt = Runtime::new();
+    rt.assign(&parse(&bytes), layout()).unwrap();
+    let extra = [(0, 4096), (0x7000_0123, 100)];
+    let maps: Vec<_> = identity_mappings(&rt, &extra, &Pat::BATON, true).collect();
+    assert_eq!(maps.len(), 6);
+    for m in &maps {
+        assert_eq!(m.virt, m.phys.as_u64());
+        assert!(m.flags.contains(PageTableFlags::WRITABLE));
+    }
+    // Code executes (and is written, by the firmware's relocation).
+    assert!(!maps[1].flags.contains(PageTableFlags::NO_EXECUTE));
+    assert!(maps[0].flags.contains(PageTableFlags::NO_EXECUTE));
+    // Extra ranges are widened to whole pages.
+    assert_eq!((maps[5].virt, maps[5].len), (0x7000_0000, 4096));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Random runtime layouts: regions never overlap in the window, keep
+    /// their offset within 2 MiB, stay in the window, and no window mapping
+    /// is writable and executable whatever the attributes table says.
+    #[test]
+    fn random_runtime_layouts(
+        raw in prop::collection::vec((0u8..4, 1u64..2048, 0u64..600, any::<bool>()), 1..40),
+        mat_attrs in prop::collection::vec((any::<bool>(), any::<bool>()), 0..40),
+    ) {
+        let mut descs = Vec::new();
+        let mut at = 0x10_0000u64;
+        for &(ty, pages, gap, wb_ok) in &raw {
+            at += gap * 4096;
+            let ty = [T::RUNTIME_SERVICES_CODE, T::RUNTIME_SERVICES_DATA, T::MMIO, T::CONVENTIONAL][ty as usize];
+            let attr = if ty == T::CONVENTIONAL { wb() } else if wb_ok { rt_attr() } else { A::UNCACHEABLE | A::RUNTIME };
+            descs.push((ty, at, pages, attr));
+            at += pages * 4096;
+        }
+        let bytes = map_bytes(&descs);
+        let map = parse(&bytes);
+        let mut rt = Runtime::new();
+        rt.assign(&map, layout()).unwrap();
+        for pair in rt.regions().windows(2) {
+            prop_assert!(pair[0].virt + pair[0].len <= pair[1].virt);
+        }
+        for r in rt.regions() {
+            prop_assert_eq!(r.virt % (2 * MIB), r.phys % (2 * MIB));
+            prop_assert!(r.virt >= layout().efi_window_start());
+        }
+        // A table over the runtime descriptors with random RO/XP.
+        let entries: Vec<_> = map
+            .iter()
+            .filter(|e| e.is_runtime())
+            .zip(mat_attrs.iter().cycle())
+            .map(|(e, &(ro, xp))| {
+                let mut a = A::RUNTIME;
+                if ro { a |= A::READ_ONLY; }
+                if xp { a |= A::EXECUTE_PROTECT; }
+                (e.desc().ty, e.start(), e.desc().page_count, a)
+            })
+            .collect();
+        let table_bytes = mat(&entries);
+        let table = AttributesTable::parse(&table_bytes).unwrap();
+        let mut w = Window::new();
+        w.make(&rt, Some(&table), &Pat::BATON, true, true).unwrap();
+        let mut mapped = 0;
+        for m in w.mappings() {
+            let f = m.mapping.flags;
+            prop_assert!(!f.contains(PageTableFlags::WRITABLE) || f.contains(PageTableFlags::NO_EXECUTE));
+            let r = rt.region_of(m.mapping.phys.as_u64()).unwrap();
+            prop_assert_eq!(m.mapping.virt, r.virt_of(m.mapping.phys.as_u64()).unwrap());
+            mapped += m.mapping.len;
+        }
+        prop_assert_eq!(mapped, rt.regions().iter().map(|r| r.len).sum::<u64>());
+    }
+}
