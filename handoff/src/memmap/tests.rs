@@ -404,6 +404,137 @@ fn overlay_takes_the_attributes_of_each_descriptor_it_covers() {
     assert_eq!(map.regions(), &expected);
 }
 
+/// Touching descriptors in any order are not an overlap.
+#[test]
+fn unsorted_touching_descriptors_build() {
+    use MemoryType as T;
+    let efi = [
+        desc(T::CONVENTIONAL, 0x2000, 1, WB),
+        desc(T::CONVENTIONAL, 0x1000, 1, WB),
+        desc(T::CONVENTIONAL, 0x3000, 1, WB),
+        desc(T::BOOT_SERVICES_DATA, 0x0, 1, WB),
+    ];
+    let (summary, map) = build_from(Some(&efi), &[]);
+    assert_eq!(summary.unwrap().regions, 2);
+    let expected = [
+        region(0x0, 0x1000, Kind::BootServices, attr(WB)),
+        region(0x1000, 0x4000, Kind::Usable, attr(WB)),
+    ];
+    assert_eq!(map.regions(), &expected);
+}
+
+/// Builds `descs` into a map that already holds a region, expecting an
+/// error: returns it, after checking that nothing is left of the map.
+fn build_err(descs: &[MemoryDescriptor], limine: &[LimineEntry]) -> MapError {
+    let bytes = encode(descs, 48);
+    let efi = EfiMemoryMap::parse(&bytes, 48, 1, 46).unwrap();
+    assert!(!efi.is_sorted(), "the parser should have caught it");
+    let mut scratch = Box::new(Scratch::new());
+    let mut out = Box::new(MemoryMap::new());
+    let old = [entry(0x0, 0x1000, USABLE)];
+    build(
+        None,
+        &LimineMap::parse(&old, 46).unwrap(),
+        &mut scratch,
+        &mut out,
+    )
+    .unwrap();
+    assert_eq!(out.regions().len(), 1);
+    let limine = LimineMap::parse(limine, 46).unwrap();
+    let err = build(Some(&efi), &limine, &mut scratch, &mut out).unwrap_err();
+    assert!(out.regions().is_empty(), "no half-built map");
+    err
+}
+
+/// In an unsorted map overlapping descriptors need not be neighbours, so
+/// the parser cannot see them: build refuses them instead, with the error
+/// the parser gives for a sorted map.
+#[test]
+fn unsorted_overlapping_descriptors_are_refused_by_build() {
+    use MemoryType as T;
+    let efi = [
+        desc(T::CONVENTIONAL, 0x10_0000, 0x100, WB),
+        // Out of order: from here on the parser cannot tell.
+        desc(T::BOOT_SERVICES_CODE, 0x0, 0x10, WB),
+        desc(T::BOOT_SERVICES_DATA, 0x30_0000, 0x10, WB),
+        // Inside entry 0, two entries after it.
+        desc(T::LOADER_DATA, 0x18_0000, 0x10, WB),
+    ];
+    let err = build_err(&efi, &ovmf_limine());
+    assert_eq!(
+        err,
+        MapError::Overlap {
+            entry: EntryInfo {
+                map: Source::Efi,
+                index: 3,
+                ty: 2,
+                start: 0x18_0000,
+                end: 0x19_0000,
+            },
+            previous: 0,
+            previous_end: 0x20_0000,
+        }
+    );
+    assert_eq!(
+        err.to_string(),
+        "EFI memory map entry 3 (type 2, 0x180000-0x190000): overlaps entry 0 (ends at 0x200000)"
+    );
+
+    // The same descriptors sorted: the parser says the same of them.
+    let mut sorted = efi;
+    sorted.sort_by_key(|d| d.phys_start);
+    assert_eq!(
+        EfiMemoryMap::parse(&encode(&sorted, 48), 48, 1, 46)
+            .unwrap_err()
+            .to_string(),
+        "EFI memory map entry 2 (type 2, 0x180000-0x190000): overlaps entry 1 (ends at 0x200000)"
+    );
+
+    // The error names the later entry in map order, even when it starts
+    // first.
+    let efi = [
+        desc(T::CONVENTIONAL, 0x10_0000, 0x100, WB),
+        desc(T::BOOT_SERVICES_CODE, 0x0, 0x10, WB),
+        desc(T::LOADER_DATA, 0x8_0000, 0x100, WB),
+    ];
+    assert_eq!(
+        build_err(&efi, &[]).to_string(),
+        "EFI memory map entry 2 (type 2, 0x80000-0x180000): overlaps entry 0 (ends at 0x200000)"
+    );
+
+    // Two descriptors starting together, then one inside both: the first
+    // pair is reported, in map order.
+    let efi = [
+        desc(T::CONVENTIONAL, 0x10_0000, 0x100, WB),
+        desc(T::RUNTIME_SERVICES_DATA, 0x2000, 0x2, RT | WB),
+        desc(T::BOOT_SERVICES_DATA, 0x2000, 0x1, WB),
+        desc(T::MMIO, 0x2000, 0x1, RT | UC),
+    ];
+    assert_eq!(
+        build_err(&efi, &[]).to_string(),
+        "EFI memory map entry 2 (type 4, 0x2000-0x3000): overlaps entry 1 (ends at 0x4000)"
+    );
+}
+
+#[test]
+fn an_overlap_is_reported_even_where_the_output_fills_up_first() {
+    use MemoryType as T;
+    // The map that fills the output at descriptor 2046 below, but with the
+    // last descriptor moved to the front and reaching back into 2046.
+    let mut efi: Vec<_> = (0..MAX_EFI_ENTRIES as u64)
+        .map(|i| desc(T::CONVENTIONAL, i * 0x4000, 4, WB | (i % 2) << 14))
+        .collect();
+    let mut last = efi.pop().unwrap();
+    last.phys_start -= 0x1000;
+    efi.insert(0, last);
+    let limine = [entry(0x1000, 0x1000, BOOTLOADER_RECLAIMABLE)];
+    assert_eq!(
+        build_err(&efi, &limine).to_string(),
+        "EFI memory map entry 2047 (type 7, 0x1ff8000-0x1ffc000): overlaps entry 0 \
+         (ends at 0x1fff000)"
+    );
+}
+
 /// The kernel keeps both in statics: `new` must stay `const`.
 static EMPTY_MAP: MemoryMap = MemoryMap::new();
 static SCRATCH: Scratch = Scratch::new();

@@ -293,33 +293,60 @@ fn overlap(a: (u128, u128), b: (u128, u128)) -> bool {
 }
 
 /// The first rule an entry breaks, in the order the rules are checked.
-fn first_broken(rules: [(bool, &'static str); 6]) -> Option<&'static str> {
+fn first_broken<const N: usize>(rules: [(bool, &'static str); N]) -> Option<&'static str> {
     rules.into_iter().find(|r| r.0).map(|r| r.1)
 }
 
-/// The first EFI descriptor that breaks a rule, given those before it, and
-/// the rule.
+/// The first EFI descriptor that breaks a rule the parser checks, given
+/// those before it, and the rule. The order of the descriptors is free; an
+/// overlap is the parser's to find only while the map is sorted up to it.
 fn efi_first_invalid(descs: &[MemoryDescriptor], limit: u64) -> Option<(usize, &'static str)> {
     descs.iter().enumerate().find_map(|(i, d)| {
         let me = (d.phys_start as u128, efi_end(d));
         let before = &descs[..i];
+        let sorted = descs[..=i].is_sorted_by_key(|d| d.phys_start);
         let broken = first_broken([
             (d.page_count == 0, "ZeroLength"),
             (d.phys_start % PAGE != 0, "Misaligned"),
             (me.1 > u64::MAX as u128, "Overflow"),
             (me.1 > limit as u128, "BeyondMaxPhys"),
             (
-                before.iter().any(|p| p.phys_start > d.phys_start),
-                "Unsorted",
-            ),
-            (
-                before
-                    .iter()
-                    .any(|p| overlap(me, (p.phys_start as u128, efi_end(p)))),
+                sorted
+                    && before
+                        .iter()
+                        .any(|p| overlap(me, (p.phys_start as u128, efi_end(p)))),
                 "Overlap",
             ),
         ]);
         broken.map(|b| (i, b))
+    })
+}
+
+/// The overlap `build` must refuse in an EFI map that parsed, if any.
+///
+/// Taking the descriptors by start address (then by index), the first that
+/// starts inside one taken before it overlaps it; the error names the later
+/// of the two in map order and the end of the other. (The descriptors taken
+/// before are disjoint, so only one of them can hold that start.)
+fn efi_overlap(descs: &[MemoryDescriptor]) -> Option<MapError> {
+    let mut order: Vec<usize> = (0..descs.len()).collect();
+    order.sort_by_key(|&i| (descs[i].phys_start, i));
+    order.iter().enumerate().find_map(|(k, &i)| {
+        let start = descs[i].phys_start as u128;
+        let &other = order[..k].iter().find(|&&o| efi_end(&descs[o]) > start)?;
+        let (entry, previous) = (i.max(other), i.min(other));
+        let d = &descs[entry];
+        Some(MapError::Overlap {
+            entry: EntryInfo {
+                map: Source::Efi,
+                index: entry,
+                ty: u64::from(d.ty.0),
+                start: d.phys_start,
+                end: efi_end(d),
+            },
+            previous,
+            previous_end: efi_end(&descs[previous]) as u64,
+        })
     })
 }
 
@@ -495,7 +522,13 @@ fn check(case: &Case, max_points: usize) -> Result<(), TestCaseError> {
 
     let mut scratch = Box::new(Scratch::new());
     let mut map = Box::new(MemoryMap::new());
-    let summary = match build(efi.as_ref(), &limine, &mut scratch, &mut map) {
+    let result = build(efi.as_ref(), &limine, &mut scratch, &mut map);
+    if let Some(want) = case.efi.as_deref().and_then(efi_overlap) {
+        prop_assert_eq!(result, Err(want));
+        prop_assert!(map.regions().is_empty());
+        return Ok(());
+    }
+    let summary = match result {
         Ok(summary) => summary,
         Err(MapError::OutputFull { .. }) => {
             // Only possible when the inputs cut the address space into more
