@@ -98,6 +98,10 @@ pub struct Summary {
     pub limine_entries: usize,
     /// Regions in the output.
     pub regions: usize,
+    /// Whether the EFI map came sorted by address ([`EfiMemoryMap::is_sorted`];
+    /// true on a BIOS boot). When it did not, the output is the same, but
+    /// the firmware is worth a mention.
+    pub efi_sorted: bool,
 }
 
 impl fmt::Display for Summary {
@@ -106,7 +110,11 @@ impl fmt::Display for Summary {
             f,
             "{} EFI descriptors and {} Limine entries -> {} regions",
             self.efi_entries, self.limine_entries, self.regions
-        )
+        )?;
+        if !self.efi_sorted {
+            f.write_str("; the EFI map was not sorted")?;
+        }
+        Ok(())
     }
 }
 
@@ -225,12 +233,14 @@ pub fn build(
         efi_entries: 0,
         limine_entries: 0,
         regions: 0,
+        efi_sorted: true,
     };
     if let Some(map) = efi {
         for e in map.iter() {
             add(e.kind(), e.start(), e.end(), Some(e.index() as u16));
         }
         summary.efi_entries = map.len();
+        summary.efi_sorted = map.is_sorted();
     }
     for e in limine.entries() {
         if efi.is_none() || overlaid_on_efi(e.ty) {

@@ -159,7 +159,8 @@ fn ovmf_map_merged_with_limine() {
         Summary {
             efi_entries: 19,
             limine_entries: 3,
-            regions: expected.len()
+            regions: expected.len(),
+            efi_sorted: true,
         }
     );
     assert_eq!(
@@ -255,7 +256,8 @@ fn seabios_map_alone() {
         Summary {
             efi_entries: 0,
             limine_entries: 11,
-            regions: 11
+            regions: 11,
+            efi_sorted: true,
         }
     );
     assert_eq!(map.efi_runtime().count(), 0);
@@ -415,7 +417,12 @@ fn unsorted_touching_descriptors_build() {
         desc(T::BOOT_SERVICES_DATA, 0x0, 1, WB),
     ];
     let (summary, map) = build_from(Some(&efi), &[]);
-    assert_eq!(summary.unwrap().regions, 2);
+    let summary = summary.unwrap();
+    assert_eq!((summary.regions, summary.efi_sorted), (2, false));
+    assert_eq!(
+        summary.to_string(),
+        "4 EFI descriptors and 0 Limine entries -> 2 regions; the EFI map was not sorted"
+    );
     let expected = [
         region(0x0, 0x1000, Kind::BootServices, attr(WB)),
         region(0x1000, 0x4000, Kind::Usable, attr(WB)),
