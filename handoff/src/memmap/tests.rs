@@ -212,6 +212,80 @@ fn ovmf_map_merged_with_limine() {
     );
 }
 
+/// The OVMF map with 6 GiB more RAM above 4 GiB, in the order OVMF gives
+/// it: that RAM comes right after the RAM below 4 GiB, before the ECAM and
+/// the other reserved ranges it lies above. The UEFI specification allows
+/// it; baton used to refuse it ("entry 129 (type 0, 0xb0000000-0xc0000000):
+/// starts below entry 128 (starts at 0x100000000)").
+fn ovmf_above_4g_efi() -> Vec<MemoryDescriptor> {
+    use MemoryType as T;
+    let mut descs = ovmf_efi();
+    let ecam = descs
+        .iter()
+        .position(|d| d.phys_start == 0xb000_0000)
+        .unwrap();
+    let above_4g = [
+        desc(T::CONVENTIONAL, 0x1_0000_0000, 0x17_f000, WB),
+        // OVMF's allocations at the top of RAM.
+        desc(T::BOOT_SERVICES_DATA, 0x2_7f00_0000, 0x1000, WB),
+    ];
+    descs.splice(ecam..ecam, above_4g);
+    descs
+}
+
+#[test]
+fn unsorted_ovmf_map_builds_like_the_sorted_one() {
+    let mut limine = ovmf_limine();
+    limine.push(entry(0x1_0000_0000, 0x1_8000_0000, USABLE));
+    let efi = ovmf_above_4g_efi();
+    let bytes = encode(&efi, 48);
+    assert!(!EfiMemoryMap::parse(&bytes, 48, 1, 46).unwrap().is_sorted());
+    let (summary, map) = build_from(Some(&efi), &limine);
+
+    let mut sorted = efi.clone();
+    sorted.sort_by_key(|d| d.phys_start);
+    assert_ne!(sorted, efi);
+    let (sorted_summary, sorted_map) = build_from(Some(&sorted), &limine);
+    assert_eq!(map.regions(), sorted_map.regions());
+
+    // And that is the 512 MiB map's regions with the new RAM after them.
+    let (_, low) = build_from(Some(&ovmf_efi()), &ovmf_limine());
+    let mut expected = low.regions().to_vec();
+    expected.extend([
+        region(0x1_0000_0000, 0x2_7f00_0000, Kind::Usable, attr(WB)),
+        region(0x2_7f00_0000, 0x2_8000_0000, Kind::BootServices, attr(WB)),
+    ]);
+    assert_eq!(map.regions(), &expected);
+    assert_eq!(map.ram_end(), 0x2_8000_0000);
+
+    // Only the summary tells them apart.
+    let (summary, sorted_summary) = (summary.unwrap(), sorted_summary.unwrap());
+    assert_eq!(
+        summary,
+        Summary {
+            efi_entries: 21,
+            limine_entries: 3,
+            regions: 24,
+            efi_sorted: false,
+        }
+    );
+    assert_eq!(
+        sorted_summary,
+        Summary {
+            efi_sorted: true,
+            ..summary
+        }
+    );
+    assert_eq!(
+        summary.to_string(),
+        "21 EFI descriptors and 3 Limine entries -> 24 regions; the EFI map was not sorted"
+    );
+    assert_eq!(
+        sorted_summary.to_string(),
+        "21 EFI descriptors and 3 Limine entries -> 24 regions"
+    );
+}
+
 /// A SeaBIOS (QEMU pc, 512 MiB) boot: Limine's map is all there is.
 #[test]
 fn seabios_map_alone() {
