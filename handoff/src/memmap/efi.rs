@@ -5,10 +5,17 @@
 //! always comes from the map, never from `size_of`. Each descriptor is read
 //! field by field, little-endian, so the bytes need no particular alignment.
 //!
-//! Unlike Limine's map, the EFI map must be sorted and free of overlaps:
-//! the UEFI specification does not promise it, but every firmware baton
-//! targets delivers it, and a map that breaks it is more likely a bad copy or
-//! a wrong stride than a firmware quirk.
+//! The descriptors must not overlap, but they may come in any order: the
+//! UEFI specification does not require `GetMemoryMap` to sort them, and OVMF
+//! does not once RAM extends above 4 GiB (it lists that RAM before the
+//! reserved and MMIO ranges below 4 GiB). [`build`](super::build) sorts
+//! everything anyway, so the order changes nothing in the result.
+//!
+//! While the map is sorted, [`EfiMemoryMap::parse`] finds overlaps by
+//! comparing each descriptor with the one before it. Once a descriptor
+//! starts below its predecessor that no longer works, and the check is left
+//! to [`build`](super::build), whose sweep sees the descriptors in address
+//! order: an overlapping map is refused either way, with the same error.
 
 use uefi_raw::table::boot::{MemoryAttribute, MemoryDescriptor, MemoryType};
 
@@ -25,6 +32,7 @@ pub const DESCRIPTOR_SIZE: usize = 40;
 pub struct EfiMemoryMap<'a> {
     bytes: &'a [u8],
     desc_size: usize,
+    sorted: bool,
 }
 
 /// One descriptor of an [`EfiMemoryMap`].
@@ -73,6 +81,10 @@ impl<'a> EfiMemoryMap<'a> {
     /// Validates the map in `bytes` (`memmap_size` bytes from the EFI memmap
     /// response) with the response's stride and version, against MAXPHYADDR
     /// (`max_phys_bits`, from CPUID).
+    ///
+    /// The descriptors may come in any order ([`is_sorted`](Self::is_sorted)
+    /// says which). Overlapping descriptors are refused here while the map
+    /// is sorted up to them, and by [`build`](super::build) otherwise.
     pub fn parse(
         bytes: &'a [u8],
         desc_size: usize,
@@ -95,7 +107,11 @@ impl<'a> EfiMemoryMap<'a> {
                 desc_size,
             });
         }
-        let map = Self { bytes, desc_size };
+        let mut map = Self {
+            bytes,
+            desc_size,
+            sorted: true,
+        };
         if map.len() > MAX_EFI_ENTRIES {
             return Err(MapError::TooManyEntries {
                 map: Source::Efi,
@@ -126,17 +142,15 @@ impl<'a> EfiMemoryMap<'a> {
                     max_phys_bits,
                 });
             }
-            if let Some((prev_start, prev_end)) = prev {
+            if map.sorted
+                && let Some((prev_start, prev_end)) = prev
+            {
                 if d.phys_start < prev_start {
-                    return Err(MapError::Unsorted {
-                        entry: info,
-                        previous: index - 1,
-                        previous_start: prev_start,
-                    });
-                }
-                // Sorted and so far disjoint: only the previous entry can
-                // reach into this one.
-                if d.phys_start < prev_end {
+                    // From here on overlaps are build's to find.
+                    map.sorted = false;
+                } else if d.phys_start < prev_end {
+                    // Sorted and so far disjoint: only the previous entry
+                    // can reach into this one.
                     return Err(MapError::Overlap {
                         entry: info,
                         previous: index - 1,
@@ -147,6 +161,12 @@ impl<'a> EfiMemoryMap<'a> {
             prev = Some((d.phys_start, end));
         }
         Ok(map)
+    }
+
+    /// Whether every descriptor starts at or above the one before it. When
+    /// one does not, [`build`](super::build) checks that none overlap.
+    pub fn is_sorted(&self) -> bool {
+        self.sorted
     }
 
     /// The number of descriptors.
@@ -246,6 +266,11 @@ impl<'a> EfiEntry<'a> {
     /// The exclusive physical end address (no overflow: the map is validated).
     pub fn end(&self) -> u64 {
         self.desc.phys_start + self.desc.page_count * PAGE_SIZE
+    }
+
+    /// The descriptor, for an error message.
+    pub(super) fn info(&self) -> EntryInfo {
+        info(self.index, &self.desc)
     }
 
     /// baton's kind for the descriptor's type.
@@ -418,15 +443,98 @@ pub(super) mod tests {
         );
     }
 
+    /// Whether `descs` parse as a sorted map (they must parse).
+    fn sorted(descs: &[MemoryDescriptor]) -> bool {
+        EfiMemoryMap::parse(&encode(descs, 48), 48, 1, 46)
+            .unwrap()
+            .is_sorted()
+    }
+
     #[test]
-    fn unsorted() {
+    fn unsorted_maps_are_accepted() {
+        use MemoryType as T;
+        // OVMF with RAM above 4 GiB lists that RAM before the ECAM: the boot
+        // that used to fail ("entry 129 ... starts below entry 128").
+        let descs = [
+            desc(T::CONVENTIONAL, 0x10_0000, 0x100, WB),
+            desc(T::CONVENTIONAL, 0x1_0000_0000, 0x18_0000, WB),
+            desc(T::RESERVED, 0xb000_0000, 0x1_0000, 1),
+            desc(T::MMIO, 0xffc0_0000, 0x400, RT | 1),
+        ];
+        let bytes = encode(&descs, 48);
+        let map = EfiMemoryMap::parse(&bytes, 48, 1, 46).unwrap();
+        assert!(!map.is_sorted());
+        // Read in map order, as the firmware wrote it.
+        let starts: Vec<_> = map.iter().map(|e| e.start()).collect();
+        assert_eq!(starts, [0x10_0000, 0x1_0000_0000, 0xb000_0000, 0xffc0_0000]);
+
+        let mut in_order = descs;
+        in_order.sort_by_key(|d| d.phys_start);
+        assert!(sorted(&in_order));
+        // Touching descriptors are sorted; so are the trivial maps.
+        assert!(sorted(&[
+            desc(T::CONVENTIONAL, 0, 1, WB),
+            desc(T::CONVENTIONAL, 0x1000, 1, WB)
+        ]));
+        assert!(sorted(&descs[1..2]));
+        assert!(sorted(&[]));
+        // Out of order by one page, at the very end.
+        let mut last = in_order.to_vec();
+        last.push(desc(T::CONVENTIONAL, 0xffbf_f000, 1, WB));
+        assert!(!sorted(&last));
+    }
+
+    #[test]
+    fn overlaps_in_a_sorted_map_are_refused_here() {
+        use MemoryType as T;
+        // Equal starts are sorted, and overlap.
         assert_eq!(
             err(&[
-                desc(MemoryType::CONVENTIONAL, 0x10_0000, 0x100, WB),
-                desc(MemoryType::CONVENTIONAL, 0x1000, 1, WB)
+                desc(T::CONVENTIONAL, 0x1000, 2, WB),
+                desc(T::LOADER_DATA, 0x1000, 1, WB)
             ]),
-            "EFI memory map entry 1 (type 7, 0x1000-0x2000): starts below entry 0 \
-             (starts at 0x100000)"
+            "EFI memory map entry 1 (type 2, 0x1000-0x2000): overlaps entry 0 (ends at 0x3000)"
+        );
+        // An overlap before the first descriptor out of order is still
+        // found here.
+        assert_eq!(
+            err(&[
+                desc(T::CONVENTIONAL, 0x1000, 2, WB),
+                desc(T::LOADER_DATA, 0x2000, 2, WB),
+                desc(T::CONVENTIONAL, 0x0, 1, WB)
+            ]),
+            "EFI memory map entry 1 (type 2, 0x2000-0x4000): overlaps entry 0 (ends at 0x3000)"
+        );
+        // After it, neighbours say nothing: build finds the overlap.
+        assert!(!sorted(&[
+            desc(T::CONVENTIONAL, 0x1000, 2, WB),
+            desc(T::CONVENTIONAL, 0x0, 1, WB),
+            desc(T::LOADER_DATA, 0x2000, 2, WB),
+        ]));
+    }
+
+    #[test]
+    fn entry_rules_still_hold_once_the_map_is_unsorted() {
+        use MemoryType as T;
+        let unsorted = |bad: MemoryDescriptor| {
+            err(&[
+                desc(T::CONVENTIONAL, 0x10_0000, 0x100, WB),
+                desc(T::CONVENTIONAL, 0x1000, 1, WB),
+                bad,
+            ])
+        };
+        assert_eq!(
+            unsorted(desc(T::BOOT_SERVICES_DATA, 0x2000, 0, WB)),
+            "EFI memory map entry 2 (type 4, 0x2000-0x2000): zero length"
+        );
+        assert_eq!(
+            unsorted(desc(T::BOOT_SERVICES_DATA, 0x2800, 1, WB)),
+            "EFI memory map entry 2 (type 4, 0x2800-0x3800): not aligned to 4 KiB"
+        );
+        assert_eq!(
+            unsorted(desc(T::RESERVED, 0x3fff_ffff_f000, 2, 0)),
+            "EFI memory map entry 2 (type 0, 0x3ffffffff000-0x400000001000): \
+             ends beyond MAXPHYADDR 0x400000000000 (46 bits)"
         );
     }
 

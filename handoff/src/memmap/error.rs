@@ -88,7 +88,9 @@ pub enum MapError {
         /// MAXPHYADDR, in bits.
         max_phys_bits: u8,
     },
-    /// An entry starts below the one before it.
+    /// A Limine map entry starts below the one before it. Limine promises
+    /// sorted entries; the EFI map need not be sorted, so this is never
+    /// about an EFI descriptor.
     Unsorted {
         /// The entry.
         entry: EntryInfo,
@@ -97,7 +99,12 @@ pub enum MapError {
         /// Where that entry starts.
         previous_start: u64,
     },
-    /// An entry overlaps an earlier one where the map forbids it.
+    /// An entry overlaps an earlier one (in map order) where the map
+    /// forbids it. For the EFI map, [`EfiMemoryMap::parse`] finds this
+    /// while the map is sorted and [`build`] once it is not.
+    ///
+    /// [`EfiMemoryMap::parse`]: super::EfiMemoryMap::parse
+    /// [`build`]: super::build
     Overlap {
         /// The entry.
         entry: EntryInfo,

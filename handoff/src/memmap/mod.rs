@@ -5,8 +5,10 @@
 //! on a UEFI boot, points [`EfiMemoryMap::parse`] at the EFI map's bytes.
 //! Both maps are validated when parsed ([`LimineMap::parse`]); a map that
 //! breaks its rules is refused with a [`MapError`] naming the map and the
-//! entry. [`build`] then merges them into a [`MemoryMap`] kept in a
-//! `static`, using a [`Scratch`] kept in another:
+//! entry. (The EFI map may be unsorted: then only [`build`] can tell whether
+//! its descriptors overlap, and it refuses the map if they do.) [`build`]
+//! merges the maps into a [`MemoryMap`] kept in a `static`, using a
+//! [`Scratch`] kept in another:
 //!
 //! ```
 //! use handoff::memmap::{self, LimineEntry, LimineMap, MemoryMap, Scratch};

@@ -1,16 +1,17 @@
 //! Merging the two maps into one [`MemoryMap`].
 //!
 //! Every input range becomes two events, its start and its end. After one
-//! unstable sort (O(n log n), no allocation) a sweep walks the events in
+//! unstable sort (O(n log n), no allocation) a first pass over the events
+//! refuses overlapping EFI descriptors, which the parser cannot find once
+//! the EFI map is unsorted. A second pass, the sweep, walks the events in
 //! address order, keeping a count of open ranges per [`Kind`] and the EFI
-//! descriptor currently open (there is at most one: the EFI map is
-//! disjoint). Between two consecutive event addresses the winning kind is
-//! the greatest kind with a non-zero count, found in at most
-//! [`Kind::COUNT`] steps (so O(n log n + n * 14) in all); where every count
-//! is zero there is a hole. Each
-//! piece is appended to the output, which merges it with its left
-//! neighbour when they touch and match. The output comes out sorted and
-//! disjoint by construction.
+//! descriptor currently open (there is at most one: the first pass made
+//! sure). Between two consecutive event addresses the winning kind is the
+//! greatest kind with a non-zero count, found in at most [`Kind::COUNT`]
+//! steps (so O(n log n + n * 14) in all); where every count is zero there
+//! is a hole. Each piece is appended to the output, which merges it with
+//! its left neighbour when they touch and match. The output comes out
+//! sorted and disjoint by construction.
 
 use core::fmt;
 
@@ -29,9 +30,10 @@ const MAX_EVENTS: usize = 2 * (MAX_EFI_ENTRIES + MAX_LIMINE_ENTRIES);
 const _: () = assert!(MAX_EFI_ENTRIES <= u16::MAX as usize);
 
 /// Which side of a range an event is. Ends sort first: where one EFI
-/// descriptor ends and the next begins, the sweep must close the old one
-/// before it opens the new one. (The counts do not care: they are read only
-/// once every event at an address has been applied.)
+/// descriptor ends and the next begins, the passes must close the old one
+/// before they open the new one, or touching descriptors would look like
+/// overlapping ones. (The counts do not care: they are read only once every
+/// event at an address has been applied.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Edge {
     End,
@@ -96,6 +98,10 @@ pub struct Summary {
     pub limine_entries: usize,
     /// Regions in the output.
     pub regions: usize,
+    /// Whether the EFI map came sorted by address ([`EfiMemoryMap::is_sorted`];
+    /// true on a BIOS boot). When it did not, the output is the same, but
+    /// the firmware is worth a mention.
+    pub efi_sorted: bool,
 }
 
 impl fmt::Display for Summary {
@@ -104,7 +110,11 @@ impl fmt::Display for Summary {
             f,
             "{} EFI descriptors and {} Limine entries -> {} regions",
             self.efi_entries, self.limine_entries, self.regions
-        )
+        )?;
+        if !self.efi_sorted {
+            f.write_str("; the EFI map was not sorted")?;
+        }
+        Ok(())
     }
 }
 
@@ -141,6 +151,42 @@ const fn overlaid_on_efi(ty: u64) -> bool {
     )
 }
 
+/// Refuses overlapping EFI descriptors, given `events` sorted by address
+/// (ends first) and `map`, the EFI map they come from.
+///
+/// A descriptor that starts while another is open overlaps it; one that
+/// starts where another ends does not, since that end comes first. The
+/// error is the parser's for a sorted map: it names the later of the two
+/// in map order, with the end of the earlier. Stopping at the first overlap
+/// leaves at most one descriptor open at a time, which the sweep relies on.
+fn check_efi_disjoint(events: &[Event], map: &EfiMemoryMap<'_>) -> Result<(), MapError> {
+    let mut open: Option<u16> = None;
+    for e in events {
+        let Some(index) = e.efi else {
+            continue;
+        };
+        match (e.edge, open) {
+            // Only one is open, so it is the one ending.
+            (Edge::End, _) => open = None,
+            (Edge::Start, None) => open = Some(index),
+            (Edge::Start, Some(other)) => {
+                let descriptor = |i: u16| {
+                    map.get(usize::from(i))
+                        .expect("events come from the map's descriptors")
+                };
+                let entry = descriptor(index.max(other));
+                let previous = descriptor(index.min(other));
+                return Err(MapError::Overlap {
+                    entry: entry.info(),
+                    previous: previous.index(),
+                    previous_end: previous.end(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Builds the normalised map into `out` from the EFI map (UEFI boots) and
 /// Limine's map.
 ///
@@ -148,7 +194,10 @@ const fn overlaid_on_efi(ty: u64) -> bool {
 /// kind, without attributes. On a UEFI boot the EFI descriptors give the
 /// kinds and attributes, and Limine's bootloader-reclaimable, kernel and
 /// framebuffer entries are laid on top; where they cover an EFI descriptor
-/// they take its attributes. Overlaps resolve to the greatest [`Kind`].
+/// they take its attributes. Overlaps resolve to the greatest [`Kind`],
+/// except between EFI descriptors: those are refused with
+/// [`MapError::Overlap`], whatever their order in the map (the parser
+/// catches them in a sorted map, this catches them in an unsorted one).
 ///
 /// On error `out` is left empty.
 pub fn build(
@@ -184,12 +233,14 @@ pub fn build(
         efi_entries: 0,
         limine_entries: 0,
         regions: 0,
+        efi_sorted: true,
     };
     if let Some(map) = efi {
         for e in map.iter() {
             add(e.kind(), e.start(), e.end(), Some(e.index() as u16));
         }
         summary.efi_entries = map.len();
+        summary.efi_sorted = map.is_sorted();
     }
     for e in limine.entries() {
         if efi.is_none() || overlaid_on_efi(e.ty) {
@@ -200,7 +251,14 @@ pub fn build(
     }
 
     let events = &mut scratch.events[..n];
-    events.sort_unstable_by_key(|e| (e.at, e.edge));
+    // The EFI index last makes the order, and so the overlap reported,
+    // independent of the sort's whims when descriptors start together.
+    events.sort_unstable_by_key(|e| (e.at, e.edge, e.efi));
+    if let Some(map) = efi {
+        // Before any region is emitted: an overlap must be reported even
+        // where the output would fill up first.
+        check_efi_disjoint(events, map)?;
+    }
 
     let mut open = [0u32; Kind::COUNT];
     let mut open_efi: Option<u16> = None;
@@ -218,7 +276,8 @@ pub fn build(
                 Edge::End => {
                     open[e.kind.index()] -= 1;
                     // Ends sort before starts and EFI descriptors are
-                    // disjoint, so the open one is the one ending.
+                    // disjoint (checked above), so the open one is the one
+                    // ending.
                     if e.efi.is_some() {
                         open_efi = None;
                     }

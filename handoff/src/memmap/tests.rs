@@ -159,7 +159,8 @@ fn ovmf_map_merged_with_limine() {
         Summary {
             efi_entries: 19,
             limine_entries: 3,
-            regions: expected.len()
+            regions: expected.len(),
+            efi_sorted: true,
         }
     );
     assert_eq!(
@@ -211,6 +212,80 @@ fn ovmf_map_merged_with_limine() {
     );
 }
 
+/// The OVMF map with 6 GiB more RAM above 4 GiB, in the order OVMF gives
+/// it: that RAM comes right after the RAM below 4 GiB, before the ECAM and
+/// the other reserved ranges it lies above. The UEFI specification allows
+/// it; baton used to refuse it ("entry 129 (type 0, 0xb0000000-0xc0000000):
+/// starts below entry 128 (starts at 0x100000000)").
+fn ovmf_above_4g_efi() -> Vec<MemoryDescriptor> {
+    use MemoryType as T;
+    let mut descs = ovmf_efi();
+    let ecam = descs
+        .iter()
+        .position(|d| d.phys_start == 0xb000_0000)
+        .unwrap();
+    let above_4g = [
+        desc(T::CONVENTIONAL, 0x1_0000_0000, 0x17_f000, WB),
+        // OVMF's allocations at the top of RAM.
+        desc(T::BOOT_SERVICES_DATA, 0x2_7f00_0000, 0x1000, WB),
+    ];
+    descs.splice(ecam..ecam, above_4g);
+    descs
+}
+
+#[test]
+fn unsorted_ovmf_map_builds_like_the_sorted_one() {
+    let mut limine = ovmf_limine();
+    limine.push(entry(0x1_0000_0000, 0x1_8000_0000, USABLE));
+    let efi = ovmf_above_4g_efi();
+    let bytes = encode(&efi, 48);
+    assert!(!EfiMemoryMap::parse(&bytes, 48, 1, 46).unwrap().is_sorted());
+    let (summary, map) = build_from(Some(&efi), &limine);
+
+    let mut sorted = efi.clone();
+    sorted.sort_by_key(|d| d.phys_start);
+    assert_ne!(sorted, efi);
+    let (sorted_summary, sorted_map) = build_from(Some(&sorted), &limine);
+    assert_eq!(map.regions(), sorted_map.regions());
+
+    // And that is the 512 MiB map's regions with the new RAM after them.
+    let (_, low) = build_from(Some(&ovmf_efi()), &ovmf_limine());
+    let mut expected = low.regions().to_vec();
+    expected.extend([
+        region(0x1_0000_0000, 0x2_7f00_0000, Kind::Usable, attr(WB)),
+        region(0x2_7f00_0000, 0x2_8000_0000, Kind::BootServices, attr(WB)),
+    ]);
+    assert_eq!(map.regions(), &expected);
+    assert_eq!(map.ram_end(), 0x2_8000_0000);
+
+    // Only the summary tells them apart.
+    let (summary, sorted_summary) = (summary.unwrap(), sorted_summary.unwrap());
+    assert_eq!(
+        summary,
+        Summary {
+            efi_entries: 21,
+            limine_entries: 3,
+            regions: 24,
+            efi_sorted: false,
+        }
+    );
+    assert_eq!(
+        sorted_summary,
+        Summary {
+            efi_sorted: true,
+            ..summary
+        }
+    );
+    assert_eq!(
+        summary.to_string(),
+        "21 EFI descriptors and 3 Limine entries -> 24 regions; the EFI map was not sorted"
+    );
+    assert_eq!(
+        sorted_summary.to_string(),
+        "21 EFI descriptors and 3 Limine entries -> 24 regions"
+    );
+}
+
 /// A SeaBIOS (QEMU pc, 512 MiB) boot: Limine's map is all there is.
 #[test]
 fn seabios_map_alone() {
@@ -255,7 +330,8 @@ fn seabios_map_alone() {
         Summary {
             efi_entries: 0,
             limine_entries: 11,
-            regions: 11
+            regions: 11,
+            efi_sorted: true,
         }
     );
     assert_eq!(map.efi_runtime().count(), 0);
@@ -402,6 +478,141 @@ fn overlay_takes_the_attributes_of_each_descriptor_it_covers() {
         region(0x5000, 0x6000, Kind::BootloaderReclaimable, None),
     ];
     assert_eq!(map.regions(), &expected);
+}
+
+/// Touching descriptors in any order are not an overlap.
+#[test]
+fn unsorted_touching_descriptors_build() {
+    use MemoryType as T;
+    let efi = [
+        desc(T::CONVENTIONAL, 0x2000, 1, WB),
+        desc(T::CONVENTIONAL, 0x1000, 1, WB),
+        desc(T::CONVENTIONAL, 0x3000, 1, WB),
+        desc(T::BOOT_SERVICES_DATA, 0x0, 1, WB),
+    ];
+    let (summary, map) = build_from(Some(&efi), &[]);
+    let summary = summary.unwrap();
+    assert_eq!((summary.regions, summary.efi_sorted), (2, false));
+    assert_eq!(
+        summary.to_string(),
+        "4 EFI descriptors and 0 Limine entries -> 2 regions; the EFI map was not sorted"
+    );
+    let expected = [
+        region(0x0, 0x1000, Kind::BootServices, attr(WB)),
+        region(0x1000, 0x4000, Kind::Usable, attr(WB)),
+    ];
+    assert_eq!(map.regions(), &expected);
+}
+
+/// Builds `descs` into a map that already holds a region, expecting an
+/// error: returns it, after checking that nothing is left of the map.
+fn build_err(descs: &[MemoryDescriptor], limine: &[LimineEntry]) -> MapError {
+    let bytes = encode(descs, 48);
+    let efi = EfiMemoryMap::parse(&bytes, 48, 1, 46).unwrap();
+    assert!(!efi.is_sorted(), "the parser should have caught it");
+    let mut scratch = Box::new(Scratch::new());
+    let mut out = Box::new(MemoryMap::new());
+    let old = [entry(0x0, 0x1000, USABLE)];
+    build(
+        None,
+        &LimineMap::parse(&old, 46).unwrap(),
+        &mut scratch,
+        &mut out,
+    )
+    .unwrap();
+    assert_eq!(out.regions().len(), 1);
+    let limine = LimineMap::parse(limine, 46).unwrap();
+    let err = build(Some(&efi), &limine, &mut scratch, &mut out).unwrap_err();
+    assert!(out.regions().is_empty(), "no half-built map");
+    err
+}
+
+/// In an unsorted map overlapping descriptors need not be neighbours, so
+/// the parser cannot see them: build refuses them instead, with the error
+/// the parser gives for a sorted map.
+#[test]
+fn unsorted_overlapping_descriptors_are_refused_by_build() {
+    use MemoryType as T;
+    let efi = [
+        desc(T::CONVENTIONAL, 0x10_0000, 0x100, WB),
+        // Out of order: from here on the parser cannot tell.
+        desc(T::BOOT_SERVICES_CODE, 0x0, 0x10, WB),
+        desc(T::BOOT_SERVICES_DATA, 0x30_0000, 0x10, WB),
+        // Inside entry 0, two entries after it.
+        desc(T::LOADER_DATA, 0x18_0000, 0x10, WB),
+    ];
+    let err = build_err(&efi, &ovmf_limine());
+    assert_eq!(
+        err,
+        MapError::Overlap {
+            entry: EntryInfo {
+                map: Source::Efi,
+                index: 3,
+                ty: 2,
+                start: 0x18_0000,
+                end: 0x19_0000,
+            },
+            previous: 0,
+            previous_end: 0x20_0000,
+        }
+    );
+    assert_eq!(
+        err.to_string(),
+        "EFI memory map entry 3 (type 2, 0x180000-0x190000): overlaps entry 0 (ends at 0x200000)"
+    );
+
+    // The same descriptors sorted: the parser says the same of them.
+    let mut sorted = efi;
+    sorted.sort_by_key(|d| d.phys_start);
+    assert_eq!(
+        EfiMemoryMap::parse(&encode(&sorted, 48), 48, 1, 46)
+            .unwrap_err()
+            .to_string(),
+        "EFI memory map entry 2 (type 2, 0x180000-0x190000): overlaps entry 1 (ends at 0x200000)"
+    );
+
+    // The error names the later entry in map order, even when it starts
+    // first.
+    let efi = [
+        desc(T::CONVENTIONAL, 0x10_0000, 0x100, WB),
+        desc(T::BOOT_SERVICES_CODE, 0x0, 0x10, WB),
+        desc(T::LOADER_DATA, 0x8_0000, 0x100, WB),
+    ];
+    assert_eq!(
+        build_err(&efi, &[]).to_string(),
+        "EFI memory map entry 2 (type 2, 0x80000-0x180000): overlaps entry 0 (ends at 0x200000)"
+    );
+
+    // Many descriptors starting together, among many events: the error
+    // names the first two in map order, whatever the sort makes of them.
+    let mut efi = vec![desc(T::CONVENTIONAL, 0x1000_0000, 0x100, WB)];
+    efi.extend((1..200).map(|i| desc(T::BOOT_SERVICES_DATA, 0x10_0000, i, WB)));
+    let limine: Vec<_> = (0..200)
+        .map(|i| entry(0x10_0000, 0x1000 * (200 - i), EXECUTABLE_AND_MODULES))
+        .collect();
+    assert_eq!(
+        build_err(&efi, &limine).to_string(),
+        "EFI memory map entry 2 (type 4, 0x100000-0x102000): overlaps entry 1 (ends at 0x101000)"
+    );
+}
+
+#[test]
+fn an_overlap_is_reported_even_where_the_output_fills_up_first() {
+    use MemoryType as T;
+    // The map that fills the output at descriptor 2046 below, but with the
+    // last descriptor moved to the front and reaching back into 2046.
+    let mut efi: Vec<_> = (0..MAX_EFI_ENTRIES as u64)
+        .map(|i| desc(T::CONVENTIONAL, i * 0x4000, 4, WB | (i % 2) << 14))
+        .collect();
+    let mut last = efi.pop().unwrap();
+    last.phys_start -= 0x1000;
+    efi.insert(0, last);
+    let limine = [entry(0x1000, 0x1000, BOOTLOADER_RECLAIMABLE)];
+    assert_eq!(
+        build_err(&efi, &limine).to_string(),
+        "EFI memory map entry 2047 (type 7, 0x1ff8000-0x1ffc000): overlaps entry 0 \
+         (ends at 0x1fff000)"
+    );
 }
 
 /// The kernel keeps both in statics: `new` must stay `const`.

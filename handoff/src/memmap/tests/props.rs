@@ -246,34 +246,52 @@ fn case(
     uefi: impl Strategy<Value = bool>,
     clean: u32,
 ) -> impl Strategy<Value = Case> {
-    (span(), uefi).prop_flat_map(move |(span, uefi)| {
-        let efi = if uefi {
-            efi_map(efi_count.clone(), span).prop_map(Some).boxed()
-        } else {
-            Just(None).boxed()
-        };
-        (
-            efi,
-            prop::sample::select(vec![40usize, 48, 56, 64, 80]),
-            limine_map(limine_count.clone(), span),
-            bits(),
-            corrupt(clean),
-            corrupt(clean),
-            prop::collection::vec(0..span * PAGE, 16),
-        )
-            .prop_map(|(mut efi, desc_size, mut limine, bits, ce, cl, probes)| {
-                if let Some(d) = efi.as_mut() {
-                    apply_efi(d, ce);
-                }
-                apply_limine(&mut limine, cl);
-                Case {
-                    efi,
-                    desc_size,
-                    limine,
-                    bits,
-                    probes,
-                }
-            })
+    (span(), uefi)
+        .prop_flat_map(move |(span, uefi)| {
+            let efi = if uefi {
+                efi_map(efi_count.clone(), span).prop_map(Some).boxed()
+            } else {
+                Just(None).boxed()
+            };
+            (
+                efi,
+                prop::sample::select(vec![40usize, 48, 56, 64, 80]),
+                limine_map(limine_count.clone(), span),
+                bits(),
+                corrupt(clean),
+                corrupt(clean),
+                prop::collection::vec(0..span * PAGE, 16),
+            )
+                .prop_map(|(mut efi, desc_size, mut limine, bits, ce, cl, probes)| {
+                    if let Some(d) = efi.as_mut() {
+                        apply_efi(d, ce);
+                    }
+                    apply_limine(&mut limine, cl);
+                    Case {
+                        efi,
+                        desc_size,
+                        limine,
+                        bits,
+                        probes,
+                    }
+                })
+        })
+        .prop_flat_map(shuffle_efi_sometimes)
+}
+
+/// `case` with its EFI map, broken or not, shuffled one time in four: the
+/// firmware may list descriptors in any order.
+fn shuffle_efi_sometimes(case: Case) -> impl Strategy<Value = Case> {
+    let descs = case.efi.clone().unwrap_or_default();
+    let order = prop_oneof![
+        3 => Just(descs.clone()),
+        1 => Just(descs).prop_shuffle(),
+    ];
+    (Just(case), order).prop_map(|(mut case, descs)| {
+        if let Some(efi) = case.efi.as_mut() {
+            *efi = descs;
+        }
+        case
     })
 }
 
@@ -293,34 +311,65 @@ fn overlap(a: (u128, u128), b: (u128, u128)) -> bool {
 }
 
 /// The first rule an entry breaks, in the order the rules are checked.
-fn first_broken(rules: [(bool, &'static str); 6]) -> Option<&'static str> {
+fn first_broken<const N: usize>(rules: [(bool, &'static str); N]) -> Option<&'static str> {
     rules.into_iter().find(|r| r.0).map(|r| r.1)
 }
 
-/// The first EFI descriptor that breaks a rule, given those before it, and
-/// the rule.
+/// The first EFI descriptor that breaks a rule the parser checks, given
+/// those before it, and the rule. The order of the descriptors is free; an
+/// overlap is the parser's to find only while the map is sorted up to it.
 fn efi_first_invalid(descs: &[MemoryDescriptor], limit: u64) -> Option<(usize, &'static str)> {
     descs.iter().enumerate().find_map(|(i, d)| {
         let me = (d.phys_start as u128, efi_end(d));
         let before = &descs[..i];
+        let sorted = descs[..=i].is_sorted_by_key(|d| d.phys_start);
         let broken = first_broken([
             (d.page_count == 0, "ZeroLength"),
             (d.phys_start % PAGE != 0, "Misaligned"),
             (me.1 > u64::MAX as u128, "Overflow"),
             (me.1 > limit as u128, "BeyondMaxPhys"),
             (
-                before.iter().any(|p| p.phys_start > d.phys_start),
-                "Unsorted",
-            ),
-            (
-                before
-                    .iter()
-                    .any(|p| overlap(me, (p.phys_start as u128, efi_end(p)))),
+                sorted
+                    && before
+                        .iter()
+                        .any(|p| overlap(me, (p.phys_start as u128, efi_end(p)))),
                 "Overlap",
             ),
         ]);
         broken.map(|b| (i, b))
     })
+}
+
+/// The overlap `build` must refuse in an EFI map that parsed, if any.
+///
+/// Taking the descriptors by start address (then by index), the first that
+/// starts inside one taken before it overlaps it; the error names the later
+/// of the two in map order and the end of the other. (The descriptors taken
+/// before are disjoint, so only one of them can hold that start.)
+fn efi_overlap(descs: &[MemoryDescriptor]) -> Option<MapError> {
+    let mut order: Vec<usize> = (0..descs.len()).collect();
+    order.sort_by_key(|&i| (descs[i].phys_start, i));
+    order.iter().enumerate().find_map(|(k, &i)| {
+        let start = descs[i].phys_start as u128;
+        let &other = order[..k].iter().find(|&&o| efi_end(&descs[o]) > start)?;
+        Some(overlap_error(descs, i.max(other), i.min(other)))
+    })
+}
+
+/// The error for EFI descriptor `entry` overlapping `previous`.
+fn overlap_error(descs: &[MemoryDescriptor], entry: usize, previous: usize) -> MapError {
+    let d = &descs[entry];
+    MapError::Overlap {
+        entry: EntryInfo {
+            map: Source::Efi,
+            index: entry,
+            ty: u64::from(d.ty.0),
+            start: d.phys_start,
+            end: efi_end(d),
+        },
+        previous,
+        previous_end: efi_end(&descs[previous]) as u64,
+    }
 }
 
 fn usable_class(ty: u64) -> bool {
@@ -473,6 +522,7 @@ fn check(case: &Case, max_points: usize) -> Result<(), TestCaseError> {
                 for (e, d) in map.iter().zip(descs) {
                     prop_assert_eq!(e.desc(), d);
                 }
+                prop_assert_eq!(map.is_sorted(), descs.is_sorted_by_key(|d| d.phys_start));
             }
             map.map(Some)
         }
@@ -495,7 +545,13 @@ fn check(case: &Case, max_points: usize) -> Result<(), TestCaseError> {
 
     let mut scratch = Box::new(Scratch::new());
     let mut map = Box::new(MemoryMap::new());
-    let summary = match build(efi.as_ref(), &limine, &mut scratch, &mut map) {
+    let result = build(efi.as_ref(), &limine, &mut scratch, &mut map);
+    if let Some(want) = case.efi.as_deref().and_then(efi_overlap) {
+        prop_assert_eq!(result, Err(want));
+        prop_assert!(map.regions().is_empty());
+        return Ok(());
+    }
+    let summary = match result {
         Ok(summary) => summary,
         Err(MapError::OutputFull { .. }) => {
             // Only possible when the inputs cut the address space into more
@@ -508,6 +564,11 @@ fn check(case: &Case, max_points: usize) -> Result<(), TestCaseError> {
     };
     let regions = map.regions();
     prop_assert_eq!(summary.regions, regions.len());
+    let efi_sorted = case
+        .efi
+        .as_ref()
+        .is_none_or(|d| d.is_sorted_by_key(|d| d.phys_start));
+    prop_assert_eq!(summary.efi_sorted, efi_sorted);
 
     // Sorted, disjoint, page-aligned, below MAXPHYADDR, merged.
     for r in regions {
@@ -591,6 +652,137 @@ proptest! {
         case in case(0..40, 0..40, any::<bool>(), 1),
     ) {
         check(&case, usize::MAX)?;
+    }
+}
+
+/// A valid EFI map, the same shuffled, and a valid Limine map.
+fn shuffled_efi_map() -> impl Strategy<
+    Value = (
+        Vec<MemoryDescriptor>,
+        Vec<MemoryDescriptor>,
+        Vec<LimineEntry>,
+    ),
+> {
+    span()
+        .prop_flat_map(|span| (efi_map(0..60, span), limine_map(0..30, span)))
+        .prop_flat_map(|(efi, limine)| (Just(efi.clone()), Just(efi).prop_shuffle(), Just(limine)))
+}
+
+/// A valid EFI map with one more descriptor, starting inside one of the
+/// others, then shuffled; and a valid Limine map.
+fn overlapping_efi_map() -> impl Strategy<Value = (Vec<MemoryDescriptor>, Vec<LimineEntry>)> {
+    let planted = (
+        any::<Index>(),
+        any::<u64>(),
+        1..16u64,
+        0..EFI_TYPES.len(),
+        0..ATTRS.len(),
+    );
+    span()
+        .prop_flat_map(move |span| {
+            let efi =
+                efi_map(2..60, span).prop_filter("a descriptor to overlap", |d| !d.is_empty());
+            (efi, planted.clone(), limine_map(0..30, span))
+        })
+        .prop_flat_map(|(mut efi, (i, offset, pages, ty, att), limine)| {
+            let host = efi[i.index(efi.len())];
+            efi.push(MemoryDescriptor {
+                ty: MemoryType(EFI_TYPES[ty]),
+                phys_start: host.phys_start + offset % host.page_count * PAGE,
+                virt_start: 0,
+                page_count: pages,
+                att: MemoryAttribute::from_bits_retain(ATTRS[att]),
+            });
+            (Just(efi).prop_shuffle(), Just(limine))
+        })
+}
+
+/// Which step refused a map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refused {
+    Parse(MapError),
+    Build(MapError),
+}
+
+/// Parses `descs` (with MAXPHYADDR large enough for any generated map) and
+/// builds them with `limine`; on a build error, checks that the map was
+/// left empty.
+fn build_efi(
+    descs: &[MemoryDescriptor],
+    limine: &[LimineEntry],
+) -> Result<(bool, Summary, Box<MemoryMap>), Refused> {
+    let bytes = encode(descs, 48);
+    let efi = EfiMemoryMap::parse(&bytes, 48, 1, 52).map_err(Refused::Parse)?;
+    let limine = LimineMap::parse(limine, 52).expect("a valid Limine map");
+    let mut scratch = Box::new(Scratch::new());
+    let mut map = Box::new(MemoryMap::new());
+    match build(Some(&efi), &limine, &mut scratch, &mut map) {
+        Ok(summary) => Ok((efi.is_sorted(), summary, map)),
+        Err(err) => {
+            assert!(map.regions().is_empty(), "half-built map after {err}");
+            Err(Refused::Build(err))
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(config(256))]
+
+    /// The order of the EFI map changes nothing but the summary's word on it.
+    #[test]
+    fn shuffling_a_valid_efi_map_changes_nothing((sorted, shuffled, limine) in shuffled_efi_map()) {
+        let (was_sorted, summary, map) = build_efi(&sorted, &limine).unwrap();
+        let (is_sorted, shuffled_summary, shuffled_map) = build_efi(&shuffled, &limine).unwrap();
+        prop_assert!(was_sorted && summary.efi_sorted);
+        let in_order = shuffled.is_sorted_by_key(|d| d.phys_start);
+        prop_assert_eq!(is_sorted, in_order);
+        prop_assert_eq!(shuffled_summary, Summary { efi_sorted: in_order, ..summary });
+        prop_assert_eq!(shuffled_map.regions(), map.regions());
+    }
+
+    /// Overlapping EFI descriptors are refused whatever their order: by the
+    /// parser while the map is sorted up to them, by build after, with the
+    /// same error, naming two descriptors that do overlap.
+    #[test]
+    fn overlapping_efi_descriptors_are_refused_in_any_order(
+        (descs, limine) in overlapping_efi_map(),
+    ) {
+        let refused = match build_efi(&descs, &limine) {
+            Ok(_) => return Err(TestCaseError::fail("overlap accepted")),
+            Err(refused) => refused,
+        };
+        // Against the model: the parser's error for the first descriptor
+        // overlapping its sorted predecessors, else build's.
+        let want = match efi_first_invalid(&descs, 1 << 52) {
+            Some((i, "Overlap")) => Refused::Parse(overlap_error(&descs, i, i - 1)),
+            Some(rule) => return Err(TestCaseError::fail(format!("the model says {rule:?}"))),
+            None => Refused::Build(efi_overlap(&descs).expect("an overlap")),
+        };
+        prop_assert_eq!(refused, want);
+        let (Refused::Parse(err) | Refused::Build(err)) = refused;
+        let MapError::Overlap { entry, previous, previous_end } = err else {
+            return Err(TestCaseError::fail(format!("unexpected error {err}")));
+        };
+        // And without it: two descriptors, in map order, that overlap.
+        prop_assert!(previous < entry.index);
+        let (d, p) = (&descs[entry.index], &descs[previous]);
+        prop_assert!(overlap(
+            (d.phys_start as u128, efi_end(d)),
+            (p.phys_start as u128, efi_end(p))
+        ));
+        prop_assert_eq!(previous_end as u128, efi_end(p));
+        prop_assert_eq!(
+            err.to_string(),
+            format!(
+                "EFI memory map entry {} (type {}, {:#x}-{:#x}): overlaps entry {} (ends at {:#x})",
+                entry.index,
+                d.ty.0,
+                d.phys_start,
+                efi_end(d),
+                previous,
+                efi_end(p)
+            )
+        );
     }
 }
 
