@@ -252,14 +252,21 @@ impl Runtime {
 /// descriptor of `efi` in map order, `desc_size` bytes each (padding
 /// included, as the firmware's stride demands), with `VirtualStart` set to
 /// its window address. Returns the bytes written.
-pub fn rewrite_map(efi: &EfiMemoryMap<'_>, runtime: &Runtime, out: &mut [u8]) -> Result<usize, EfiError> {
+pub fn rewrite_map(
+    efi: &EfiMemoryMap<'_>,
+    runtime: &Runtime,
+    out: &mut [u8],
+) -> Result<usize, EfiError> {
     let stride = efi.desc_size();
     let count = efi.iter().filter(|e| e.is_runtime()).count();
     let needed = count * stride;
     if out.len() < needed {
         return Err(EfiError::MapBufferTooSmall { needed });
     }
-    for (slot, e) in out.chunks_exact_mut(stride).zip(efi.iter().filter(|e| e.is_runtime())) {
+    for (slot, e) in out
+        .chunks_exact_mut(stride)
+        .zip(efi.iter().filter(|e| e.is_runtime()))
+    {
         slot.copy_from_slice(e.raw());
         let virt = runtime
             .region_of(e.start())
@@ -337,7 +344,10 @@ impl<'a> AttributesTable<'a> {
             count,
         };
         for a in table.iter() {
-            if a.len == 0 || !a.phys.is_multiple_of(PAGE_SIZE) || a.phys.checked_add(a.len).is_none() {
+            if a.len == 0
+                || !a.phys.is_multiple_of(PAGE_SIZE)
+                || a.phys.checked_add(a.len).is_none()
+            {
                 return Err(EfiError::BadAttributesTable("bad entry"));
             }
         }
@@ -599,7 +609,11 @@ pub fn identity_mappings<'a>(
         let cache = pat
             .flags_for(r.mem_type(), PageKind::Large)
             .unwrap_or(PageTableFlags::NO_CACHE | PageTableFlags::WRITE_THROUGH);
-        let exec = if r.is_code() { PageTableFlags::empty() } else { nx_flag };
+        let exec = if r.is_code() {
+            PageTableFlags::empty()
+        } else {
+            nx_flag
+        };
         Mapping {
             virt: r.phys,
             phys: PhysAddr::new(r.phys),

@@ -94,7 +94,12 @@ fn unsorted_maps_place_regions_the_same_way() {
 #[test]
 fn window_overflow_is_an_error() {
     // 65 GiB of runtime data cannot fit the 64 GiB window.
-    let bytes = map_bytes(&[(T::RUNTIME_SERVICES_DATA, 0x1_0000_0000, 65 * GIB / 4096, rt_attr())]);
+    let bytes = map_bytes(&[(
+        T::RUNTIME_SERVICES_DATA,
+        0x1_0000_0000,
+        65 * GIB / 4096,
+        rt_attr(),
+    )]);
     let mut rt = Runtime::new();
     let err = rt.assign(&parse(&bytes), layout()).unwrap_err();
     assert_eq!(
@@ -106,7 +111,12 @@ fn window_overflow_is_an_error() {
     );
     assert!(err.to_string().contains("no room"));
     // 63 GiB fits.
-    let bytes = map_bytes(&[(T::RUNTIME_SERVICES_DATA, 0x1_0000_0000, 63 * GIB / 4096, rt_attr())]);
+    let bytes = map_bytes(&[(
+        T::RUNTIME_SERVICES_DATA,
+        0x1_0000_0000,
+        63 * GIB / 4096,
+        rt_attr(),
+    )]);
     rt.assign(&parse(&bytes), layout()).unwrap();
 }
 
@@ -123,7 +133,13 @@ fn rewritten_map_has_runtime_descriptors_with_virtual_addresses() {
     // In map order, only the runtime ones.
     assert_eq!(
         descs.iter().map(|d| d.phys_start).collect::<Vec<_>>(),
-        [0x3f5e_c000, 0x3f60_0000, 0x3f62_0000, 0x3f63_0000, 0xffc0_0000]
+        [
+            0x3f5e_c000,
+            0x3f60_0000,
+            0x3f62_0000,
+            0x3f63_0000,
+            0xffc0_0000
+        ]
     );
     for ((d, raw), original) in descs.iter().zip(out.chunks(DESC)).zip([2u64, 3, 4, 5, 7]) {
         let region = rt.region_of(d.phys_start).unwrap();
@@ -172,7 +188,11 @@ fn window_maps_code_rx_data_rw_nx_mmio_uncached() {
         ]
     );
     let flash = &w.mappings()[3].mapping;
-    assert!(flash.flags.contains(PageTableFlags::NO_CACHE | PageTableFlags::WRITE_THROUGH));
+    assert!(
+        flash
+            .flags
+            .contains(PageTableFlags::NO_CACHE | PageTableFlags::WRITE_THROUGH)
+    );
     assert!(!w.refined);
 }
 
@@ -183,10 +203,30 @@ fn attributes_table_refines_code_into_text_and_data() {
     rt.assign(&parse(&bytes), layout()).unwrap();
     // One runtime driver in the code region: headers+text RO, data XP.
     let table = mat(&[
-        (T::RUNTIME_SERVICES_CODE, 0x3f60_0000, 0x1, A::RUNTIME | A::EXECUTE_PROTECT | A::READ_ONLY),
-        (T::RUNTIME_SERVICES_CODE, 0x3f60_1000, 0x1b, A::RUNTIME | A::READ_ONLY),
-        (T::RUNTIME_SERVICES_CODE, 0x3f61_c000, 0x4, A::RUNTIME | A::EXECUTE_PROTECT),
-        (T::RUNTIME_SERVICES_DATA, 0x3f5e_c000, 0x14, A::RUNTIME | A::EXECUTE_PROTECT),
+        (
+            T::RUNTIME_SERVICES_CODE,
+            0x3f60_0000,
+            0x1,
+            A::RUNTIME | A::EXECUTE_PROTECT | A::READ_ONLY,
+        ),
+        (
+            T::RUNTIME_SERVICES_CODE,
+            0x3f60_1000,
+            0x1b,
+            A::RUNTIME | A::READ_ONLY,
+        ),
+        (
+            T::RUNTIME_SERVICES_CODE,
+            0x3f61_c000,
+            0x4,
+            A::RUNTIME | A::EXECUTE_PROTECT,
+        ),
+        (
+            T::RUNTIME_SERVICES_DATA,
+            0x3f5e_c000,
+            0x14,
+            A::RUNTIME | A::EXECUTE_PROTECT,
+        ),
     ]);
     let table = AttributesTable::parse(&table).unwrap();
     assert_eq!(table.len(), 4);

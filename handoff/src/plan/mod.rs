@@ -602,7 +602,9 @@ impl Plan {
         let Some(first) = new.first() else {
             return Ok(());
         };
-        let at = self.mappings().partition_point(|m| m.virt < first.mapping.virt);
+        let at = self
+            .mappings()
+            .partition_point(|m| m.virt < first.mapping.virt);
         self.mappings.copy_within(at..self.len, at + new.len());
         self.meta.copy_within(at..self.len, at + new.len());
         for (i, w) in new.iter().enumerate() {

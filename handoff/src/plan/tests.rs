@@ -417,7 +417,7 @@ fn kernel_sections_get_their_permissions() {
         .zip(plan.mappings())
         .filter_map(|(meta, m)| match meta.purpose {
             Purpose::Kernel(perm) => Some((perm, m.virt, m.flags)),
-            Purpose::Physmap => None,
+            Purpose::Physmap | Purpose::EfiRuntime(_) => None,
         })
         .collect();
     let (w, nx, g) = (
