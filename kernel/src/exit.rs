@@ -60,3 +60,20 @@ pub fn fatal() -> ! {
     crate::console::emergency_print(format_args!("baton: halted.\n"));
     halt()
 }
+
+/// Resets the machine through the 8042 keyboard controller's reset line
+/// (the classic PC reset when there is no firmware service for it).
+pub fn keyboard_controller_reset() -> ! {
+    let mut status = Port::<u8>::new(0x64);
+    // SAFETY: ports 0x60/0x64 are the 8042; waiting for its input buffer
+    // to drain and sending 0xfe pulses the CPU reset line.
+    unsafe {
+        for _ in 0..100_000 {
+            if status.read() & 0x02 == 0 {
+                break;
+            }
+        }
+        status.write(0xfe);
+    }
+    halt()
+}

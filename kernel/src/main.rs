@@ -10,6 +10,7 @@
 mod boot;
 mod console;
 mod cpu;
+mod efi;
 mod exit;
 mod fixed;
 mod selftest;
@@ -78,10 +79,15 @@ extern "C" fn kmain() -> ! {
     };
     log_handover(boot);
 
-    if let Err(e) = shim::run(boot, options.ptdump) {
+    if let Err(e) = shim::run(boot) {
         error!("handoff: {e}");
         error!("handoff: cannot continue; stopping");
         exit::fatal();
+    }
+
+    efi::init(boot);
+    if options.ptdump {
+        shim::ptdump();
     }
 
     finish(options)
@@ -125,22 +131,44 @@ fn log_handover(boot: &boot::BootInfo) {
     }
 }
 
-/// Ends the boot as the command line asks: self-tests, power-off, or idle.
+/// Ends the boot as the command line asks: self-tests, then power-off or
+/// reset (through the EFI runtime services on UEFI, isa-debug-exit or the
+/// keyboard controller otherwise), else idle.
 fn finish(options: Options) -> ! {
-    if options.test {
-        let passed = selftest::run(&[cpu::tests::TESTS, boot::TESTS, shim::tests::TESTS]);
-        exit::qemu_exit(if passed {
+    let verdict = options.test.then(|| {
+        let passed = selftest::run(&[
+            cpu::tests::TESTS,
+            boot::TESTS,
+            shim::tests::TESTS,
+            efi::tests::TESTS,
+        ]);
+        if passed {
             exit::Verdict::Pass
         } else {
             exit::Verdict::Fail
-        });
-        warn!("selftest: no isa-debug-exit device to report the verdict; halting");
-        exit::halt();
+        }
+    });
+    if options.reboot {
+        if let Some(rt) = efi::services() {
+            info!("reboot: EFI ResetSystem(EfiResetCold)");
+            rt.reset(uefi_raw::table::runtime::ResetType::COLD);
+        }
+        info!("reboot: no EFI runtime services; resetting through the keyboard controller");
+        exit::keyboard_controller_reset();
     }
     if options.poweroff {
+        if let Some(rt) = efi::services() {
+            info!("poweroff: EFI ResetSystem(EfiResetShutdown)");
+            rt.reset(uefi_raw::table::runtime::ResetType::SHUTDOWN);
+        }
         info!("poweroff: boot complete, powering off through isa-debug-exit");
-        exit::qemu_exit(exit::Verdict::Pass);
+        exit::qemu_exit(verdict.unwrap_or(exit::Verdict::Pass));
         warn!("poweroff: no isa-debug-exit device; halting instead");
+        exit::halt();
+    }
+    if let Some(verdict) = verdict {
+        exit::qemu_exit(verdict);
+        warn!("selftest: no isa-debug-exit device to report the verdict; halting");
         exit::halt();
     }
     info!("boot complete; idling");

@@ -39,8 +39,12 @@ pub enum Media {
 /// The firmware QEMU runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Firmware {
-    /// OVMF as `-bios OVMF.fd` (UEFI).
+    /// OVMF as `-bios OVMF.fd` (UEFI; variables in RAM only).
     Ovmf,
+    /// OVMF as two pflash devices, code read-only and a fresh writable copy
+    /// of the variable store per case: its flash is a runtime MMIO region
+    /// and variables persist from one boot of the case to the next.
+    OvmfPflash,
     /// QEMU's default SeaBIOS (legacy BIOS).
     SeaBios,
 }
@@ -52,6 +56,9 @@ pub enum Exit {
     Pass,
     /// isa-debug-exit with the fail verdict (status 35).
     Fail,
+    /// The machine powered itself off or reset (status 0, with
+    /// `-no-reboot`), e.g. through EFI ResetSystem; never a triple fault.
+    Shutdown,
 }
 
 impl Exit {
@@ -59,6 +66,7 @@ impl Exit {
         match self {
             Exit::Pass => 33,
             Exit::Fail => 35,
+            Exit::Shutdown => 0,
         }
     }
 }
@@ -71,6 +79,8 @@ pub enum Needs {
     LimineTool,
     /// GDB, driving QEMU's gdbstub.
     Gdb,
+    /// OVMF's split code and variable-store images (pflash).
+    PflashOvmf,
 }
 
 /// One boot and what must hold about it.
@@ -95,6 +105,11 @@ pub struct Case {
     pub needs: Needs,
     /// Instead of booting to the end: stop at `kmain` under GDB.
     pub gdb: bool,
+    /// Whether QEMU gets the isa-debug-exit device.
+    pub debug_exit: bool,
+    /// Boots of the same machine (same variable store) in a row; each must
+    /// end as `exit` says, the last one's log is checked.
+    pub boots: u8,
 }
 
 const BASE: Case = Case {
@@ -113,6 +128,8 @@ const BASE: Case = Case {
     absent: &[],
     needs: Needs::Nothing,
     gdb: false,
+    debug_exit: true,
+    boots: 1,
 };
 
 /// Lines that no boot may print unless its case says otherwise.
@@ -170,6 +187,8 @@ pub fn all() -> Vec<Case> {
             lines: &[
                 "firmware BIOS",
                 "boot: memory map: * Limine entries, no EFI memory map",
+                "efi: BIOS boot: no UEFI runtime services; runtime services unavailable",
+                "selftest: ok   efi: runtime services exactly on UEFI boots",
             ],
             absent: &["EFI system table"],
             ..BASE
@@ -262,10 +281,88 @@ pub fn all() -> Vec<Case> {
                 "0xffff888000000000-0x* RW * GLB NX pte",
                 "---[ vmalloc() Area ]---",
                 "---[ EFI Runtime Services ]---",
+                "0xfffffffe*-0xfffffffe* RW * GLB NX pte",
+                "0xfffffffe*-0xfffffffe* ro * GLB x  pte",
                 "---[ High Kernel Mapping ]---",
                 "0xffffffff80000000-0x* ro * GLB x  pte",
                 "---[ Modules ]---",
             ],
+            ..BASE
+        },
+        Case {
+            name: "efi-runtime-shutdown",
+            about: "OVMF -bios: SetVirtualAddressMap, GetTime, variables listed, set and read \
+                    back, then ResetSystem powers off (no isa-debug-exit)",
+            cmdline: "test poweroff",
+            debug_exit: false,
+            exit: Exit::Shutdown,
+            lines: &[
+                "efi: system table at 0x*: UEFI 2.*, firmware EDK II revision 0x*",
+                "efi: memory attributes table: * entries",
+                "efi: runtime 0x*-0x* RUNTIME_SERVICES_CODE WB -> 0xfffffffe*",
+                "efi: window: * mappings, permissions from the memory attributes table",
+                "efi: SetVirtualAddressMap(* descriptors) from a temporary address space * success",
+                "efi: runtime services at 0xfffffffe*",
+                "efi: live tables match the plan with the EFI window: * leaves in all, EFI window 4K *",
+                "efi: GetTime: 20*-*-* *:*:*",
+                "efi: * variables, BootOrder among them: true",
+                "selftest: ok   efi: runtime services and their code live in the EFI window",
+                "selftest: ok   efi: GetTime gives a plausible date",
+                "selftest: ok   efi: GetNextVariableName lists the variables",
+                "selftest: ok   efi: SetVariable then GetVariable reads the value back",
+                "poweroff: EFI ResetSystem(EfiResetShutdown)",
+            ],
+            absent: &["runtime services unavailable", "W+X mappings: FAILED"],
+            ..BASE
+        },
+        Case {
+            name: "efi-pflash-persist",
+            about: "pflash OVMF: the flash is a runtime MMIO region; a variable written on \
+                    one boot is read back on the next",
+            firmware: Firmware::OvmfPflash,
+            needs: Needs::PflashOvmf,
+            cmdline: "test poweroff",
+            debug_exit: false,
+            exit: Exit::Shutdown,
+            boots: 2,
+            lines: &[
+                "efi: runtime 0x*-0x* MMIO UC -> 0xfffffffe*",
+                "efi: BatonBootCount was 1, now 2",
+                "selftest: ok   efi: the non-volatile boot counter goes up by one",
+                "poweroff: EFI ResetSystem(EfiResetShutdown)",
+            ],
+            ..BASE
+        },
+        Case {
+            name: "efi-5-level",
+            about: "runtime services through 5-level tables (-cpu max)",
+            cpu: Some("max"),
+            lines: &[
+                "boot: paging 5-level",
+                "efi: SetVirtualAddressMap(* descriptors) from a temporary address space * success",
+                "selftest: ok   efi: SetVariable then GetVariable reads the value back",
+            ],
+            ..BASE
+        },
+        Case {
+            name: "efi-qemu64",
+            about: "runtime services with -cpu qemu64 (no 1 GiB pages)",
+            cpu: Some("qemu64"),
+            lines: &[
+                "1G pages no",
+                "efi: SetVirtualAddressMap(* descriptors) from a temporary address space * success",
+                "selftest: ok   efi: GetTime gives a plausible date",
+            ],
+            ..BASE
+        },
+        Case {
+            name: "efi-reboot",
+            about: "reboot resets through EFI ResetSystem(EfiResetCold)",
+            cmdline: "reboot",
+            debug_exit: false,
+            exit: Exit::Shutdown,
+            common: &[],
+            lines: &["reboot: EFI ResetSystem(EfiResetCold)"],
             ..BASE
         },
         Case {

@@ -92,7 +92,38 @@ fn unmet(case: &Case) -> Option<&'static str> {
             .is_none()
             .then_some("no `limine` host utility on PATH"),
         Needs::Gdb => qemu::on_path("gdb").is_none().then_some("no gdb on PATH"),
+        Needs::PflashOvmf => pflash_images()
+            .is_none()
+            .then_some("no OVMF_CODE_4M.fd / OVMF_VARS_4M.fd (set OVMF_CODE and OVMF_VARS)"),
     }
+}
+
+/// OVMF's split images: `$OVMF_CODE`/`$OVMF_VARS`, else the usual paths.
+fn pflash_images() -> Option<(PathBuf, PathBuf)> {
+    if let (Some(code), Some(vars)) = (env::var_os("OVMF_CODE"), env::var_os("OVMF_VARS")) {
+        return Some((code.into(), vars.into()));
+    }
+    [
+        (
+            "/usr/share/OVMF/OVMF_CODE_4M.fd",
+            "/usr/share/OVMF/OVMF_VARS_4M.fd",
+        ),
+        (
+            "/usr/share/OVMF/OVMF_CODE.fd",
+            "/usr/share/OVMF/OVMF_VARS.fd",
+        ),
+        (
+            "/usr/share/edk2/ovmf/OVMF_CODE.fd",
+            "/usr/share/edk2/ovmf/OVMF_VARS.fd",
+        ),
+        (
+            "/usr/share/edk2/x64/OVMF_CODE.4m.fd",
+            "/usr/share/edk2/x64/OVMF_VARS.4m.fd",
+        ),
+    ]
+    .iter()
+    .map(|(c, v)| (PathBuf::from(c), PathBuf::from(v)))
+    .find(|(c, v)| c.is_file() && v.is_file())
 }
 
 /// Builds a kernel variant in its own target directory.
@@ -165,20 +196,36 @@ fn image_key(case: &Case) -> ImageKey {
     (case.kernel, case.media != Media::Cdrom, case.cmdline)
 }
 
-fn qemu_args(cfg: &Config, case: &Case, image: &Path) -> Vec<String> {
+fn qemu_args(cfg: &Config, case: &Case, image: &Path, vars: Option<&Path>) -> Vec<String> {
     let mut a: Vec<String> = ["-M", case.machine, "-accel", "tcg", "-m", case.memory]
         .iter()
         .map(|s| s.to_string())
         .collect();
-    a.extend([
-        "-device".into(),
-        "isa-debug-exit,iobase=0xf4,iosize=0x04".into(),
-    ]);
+    if case.debug_exit {
+        a.extend([
+            "-device".into(),
+            "isa-debug-exit,iobase=0xf4,iosize=0x04".into(),
+        ]);
+    }
     if let Some(cpu) = case.cpu {
         a.extend(["-cpu".into(), cpu.into()]);
     }
-    if case.firmware == Firmware::Ovmf {
-        a.extend(["-bios".into(), cfg.ovmf.display().to_string()]);
+    match case.firmware {
+        Firmware::Ovmf => a.extend(["-bios".into(), cfg.ovmf.display().to_string()]),
+        Firmware::OvmfPflash => {
+            let (code, _) = pflash_images().expect("checked by unmet()");
+            let vars = vars.expect("a variable store for pflash");
+            a.extend([
+                "-drive".into(),
+                format!(
+                    "if=pflash,format=raw,unit=0,readonly=on,file={}",
+                    code.display()
+                ),
+                "-drive".into(),
+                format!("if=pflash,format=raw,unit=1,file={}", vars.display()),
+            ]);
+        }
+        Firmware::SeaBios => {}
     }
     let image = image.display().to_string();
     match case.media {
@@ -215,27 +262,52 @@ fn run_case(cfg: &Config, case: &Case, image: &Path) -> (Verdict, String) {
     if case.gdb {
         return gdb_case(cfg, case, image, &serial_log, &qemu_log);
     }
-    let run = qemu::boot(
-        &qemu_args(cfg, case, image),
-        &serial_log,
-        &qemu_log,
-        TIMEOUT,
-    );
-    let lines = check::clean_lines(&run.serial);
+    // A fresh variable store per case, kept across its boots.
+    let vars = logs.join(format!("{}.vars.fd", case.name));
+    if case.firmware == Firmware::OvmfPflash {
+        let (_, template) = pflash_images().expect("checked by unmet()");
+        if let Err(e) = fs::copy(&template, &vars) {
+            return (
+                Verdict::Fail(vec![format!("copying {}: {e}", template.display())]),
+                String::new(),
+            );
+        }
+    }
+    let args = qemu_args(cfg, case, image, Some(&vars));
     let mut problems = Vec::new();
-    if run.qemu_log.contains("Triple fault") {
-        problems.push("the guest triple-faulted".to_owned());
+    let mut elapsed = Duration::ZERO;
+    let mut run = None;
+    for boot in 1..=case.boots {
+        let r = qemu::boot(&args, &serial_log, &qemu_log, TIMEOUT);
+        elapsed += r.elapsed;
+        let which = if case.boots > 1 {
+            format!("boot {boot}: ")
+        } else {
+            String::new()
+        };
+        if r.qemu_log.contains("Triple fault") {
+            problems.push(format!("{which}the guest triple-faulted"));
+        }
+        match r.ending {
+            Ending::Exited(code) if code == case.exit.status() => {}
+            Ending::Exited(code) => problems.push(format!(
+                "{which}QEMU exited with {code}, expected {} ({:?})",
+                case.exit.status(),
+                case.exit
+            )),
+            Ending::Signalled => problems.push(format!("{which}QEMU was killed by a signal")),
+            Ending::TimedOut => {
+                problems.push(format!("{which}timed out after {} s", TIMEOUT.as_secs()))
+            }
+        }
+        let failed = !problems.is_empty();
+        run = Some(r);
+        if failed {
+            break;
+        }
     }
-    match run.ending {
-        Ending::Exited(code) if code == case.exit.status() => {}
-        Ending::Exited(code) => problems.push(format!(
-            "QEMU exited with {code}, expected {} ({:?})",
-            case.exit.status(),
-            case.exit
-        )),
-        Ending::Signalled => problems.push("QEMU was killed by a signal".into()),
-        Ending::TimedOut => problems.push(format!("timed out after {} s", TIMEOUT.as_secs())),
-    }
+    let run = run.expect("at least one boot");
+    let lines = check::clean_lines(&run.serial);
     for pattern in case.common.iter().chain(case.lines) {
         if check::find(&lines, pattern).is_none() {
             problems.push(format!("no line matches \"{pattern}\""));
@@ -249,7 +321,7 @@ fn run_case(cfg: &Config, case: &Case, image: &Path) -> (Verdict, String) {
             ));
         }
     }
-    let timing = format!("{:.1} s", run.elapsed.as_secs_f64());
+    let timing = format!("{:.1} s", elapsed.as_secs_f64());
     if problems.is_empty() {
         (Verdict::Pass, timing)
     } else {
@@ -277,7 +349,7 @@ fn gdb_case(
     serial_log: &Path,
     qemu_log: &Path,
 ) -> (Verdict, String) {
-    let mut args = qemu_args(cfg, case, image);
+    let mut args = qemu_args(cfg, case, image, None);
     args.extend(["-s".into(), "-S".into()]);
     let (run, gdb) = thread::scope(|s| {
         let qemu = s.spawn(|| qemu::boot(&args, serial_log, qemu_log, TIMEOUT));

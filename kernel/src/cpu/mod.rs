@@ -40,12 +40,18 @@ pub static BOOT_STACK: Stack<BOOT_STACK_SIZE> = Stack::new();
 pub fn init() {
     gdt::init();
     trap::init();
+    use x86_64::registers::control::{Cr0, Cr0Flags, Cr4, Cr4Flags};
     // SAFETY: with WP set, ring-0 writes to read-only pages fault, which is
-    // what every read-only mapping in baton means.
+    // what every read-only mapping in baton means. SSE on (baton itself is
+    // built soft-float, but the firmware's runtime services may use SSE,
+    // and FXSAVE needs OSFXSR): MP set, EM and TS clear, OSFXSR and
+    // OSXMMEXCPT set.
     unsafe {
-        x86_64::registers::control::Cr0::update(|f| {
-            f.insert(x86_64::registers::control::Cr0Flags::WRITE_PROTECT)
-        })
+        Cr0::update(|f| {
+            f.insert(Cr0Flags::WRITE_PROTECT | Cr0Flags::MONITOR_COPROCESSOR);
+            f.remove(Cr0Flags::EMULATE_COPROCESSOR | Cr0Flags::TASK_SWITCHED);
+        });
+        Cr4::update(|f| f.insert(Cr4Flags::OSFXSR | Cr4Flags::OSXMMEXCPT_ENABLE));
     };
 }
 

@@ -228,7 +228,7 @@ fn read_mtrrs(cpu: &Features) -> Result<Mtrrs, MtrrError> {
 }
 
 /// Runs the handoff. On success baton runs on its own page tables.
-pub fn run(boot: &BootInfo, dump: bool) -> Result<&'static State, ShimError> {
+pub fn run(boot: &BootInfo) -> Result<&'static State, ShimError> {
     let mut phases = Phases::new();
     let cpu_features = features::detect();
     let layout = Layout::for_levels(boot.levels);
@@ -444,14 +444,6 @@ pub fn run(boot: &BootInfo, dump: bool) -> Result<&'static State, ShimError> {
     phases.done("verify");
     phases.report();
 
-    if dump {
-        let markers: [(u64, &str); handoff::layout::REGION_COUNT] = core::array::from_fn(|i| {
-            let r = &layout.regions()[i];
-            (r.start, r.marker)
-        });
-        let _ = walker.ptdump(&mut crate::console::Writer, &markers);
-    }
-
     drop(plan);
     drop(map);
     Ok(STATE.call_once(|| State {
@@ -463,6 +455,20 @@ pub fn run(boot: &BootInfo, dump: bool) -> Result<&'static State, ShimError> {
         cpu,
         kernel,
     }))
+}
+
+/// Prints the live page tables in Linux's ptdump format, with a marker
+/// line at the start of each region of the layout.
+pub fn ptdump() {
+    let s = state();
+    // SAFETY: the physmap maps all RAM read-write, page tables included.
+    let physmap = unsafe { DirectMap::new(s.layout.page_offset_base()) };
+    let walker = Walker::new(&physmap, s.root, s.levels);
+    let markers: [(u64, &str); handoff::layout::REGION_COUNT] = core::array::from_fn(|i| {
+        let r = &s.layout.regions()[i];
+        (r.start, r.marker)
+    });
+    let _ = walker.ptdump(&mut crate::console::Writer, &markers);
 }
 
 fn log_memory_types(mtrrs: &Mtrrs, cpu_features: &Features, cpu: CpuCaps) {
@@ -588,4 +594,49 @@ fn check_physmap_samples<W: handoff::phys::PhysWindow>(
         previous_end = region.end;
     }
     Ok((ram, other))
+}
+
+/// Copies `out.len()` bytes of physical memory at `phys` through the
+/// physmap, if all of it is RAM (anything else is not mapped there).
+pub fn read_phys(phys: u64, out: &mut [u8]) -> bool {
+    let Some(end) = phys.checked_add(out.len() as u64) else {
+        return false;
+    };
+    let s = state();
+    let map = MAP.lock();
+    let mut at = phys;
+    while at < end {
+        match map.region_at(PhysAddr::new(at)) {
+            Some(r) if r.kind.is_ram() => at = r.end,
+            _ => return false,
+        }
+    }
+    if end > s.layout.physmap_size() {
+        return false;
+    }
+    let src = (s.layout.page_offset_base() + phys) as *const u8;
+    // SAFETY: every byte of `phys..end` is RAM, which the physmap maps
+    // readable at page_offset_base + address; `out` is a distinct buffer.
+    unsafe { core::ptr::copy_nonoverlapping(src, out.as_mut_ptr(), out.len()) };
+    true
+}
+
+/// Reads a `T` from physical memory at `phys` through the physmap, if it
+/// lies in RAM.
+///
+/// # Safety
+///
+/// Every bit pattern must be a valid `T` (firmware tables: integers and
+/// raw pointers), and `T` must need no drop (it is a copy of firmware
+/// memory, not an owner).
+pub unsafe fn read_phys_value<T>(phys: u64) -> Option<T> {
+    let mut value = core::mem::MaybeUninit::<T>::uninit();
+    // SAFETY: the buffer is the value's own storage, `size_of::<T>()`
+    // bytes; it is read back only if fully written.
+    let bytes = unsafe {
+        core::slice::from_raw_parts_mut(value.as_mut_ptr() as *mut u8, core::mem::size_of::<T>())
+    };
+    // SAFETY: fully written by `read_phys` when it returns true, and any
+    // bit pattern is a valid `T` by the caller's guarantee.
+    read_phys(phys, bytes).then(|| unsafe { value.assume_init() })
 }

@@ -1,0 +1,68 @@
+//! Calling into the firmware the way the UEFI calling convention wants:
+//! one call at a time, on a stack of its own, with the x87/SSE state set to
+//! what the specification requires (MXCSR 0x1f80, x87 control word 0x037f)
+//! and baton's own floating-point state saved around the call.
+
+use core::arch::asm;
+
+use crate::cpu::Stack;
+
+/// Stack for firmware calls (UEFI asks boot-time callers for 128 KiB).
+const EFI_STACK_SIZE: usize = 128 * 1024;
+static EFI_STACK: Stack<EFI_STACK_SIZE> = Stack::new();
+
+/// Serialises firmware calls: runtime services are not reentrant.
+static LOCK: spin::Mutex<()> = spin::Mutex::new(());
+
+#[repr(C, align(16))]
+struct FxArea([u8; 512]);
+
+/// Runs `f` (which calls the firmware) under the lock, on the EFI stack,
+/// with the UEFI floating-point environment.
+pub fn call<R>(f: impl FnOnce() -> R) -> R {
+    let _guard = LOCK.lock();
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        let mut saved = FxArea([0; 512]);
+        // SAFETY: FXSAVE/FXRSTOR need CR4.OSFXSR (set by cpu::init) and a
+        // 16-byte aligned 512-byte area, which `FxArea` is. FNINIT gives the
+        // x87 control word 0x037f and LDMXCSR the MXCSR UEFI specifies.
+        unsafe {
+            asm!("fxsave64 [{}]", in(reg) saved.0.as_mut_ptr(), options(nostack));
+            let mxcsr: u32 = 0x1f80;
+            asm!("fninit", "ldmxcsr [{}]", in(reg) &mxcsr, options(nostack));
+        }
+        let mut result = None;
+        let mut f = Some(f);
+        let mut run = || result = Some((f.take().expect("called once"))());
+        on_stack(EFI_STACK.bounds().1, &mut run);
+        // SAFETY: restores the state saved above from the same area.
+        unsafe { asm!("fxrstor64 [{}]", in(reg) saved.0.as_ptr(), options(nostack)) };
+        result.expect("the closure ran")
+    })
+}
+
+/// Runs `f` with RSP at `stack_top`, then returns to the caller's stack.
+fn on_stack(stack_top: u64, f: &mut dyn FnMut()) {
+    extern "C" fn trampoline(f: *mut &mut dyn FnMut()) {
+        // SAFETY: `on_stack` passes a pointer to its live `&mut dyn FnMut`.
+        unsafe { (*f)() }
+    }
+    let mut f = f;
+    // SAFETY: the EFI stack is used by nothing else (the lock is held); the
+    // caller's RSP is kept in r12, which the SysV ABI makes callee-saved,
+    // and restored before returning. `trampoline` is an ordinary C-ABI
+    // function entered with a 16-byte aligned stack.
+    unsafe {
+        asm!(
+            "mov r12, rsp",
+            "mov rsp, {top}",
+            "call {trampoline}",
+            "mov rsp, r12",
+            top = in(reg) stack_top,
+            trampoline = sym trampoline,
+            in("rdi") &mut f as *mut &mut dyn FnMut(),
+            out("r12") _,
+            clobber_abi("C"),
+        );
+    }
+}

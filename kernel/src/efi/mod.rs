@@ -1,0 +1,395 @@
+//! UEFI runtime services through baton's own page tables (Linux's method;
+//! the decisions are `handoff::efi`'s):
+//!
+//! 1. the system table, read through the physmap (its address is physical
+//!    or an HHDM address depending on the base revision; `boot` already
+//!    turned it into a physical one);
+//! 2. the runtime regions merged, placed top-down in the EFI window and
+//!    mapped there (code RX, data RW + NX, MMIO uncached), refined by the
+//!    firmware's memory attributes table when it has one;
+//! 3. SetVirtualAddressMap called once, from a temporary address space that
+//!    adds one-to-one mappings of the runtime regions, the rewritten map and
+//!    page 0 to baton's upper half; then dropped;
+//! 4. the calls: GetTime, GetVariable, GetNextVariableName, SetVariable,
+//!    ResetSystem, through the window.
+//!
+//! Any failure leaves runtime services unavailable and the boot going.
+
+pub mod call;
+pub mod runtime;
+pub mod tests;
+
+use core::cell::UnsafeCell;
+use core::fmt::{self, Write};
+
+use handoff::efi::{self, AttributesTable, EfiError, Runtime, Window};
+use handoff::memmap::{EfiMemoryMap, MapError};
+use handoff::paging::{BuildError, Builder, Walker};
+use handoff::phys::{FrameSource, PhysWindow};
+use handoff::plan::{self, PlanError};
+use log::{info, warn};
+use uefi_raw::table::boot::MemoryDescriptor;
+use uefi_raw::table::configuration::ConfigurationTable;
+use uefi_raw::table::runtime::RuntimeServices;
+use uefi_raw::table::system::SystemTable;
+use x86_64::PhysAddr;
+use x86_64::registers::control::{Cr3, Cr3Flags};
+
+use crate::boot::{self, BootInfo, Firmware};
+use crate::fixed::FixedStr;
+use crate::shim::{self, direct::DirectMap};
+pub use runtime::{EfiStatus, Name, Services};
+
+/// The runtime services, once SetVirtualAddressMap succeeded.
+static SERVICES: spin::Once<Services> = spin::Once::new();
+static RUNTIME: spin::Mutex<Runtime> = spin::Mutex::new(Runtime::new());
+static WINDOW: spin::Mutex<Window> = spin::Mutex::new(Window::new());
+static MAT: spin::Mutex<[u8; 64 * 1024]> = spin::Mutex::new([0; 64 * 1024]);
+
+/// The copy of the runtime descriptors for SetVirtualAddressMap, in the
+/// kernel image so that its physical address is known and stable.
+#[repr(C, align(4096))]
+struct MapCopy(UnsafeCell<[u8; 128 * 1024]>);
+// SAFETY: written once, under `init`, before the only call that reads it.
+unsafe impl Sync for MapCopy {}
+static MAP_COPY: MapCopy = MapCopy(UnsafeCell::new([0; 128 * 1024]));
+
+/// `RUNTSERV`.
+const RUNTIME_SERVICES_SIGNATURE: u64 = 0x5652_4553_544e_5552;
+
+/// The runtime services, when they work.
+pub fn services() -> Option<&'static Services> {
+    SERVICES.get()
+}
+
+/// Why runtime services are unavailable.
+#[derive(Debug)]
+pub enum Unavailable {
+    Firmware(&'static str),
+    SystemTable(&'static str),
+    Map(MapError),
+    Window(EfiError),
+    Build(BuildError),
+    Plan(PlanError),
+    NoFrames,
+    NotIdentityMappable(u64),
+    SetVirtualAddressMap(EfiStatus),
+    Verify(plan::VerifyError),
+    WxFound(u64),
+}
+
+impl fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unavailable::Firmware(why) => f.write_str(why),
+            Unavailable::SystemTable(why) => write!(f, "EFI system table: {why}"),
+            Unavailable::Map(e) => write!(f, "EFI memory map: {e}"),
+            Unavailable::Window(e) => write!(f, "{e}"),
+            Unavailable::Build(e) => write!(f, "mapping the EFI window: {e}"),
+            Unavailable::Plan(e) => write!(f, "EFI window: {e}"),
+            Unavailable::NoFrames => write!(f, "no frames left for page tables"),
+            Unavailable::NotIdentityMappable(phys) => write!(
+                f,
+                "runtime region at {phys:#x} lies above the lower half and cannot be mapped 1:1"
+            ),
+            Unavailable::SetVirtualAddressMap(s) => write!(f, "SetVirtualAddressMap failed: {s}"),
+            Unavailable::Verify(e) => write!(f, "live tables differ from the plan: {e}"),
+            Unavailable::WxFound(n) => write!(f, "{n} W+X pages after mapping the EFI window"),
+        }
+    }
+}
+
+macro_rules! from_error {
+    ($($variant:ident($ty:ty)),*) => {$(
+        impl From<$ty> for Unavailable {
+            fn from(e: $ty) -> Self {
+                Unavailable::$variant(e)
+            }
+        }
+    )*};
+}
+from_error!(
+    Map(MapError),
+    Window(EfiError),
+    Build(BuildError),
+    Plan(PlanError)
+);
+
+/// Sets up the runtime services; logs why when they cannot be.
+pub fn init(boot: &BootInfo) {
+    match try_init(boot) {
+        Ok(()) => {}
+        Err(e) => warn!("efi: {e}; runtime services unavailable"),
+    }
+}
+
+/// Reads a UCS-2 string of at most 63 characters from physical memory.
+fn read_ucs2(phys: u64) -> FixedStr<64> {
+    let mut out = FixedStr::new();
+    for i in 0..63 {
+        // SAFETY: a u16 has no invalid bit patterns.
+        let Some(c) = (unsafe { shim::read_phys_value::<u16>(phys + 2 * i) }) else {
+            break;
+        };
+        if c == 0 {
+            break;
+        }
+        let _ = out.write_char(char::from_u32(c as u32).unwrap_or('?'));
+    }
+    out
+}
+
+fn try_init(boot: &BootInfo) -> Result<(), Unavailable> {
+    match boot.firmware {
+        Firmware::Uefi64 => {}
+        Firmware::Uefi32 => {
+            return Err(Unavailable::Firmware(
+                "32-bit UEFI firmware: its runtime services cannot be called from 64-bit mode",
+            ));
+        }
+        _ => return Err(Unavailable::Firmware("BIOS boot: no UEFI runtime services")),
+    }
+    let st_phys = boot
+        .efi_system_table
+        .ok_or(Unavailable::SystemTable("Limine gave no system table"))?;
+    // SAFETY: the system table is integers and raw pointers.
+    let st: SystemTable =
+        unsafe { shim::read_phys_value(st_phys) }.ok_or(Unavailable::SystemTable("not in RAM"))?;
+    if st.header.signature != SystemTable::SIGNATURE {
+        return Err(Unavailable::SystemTable("bad signature"));
+    }
+    let vendor = read_ucs2(st.firmware_vendor as u64);
+    info!(
+        "efi: system table at {st_phys:#x}: UEFI {}, firmware {} revision {:#x}",
+        st.header.revision, vendor, st.firmware_revision
+    );
+
+    // The memory attributes table, if the firmware has one.
+    let mut mat_buf = MAT.lock();
+    let mut mat_len = 0;
+    let count = st.number_of_configuration_table_entries.min(512);
+    for i in 0..count {
+        let at = st.configuration_table as u64 + (i * size_of::<ConfigurationTable>()) as u64;
+        // SAFETY: a configuration table entry is a GUID and a pointer.
+        let Some(entry) = (unsafe { shim::read_phys_value::<ConfigurationTable>(at) }) else {
+            return Err(Unavailable::SystemTable("configuration table not in RAM"));
+        };
+        if entry.vendor_guid != efi::MEMORY_ATTRIBUTES_TABLE_GUID {
+            continue;
+        }
+        let table = entry.vendor_table as u64;
+        let mut header = [0u8; efi::MAT_HEADER_SIZE];
+        if !shim::read_phys(table, &mut header) {
+            warn!("efi: memory attributes table at {table:#x} is not in RAM; ignored");
+            break;
+        }
+        match AttributesTable::header(&header) {
+            Ok((count, desc_size)) => {
+                let len = efi::MAT_HEADER_SIZE + count * desc_size;
+                if len <= mat_buf.len() && shim::read_phys(table, &mut mat_buf[..len]) {
+                    mat_len = len;
+                } else {
+                    warn!("efi: memory attributes table of {len} bytes unreadable; ignored");
+                }
+            }
+            Err(e) => warn!("efi: {e}; ignored"),
+        }
+        break;
+    }
+    let mat = match AttributesTable::parse(&mat_buf[..mat_len]) {
+        Ok(t) => Some(t),
+        Err(e) if mat_len != 0 => {
+            warn!("efi: {e}; ignored");
+            None
+        }
+        Err(_) => None,
+    };
+    match &mat {
+        Some(t) => info!("efi: memory attributes table: {} entries", t.len()),
+        None => warn!(
+            "efi: no memory attributes table: runtime code stays read-only + executable \
+             and runtime data non-executable, per descriptor"
+        ),
+    }
+
+    // Regions, window addresses, window mappings.
+    let s = shim::state();
+    let raw = boot::RAW_MAPS.lock();
+    let (bytes, meta) = raw
+        .efi()
+        .ok_or(Unavailable::Firmware("no EFI memory map"))?;
+    let max_phys_bits = crate::cpu::features::detect().max_phys_bits;
+    let efi_map = EfiMemoryMap::parse(bytes, meta.desc_size, meta.desc_version, max_phys_bits)?;
+    let mut runtime = RUNTIME.lock();
+    runtime.assign(&efi_map, s.layout)?;
+    let mut window = WINDOW.lock();
+    window.make(&runtime, mat.as_ref(), &s.pat, s.cpu.nx, s.cpu.global)?;
+    for r in runtime.regions() {
+        info!(
+            "efi: runtime {:#012x}-{:#012x} {:?} {} -> {:#x}",
+            r.phys,
+            r.phys + r.len,
+            r.ty,
+            r.mem_type(),
+            r.virt
+        );
+    }
+
+    let mut frames_guard = shim::EARLY_FRAMES.lock();
+    let frames = frames_guard.as_mut().ok_or(Unavailable::NoFrames)?;
+    // SAFETY: the physmap maps all RAM read-write, page tables included.
+    let mut physmap = unsafe { DirectMap::new(s.layout.page_offset_base()) };
+    {
+        let mut builder = Builder::on_root(&mut physmap, frames, s.levels, s.root);
+        for m in window.mappings() {
+            builder.map(&m.mapping)?;
+        }
+    }
+    shim::PLAN.lock().add_efi_window(&window, &s.mtrrs)?;
+    info!(
+        "efi: window: {} mappings{}",
+        window.mappings().len(),
+        if window.refined {
+            ", permissions from the memory attributes table"
+        } else {
+            ""
+        }
+    );
+
+    // The map SetVirtualAddressMap takes, at a known physical address.
+    // SAFETY: nothing else uses the buffer; `init` runs once.
+    let copy = unsafe { &mut *MAP_COPY.0.get() };
+    let map_len = efi::rewrite_map(&efi_map, &runtime, copy)?;
+    let map_phys = s.kernel.phys_base.as_u64() + (copy.as_ptr() as u64 - s.kernel.virt_base);
+
+    // The temporary address space: baton's upper half plus 1:1 mappings.
+    let temp_root = frames.allocate_frame().ok_or(Unavailable::NoFrames)?;
+    let main = physmap.table(s.root).clone();
+    let temp = physmap.table_mut(temp_root);
+    temp.zero();
+    for i in 256..512 {
+        temp[i] = main[i].clone();
+    }
+    let lower_end = s.layout.lower_half_end();
+    let page0_taken = runtime.region_of(0).is_some();
+    let extra = [(map_phys, map_len as u64), (0, 4096)];
+    let extra = if page0_taken { &extra[..1] } else { &extra[..] };
+    {
+        let mut builder = Builder::on_root(&mut physmap, frames, s.levels, temp_root);
+        for m in efi::identity_mappings(&runtime, extra, &s.pat, s.cpu.nx) {
+            if m.virt + m.len > lower_end {
+                return Err(Unavailable::NotIdentityMappable(m.virt));
+            }
+            builder.map(&m)?;
+        }
+    }
+    drop(frames_guard);
+
+    // SAFETY: the runtime services table is integers and pointers.
+    let rt: RuntimeServices = unsafe { shim::read_phys_value(st.runtime_services as u64) }.ok_or(
+        Unavailable::SystemTable("runtime services table not in RAM"),
+    )?;
+    if rt.header.signature != RUNTIME_SERVICES_SIGNATURE {
+        return Err(Unavailable::SystemTable("bad runtime services signature"));
+    }
+    let count = map_len / meta.desc_size;
+    // SAFETY: the temporary tables share baton's upper half (this code, its
+    // stack and data, the EFI stack) and map the firmware 1:1, as it runs
+    // before switching to virtual addressing; CR3 goes back right after.
+    let status = unsafe {
+        Cr3::write(temp_root, Cr3Flags::empty());
+        let status = call::call(|| {
+            (rt.set_virtual_address_map)(
+                map_len,
+                meta.desc_size,
+                meta.desc_version,
+                map_phys as *mut MemoryDescriptor,
+            )
+        });
+        Cr3::write(s.root, Cr3Flags::empty());
+        status
+    };
+    if !status.is_success() {
+        return Err(Unavailable::SetVirtualAddressMap(EfiStatus(status)));
+    }
+    info!(
+        "efi: SetVirtualAddressMap({count} descriptors) from a temporary address space \
+         (root {:#x}, dropped): success",
+        temp_root.start_address().as_u64()
+    );
+
+    // The firmware converted its pointers: the system table now points to
+    // the runtime services in the window.
+    // SAFETY: as above.
+    let st: SystemTable =
+        unsafe { shim::read_phys_value(st_phys) }.ok_or(Unavailable::SystemTable("not in RAM"))?;
+    let rt_va = st.runtime_services as u64;
+    let in_window = runtime
+        .regions()
+        .iter()
+        .any(|r| (r.virt..r.virt + r.len).contains(&rt_va));
+    if !in_window {
+        return Err(Unavailable::SystemTable(
+            "runtime services pointer not converted into the EFI window",
+        ));
+    }
+    // SAFETY: the table lies in a runtime region mapped in the window,
+    // where the firmware just moved its runtime services.
+    let services = SERVICES.call_once(|| unsafe { Services::new(rt_va as *const RuntimeServices) });
+    info!("efi: runtime services at {rt_va:#x}");
+
+    verify_live_tables(&physmap)?;
+    match services.get_time() {
+        Ok(t) => info!(
+            "efi: GetTime: {:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+            t.year, t.month, t.day, t.hour, t.minute, t.second
+        ),
+        Err(e) => warn!("efi: GetTime failed: {e}"),
+    }
+    Ok(())
+}
+
+/// Holds the live tables, now with the EFI window, to the plan and W^X.
+fn verify_live_tables(physmap: &DirectMap) -> Result<(), Unavailable> {
+    let s = shim::state();
+    let walker = Walker::new(physmap, s.root, s.levels);
+    let map = shim::MAP.lock();
+    let inputs = plan::Inputs {
+        map: &map,
+        layout: s.layout,
+        mtrrs: &s.mtrrs,
+        pat: &s.pat,
+        cpu: s.cpu,
+        kernel: &s.kernel,
+    };
+    let verified =
+        plan::verify(&shim::PLAN.lock(), &walker, &inputs).map_err(Unavailable::Verify)?;
+    let window = s.layout.region(handoff::layout::RegionKind::EfiRuntime);
+    let leaves = walker.leaf_count_in(window.start, window.end);
+    info!(
+        "efi: live tables match the plan with the EFI window: {} leaves in all, \
+         EFI window 4K {} / 2M {} / 1G {}",
+        verified.leaves.total(),
+        leaves.size_4k,
+        leaves.size_2m,
+        leaves.size_1g
+    );
+    let wx = walker.check_wx(|range| warn!("{range}"));
+    if wx.passed() {
+        info!("{wx}");
+        Ok(())
+    } else {
+        log::error!("{wx}");
+        Err(Unavailable::WxFound(wx.pages))
+    }
+}
+
+/// The physical address the window address `virt` maps, for tests.
+pub fn window_phys(virt: u64) -> Option<PhysAddr> {
+    let s = shim::state();
+    // SAFETY: the physmap maps all RAM, page tables included.
+    let physmap = unsafe { DirectMap::new(s.layout.page_offset_base()) };
+    Walker::new(&physmap, s.root, s.levels)
+        .translate(virt)
+        .map(|t| t.phys)
+}

@@ -1,0 +1,202 @@
+//! Safe wrappers over the UEFI runtime services baton uses, after
+//! SetVirtualAddressMap: every call goes through the EFI window of baton's
+//! own page tables.
+
+use core::fmt;
+
+use uefi_raw::table::runtime::{ResetType, RuntimeServices, TimeCapabilities, VariableAttributes};
+use uefi_raw::time::Time;
+use uefi_raw::{Guid, Status};
+
+use super::call;
+
+/// A UEFI status code other than success.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EfiStatus(pub Status);
+
+impl fmt::Display for EfiStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.0)
+    }
+}
+
+fn check(status: Status) -> Result<(), EfiStatus> {
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(EfiStatus(status))
+    }
+}
+
+/// The runtime services table, at its virtual address in the EFI window.
+#[derive(Debug, Clone, Copy)]
+pub struct Services {
+    table: *const RuntimeServices,
+}
+
+// SAFETY: the table is only read, and every call through it is serialised
+// by `call::call`.
+unsafe impl Send for Services {}
+// SAFETY: as for `Send`: shared access only reads the table, and calls are
+// serialised.
+unsafe impl Sync for Services {}
+
+/// The most UCS-2 characters of a variable name, NUL included.
+pub const NAME_LEN: usize = 128;
+
+/// A variable name in UCS-2, NUL-terminated.
+#[derive(Clone, Copy)]
+pub struct Name {
+    chars: [u16; NAME_LEN],
+}
+
+impl Name {
+    /// `s` as UCS-2, or `None` when it is too long or leaves the BMP.
+    pub fn new(s: &str) -> Option<Self> {
+        let mut chars = [0u16; NAME_LEN];
+        for (n, c) in s.encode_utf16().enumerate() {
+            if n + 1 >= NAME_LEN || (0xd800..0xe000).contains(&c) {
+                return None;
+            }
+            chars[n] = c;
+        }
+        Some(Self { chars })
+    }
+
+    fn empty() -> Self {
+        Self {
+            chars: [0; NAME_LEN],
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.chars.iter().position(|&c| c == 0).unwrap_or(NAME_LEN)
+    }
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in char::decode_utf16(self.chars[..self.len()].iter().copied()) {
+            write!(f, "{}", c.unwrap_or(char::REPLACEMENT_CHARACTER))?;
+        }
+        Ok(())
+    }
+}
+
+impl Services {
+    /// # Safety
+    ///
+    /// `table` must be the firmware's runtime services table at an address
+    /// mapped (with the code and data it points to) in the live tables.
+    pub unsafe fn new(table: *const RuntimeServices) -> Self {
+        Self { table }
+    }
+
+    /// Where the table is (in the EFI window).
+    pub fn table_address(&self) -> u64 {
+        self.table as u64
+    }
+
+    /// Where GetTime is (in the EFI window).
+    pub fn get_time_address(&self) -> u64 {
+        self.rt().get_time as usize as u64
+    }
+
+    fn rt(&self) -> &RuntimeServices {
+        // SAFETY: valid and mapped by `new`'s contract.
+        unsafe { &*self.table }
+    }
+
+    /// The current time.
+    pub fn get_time(&self) -> Result<Time, EfiStatus> {
+        let rt = self.rt();
+        let mut time = core::mem::MaybeUninit::<Time>::zeroed();
+        let mut caps = core::mem::MaybeUninit::<TimeCapabilities>::zeroed();
+        // SAFETY: GetTime writes a Time and capabilities into the buffers.
+        let status = call::call(|| unsafe { (rt.get_time)(time.as_mut_ptr(), caps.as_mut_ptr()) });
+        check(status)?;
+        // SAFETY: zero-initialised and written by the firmware on success;
+        // every bit pattern is a valid `Time` (plain integers).
+        Ok(unsafe { time.assume_init() })
+    }
+
+    /// Reads variable `name` of `vendor` into `buf`: its attributes and
+    /// length.
+    pub fn get_variable(
+        &self,
+        name: &Name,
+        vendor: &Guid,
+        buf: &mut [u8],
+    ) -> Result<(VariableAttributes, usize), EfiStatus> {
+        let rt = self.rt();
+        let mut attrs = VariableAttributes::empty();
+        let mut size = buf.len();
+        // SAFETY: the name is NUL-terminated UCS-2, the buffer and size
+        // describe writable memory of that size.
+        let status = call::call(|| unsafe {
+            (rt.get_variable)(
+                name.chars.as_ptr(),
+                vendor,
+                &mut attrs,
+                &mut size,
+                buf.as_mut_ptr(),
+            )
+        });
+        check(status)?;
+        Ok((attrs, size))
+    }
+
+    /// Writes (or, with empty `data`, deletes) variable `name` of `vendor`.
+    pub fn set_variable(
+        &self,
+        name: &Name,
+        vendor: &Guid,
+        attrs: VariableAttributes,
+        data: &[u8],
+    ) -> Result<(), EfiStatus> {
+        let rt = self.rt();
+        // SAFETY: the name is NUL-terminated UCS-2; data is readable.
+        let status = call::call(|| unsafe {
+            (rt.set_variable)(
+                name.chars.as_ptr(),
+                vendor,
+                attrs,
+                data.len(),
+                data.as_ptr(),
+            )
+        });
+        check(status)
+    }
+
+    /// Calls `visit` with every variable's name and vendor.
+    pub fn for_each_variable(
+        &self,
+        mut visit: impl FnMut(&Name, &Guid),
+    ) -> Result<usize, EfiStatus> {
+        let rt = self.rt();
+        let mut name = Name::empty();
+        let mut vendor = Guid::from_bytes([0; 16]);
+        let mut count = 0;
+        loop {
+            let mut size = core::mem::size_of_val(&name.chars);
+            // SAFETY: the buffer holds the previous name (NUL-terminated,
+            // empty at first) and `size` bytes of room.
+            let status = call::call(|| unsafe {
+                (rt.get_next_variable_name)(&mut size, name.chars.as_mut_ptr(), &mut vendor)
+            });
+            if status == Status::NOT_FOUND {
+                return Ok(count);
+            }
+            check(status)?;
+            count += 1;
+            visit(&name, &vendor);
+        }
+    }
+
+    /// Resets or powers off the machine.
+    pub fn reset(&self, kind: ResetType) -> ! {
+        let rt = self.rt();
+        // SAFETY: ResetSystem with no data does not return.
+        call::call(|| unsafe { (rt.reset_system)(kind, Status::SUCCESS, 0, core::ptr::null()) })
+    }
+}

@@ -1,0 +1,163 @@
+//! Self-tests of the UEFI runtime services through baton's tables.
+
+use uefi_raw::table::runtime::VariableAttributes;
+use uefi_raw::{Guid, guid};
+
+use super::{Name, services};
+use crate::selftest::{Test, TestResult};
+use crate::{boot, check, fail, shim};
+
+/// baton's vendor GUID for its own variables.
+pub const BATON_GUID: Guid = guid!("6a3a8c3e-3b1f-4f4b-9a77-0ba70ba70ba7");
+
+pub const TESTS: &[Test] = &[
+    Test {
+        name: "efi: runtime services exactly on UEFI boots",
+        run: available_on_uefi,
+    },
+    Test {
+        name: "efi: runtime services and their code live in the EFI window",
+        run: in_window,
+    },
+    Test {
+        name: "efi: GetTime gives a plausible date",
+        run: get_time,
+    },
+    Test {
+        name: "efi: GetNextVariableName lists the variables",
+        run: list_variables,
+    },
+    Test {
+        name: "efi: SetVariable then GetVariable reads the value back",
+        run: set_get_variable,
+    },
+    Test {
+        name: "efi: the non-volatile boot counter goes up by one",
+        run: boot_counter,
+    },
+];
+
+fn available_on_uefi() -> TestResult {
+    let uefi = boot::info().firmware == boot::Firmware::Uefi64;
+    check!(
+        services().is_some() == uefi,
+        "firmware {:?}, runtime services available: {}",
+        boot::info().firmware,
+        services().is_some()
+    );
+    Ok(())
+}
+
+fn in_window() -> TestResult {
+    let Some(rt) = services() else { return Ok(()) };
+    let layout = shim::state().layout;
+    let window = layout.efi_window_start()..layout.efi_window_end();
+    let table = rt.table_address();
+    check!(
+        window.contains(&table),
+        "runtime services table at {table:#x}"
+    );
+    let get_time = rt.get_time_address();
+    check!(window.contains(&get_time), "GetTime at {get_time:#x}");
+    check!(
+        super::window_phys(get_time).is_some(),
+        "GetTime's address {get_time:#x} is not mapped"
+    );
+    Ok(())
+}
+
+fn get_time() -> TestResult {
+    let Some(rt) = services() else { return Ok(()) };
+    let t = rt.get_time().map_err(|e| fail!("GetTime: {e}"))?;
+    check!(
+        (2024..2100).contains(&t.year)
+            && (1..=12).contains(&t.month)
+            && (1..=31).contains(&t.day)
+            && t.hour < 24
+            && t.minute < 60
+            && t.second < 61,
+        "implausible time {:?}",
+        t
+    );
+    Ok(())
+}
+
+fn list_variables() -> TestResult {
+    let Some(rt) = services() else { return Ok(()) };
+    let mut boot_order = false;
+    let n = rt
+        .for_each_variable(|name, vendor| {
+            log::debug!("efi:   variable {name} {vendor}");
+            let mut s = crate::fixed::FixedStr::<128>::new();
+            let _ = core::fmt::write(&mut s, format_args!("{name}"));
+            boot_order |= s.as_str() == "BootOrder"
+                && *vendor == uefi_raw::table::runtime::VariableVendor::GLOBAL_VARIABLE.0;
+        })
+        .map_err(|e| fail!("GetNextVariableName: {e}"))?;
+    log::info!("efi: {n} variables, BootOrder among them: {boot_order}");
+    check!(
+        n > 0 && boot_order,
+        "{n} variables, BootOrder found: {boot_order}"
+    );
+    Ok(())
+}
+
+fn set_get_variable() -> TestResult {
+    let Some(rt) = services() else { return Ok(()) };
+    let name = Name::new("BatonSelfTest").expect("short ASCII name");
+    let value = crate::time::tsc().to_le_bytes();
+    // After ExitBootServices only non-volatile variables can be written.
+    let attrs = VariableAttributes::NON_VOLATILE
+        | VariableAttributes::BOOTSERVICE_ACCESS
+        | VariableAttributes::RUNTIME_ACCESS;
+    rt.set_variable(&name, &BATON_GUID, attrs, &value)
+        .map_err(|e| fail!("SetVariable: {e}"))?;
+    let mut buf = [0u8; 64];
+    let (got_attrs, len) = rt
+        .get_variable(&name, &BATON_GUID, &mut buf)
+        .map_err(|e| fail!("GetVariable: {e}"))?;
+    check!(
+        buf[..len] == value,
+        "read {:?}, wrote {value:?}",
+        &buf[..len]
+    );
+    check!(
+        got_attrs == attrs,
+        "attributes {got_attrs:?}, wrote {attrs:?}"
+    );
+    // Delete it again.
+    rt.set_variable(&name, &BATON_GUID, attrs, &[])
+        .map_err(|e| fail!("deleting: {e}"))?;
+    check!(
+        rt.get_variable(&name, &BATON_GUID, &mut buf).is_err(),
+        "the variable survived its deletion"
+    );
+    Ok(())
+}
+
+fn boot_counter() -> TestResult {
+    let Some(rt) = services() else { return Ok(()) };
+    let name = Name::new("BatonBootCount").expect("short ASCII name");
+    let attrs = VariableAttributes::NON_VOLATILE
+        | VariableAttributes::BOOTSERVICE_ACCESS
+        | VariableAttributes::RUNTIME_ACCESS;
+    let mut buf = [0u8; 8];
+    let was = match rt.get_variable(&name, &BATON_GUID, &mut buf) {
+        Ok((_, 8)) => u64::from_le_bytes(buf),
+        Ok((_, len)) => return Err(fail!("BatonBootCount has {len} bytes")),
+        Err(e) if e.0 == uefi_raw::Status::NOT_FOUND => 0,
+        Err(e) => return Err(fail!("GetVariable: {e}")),
+    };
+    let now = was + 1;
+    rt.set_variable(&name, &BATON_GUID, attrs, &now.to_le_bytes())
+        .map_err(|e| fail!("SetVariable: {e}"))?;
+    let (_, len) = rt
+        .get_variable(&name, &BATON_GUID, &mut buf)
+        .map_err(|e| fail!("GetVariable: {e}"))?;
+    check!(
+        len == 8 && u64::from_le_bytes(buf) == now,
+        "read back {buf:?}"
+    );
+    log::info!("efi: BatonBootCount was {was}, now {now}");
+    Ok(())
+}
