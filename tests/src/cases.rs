@@ -256,7 +256,7 @@ pub fn all() -> Vec<Case> {
                 "1G pages yes",
                 "pages up to 1 GiB",
                 "handoff: CR3 = 0x*: running on baton's 5-level tables",
-                "page-table frames: * (PML5 1, PML4 1, *",
+                "page-table frames: * (PML5 1, PML4 2, *",
             ],
             absent: &["handoff: leaves in physmap: 4K * / 2M * / 1G 0"],
             ..BASE
@@ -382,15 +382,18 @@ pub fn all() -> Vec<Case> {
             name: "cmdline-loglevel",
             about: "loglevel=warn silences info; unknown options are logged, not fatal",
             cmdline: "loglevel=warn bogus poweroff",
+            debug_exit: false,
+            exit: Exit::Shutdown,
             common: &[],
             lines: &["WARN  cmdline: unknown option `bogus` ignored"],
             absent: &["INFO "],
             ..BASE
         },
         Case {
-            name: "poweroff",
-            about: "poweroff ends the run through isa-debug-exit once boot is complete",
+            name: "poweroff-bios",
+            about: "poweroff without EFI runtime services ends the run through isa-debug-exit",
             cmdline: "poweroff",
+            firmware: Firmware::SeaBios,
             common: &[],
             lines: &[
                 "boot: bootloader Limine *",
