@@ -232,6 +232,7 @@ pub fn run(boot: &BootInfo) -> Result<&'static State, ShimError> {
     let mut phases = Phases::new();
     let cpu_features = features::detect();
     let layout = Layout::for_levels(boot.levels);
+    let limine_stats = limine_tables(boot, layout);
 
     // 1. Parse and merge the memory maps.
     let raw = boot::RAW_MAPS.lock();
@@ -438,6 +439,20 @@ pub fn run(boot: &BootInfo) -> Result<&'static State, ShimError> {
         }
     }
     info!(
+        "handoff: Limine's tables vs baton's: {} vs {} page-table frames, \
+         {} vs {} leaves (4K {} vs {}, 2M {} vs {}, 1G {} vs {})",
+        limine_stats.tables.total(),
+        stats.tables.total(),
+        limine_stats.leaves.total(),
+        stats.leaves.total(),
+        limine_stats.leaves.size_4k,
+        stats.leaves.size_4k,
+        limine_stats.leaves.size_2m,
+        stats.leaves.size_2m,
+        limine_stats.leaves.size_1g,
+        stats.leaves.size_1g,
+    );
+    info!(
         "handoff: bootloader-reclaimable memory is free to reuse: {} KiB",
         map.bytes(Kind::BootloaderReclaimable) >> 10
     );
@@ -469,6 +484,49 @@ pub fn ptdump() {
         (r.start, r.marker)
     });
     let _ = walker.ptdump(&mut crate::console::Writer, &markers);
+}
+
+/// Walks the page tables Limine handed over (through its HHDM, before
+/// anything changes) and logs their statistics: frames per level, and
+/// leaves per size for the HHDM, the kernel image and anything else.
+fn limine_tables(boot: &BootInfo, layout: &Layout) -> handoff::paging::Stats {
+    let (root, _) = Cr3::read();
+    // SAFETY: Limine's page tables live in bootloader-reclaimable memory,
+    // which its HHDM maps in every base revision; nothing changes them
+    // while baton reads them.
+    let hhdm = unsafe { DirectMap::new(boot.hhdm_offset) };
+    let walker = Walker::new(&hhdm, root, boot.levels);
+    let stats = walker.stats();
+    let kernel_start = layout.kernel_image_start();
+    let regions = [
+        ("HHDM", boot.hhdm_offset, kernel_start),
+        ("kernel", kernel_start, 0),
+        ("lower half", 0, layout.lower_half_end()),
+    ];
+    info!(
+        "limine: page tables at entry: {} frames (PML5 {}, PML4 {}, PDPT {}, PD {}, PT {}), \
+         {} leaves",
+        stats.tables.total(),
+        stats.tables.pml5,
+        stats.tables.pml4,
+        stats.tables.pdpt,
+        stats.tables.pd,
+        stats.tables.pt,
+        stats.leaves.total()
+    );
+    let mut named = 0;
+    for (name, count) in walker.region_stats(&regions) {
+        named += count.total();
+        info!(
+            "limine:   leaves in {name}: 4K {} / 2M {} / 1G {}",
+            count.size_4k, count.size_2m, count.size_1g
+        );
+    }
+    info!(
+        "limine:   leaves elsewhere: {}",
+        stats.leaves.total() - named
+    );
+    stats
 }
 
 fn log_memory_types(mtrrs: &Mtrrs, cpu_features: &Features, cpu: CpuCaps) {
