@@ -38,6 +38,62 @@ impl LogLevel {
     }
 }
 
+/// Damage done to baton's copy of the boot data before the handoff, in
+/// test runs (`inject=`), to check that each is caught with a clear error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inject {
+    /// Two entries of the memory map overlap (`inject=overlap`).
+    Overlap,
+    /// The EFI memory map loses part of its last descriptor
+    /// (`inject=truncate`).
+    Truncate,
+    /// The EFI memory map is missing on a UEFI boot (`inject=no-efi-map`).
+    NoEfiMap,
+    /// The EFI memory map's `desc_size` is absurd (`inject=desc-size`).
+    DescSize,
+}
+
+impl Inject {
+    fn parse(value: &str) -> Option<Self> {
+        Some(match value {
+            "overlap" => Inject::Overlap,
+            "truncate" => Inject::Truncate,
+            "no-efi-map" => Inject::NoEfiMap,
+            "desc-size" => Inject::DescSize,
+            _ => return None,
+        })
+    }
+}
+
+/// A fault provoked on purpose after boot, in test runs (`fault=`), to
+/// check that it is reported exactly and stops the machine cleanly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Read address 0 (`fault=null`).
+    NullRead,
+    /// Write to `.rodata` (`fault=rodata`).
+    RodataWrite,
+    /// Jump into the physmap, which is not executable (`fault=nx`).
+    PhysmapExec,
+    /// Recurse until the boot stack's guard page (`fault=stack-overflow`).
+    StackOverflow,
+    /// Execute `ud2` (`fault=ud`).
+    InvalidOpcode,
+}
+
+impl Fault {
+    fn parse(value: &str) -> Option<Self> {
+        Some(match value {
+            "null" => Fault::NullRead,
+            "rodata" => Fault::RodataWrite,
+            "nx" => Fault::PhysmapExec,
+            "stack-overflow" => Fault::StackOverflow,
+            "ud" => Fault::InvalidOpcode,
+            _ => return None,
+        })
+    }
+}
+
 /// The options baton understands, parsed from the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Options {
@@ -51,6 +107,10 @@ pub struct Options {
     pub reboot: bool,
     /// `ptdump`: print baton's page tables after the switch.
     pub ptdump: bool,
+    /// `inject=`: damage to the boot data (honoured in test runs only).
+    pub inject: Option<Inject>,
+    /// `fault=`: a fault to provoke (honoured in test runs only).
+    pub fault: Option<Fault>,
 }
 
 /// Something on the command line baton could not use.
@@ -94,6 +154,8 @@ pub struct Cmdline<'a> {
 enum Token<'a> {
     Flag(fn(&mut Options)),
     LogLevel(LogLevel),
+    Inject(Inject),
+    Fault(Fault),
     Problem(Problem<'a>),
 }
 
@@ -102,7 +164,19 @@ fn classify(tok: &str) -> Token<'_> {
         Some((n, v)) => (n, Some(v)),
         None => (tok, None),
     };
+    let bad = || {
+        Token::Problem(Problem::BadValue {
+            option: name,
+            value: value.unwrap_or(""),
+        })
+    };
     let flag: fn(&mut Options) = match name {
+        "inject" => {
+            return value
+                .and_then(Inject::parse)
+                .map_or_else(bad, Token::Inject);
+        }
+        "fault" => return value.and_then(Fault::parse).map_or_else(bad, Token::Fault),
         "loglevel" => {
             return match value.and_then(LogLevel::parse) {
                 Some(level) => Token::LogLevel(level),
@@ -133,11 +207,15 @@ impl<'a> Cmdline<'a> {
             poweroff: false,
             reboot: false,
             ptdump: false,
+            inject: None,
+            fault: None,
         };
         for tok in text.split_ascii_whitespace() {
             match classify(tok) {
                 Token::Flag(set) => set(&mut options),
                 Token::LogLevel(level) => options.loglevel = Some(level),
+                Token::Inject(inject) => options.inject = Some(inject),
+                Token::Fault(fault) => options.fault = Some(fault),
                 Token::Problem(_) => {}
             }
         }
@@ -179,7 +257,9 @@ mod tests {
                 test: false,
                 poweroff: false,
                 reboot: false,
-                ptdump: false
+                ptdump: false,
+                inject: None,
+                fault: None,
             }
         );
         assert_eq!(c.problems().count(), 0);
@@ -227,6 +307,43 @@ mod tests {
             ]
         );
         assert_eq!(problems[0].to_string(), "unknown option `quiet` ignored");
+    }
+
+    #[test]
+    fn inject_and_fault_options() {
+        let c = Cmdline::parse("test inject=desc-size fault=stack-overflow");
+        assert_eq!(c.options().inject, Some(Inject::DescSize));
+        assert_eq!(c.options().fault, Some(Fault::StackOverflow));
+        for (v, i) in [
+            ("overlap", Inject::Overlap),
+            ("truncate", Inject::Truncate),
+            ("no-efi-map", Inject::NoEfiMap),
+        ] {
+            assert_eq!(Inject::parse(v), Some(i));
+        }
+        for (v, f) in [
+            ("null", Fault::NullRead),
+            ("rodata", Fault::RodataWrite),
+            ("nx", Fault::PhysmapExec),
+            ("ud", Fault::InvalidOpcode),
+        ] {
+            assert_eq!(Fault::parse(v), Some(f));
+        }
+        let c = Cmdline::parse("inject=everything fault");
+        assert_eq!(c.options().inject, None);
+        assert_eq!(
+            c.problems().collect::<Vec<_>>(),
+            vec![
+                Problem::BadValue {
+                    option: "inject",
+                    value: "everything"
+                },
+                Problem::BadValue {
+                    option: "fault",
+                    value: ""
+                },
+            ]
+        );
     }
 
     #[test]

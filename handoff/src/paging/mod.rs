@@ -18,6 +18,7 @@
 
 mod builder;
 mod pages;
+mod path;
 mod ptdump;
 mod walker;
 mod wx;
@@ -30,6 +31,7 @@ pub use pages::{
     LEAF_FLAGS, LargestPages, LeafCount, Mapping, PAT_4K, PHYS_LIMIT, PageSize, TableCount,
     largest_pages, minimum_tables,
 };
+pub use path::{End, Path, Step};
 pub use ptdump::level_name;
 pub use walker::{Leaf, Leaves, Stats, Translation, Walker};
 pub use wx::{WX_PASSED, WxRange, WxSummary};
