@@ -474,3 +474,59 @@ fn maps_copied() -> crate::selftest::TestResult {
     }
     Ok(())
 }
+
+/// Damages baton's copy of the boot data (`inject=`, test runs only) so
+/// that the handoff must catch it.
+pub fn inject(what: handoff::cmdline::Inject) {
+    use handoff::cmdline::Inject;
+    use log::warn;
+    let mut raw = RAW_MAPS.lock();
+    let raw = &mut *raw;
+    let Some(mut efi) = raw.efi_info else {
+        if what == Inject::Overlap {
+            // A BIOS boot: a usable Limine entry grows one page into the
+            // entry after it.
+            let entries = &mut raw.limine[..raw.limine_len];
+            let Some(k) = (0..entries.len().saturating_sub(1))
+                .find(|&k| entries[k].ty == handoff::memmap::limine::USABLE)
+            else {
+                return warn!("inject: no usable entry with a successor; nothing done");
+            };
+            // Page-aligned (usable entries must be), past the next start.
+            let end = (entries[k + 1].base & !0xfff) + 0x1000;
+            entries[k].length = end - entries[k].base;
+            return warn!(
+                "inject: Limine entry {k} now reaches one page into entry {}",
+                k + 1
+            );
+        }
+        return warn!("inject: {what:?} needs an EFI memory map; nothing done");
+    };
+    match what {
+        Inject::Overlap => {
+            let d = efi.desc_size;
+            if efi.size < 2 * d {
+                return warn!("inject: fewer than two EFI descriptors; nothing done");
+            }
+            let (first, second) = raw.efi.split_at_mut(d);
+            // Descriptor 1 takes descriptor 0's start and length.
+            second[8..16].copy_from_slice(&first[8..16]);
+            second[24..32].copy_from_slice(&first[24..32]);
+            warn!("inject: EFI descriptor 1 now duplicates descriptor 0");
+        }
+        Inject::Truncate => {
+            efi.size -= efi.desc_size / 2;
+            raw.efi_info = Some(efi);
+            warn!("inject: EFI memory map cut to {} bytes", efi.size);
+        }
+        Inject::NoEfiMap => {
+            raw.efi_info = None;
+            warn!("inject: EFI memory map dropped");
+        }
+        Inject::DescSize => {
+            efi.desc_size = 8;
+            raw.efi_info = Some(efi);
+            warn!("inject: EFI desc_size set to 8");
+        }
+    }
+}

@@ -12,6 +12,7 @@ mod console;
 mod cpu;
 mod efi;
 mod exit;
+mod faults;
 mod fixed;
 mod selftest;
 mod shim;
@@ -62,6 +63,7 @@ extern "C" fn kmain() -> ! {
         tsc_hz / 1_000_000,
         tsc_hz / 1_000 % 1_000
     );
+    info!("cpu: protections: {}", cpu::protect());
     for problem in cmdline.problems() {
         warn!("cmdline: {problem}");
     }
@@ -78,6 +80,11 @@ extern "C" fn kmain() -> ! {
         }
     };
     log_handover(boot);
+    match (options.test, options.inject) {
+        (true, Some(inject)) => boot::inject(inject),
+        (false, Some(_)) => warn!("cmdline: inject= is honoured in test runs only; ignored"),
+        _ => {}
+    }
 
     if let Err(e) = shim::run(boot) {
         error!("handoff: {e}");
@@ -88,6 +95,15 @@ extern "C" fn kmain() -> ! {
     efi::init(boot);
     if options.ptdump {
         shim::ptdump();
+    }
+    match (options.test, options.fault) {
+        (true, Some(fault)) => {
+            faults::provoke(fault);
+            error!("fault: {fault:?} did not fault");
+            exit::fatal();
+        }
+        (false, Some(_)) => warn!("cmdline: fault= is honoured in test runs only; ignored"),
+        _ => {}
     }
 
     finish(options)

@@ -110,6 +110,9 @@ pub struct Case {
     /// Boots of the same machine (same variable store) in a row; each must
     /// end as `exit` says, the last one's log is checked.
     pub boots: u8,
+    /// The case provokes a CPU exception on purpose: its report is
+    /// expected (a panic still is not).
+    pub faults: bool,
 }
 
 const BASE: Case = Case {
@@ -130,10 +133,21 @@ const BASE: Case = Case {
     gdb: false,
     debug_exit: true,
     boots: 1,
+    faults: false,
 };
 
-/// Lines that no boot may print unless its case says otherwise.
-pub const NEVER: &[&str] = &["baton: PANIC", "baton: EXCEPTION"];
+/// A test run that must stop cleanly with the failure verdict.
+const STOPS: Case = Case {
+    exit: Exit::Fail,
+    common: &[],
+    ..BASE
+};
+
+/// Lines that no boot may print.
+pub const NEVER: &[&str] = &["baton: PANIC"];
+
+/// Lines that no boot may print unless it provokes a fault on purpose.
+pub const NEVER_UNLESS_FAULTING: &[&str] = &["baton: EXCEPTION"];
 
 /// What every complete boot logs about the handover (issue 2).
 pub const HANDOVER: &[&str] = &[
@@ -363,6 +377,148 @@ pub fn all() -> Vec<Case> {
             exit: Exit::Shutdown,
             common: &[],
             lines: &["reboot: EFI ResetSystem(EfiResetCold)"],
+            ..BASE
+        },
+        // Hostile boot data (issue 7): each injected defect is one error
+        // line and a clean stop with the failure verdict.
+        Case {
+            name: "inject-overlap",
+            about: "overlapping EFI descriptors: a typed error naming both, a clean stop",
+            cmdline: "test inject=overlap",
+            lines: &[
+                "inject: EFI descriptor 1 now duplicates descriptor 0",
+                "ERROR handoff: memory map: EFI memory map entry 1 (type *, 0x*-0x*): overlaps entry 0 (ends at 0x*)",
+                "handoff: cannot continue; stopping",
+            ],
+            absent: &["handoff: CR3 ="],
+            ..STOPS
+        },
+        Case {
+            name: "inject-overlap-bios",
+            about: "overlapping Limine entries on a BIOS boot: a typed error, a clean stop",
+            cmdline: "test inject=overlap",
+            firmware: Firmware::SeaBios,
+            lines: &[
+                "inject: Limine entry * now reaches one page into entry *",
+                "ERROR handoff: memory map: Limine memory map entry * (type *, 0x*-0x*): overlaps entry * (ends at 0x*)",
+                "handoff: cannot continue; stopping",
+            ],
+            absent: &["handoff: CR3 ="],
+            ..STOPS
+        },
+        Case {
+            name: "inject-truncate",
+            about: "a truncated EFI map: a typed error, a clean stop",
+            cmdline: "test inject=truncate",
+            lines: &[
+                "ERROR handoff: memory map: EFI memory map of * bytes is not a whole number of *-byte descriptors",
+                "handoff: cannot continue; stopping",
+            ],
+            ..STOPS
+        },
+        Case {
+            name: "inject-no-efi-map",
+            about: "a UEFI boot without an EFI map: a clear error, a clean stop",
+            cmdline: "test inject=no-efi-map",
+            lines: &[
+                "ERROR handoff: UEFI boot without an EFI memory map: baton needs it for memory types and runtime services",
+                "handoff: cannot continue; stopping",
+            ],
+            ..STOPS
+        },
+        Case {
+            name: "inject-desc-size",
+            about: "an absurd desc_size: a typed error, a clean stop",
+            cmdline: "test inject=desc-size",
+            lines: &[
+                "ERROR handoff: memory map: EFI memory map descriptor size 8 is smaller than a descriptor (40 bytes)",
+                "handoff: cannot continue; stopping",
+            ],
+            ..STOPS
+        },
+        // Deliberate faults (issue 7): the exact diagnostic, then the
+        // failure verdict; never a triple fault or a timeout.
+        Case {
+            name: "fault-null",
+            about: "a null-pointer read: #PF in the empty lower half, with the walk of CR2",
+            cmdline: "test fault=null",
+            faults: true,
+            lines: &[
+                "fault: provoking NullRead",
+                "baton: EXCEPTION #PF page fault (vector 14) error code 0x0",
+                "  RIP 0xffffffff8* CS 0x8 RFLAGS 0x* RSP 0xffffffff8* SS 0x10",
+                "  CR2 0x0000000000000000: not present, read, supervisor",
+                "  page-table walk of CR2: PML4[0]=0x0 not present",
+            ],
+            ..STOPS
+        },
+        Case {
+            name: "fault-rodata",
+            about: "a write to rodata: #PF, protection violation, the leaf is read-only",
+            cmdline: "test fault=rodata",
+            faults: true,
+            lines: &[
+                "baton: EXCEPTION #PF page fault (vector 14) error code 0x3",
+                "  CR2 0xffffffff8*: protection violation, write, supervisor",
+                "  page-table walk of CR2: PML4[511]=0x* PDPT[510]=0x* PD[0]=0x* PT[*]=0x* ( ro GLB NX ) -> 0x*",
+            ],
+            ..STOPS
+        },
+        Case {
+            name: "fault-nx",
+            about: "a jump into the physmap: #PF on instruction fetch, the leaf is NX",
+            cmdline: "test fault=nx",
+            faults: true,
+            lines: &[
+                "baton: EXCEPTION #PF page fault (vector 14) error code 0x11",
+                "  RIP 0xffff888* CS 0x8 *",
+                "  CR2 0xffff888*: protection violation, read, supervisor, instruction fetch",
+                "  page-table walk of CR2: PML4[273]=0x* ( RW * GLB NX ) -> 0x*",
+            ],
+            ..STOPS
+        },
+        Case {
+            name: "fault-stack-overflow",
+            about: "a kernel stack overflow: guard page, double fault on its IST stack",
+            cmdline: "test fault=stack-overflow",
+            faults: true,
+            lines: &[
+                "baton: EXCEPTION #DF double fault (vector 8) error code 0x0",
+                "  on the double-fault IST stack 0x*-0x*; CR2 0x*",
+                "baton: kernel stack overflow: the boot stack ran into its guard page 0x*-0x* (RSP 0x*, RIP 0x*)",
+            ],
+            ..STOPS
+        },
+        Case {
+            name: "fault-ud",
+            about: "an invalid opcode: #UD with its RIP",
+            cmdline: "test fault=ud",
+            faults: true,
+            lines: &[
+                "baton: EXCEPTION #UD invalid opcode (vector 6) error code 0x0",
+                "  RIP 0xffffffff8* CS 0x8 *",
+            ],
+            ..STOPS
+        },
+        // CPU protections (issue 7).
+        Case {
+            name: "protections-max",
+            about: "-cpu max: NXE, WP, SMEP, SMAP, UMIP and global pages all on",
+            cpu: Some("max"),
+            lines: &[
+                "cpu: protections: NXE on, WP on, SMEP on, SMAP on, UMIP on, global pages on",
+                "selftest: ok   cpu: every protection the CPU has is on",
+            ],
+            ..BASE
+        },
+        Case {
+            name: "protections-qemu64",
+            about: "-cpu qemu64: SMEP, SMAP and UMIP absent and said so; the rest on",
+            cpu: Some("qemu64"),
+            lines: &[
+                "cpu: protections: NXE on, WP on, SMEP absent, SMAP absent, UMIP absent, global pages on",
+                "selftest: ok   cpu: every protection the CPU has is on",
+            ],
             ..BASE
         },
         Case {

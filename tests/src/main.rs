@@ -313,7 +313,12 @@ fn run_case(cfg: &Config, case: &Case, image: &Path) -> (Verdict, String) {
             problems.push(format!("no line matches \"{pattern}\""));
         }
     }
-    for pattern in cases::NEVER.iter().chain(case.absent) {
+    let never_unless = if case.faults {
+        &[][..]
+    } else {
+        cases::NEVER_UNLESS_FAULTING
+    };
+    for pattern in cases::NEVER.iter().chain(never_unless).chain(case.absent) {
         if let Some((i, line)) = check::find(&lines, pattern) {
             problems.push(format!(
                 "line {} matches forbidden \"{pattern}\": {line}",

@@ -10,7 +10,8 @@
 //!   hole, a non-RAM range or a change of memory type. What those cuts cost
 //!   is counted in [`SplitCost`].
 //! * **kernel image** at its link address, per section: text RX, rodata R +
-//!   NX, data and bss RW + NX.
+//!   NX, data and bss RW + NX, with the guard page below the boot stack
+//!   left unmapped.
 //! * vmalloc, the vmemmap and the EFI window stay empty: later stages fill
 //!   the top-level entries the layout gives them. The lower half stays
 //!   empty: there is no identity map.
@@ -83,8 +84,9 @@ pub struct KernelImage {
     pub virt_base: u64,
     /// The physical address it was loaded at (contiguous).
     pub phys_base: PhysAddr,
-    /// Its sections, each mapped with its own permissions.
-    pub sections: [KernelSection; 3],
+    /// Its sections, each mapped with its own permissions; gaps between
+    /// them (the guard page below the boot stack) stay unmapped.
+    pub sections: [KernelSection; 4],
 }
 
 /// What a planned mapping is for.

@@ -42,7 +42,9 @@ fn kernel_at(phys: u64) -> KernelImage {
         sections: [
             section("text", 0, 0x2_0000, Perm::ReadExecute),
             section("rodata", 0x2_0000, 0x2_8000, Perm::ReadOnly),
-            section("data", 0x2_8000, 0x10_0000, Perm::ReadWrite),
+            section("data", 0x2_8000, 0x3_0000, Perm::ReadWrite),
+            // 0x30000: the boot stack's guard page, unmapped.
+            section("bss", 0x3_1000, 0x10_0000, Perm::ReadWrite),
         ],
     }
 }
@@ -431,6 +433,7 @@ fn kernel_sections_get_their_permissions() {
             (Perm::ReadExecute, KERNEL_VIRT, g),
             (Perm::ReadOnly, KERNEL_VIRT + 0x2_0000, g | nx),
             (Perm::ReadWrite, KERNEL_VIRT + 0x2_8000, g | nx | w),
+            (Perm::ReadWrite, KERNEL_VIRT + 0x3_1000, g | nx | w),
         ]
     );
 }

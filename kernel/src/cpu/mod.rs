@@ -32,8 +32,20 @@ impl<const N: usize> Stack<N> {
 /// Size of the boot stack baton switches to at entry.
 pub const BOOT_STACK_SIZE: usize = 256 * 1024;
 
-/// The boot stack. Only the CPU writes it (through RSP).
+/// The boot stack. Only the CPU writes it (through RSP). linker.ld puts it
+/// right above an unmapped guard page.
+#[unsafe(link_section = ".bss.boot_stack")]
 pub static BOOT_STACK: Stack<BOOT_STACK_SIZE> = Stack::new();
+
+/// The guard page below the boot stack: `[start, end)`.
+pub fn boot_stack_guard() -> (u64, u64) {
+    unsafe extern "C" {
+        static __boot_stack_guard: u8;
+    }
+    // SAFETY: only the address of the linker symbol is taken.
+    let start = unsafe { &__boot_stack_guard as *const u8 as u64 };
+    (start, start + 4096)
+}
 
 /// Leaves Limine's GDT and IDT for baton's own, and makes supervisor
 /// writes honour read-only pages (CR0.WP).
@@ -53,6 +65,94 @@ pub fn init() {
         });
         Cr4::update(|f| f.insert(Cr4Flags::OSFXSR | Cr4Flags::OSXMMEXCPT_ENABLE));
     };
+}
+
+/// Whether each protection is on, or `None` when the CPU lacks it.
+#[derive(Debug, Clone, Copy)]
+pub struct Protections {
+    pub nxe: Option<bool>,
+    pub wp: bool,
+    pub smep: Option<bool>,
+    pub smap: Option<bool>,
+    pub umip: Option<bool>,
+    pub pge: Option<bool>,
+}
+
+impl core::fmt::Display for Protections {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let state = |s: Option<bool>| match s {
+            Some(true) => "on",
+            Some(false) => "off",
+            None => "absent",
+        };
+        write!(
+            f,
+            "NXE {}, WP {}, SMEP {}, SMAP {}, UMIP {}, global pages {}",
+            state(self.nxe),
+            state(Some(self.wp)),
+            state(self.smep),
+            state(self.smap),
+            state(self.umip),
+            state(self.pge)
+        )
+    }
+}
+
+/// Turns on every protection Linux turns on that the CPU has: no-execute
+/// (EFER.NXE), supervisor write protection (CR0.WP), SMEP, SMAP, UMIP and
+/// global pages (CR4.PGE). baton has no user mappings, so SMEP and SMAP
+/// cost nothing and catch any that appear by mistake.
+pub fn protect() -> Protections {
+    use core::arch::x86_64::{__cpuid, __cpuid_count};
+    use x86_64::registers::control::{Cr0, Cr0Flags, Cr4, Cr4Flags};
+    use x86_64::registers::model_specific::{Efer, EferFlags};
+
+    let leaf1 = __cpuid(1);
+    let max_ext = __cpuid(0x8000_0000).eax;
+    let ext1 = if max_ext >= 0x8000_0001 {
+        __cpuid(0x8000_0001).edx
+    } else {
+        0
+    };
+    let (leaf7_ebx, leaf7_ecx) = if __cpuid(0).eax >= 7 {
+        let r = __cpuid_count(7, 0);
+        (r.ebx, r.ecx)
+    } else {
+        (0, 0)
+    };
+    let has_nx = ext1 & (1 << 20) != 0;
+    let has_smep = leaf7_ebx & (1 << 7) != 0;
+    let has_smap = leaf7_ebx & (1 << 20) != 0;
+    let has_umip = leaf7_ecx & (1 << 2) != 0;
+    let has_pge = leaf1.edx & (1 << 13) != 0;
+
+    // SAFETY: each bit is set only when CPUID reports the feature; baton
+    // runs only in ring 0 with no user mappings (SMEP/SMAP), executes
+    // nothing from no-execute pages (NXE) and never needs SGDT & co. from
+    // user mode (UMIP).
+    unsafe {
+        if has_nx {
+            Efer::update(|f| f.insert(EferFlags::NO_EXECUTE_ENABLE));
+        }
+        Cr4::update(|f| {
+            f.set(Cr4Flags::SUPERVISOR_MODE_EXECUTION_PROTECTION, has_smep);
+            f.set(Cr4Flags::SUPERVISOR_MODE_ACCESS_PREVENTION, has_smap);
+            f.set(Cr4Flags::USER_MODE_INSTRUCTION_PREVENTION, has_umip);
+            if has_pge {
+                f.insert(Cr4Flags::PAGE_GLOBAL);
+            }
+        });
+    }
+    let cr4 = Cr4::read();
+    let on = |has: bool, flag: Cr4Flags| has.then(|| cr4.contains(flag));
+    Protections {
+        nxe: has_nx.then(|| Efer::read().contains(EferFlags::NO_EXECUTE_ENABLE)),
+        wp: Cr0::read().contains(Cr0Flags::WRITE_PROTECT),
+        smep: on(has_smep, Cr4Flags::SUPERVISOR_MODE_EXECUTION_PROTECTION),
+        smap: on(has_smap, Cr4Flags::SUPERVISOR_MODE_ACCESS_PREVENTION),
+        umip: on(has_umip, Cr4Flags::USER_MODE_INSTRUCTION_PREVENTION),
+        pge: on(has_pge, Cr4Flags::PAGE_GLOBAL),
+    }
 }
 
 /// The current stack pointer.

@@ -35,7 +35,52 @@ pub const TESTS: &[Test] = &[
         name: "cpu: a read of address 0 faults with CR2 0, not present",
         run: null_read_faults,
     },
+    Test {
+        name: "cpu: every protection the CPU has is on",
+        run: protections_on,
+    },
+    Test {
+        name: "cpu: the page below the boot stack is an unmapped guard",
+        run: boot_stack_guard,
+    },
 ];
+
+fn protections_on() -> TestResult {
+    let p = super::protect();
+    for (name, state) in [
+        ("NXE", p.nxe),
+        ("SMEP", p.smep),
+        ("SMAP", p.smap),
+        ("UMIP", p.umip),
+        ("PGE", p.pge),
+    ] {
+        check!(
+            state != Some(false),
+            "{name} is off although the CPU has it"
+        );
+    }
+    check!(p.wp, "CR0.WP is off");
+    Ok(())
+}
+
+fn boot_stack_guard() -> TestResult {
+    let (start, end) = super::boot_stack_guard();
+    let (bottom, _) = BOOT_STACK.bounds();
+    check!(
+        end == bottom,
+        "guard {start:#x}-{end:#x}, stack starts at {bottom:#x}"
+    );
+    match trap::probe_read(start) {
+        Ok(_) => Err(fail!("the guard page {start:#x} is readable")),
+        Err(f) => {
+            check!(
+                f.vector == 14 && f.address == start && f.error_code & 1 == 0,
+                "unexpected fault {f:?}"
+            );
+            Ok(())
+        }
+    }
+}
 
 fn boot_stack() -> TestResult {
     let (bottom, top) = BOOT_STACK.bounds();

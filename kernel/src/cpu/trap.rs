@@ -288,13 +288,35 @@ fn report(frame: &TrapFrame) {
         "  RIP {:#018x} CS {:#x} RFLAGS {:#x} RSP {:#018x} SS {:#x}",
         frame.rip, frame.cs, frame.rflags, frame.rsp, frame.ss
     );
+    let cr2 = Cr2::read_raw();
     if frame.vector == 14 {
-        let cr2 = Cr2::read_raw();
         let _ = writeln!(
             out,
             "  CR2 {cr2:#018x}: {}",
             handoff::fault::PageFaultError(frame.error_code)
         );
+        if let Some(path) = crate::shim::path(cr2) {
+            let _ = writeln!(out, "  page-table walk of CR2: {path}");
+        }
+    }
+    if frame.vector == 8 {
+        // A double fault on its IST stack: most often a page fault that
+        // could not push its frame because the stack had overflowed.
+        let (guard_start, guard_end) = super::boot_stack_guard();
+        let (ist_bottom, ist_top) = gdt::ist_stack(gdt::IST_DOUBLE_FAULT);
+        let _ = writeln!(
+            out,
+            "  on the double-fault IST stack {ist_bottom:#x}-{ist_top:#x}; CR2 {cr2:#018x}"
+        );
+        if (guard_start..guard_end).contains(&cr2) || (guard_start..guard_end).contains(&frame.rsp)
+        {
+            let _ = writeln!(
+                out,
+                "baton: kernel stack overflow: the boot stack ran into its guard page \
+                 {guard_start:#x}-{guard_end:#x} (RSP {:#x}, RIP {:#x})",
+                frame.rsp, frame.rip
+            );
+        }
     }
     let _ = writeln!(
         out,

@@ -46,6 +46,31 @@ pub static PLAN: spin::Mutex<Plan> = spin::Mutex::new(Plan::new());
 /// the handoff built with, continued by later stages (the EFI window).
 pub static EARLY_FRAMES: spin::Mutex<Option<EarlyFrames>> = spin::Mutex::new(None);
 
+/// Where page tables can be read: Limine's HHDM before the switch, the
+/// physmap after (0 before the handoff starts). For fault reports.
+static TABLE_WINDOW: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+static FIVE_LEVEL: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// The walk of `va` through the live tables (for fault reports), once the
+/// handoff has started.
+pub fn path(va: u64) -> Option<handoff::paging::Path> {
+    use core::sync::atomic::Ordering::Relaxed;
+    let offset = TABLE_WINDOW.load(Relaxed);
+    if offset == 0 {
+        return None;
+    }
+    let levels = if FIVE_LEVEL.load(Relaxed) {
+        Levels::Five
+    } else {
+        Levels::Four
+    };
+    let (root, _) = Cr3::read();
+    // SAFETY: the window at `offset` (HHDM or physmap) maps every page
+    // table of the live tables: they are in RAM.
+    let window = unsafe { DirectMap::new(offset) };
+    Some(Walker::new(&window, root, levels).path(va))
+}
+
 /// What the handoff established, for later stages and the self-tests.
 #[derive(Debug)]
 pub struct State {
@@ -76,6 +101,7 @@ pub enum ShimError {
     Plan(PlanError),
     Build(BuildError),
     NoUsableMemory,
+    NoEfiMap,
     Verify(plan::VerifyError),
     WxFound(u64),
     LowerHalfMapped(u64),
@@ -91,6 +117,11 @@ impl fmt::Display for ShimError {
             ShimError::Plan(e) => write!(f, "plan: {e}"),
             ShimError::Build(e) => write!(f, "building the page tables: {e}"),
             ShimError::NoUsableMemory => write!(f, "no usable memory for page tables"),
+            ShimError::NoEfiMap => write!(
+                f,
+                "UEFI boot without an EFI memory map: baton needs it for memory types \
+                 and runtime services"
+            ),
             ShimError::Verify(e) => write!(f, "live tables differ from the plan: {e}"),
             ShimError::WxFound(n) => write!(f, "{n} W+X pages in the live tables"),
             ShimError::LowerHalfMapped(va) => {
@@ -166,15 +197,18 @@ fn kernel_image(boot: &BootInfo) -> KernelImage {
         static __rodata_start: u8;
         static __rodata_end: u8;
         static __data_start: u8;
+        static __boot_stack_guard: u8;
+        static __boot_stack_bottom: u8;
         static __data_end: u8;
     }
     let addr = |s: &u8| s as *const u8 as u64;
     // SAFETY: only the addresses of the linker's section symbols are taken.
-    let (text, rodata, data) = unsafe {
+    let (text, rodata, data, bss) = unsafe {
         (
             (addr(&__text_start), addr(&__text_end)),
             (addr(&__rodata_start), addr(&__rodata_end)),
-            (addr(&__data_start), addr(&__data_end)),
+            (addr(&__data_start), addr(&__boot_stack_guard)),
+            (addr(&__boot_stack_bottom), addr(&__data_end)),
         )
     };
     let section = |name, (start, end), perm| KernelSection {
@@ -190,6 +224,8 @@ fn kernel_image(boot: &BootInfo) -> KernelImage {
             section("text", text, Perm::ReadExecute),
             section("rodata", rodata, Perm::ReadOnly),
             section("data", data, Perm::ReadWrite),
+            // The guard page between them stays unmapped.
+            section("bss", bss, Perm::ReadWrite),
         ],
     }
 }
@@ -232,10 +268,18 @@ pub fn run(boot: &BootInfo) -> Result<&'static State, ShimError> {
     let mut phases = Phases::new();
     let cpu_features = features::detect();
     let layout = Layout::for_levels(boot.levels);
+    FIVE_LEVEL.store(
+        boot.levels == Levels::Five,
+        core::sync::atomic::Ordering::Relaxed,
+    );
+    TABLE_WINDOW.store(boot.hhdm_offset, core::sync::atomic::Ordering::Relaxed);
     let limine_stats = limine_tables(boot, layout);
 
     // 1. Parse and merge the memory maps.
     let raw = boot::RAW_MAPS.lock();
+    if boot.firmware.is_uefi() && raw.efi().is_none() {
+        return Err(ShimError::NoEfiMap);
+    }
     let limine = LimineMap::parse(raw.limine(), cpu_features.max_phys_bits)?;
     let efi = match raw.efi() {
         Some((bytes, info)) => Some(EfiMemoryMap::parse(
@@ -369,6 +413,10 @@ pub fn run(boot: &BootInfo) -> Result<&'static State, ShimError> {
     // points into the lower half or Limine's HHDM (boot::collect copied
     // it all out).
     unsafe { Cr3::write(root, Cr3Flags::empty()) };
+    TABLE_WINDOW.store(
+        layout.page_offset_base(),
+        core::sync::atomic::Ordering::Relaxed,
+    );
     flush_global_tlb(cpu.global);
     if cpu_features.pat {
         load_pat(&pat);

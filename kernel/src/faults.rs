@@ -1,0 +1,58 @@
+//! Faults provoked on purpose (`fault=` in test runs): each must be
+//! reported exactly by the exception handlers and stop the machine with
+//! the failure verdict, never a triple fault.
+
+use core::arch::asm;
+
+use handoff::cmdline::Fault;
+use log::info;
+
+use crate::shim;
+
+/// A constant in `.rodata`, the target of `fault=rodata`.
+static RODATA_TARGET: u64 = 0x0ba7_0ba7;
+
+/// Provokes `fault`. Returns only if the CPU did not fault, which the
+/// caller reports as a failure.
+pub fn provoke(fault: Fault) {
+    info!("fault: provoking {fault:?}");
+    match fault {
+        Fault::NullRead => {
+            // SAFETY: none; this read of address 0 is meant to fault in
+            // the empty lower half.
+            unsafe { asm!("mov {0}, qword ptr [0]", out(reg) _, options(nostack)) };
+        }
+        Fault::RodataWrite => {
+            let target = &RODATA_TARGET as *const u64 as u64;
+            // SAFETY: none; the write is meant to fault on a read-only page.
+            unsafe { asm!("mov qword ptr [{0}], {0}", in(reg) target, options(nostack)) };
+        }
+        Fault::PhysmapExec => {
+            let s = shim::state();
+            // The physmap alias of baton's own root table: RAM, mapped,
+            // never executable.
+            let target = s.layout.page_offset_base() + s.root.start_address().as_u64();
+            // SAFETY: none; the call is meant to fault on fetching from a
+            // non-executable page.
+            unsafe { asm!("call {0}", in(reg) target, clobber_abi("C")) };
+        }
+        Fault::StackOverflow => {
+            let depth = recurse(0);
+            info!("fault: recursion returned at depth {depth}");
+        }
+        Fault::InvalidOpcode => {
+            // SAFETY: none; ud2 raises #UD.
+            unsafe { asm!("ud2", options(nostack)) };
+        }
+    }
+}
+
+/// Recurses with 512-byte frames until the boot stack's guard page.
+#[inline(never)]
+fn recurse(depth: u64) -> u64 {
+    let frame = core::hint::black_box([depth; 64]);
+    if core::hint::black_box(depth) == u64::MAX {
+        return frame[0];
+    }
+    recurse(depth + 1) + frame[1]
+}
