@@ -8,11 +8,14 @@
 #   make run-hdd         the disk image as a USB stick under OVMF
 #   make debug           QEMU waiting for GDB (then: gdb -x baton.gdb)
 #   make test            rustfmt, clippy, host tests, QEMU boot tests
+#   make bench           time the page-table builder against per-page map_to
+#                        (table in build/bench.md)
 #   make deps            check and install prerequisites
 #
 # Variables: CMDLINE='...' (baked into the image's limine.conf),
 # QEMUFLAGS='...', MEM=1G, MACHINE=q35, ACCEL=tcg, OVMF=/path/to/OVMF.fd,
-# LIMINE_DIR=/path/to/limine, BOOT_TESTS='filter ...' (test names).
+# LIMINE_DIR=/path/to/limine, BOOT_TESTS='filter ...' (test names),
+# BENCH='filter' (benchmark maps, e.g. 64TiB).
 
 SHELL := bash
 .DEFAULT_GOAL := kernel
@@ -30,6 +33,7 @@ MEM ?= 1G
 MACHINE ?= q35
 ACCEL ?= tcg
 BOOT_TESTS ?=
+BENCH ?=
 
 export BUILD_DIR := $(BUILD)
 export OVMF
@@ -43,7 +47,7 @@ QEMU_BASE = -M $(MACHINE) -accel $(ACCEL) -m $(MEM) -serial mon:stdio -display n
 QEMU_OK = || [ $$? -eq 33 ]
 
 .PHONY: all kernel iso hdd run run-bios run-hdd debug deps test fmt-check clippy \
-	host-test boot-test clean
+	host-test boot-test bench clean
 
 all: kernel
 
@@ -81,9 +85,12 @@ test: deps fmt-check clippy host-test boot-test
 fmt-check:
 	cargo fmt --all -- --check
 
+# Of the benchmark, only its library: its criterion harness takes a minute to
+# build from scratch, so `make bench` builds that.
 clippy:
 	cargo clippy -p handoff --all-targets --all-features -- -D warnings
 	cargo clippy -p boot-tests --all-targets -- -D warnings
+	cargo clippy -p handoff-bench --lib -- -D warnings
 	cargo clippy -p kernel --target $(TARGET) --release -- -D warnings
 	cargo clippy -p kernel --target $(TARGET) --release --all-features -- -D warnings
 
@@ -92,6 +99,11 @@ host-test:
 
 boot-test: kernel
 	cargo run -q --release -p boot-tests -- --kernel $(KERNEL) $(BOOT_TESTS)
+
+# Release build, criterion's samples; prints the markdown table and writes
+# it to $(BUILD)/bench.md (criterion's data goes to $(BUILD)/criterion).
+bench:
+	BENCH_OUT=$(abspath $(BUILD))/bench.md cargo bench -p handoff-bench -- $(BENCH)
 
 clean:
 	cargo clean
