@@ -29,7 +29,7 @@ mod tests;
 pub use builder::{BuildError, Builder};
 pub use pages::{
     LEAF_FLAGS, LargestPages, LeafCount, Mapping, PAT_4K, PHYS_LIMIT, PageSize, TableCount,
-    largest_pages, minimum_tables,
+    largest_pages, leaf_count, minimum_tables,
 };
 pub use path::{End, Path, Step};
 pub use ptdump::level_name;

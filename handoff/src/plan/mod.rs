@@ -30,7 +30,8 @@ use crate::layout::Layout;
 use crate::memmap::MemoryMap;
 use crate::mtrr::{MemType, Mtrrs, PageKind, Pat, effective_type};
 use crate::paging::{
-    LeafCount, Mapping, PAT_4K, PageSize, TableCount, Walker, largest_pages, minimum_tables,
+    LeafCount, Mapping, PAT_4K, PageSize, TableCount, Walker, largest_pages, leaf_count,
+    minimum_tables,
 };
 use crate::phys::PhysWindow;
 
@@ -655,17 +656,13 @@ impl Default for Plan {
 }
 
 fn count_leaves(mappings: &[Mapping]) -> LeafCount {
-    let mut count = LeafCount::default();
-    for m in mappings {
-        for (_, _, size) in largest_pages(m.virt, m.phys, m.len, m.max_page) {
-            match size {
-                PageSize::Size4K => count.size_4k += 1,
-                PageSize::Size2M => count.size_2m += 1,
-                PageSize::Size1G => count.size_1g += 1,
-            }
-        }
-    }
-    count
+    mappings.iter().fold(LeafCount::default(), |mut total, m| {
+        let c = leaf_count(m.virt, m.phys, m.len, m.max_page);
+        total.size_4k += c.size_4k;
+        total.size_2m += c.size_2m;
+        total.size_1g += c.size_1g;
+        total
+    })
 }
 
 /// Why built tables do not match the plan.
