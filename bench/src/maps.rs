@@ -211,7 +211,9 @@ pub fn kernel_image() -> KernelImage {
         sections: [
             section("text", 0, MIB, Perm::ReadExecute),
             section("rodata", MIB, MIB + 512 * KIB, Perm::ReadOnly),
-            section("data", MIB + 512 * KIB, 2 * MIB, Perm::ReadWrite),
+            section("data", MIB + 512 * KIB, MIB + 768 * KIB, Perm::ReadWrite),
+            // The boot stack's guard page between data and bss stays unmapped.
+            section("bss", MIB + 772 * KIB, 2 * MIB, Perm::ReadWrite),
         ],
     }
 }
