@@ -18,7 +18,9 @@
 
 mod builder;
 mod pages;
+mod protect;
 mod ptdump;
+mod unmap;
 mod walker;
 mod wx;
 
@@ -30,6 +32,8 @@ pub use pages::{
     LEAF_FLAGS, LargestPages, LeafCount, Mapping, PAT_4K, PHYS_LIMIT, PageSize, TableCount,
     largest_pages, minimum_tables,
 };
+pub use protect::{WxError, check_wx};
 pub use ptdump::level_name;
+pub use unmap::{UnmapError, Unmapped, Unmapper};
 pub use walker::{Leaf, Leaves, Stats, Translation, Walker};
 pub use wx::{WX_PASSED, WxRange, WxSummary};
