@@ -27,6 +27,7 @@ pub mod plan;
 pub mod revision;
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;
+pub mod vmalloc;
 
 /// The base page size.
 pub const PAGE_SIZE: u64 = 4096;
