@@ -18,6 +18,7 @@ extern crate std;
 
 pub mod cmdline;
 pub mod fault;
+pub mod frames;
 pub mod layout;
 pub mod memmap;
 pub mod mtrr;
