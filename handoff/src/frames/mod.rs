@@ -22,12 +22,15 @@
 //!   later kinds join through [`FrameAllocator::release`]; memory that is
 //!   never allocatable, and everything that is not RAM, is never handed
 //!   out.
+//! * [`vmemmap`]: where the kernel puts the descriptors and how it backs
+//!   them before the allocator exists.
 //!
 //! [`MemoryMap`]: crate::memmap::MemoryMap
 //! [`Allocatable::Now`]: crate::memmap::Allocatable::Now
 
 mod buddy;
 mod desc;
+pub mod vmemmap;
 
 #[cfg(test)]
 mod tests;

@@ -9,11 +9,14 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use uefi_raw::table::boot::{MemoryAttribute, MemoryDescriptor, MemoryType};
 use x86_64::PhysAddr;
-use x86_64::structures::paging::PhysFrame;
+use x86_64::structures::paging::{PageTableFlags, PhysFrame};
 
 use super::*;
+use crate::layout::Layout;
 use crate::memmap::{self, EfiMemoryMap, Kind, LimineEntry, LimineMap, MemoryMap, Scratch, limine};
-use crate::PAGE_SIZE;
+use crate::paging::{Builder, minimum_tables};
+use crate::sim::Sim;
+use crate::{Levels, PAGE_SIZE};
 
 const MIB: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;
@@ -830,6 +833,105 @@ fn alloc_everything_then_free_everything() {
         assert_eq!(*a.stats(), initial);
         check(&a, &model);
     }
+}
+
+// ---------------------------------------------------------------------------
+// The vmemmap.
+
+#[test]
+fn vmemmap_backing_holds_exactly_the_ram_descriptors() {
+    use limine::*;
+    let map = bios_map(&[
+        entry(0x1000, 0x9e000, USABLE),
+        entry(0x10_0000, 0x3f0_0000, USABLE),
+        // 1 MiB at 4 GiB, in the middle of a vmemmap page, then a reserved
+        // range and RAM again within the same page of descriptors.
+        entry(0x1_0000_0000, 0x10_0000, USABLE),
+        entry(0x1_0010_0000, 0x1000, RESERVED),
+        entry(0x1_0010_1000, 0x1000, ACPI_NVS),
+        entry(0x2_0000_0000, 0x1000, BOOTLOADER_RECLAIMABLE),
+    ]);
+    for levels in [Levels::Four, Levels::Five] {
+        let layout = Layout::for_levels(levels);
+        let ranges: Vec<_> = vmemmap::backing(&map, layout, NO_LIMIT).collect();
+        let base = layout.vmemmap_base();
+        assert_eq!(
+            ranges,
+            [
+                // Low memory's descriptors (frames 1..0x9f) end at 0x13e0,
+                // in the page before the one where 1 MiB's (frame 0x100)
+                // start: the two stretches touch and merge.
+                base..base + 0x8_0000,
+                // Frames 0x10_0000..0x10_0100, then 0x10_0101 in the
+                // third page.
+                base + 0x200_0000..base + 0x200_3000,
+                base + 0x400_0000..base + 0x400_1000,
+            ]
+        );
+        assert_eq!(vmemmap::backing_pages(&map, layout, NO_LIMIT), 0x80 + 3 + 1);
+        // A limit at 32 MiB cuts the first stretch and drops the others.
+        let mut cut = vmemmap::backing(&map, layout, 0x200_0000);
+        assert_eq!(cut.next(), Some(base..base + 0x4_0000));
+        assert_eq!(cut.next(), None);
+    }
+}
+
+#[test]
+fn vmemmap_backing_maps_into_a_chunk() {
+    // Runs that share vmemmap pages, and one far away.
+    use limine::*;
+    let map = bios_map(&[
+        entry(0x1000, 0x3000, USABLE),
+        entry(0x9000, 0x1000, ACPI_NVS),
+        entry(0x8_1000, 0x1000, USABLE),
+        entry(0x100_0000, 0x40_0000, USABLE),
+        entry(0x4_0000_0000, 0x10_0000, USABLE),
+    ]);
+    let layout = Layout::for_levels(Levels::Four);
+    let pages = vmemmap::backing_pages(&map, layout, NO_LIMIT);
+    let chunk = PhysAddr::new(0x7000_0000);
+    let flags = PageTableFlags::WRITABLE | PageTableFlags::NO_EXECUTE | PageTableFlags::GLOBAL;
+    let mappings: Vec<_> =
+        vmemmap::backing_mappings(&map, layout, NO_LIMIT, chunk, flags).collect();
+    assert_eq!(
+        mappings.iter().map(|m| m.len).sum::<u64>(),
+        pages * PAGE_SIZE
+    );
+    let mut sim = Sim::new(PhysAddr::new(0x100_0000), PhysAddr::new(0x200_0000));
+    let mut builder = Builder::new(&mut sim.window, &mut sim.frames, Levels::Four).unwrap();
+    for m in &mappings {
+        m.check_wx(true).unwrap();
+        builder.map(m).unwrap();
+    }
+    assert_eq!(
+        builder.tables_allocated(),
+        minimum_tables(&mappings, Levels::Four)
+    );
+    let walker = builder.walker();
+    // Each RAM frame's descriptor is mapped, into the chunk, and distinct
+    // frames' descriptors never share bytes.
+    let mut seen = BTreeSet::new();
+    for run in map.ram_runs() {
+        for pfn in run.start / PAGE_SIZE..run.end / PAGE_SIZE {
+            let va = vmemmap::desc_addr(layout, pfn);
+            let t = walker.translate(va).expect("descriptor mapped");
+            let t_end = walker.translate(va + DESC_SIZE - 1).unwrap();
+            assert_eq!(t_end.phys - t.phys, DESC_SIZE - 1);
+            let offset = t.phys - chunk;
+            assert!(offset < pages * PAGE_SIZE);
+            assert!(seen.insert(offset));
+        }
+    }
+    // Pages with no RAM descriptor are not backed.
+    assert!(
+        walker
+            .translate(vmemmap::desc_addr(layout, 0x100))
+            .is_none()
+    );
+    assert_eq!(
+        walker.leaves().count() as u64,
+        pages - 511 * walker.stats().leaves.size_2m
+    );
 }
 
 // ---------------------------------------------------------------------------
