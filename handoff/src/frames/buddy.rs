@@ -346,9 +346,11 @@ impl<D: Descriptors> FrameAllocator<D> {
     /// [reserved](Reason::Bootloader) until [`release`](Self::release).
     ///
     /// Every descriptor is written once, through [`Descriptors::fill`] in
-    /// runs; the free lists get the largest aligned blocks of each free
-    /// range, so list work is O(frames / 2^MAX_ORDER + regions), not
-    /// O(frames). Exclusions cost a write per frame.
+    /// runs (a memset's worth of work: 32 bytes per frame). The free lists
+    /// get the largest aligned blocks of each free range, at most
+    /// 2 * MAX_ORDER per range plus one per GiB, each inserted in
+    /// O(MAX_ORDER): list work grows with regions and GiBs, not frames.
+    /// Exclusions cost a write per frame.
     ///
     /// # Errors
     ///
