@@ -19,6 +19,7 @@ extern crate std;
 pub mod cmdline;
 pub mod efi;
 pub mod fault;
+pub mod frames;
 pub mod layout;
 pub mod memmap;
 pub mod mtrr;
@@ -28,6 +29,7 @@ pub mod plan;
 pub mod revision;
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;
+pub mod vmalloc;
 
 /// The base page size.
 pub const PAGE_SIZE: u64 = 4096;

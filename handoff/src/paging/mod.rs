@@ -19,7 +19,9 @@
 mod builder;
 mod pages;
 mod path;
+mod protect;
 mod ptdump;
+mod unmap;
 mod walker;
 mod wx;
 
@@ -32,6 +34,8 @@ pub use pages::{
     largest_pages, leaf_count, minimum_tables,
 };
 pub use path::{End, Path, Step};
+pub use protect::{WxError, check_wx};
 pub use ptdump::level_name;
+pub use unmap::{UnmapError, Unmapped, Unmapper};
 pub use walker::{Leaf, Leaves, Stats, Translation, Walker};
 pub use wx::{WX_PASSED, WxRange, WxSummary};
