@@ -77,6 +77,9 @@ pub enum Fault {
     PhysmapExec,
     /// Recurse until the boot stack's guard page (`fault=stack-overflow`).
     StackOverflow,
+    /// Recurse on a vmalloc stack until its guard page
+    /// (`fault=vmalloc-stack-overflow`).
+    VmallocStackOverflow,
     /// Execute `ud2` (`fault=ud`).
     InvalidOpcode,
 }
@@ -88,6 +91,7 @@ impl Fault {
             "rodata" => Fault::RodataWrite,
             "nx" => Fault::PhysmapExec,
             "stack-overflow" => Fault::StackOverflow,
+            "vmalloc-stack-overflow" => Fault::VmallocStackOverflow,
             "ud" => Fault::InvalidOpcode,
             _ => return None,
         })
@@ -326,6 +330,7 @@ mod tests {
             ("rodata", Fault::RodataWrite),
             ("nx", Fault::PhysmapExec),
             ("ud", Fault::InvalidOpcode),
+            ("vmalloc-stack-overflow", Fault::VmallocStackOverflow),
         ] {
             assert_eq!(Fault::parse(v), Some(f));
         }

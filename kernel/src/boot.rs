@@ -16,8 +16,8 @@ use limine::firmware_type::FirmwareType;
 use limine::paging;
 use limine::request::{
     BootloaderInfoRequest, EfiMemoryMapRequest, EfiSystemTableRequest, ExecutableAddressRequest,
-    ExecutableCmdlineRequest, ExecutableFileRequest, FirmwareTypeRequest, MemoryMapRequest,
-    PagingModeRequest, RequestsEndMarker, RequestsStartMarker,
+    ExecutableCmdlineRequest, ExecutableFileRequest, FirmwareTypeRequest, FramebufferRequest,
+    MemoryMapRequest, MpRequest, PagingModeRequest, RequestsEndMarker, RequestsStartMarker,
 };
 use x86_64::registers::control::{Cr4, Cr4Flags};
 
@@ -83,6 +83,16 @@ static EFI_MEMMAP: EfiMemoryMapRequest = EfiMemoryMapRequest::new();
 #[used]
 #[unsafe(link_section = ".limine_requests")]
 static EFI_SYSTEM_TABLE: EfiSystemTableRequest = EfiSystemTableRequest::new();
+
+#[used]
+#[unsafe(link_section = ".limine_requests")]
+static FRAMEBUFFER: FramebufferRequest = FramebufferRequest::new();
+
+/// The other CPUs: Limine starts them and parks them in its own code until
+/// baton gives each an address to jump to.
+#[used]
+#[unsafe(link_section = ".limine_requests")]
+static MP: MpRequest = MpRequest::new();
 
 #[used]
 #[unsafe(link_section = ".limine_requests_end")]
@@ -153,6 +163,41 @@ impl RawMaps {
 /// The copies of both memory maps.
 pub static RAW_MAPS: spin::Mutex<RawMaps> = spin::Mutex::new(RawMaps::new());
 
+/// The first framebuffer, as Limine set it up.
+#[derive(Debug, Clone, Copy)]
+pub struct Framebuffer {
+    pub phys: u64,
+    pub width: u64,
+    pub height: u64,
+    pub pitch: u64,
+    pub bpp: u16,
+}
+
+/// The most CPUs baton starts.
+pub const MAX_CPUS: usize = 64;
+
+/// An application processor as Limine reported it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApInfo {
+    /// Limine's processor number.
+    pub id: u32,
+    pub lapic_id: u32,
+    /// Physical address of Limine's `limine_smp_info` for it (where
+    /// `goto_address` and `extra_argument` are written; bootloader memory,
+    /// reached through the physmap after the switch).
+    pub info_phys: u64,
+}
+
+/// The application processors.
+pub static APS: spin::Mutex<([ApInfo; MAX_CPUS], usize)> = spin::Mutex::new((
+    [ApInfo {
+        id: 0,
+        lapic_id: 0,
+        info_phys: 0,
+    }; MAX_CPUS],
+    0,
+));
+
 /// Everything baton keeps from Limine besides the memory maps.
 #[derive(Debug, Clone, Copy)]
 pub struct BootInfo {
@@ -168,6 +213,10 @@ pub struct BootInfo {
     pub cmdline: FixedStr<2048>,
     /// Physical address of the EFI system table, on UEFI boots.
     pub efi_system_table: Option<u64>,
+    /// The bootstrap processor's APIC ID and the number of CPUs Limine
+    /// found, when it answered the MP request.
+    pub mp: Option<(u32, usize)>,
+    pub framebuffer: Option<Framebuffer>,
 }
 
 static BOOT_INFO: spin::Once<BootInfo> = spin::Once::new();
@@ -383,6 +432,37 @@ pub fn collect() -> Result<&'static BootInfo, BootError> {
         None
     };
 
+    let mp = MP.get_response().map(|r| {
+        let mut aps = APS.lock();
+        let mut n = 0;
+        for cpu in r.cpus() {
+            if cpu.lapic_id == r.bsp_lapic_id() || n == MAX_CPUS {
+                continue;
+            }
+            aps.0[n] = ApInfo {
+                id: cpu.id,
+                lapic_id: cpu.lapic_id,
+                info_phys: (*cpu as *const limine::mp::Cpu as u64).wrapping_sub(hhdm_offset),
+            };
+            n += 1;
+        }
+        aps.1 = n;
+        (r.bsp_lapic_id(), r.cpus().len())
+    });
+
+    let framebuffer = FRAMEBUFFER
+        .get_response()
+        .and_then(|r| r.framebuffers().next())
+        .and_then(|fb| {
+            Some(Framebuffer {
+                phys: (fb.addr() as u64).checked_sub(hhdm_offset)?,
+                width: fb.width(),
+                height: fb.height(),
+                pitch: fb.pitch(),
+                bpp: fb.bpp(),
+            })
+        });
+
     let (bootloader_name, bootloader_version) =
         bootloader.unwrap_or((FixedStr::from_str_truncating("unknown"), FixedStr::new()));
     Ok(BOOT_INFO.call_once(|| BootInfo {
@@ -396,6 +476,8 @@ pub fn collect() -> Result<&'static BootInfo, BootError> {
         levels,
         cmdline: cmdline(),
         efi_system_table,
+        mp,
+        framebuffer,
     }))
 }
 

@@ -40,6 +40,20 @@ pub fn provoke(fault: Fault) {
             let depth = recurse(0);
             info!("fault: recursion returned at depth {depth}");
         }
+        Fault::VmallocStackOverflow => {
+            let Ok(stack) = crate::mm::vmalloc::stack(32 * 1024) else {
+                log::error!("fault: no vmalloc stack");
+                return;
+            };
+            info!(
+                "fault: recursing on the vmalloc stack {:#x}-{:#x}",
+                stack.guard().1,
+                stack.top()
+            );
+            crate::cpu::on_stack(stack.top(), &mut || {
+                recurse(0);
+            });
+        }
         Fault::InvalidOpcode => {
             // SAFETY: none; ud2 raises #UD.
             unsafe { asm!("ud2", options(nostack)) };

@@ -7,6 +7,9 @@
 #![no_std]
 #![no_main]
 
+extern crate alloc;
+
+mod apic;
 mod boot;
 mod console;
 mod cpu;
@@ -14,8 +17,10 @@ mod efi;
 mod exit;
 mod faults;
 mod fixed;
+mod mm;
 mod selftest;
 mod shim;
+mod smp;
 mod time;
 
 use core::arch::naked_asm;
@@ -93,6 +98,16 @@ extern "C" fn kmain() -> ! {
     }
 
     efi::init(boot);
+    if let Err(e) = mm::init() {
+        error!("mm: {e}");
+        error!("mm: cannot continue; stopping");
+        exit::fatal();
+    }
+    if smp::start(boot) {
+        mm::release_bootloader_memory();
+    } else {
+        warn!("mm: bootloader-reclaimable memory kept: a CPU may still run Limine's code there");
+    }
     if options.ptdump {
         shim::ptdump();
     }
@@ -142,6 +157,12 @@ fn log_handover(boot: &boot::BootInfo) {
             raw.limine().len()
         ),
     }
+    if let Some(fb) = boot.framebuffer {
+        info!(
+            "boot: framebuffer {}x{}, {} bpp, at physical {:#x}",
+            fb.width, fb.height, fb.bpp, fb.phys
+        );
+    }
     if let Some(st) = boot.efi_system_table {
         info!("boot: EFI system table at physical {st:#x}");
     }
@@ -157,6 +178,8 @@ fn finish(options: Options) -> ! {
             boot::TESTS,
             shim::tests::TESTS,
             efi::tests::TESTS,
+            mm::tests::TESTS,
+            smp::TESTS,
         ]);
         if passed {
             exit::Verdict::Pass

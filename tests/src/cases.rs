@@ -113,6 +113,8 @@ pub struct Case {
     /// The case provokes a CPU exception on purpose: its report is
     /// expected (a panic still is not).
     pub faults: bool,
+    /// CPUs (`-smp`).
+    pub smp: u8,
 }
 
 const BASE: Case = Case {
@@ -134,6 +136,7 @@ const BASE: Case = Case {
     debug_exit: true,
     boots: 1,
     faults: false,
+    smp: 1,
 };
 
 /// A test run that must stop cleanly with the failure verdict.
@@ -177,6 +180,18 @@ pub const HANDOVER: &[&str] = &[
     "handoff: bootloader-reclaimable memory is free to reuse: * KiB",
     "handoff: phases: parse * us, plan * us, build * us, switch * us, verify * us, total * us",
     "selftest: ok   handoff: page-table frames equal the minimum for the page sizes",
+    // Memory services and the other CPUs (issue 5).
+    "mm: vmemmap at 0x*: * KiB of descriptors for * MiB of RAM",
+    "mm: frames: * MiB free (* MiB of boot-services memory released after SetVirtualAddressMap), * MiB allocated, * MiB reserved",
+    "mm: vmalloc 0x*-0x*; heap of up to * MiB there, * KiB mapped",
+    "smp: * of * CPUs online, all on baton's page tables (CR3 0x*)",
+    "mm: bootloader-reclaimable memory released: * KiB",
+    "mm: allocated and freed all * free frames (* MiB)",
+    "selftest: ok   mm: all free memory can be allocated, only from allocatable RAM, and comes back",
+    "selftest: ok   mm: vmalloc memory works and its guard page faults at its address",
+    "selftest: ok   mm: the heap serves Box, Vec and String, and grows",
+    "selftest: ok   mm: W^X holds over vmalloc, the vmemmap and the heap",
+    "selftest: ok   smp: every CPU runs on baton's CR3",
     "selftest: all * tests passed",
 ];
 
@@ -378,6 +393,62 @@ pub fn all() -> Vec<Case> {
             common: &[],
             lines: &["reboot: EFI ResetSystem(EfiResetCold)"],
             ..BASE
+        },
+        // Memory services and SMP (issue 5).
+        Case {
+            name: "mm-128m",
+            about: "memory services with 128 MiB and one CPU",
+            memory: "128M",
+            cpu: Some("qemu64"),
+            lines: &["smp: 1 of 1 CPUs online*"],
+            ..BASE
+        },
+        Case {
+            name: "mm-8g-smp4",
+            about: "memory services with 8 GiB and 4 CPUs: shootdowns reach them all",
+            memory: "8G",
+            smp: 4,
+            lines: &[
+                "smp: local APIC in *APIC mode at 0x*",
+                "smp: CPU 1 (APIC *) online: CR3 0x*, stack top 0xffffc900*",
+                "smp: CPU 3 (APIC *) online: CR3 0x*, stack top 0xffffc900*",
+                "smp: 4 of 4 CPUs online, all on baton's page tables*",
+                "selftest: ok   smp: an unmapped page leaves every CPU's TLB (shootdown)",
+                "selftest: ok   mm: ioremap maps the local APIC uncached and the framebuffer write-combining",
+            ],
+            ..BASE
+        },
+        Case {
+            name: "smp4-5-level",
+            about: "4 CPUs on 5-level tables (-cpu max)",
+            cpu: Some("max"),
+            smp: 4,
+            lines: &[
+                "boot: paging 5-level",
+                "smp: 4 of 4 CPUs online, all on baton's page tables*",
+                "selftest: ok   smp: an unmapped page leaves every CPU's TLB (shootdown)",
+            ],
+            ..BASE
+        },
+        Case {
+            name: "smp4-bios",
+            about: "4 CPUs and memory services on a BIOS boot",
+            firmware: Firmware::SeaBios,
+            smp: 4,
+            lines: &["smp: 4 of 4 CPUs online, all on baton's page tables*"],
+            ..BASE
+        },
+        Case {
+            name: "fault-vmalloc-stack-overflow",
+            about: "overflowing a vmalloc stack: its guard page, a double fault, where it happened",
+            cmdline: "test fault=vmalloc-stack-overflow",
+            faults: true,
+            lines: &[
+                "fault: recursing on the vmalloc stack 0x*-0x*",
+                "baton: EXCEPTION #DF double fault (vector 8) error code 0x0",
+                "baton: kernel stack overflow: the vmalloc stack 0x*-0x* ran into its guard page 0x*-0x* (RSP 0x*, RIP 0x*)",
+            ],
+            ..STOPS
         },
         // Hostile boot data (issue 7): each injected defect is one error
         // line and a clean stop with the failure verdict.

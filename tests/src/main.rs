@@ -210,6 +210,9 @@ fn qemu_args(cfg: &Config, case: &Case, image: &Path, vars: Option<&Path>) -> Ve
     if let Some(cpu) = case.cpu {
         a.extend(["-cpu".into(), cpu.into()]);
     }
+    if case.smp > 1 {
+        a.extend(["-smp".into(), case.smp.to_string()]);
+    }
     match case.firmware {
         Firmware::Ovmf => a.extend(["-bios".into(), cfg.ovmf.display().to_string()]),
         Firmware::OvmfPflash => {

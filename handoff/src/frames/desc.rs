@@ -46,11 +46,15 @@ pub enum Reason {
     /// Anything else the kernel took before the allocator existed (an
     /// [`Exclusion`](super::Exclusion)).
     EarlyAlloc,
+    /// The first 64 KiB, kept back as Linux keeps them: real-mode data
+    /// lives there and some firmware writes page 0 (an
+    /// [`Exclusion`](super::Exclusion)).
+    LowMemory,
 }
 
 impl Reason {
     /// Every reason, in [`index`](Self::index) order.
-    pub const ALL: [Reason; 10] = [
+    pub const ALL: [Reason; 11] = [
         Reason::Kernel,
         Reason::AcpiTables,
         Reason::AcpiNvs,
@@ -61,6 +65,7 @@ impl Reason {
         Reason::PageTables,
         Reason::Vmemmap,
         Reason::EarlyAlloc,
+        Reason::LowMemory,
     ];
 
     /// The number of reasons.
@@ -100,7 +105,7 @@ impl Reason {
     pub const fn is_exclusion(self) -> bool {
         matches!(
             self,
-            Reason::PageTables | Reason::Vmemmap | Reason::EarlyAlloc
+            Reason::PageTables | Reason::Vmemmap | Reason::EarlyAlloc | Reason::LowMemory
         )
     }
 
@@ -132,6 +137,7 @@ impl fmt::Display for Reason {
             Reason::PageTables => "page tables",
             Reason::Vmemmap => "vmemmap",
             Reason::EarlyAlloc => "early allocations",
+            Reason::LowMemory => "the first 64 KiB",
         })
     }
 }

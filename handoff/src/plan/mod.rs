@@ -238,6 +238,10 @@ pub struct Plan {
     pub unmapped_ram: u64,
     /// The largest page size the physmap uses.
     pub max_page: PageSize,
+    /// Regions whose mappings change at run time (vmalloc, the vmemmap):
+    /// [`verify`] leaves their leaves alone.
+    dynamic: [(u64, u64); 4],
+    dynamic_len: usize,
 }
 
 impl fmt::Debug for Plan {
@@ -319,7 +323,33 @@ impl Plan {
             physmap_bytes: 0,
             unmapped_ram: 0,
             max_page: PageSize::Size2M,
+            dynamic: [(0, 0); 4],
+            dynamic_len: 0,
         }
+    }
+
+    /// Declares `start..end` a region whose mappings change at run time,
+    /// once memory services own it: [`verify`] no longer holds its leaves
+    /// to the plan (the W^X check still covers them).
+    ///
+    /// # Panics
+    ///
+    /// With more than four such regions.
+    pub fn allow_dynamic(&mut self, start: u64, end: u64) {
+        assert!(
+            self.dynamic_len < self.dynamic.len(),
+            "too many dynamic regions"
+        );
+        self.dynamic[self.dynamic_len] = (start, end);
+        self.dynamic_len += 1;
+    }
+
+    /// Whether `va` lies in a region declared with
+    /// [`allow_dynamic`](Self::allow_dynamic).
+    pub fn is_dynamic(&self, va: u64) -> bool {
+        self.dynamic[..self.dynamic_len]
+            .iter()
+            .any(|&(start, end)| (start..end).contains(&va))
     }
 
     /// The planned mappings, in ascending virtual order.
@@ -746,12 +776,15 @@ pub struct Verified {
     pub leaves: LeafCount,
     /// Bytes mapped.
     pub bytes: u64,
+    /// Leaves in dynamic regions, not held to the plan.
+    pub dynamic: u64,
 }
 
 /// Holds the tables under `walker` to `plan`: every leaf lies in exactly
 /// one planned mapping, points where the mapping says, has its flags and
 /// the page size [`largest_pages`] gives and the planned memory type; every mapping is fully present;
-/// nothing else is mapped (so the lower half is empty); and every physmap
+/// nothing else is mapped (so the lower half is empty) outside the dynamic
+/// regions (see [`Plan::allow_dynamic`]); and every physmap
 /// leaf covers RAM of one effective memory type only.
 pub fn verify<W: PhysWindow + ?Sized>(
     plan: &Plan,
@@ -764,6 +797,10 @@ pub fn verify<W: PhysWindow + ?Sized>(
     let mut covered = [0u64; MAX_MAPPINGS];
     let mut verified = Verified::default();
     for leaf in walker.leaves() {
+        if plan.is_dynamic(leaf.virt) {
+            verified.dynamic += 1;
+            continue;
+        }
         let size = leaf.size.bytes();
         // The mappings are sorted by virtual address: the candidate is the
         // last one starting at or below the leaf.

@@ -52,6 +52,58 @@ pub fn gdt() -> &'static (GlobalDescriptorTable, Selectors) {
     GDT.get().expect("GDT not initialised")
 }
 
+/// The most application processors with tables of their own.
+const MAX_APS: usize = crate::boot::MAX_CPUS;
+
+/// Each application processor's GDT and TSS (a TSS is busy once loaded, so
+/// no two CPUs can share one). In the kernel image: `lgdt` goes through
+/// the `x86_64` crate's `VirtAddr`, which refuses 5-level heap addresses.
+static AP_TSS: [spin::Once<TaskStateSegment>; MAX_APS] = [const { spin::Once::new() }; MAX_APS];
+static AP_GDT: [spin::Once<(GlobalDescriptorTable, Selectors)>; MAX_APS] =
+    [const { spin::Once::new() }; MAX_APS];
+
+/// Builds and loads the GDT and TSS of application processor `index`
+/// (1-based), its IST stacks at the given tops.
+pub fn init_ap(index: usize, ist_tops: [u64; 3]) {
+    let tss = AP_TSS[index - 1].call_once(|| {
+        let mut tss = TaskStateSegment::new();
+        // The tops are vmalloc addresses, which under 5-level paging are
+        // not 48-bit canonical: `VirtAddr::new` would refuse them. The CPU
+        // reads these fields as plain 64-bit numbers, so they are written
+        // as such.
+        let ist = core::ptr::addr_of_mut!(tss.interrupt_stack_table) as *mut u64;
+        for (slot, top) in ist_tops.iter().enumerate() {
+            // SAFETY: `interrupt_stack_table` is `[VirtAddr; 7]` and
+            // `VirtAddr` is `#[repr(transparent)]` over u64, so slot `slot`
+            // (< 3) is a u64 inside the field; the TSS is packed, hence the
+            // unaligned write. baton never reads these back as `VirtAddr`.
+            unsafe { ist.add(slot).write_unaligned(*top) };
+        }
+        tss
+    });
+    let (gdt, sel) = AP_GDT[index - 1].call_once(|| {
+        let mut gdt = GlobalDescriptorTable::new();
+        let code = gdt.append(Descriptor::kernel_code_segment());
+        let data = gdt.append(Descriptor::kernel_data_segment());
+        let tss = gdt.append(Descriptor::tss_segment(tss));
+        (gdt, Selectors { code, data, tss })
+    });
+    gdt.load();
+    load_segments(*sel);
+}
+
+fn load_segments(sel: Selectors) {
+    // SAFETY: the selectors index the GDT just loaded: a 64-bit code
+    // segment, a data segment and an available TSS, all at ring 0.
+    unsafe {
+        CS::set_reg(sel.code);
+        SS::set_reg(sel.data);
+        DS::set_reg(sel.data);
+        ES::set_reg(sel.data);
+        load_tss(sel.tss);
+    }
+}
+
 /// Loads baton's GDT and TSS and reloads every segment register.
 pub fn init() {
     let tss = TSS.call_once(|| {
@@ -69,13 +121,5 @@ pub fn init() {
         (gdt, Selectors { code, data, tss })
     });
     gdt.load();
-    // SAFETY: the selectors index the GDT just loaded: a 64-bit code
-    // segment, a data segment and an available TSS, all at ring 0.
-    unsafe {
-        CS::set_reg(sel.code);
-        SS::set_reg(sel.data);
-        DS::set_reg(sel.data);
-        ES::set_reg(sel.data);
-        load_tss(sel.tss);
-    }
+    load_segments(*sel);
 }

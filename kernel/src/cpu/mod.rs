@@ -52,6 +52,11 @@ pub fn boot_stack_guard() -> (u64, u64) {
 pub fn init() {
     gdt::init();
     trap::init();
+    init_control_registers();
+}
+
+/// CR0 and CR4 as every baton CPU runs: WP, SSE for the firmware.
+pub fn init_control_registers() {
     use x86_64::registers::control::{Cr0, Cr0Flags, Cr4, Cr4Flags};
     // SAFETY: with WP set, ring-0 writes to read-only pages fault, which is
     // what every read-only mapping in baton means. SSE on (baton itself is
@@ -152,6 +157,40 @@ pub fn protect() -> Protections {
         smap: on(has_smap, Cr4Flags::SUPERVISOR_MODE_ACCESS_PREVENTION),
         umip: on(has_umip, Cr4Flags::USER_MODE_INSTRUCTION_PREVENTION),
         pge: on(has_pge, Cr4Flags::PAGE_GLOBAL),
+    }
+}
+
+/// Invalidates this CPU's TLB entry for `va` (and the paging-structure
+/// caches on the way to it). Takes any canonical address, 5-level ones
+/// included.
+pub fn invlpg(va: u64) {
+    // SAFETY: INVLPG only drops cached translations.
+    unsafe { core::arch::asm!("invlpg [{}]", in(reg) va, options(nostack, preserves_flags)) };
+}
+
+/// Runs `f` with RSP at `stack_top`, then returns to the caller's stack.
+pub fn on_stack(stack_top: u64, f: &mut dyn FnMut()) {
+    extern "C" fn trampoline(f: *mut &mut dyn FnMut()) {
+        // SAFETY: `on_stack` passes a pointer to its live `&mut dyn FnMut`.
+        unsafe { (*f)() }
+    }
+    let mut f = f;
+    // SAFETY: the caller hands over a stack nothing else uses; the
+    // caller's RSP is kept in r12, which the SysV ABI makes callee-saved,
+    // and restored before returning. `trampoline` is an ordinary C-ABI
+    // function entered with a 16-byte aligned stack.
+    unsafe {
+        core::arch::asm!(
+            "mov r12, rsp",
+            "mov rsp, {top}",
+            "call {trampoline}",
+            "mov rsp, r12",
+            top = in(reg) stack_top,
+            trampoline = sym trampoline,
+            in("rdi") &mut f as *mut &mut dyn FnMut(),
+            out("r12") _,
+            clobber_abi("C"),
+        );
     }
 }
 

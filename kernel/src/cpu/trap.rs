@@ -186,6 +186,11 @@ pub fn init() {
     idt.load();
 }
 
+/// Loads baton's (shared) IDT on this CPU.
+pub fn load() {
+    idt().load();
+}
+
 /// The IDT baton loaded.
 pub fn idt() -> &'static InterruptDescriptorTable {
     IDT.get().expect("IDT not initialised")
@@ -251,6 +256,15 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
             BREAKPOINTS.fetch_add(1, Ordering::Relaxed);
             return;
         }
+        v if v == crate::smp::SHOOTDOWN_VECTOR as u64 => {
+            crate::smp::on_shootdown();
+            return;
+        }
+        v if v == crate::smp::CALL_VECTOR as u64 => {
+            crate::smp::on_call();
+            return;
+        }
+        v if v == crate::apic::SPURIOUS_VECTOR as u64 => return,
         13 | 14 => {
             let recovery = RECOVERY_RIP.swap(0, Ordering::Relaxed);
             if recovery != 0 {
@@ -315,6 +329,18 @@ fn report(frame: &TrapFrame) {
                 "baton: kernel stack overflow: the boot stack ran into its guard page \
                  {guard_start:#x}-{guard_end:#x} (RSP {:#x}, RIP {:#x})",
                 frame.rsp, frame.rip
+            );
+        } else if let Some(area) = crate::mm::vmalloc::guard_of(cr2) {
+            let _ = writeln!(
+                out,
+                "baton: kernel stack overflow: the vmalloc stack {:#x}-{:#x} ran into its \
+                 guard page {:#x}-{:#x} (RSP {:#x}, RIP {:#x})",
+                area.start + 4096,
+                area.end(),
+                area.start,
+                area.start + 4096,
+                frame.rsp,
+                frame.rip
             );
         }
     }

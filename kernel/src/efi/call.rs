@@ -34,35 +34,9 @@ pub fn call<R>(f: impl FnOnce() -> R) -> R {
         let mut result = None;
         let mut f = Some(f);
         let mut run = || result = Some((f.take().expect("called once"))());
-        on_stack(EFI_STACK.bounds().1, &mut run);
+        crate::cpu::on_stack(EFI_STACK.bounds().1, &mut run);
         // SAFETY: restores the state saved above from the same area.
         unsafe { asm!("fxrstor64 [{}]", in(reg) saved.0.as_ptr(), options(nostack)) };
         result.expect("the closure ran")
     })
-}
-
-/// Runs `f` with RSP at `stack_top`, then returns to the caller's stack.
-fn on_stack(stack_top: u64, f: &mut dyn FnMut()) {
-    extern "C" fn trampoline(f: *mut &mut dyn FnMut()) {
-        // SAFETY: `on_stack` passes a pointer to its live `&mut dyn FnMut`.
-        unsafe { (*f)() }
-    }
-    let mut f = f;
-    // SAFETY: the EFI stack is used by nothing else (the lock is held); the
-    // caller's RSP is kept in r12, which the SysV ABI makes callee-saved,
-    // and restored before returning. `trampoline` is an ordinary C-ABI
-    // function entered with a 16-byte aligned stack.
-    unsafe {
-        asm!(
-            "mov r12, rsp",
-            "mov rsp, {top}",
-            "call {trampoline}",
-            "mov rsp, r12",
-            top = in(reg) stack_top,
-            trampoline = sym trampoline,
-            in("rdi") &mut f as *mut &mut dyn FnMut(),
-            out("r12") _,
-            clobber_abi("C"),
-        );
-    }
 }

@@ -48,48 +48,103 @@ unsafe impl PhysWindow for DirectMap {
     }
 }
 
-/// Frames for baton's first page tables, taken downward from the top of the
-/// largest usable region (below `limit`, which the HHDM and the physmap both
-/// cover). Everything handed out stays in `start..end`, which the kernel
-/// reports and keeps away from later allocators.
+/// Frames for baton's page tables before the frame allocator exists,
+/// handed out downward by a bump allocator over one usable region at a
+/// time, never given back. Everything it handed out stays in
+/// [`used`](Self::used), which the kernel reports and keeps away from the
+/// frame allocator.
+///
+/// Before the CR3 switch the tables are written through Limine's HHDM, so
+/// the first region lies below 4 GiB: every base revision maps 0-4 GiB
+/// there (and revision 3 and later all usable memory), but Limine 8.2 has
+/// been seen leaving RAM above 4 GiB out of its HHDM. After the switch
+/// everything is reached through baton's physmap, and
+/// [`widen`](Self::widen) moves on to the largest usable region anywhere
+/// (the vmemmap's backing can need far more than 4 GiB holds).
 #[derive(Debug)]
 pub struct EarlyFrames {
-    floor: u64,
-    next: u64,
-    end: u64,
+    /// `(floor, next, end)` of each region used; frames come from the last.
+    spans: [(u64, u64, u64); 2],
+    count: usize,
+}
+
+/// The largest usable range of `map` inside `[0, limit)` that avoids
+/// `avoid`.
+fn largest_usable(map: &MemoryMap, limit: u64, avoid: core::ops::Range<u64>) -> Option<(u64, u64)> {
+    map.regions()
+        .iter()
+        .filter(|r| r.kind == Kind::Usable)
+        .flat_map(|r| {
+            let (start, end) = (r.start, r.end.min(limit) & !(PAGE_SIZE - 1));
+            // The parts below and above `avoid`.
+            [(start, end.min(avoid.start)), (start.max(avoid.end), end)]
+        })
+        .filter(|(start, end)| start < end)
+        .max_by_key(|(start, end)| end - start)
 }
 
 impl EarlyFrames {
-    /// A source over the largest usable region of `map` below `limit`.
+    /// A source over the largest usable region below `limit`.
     pub fn new(map: &MemoryMap, limit: u64) -> Option<Self> {
-        let region = map
-            .regions()
-            .iter()
-            .filter(|r| r.kind == Kind::Usable && r.start < limit)
-            .max_by_key(|r| r.end.min(limit) - r.start)?;
-        let end = region.end.min(limit) & !(PAGE_SIZE - 1);
+        let (floor, end) = largest_usable(map, limit, 0..0)?;
         Some(Self {
-            floor: region.start,
-            next: end,
-            end,
+            spans: [(floor, end, end), (0, 0, 0)],
+            count: 1,
         })
     }
 
-    /// The physical range handed out so far.
-    pub fn used(&self) -> core::ops::Range<u64> {
-        self.next..self.end
+    /// Moves on to the largest usable region below `limit` that the first
+    /// one does not touch, if it is larger than what is left (only after
+    /// the switch: it may lie outside Limine's HHDM).
+    pub fn widen(&mut self, map: &MemoryMap, limit: u64) {
+        if self.count == 2 {
+            return;
+        }
+        let (floor, _, end) = self.spans[0];
+        let left = self.spans[0].1 - floor;
+        if let Some((f, e)) = largest_usable(map, limit, floor..end)
+            && e - f > left
+        {
+            self.spans[1] = (f, e, e);
+            self.count = 2;
+        }
+    }
+
+    /// The physical ranges handed out so far.
+    pub fn used(&self) -> impl Iterator<Item = core::ops::Range<u64>> + '_ {
+        self.spans[..self.count]
+            .iter()
+            .map(|&(_, next, end)| next..end)
+    }
+
+    fn current(&mut self) -> &mut (u64, u64, u64) {
+        &mut self.spans[self.count - 1]
+    }
+
+    /// `frames` contiguous frames at once (for the vmemmap's backing).
+    pub fn take(&mut self, frames: u64) -> Option<PhysAddr> {
+        let bytes = frames.checked_mul(PAGE_SIZE)?;
+        let (floor, next, _) = self.current();
+        if *next - *floor < bytes {
+            return None;
+        }
+        *next -= bytes;
+        Some(PhysAddr::new(*next))
     }
 }
 
-// SAFETY: frames come from one usable region of the normalised map (free
+// SAFETY: frames come from usable regions of the normalised map (free
 // memory no one else owns: the kernel has no allocator yet), downward and
-// never twice; usable memory lies in both Limine's HHDM and the physmap.
+// never twice; the first region lies where Limine's HHDM maps it, later
+// ones are used only after the switch, through the physmap, which maps all
+// usable memory below its limit.
 unsafe impl FrameSource for EarlyFrames {
     fn allocate_frame(&mut self) -> Option<PhysFrame> {
-        if self.next - self.floor < PAGE_SIZE {
+        let (floor, next, _) = self.current();
+        if *next - *floor < PAGE_SIZE {
             return None;
         }
-        self.next -= PAGE_SIZE;
-        Some(PhysFrame::containing_address(PhysAddr::new(self.next)))
+        *next -= PAGE_SIZE;
+        Some(PhysFrame::containing_address(PhysAddr::new(*next)))
     }
 }

@@ -83,6 +83,10 @@ pub struct State {
     pub pat: Pat,
     pub cpu: CpuCaps,
     pub kernel: KernelImage,
+    /// The page-table frames the handoff built, per level, as walked right
+    /// after the switch, and the minimum for the plan's page sizes.
+    pub tables_built: handoff::paging::TableCount,
+    pub tables_minimum: handoff::paging::TableCount,
 }
 
 static STATE: spin::Once<State> = spin::Once::new();
@@ -383,8 +387,8 @@ pub fn run(boot: &BootInfo) -> Result<&'static State, ShimError> {
     phases.done("plan");
 
     // 3. Build through Limine's HHDM.
-    let mut frames =
-        EarlyFrames::new(&map, layout.physmap_size()).ok_or(ShimError::NoUsableMemory)?;
+    let mut frames = EarlyFrames::new(&map, layout.physmap_size().min(1 << 32))
+        .ok_or(ShimError::NoUsableMemory)?;
     // SAFETY: Limine's HHDM maps all usable memory at `hhdm_offset` in
     // every base revision, and the frames come from usable memory that
     // nothing else uses.
@@ -395,7 +399,7 @@ pub fn run(boot: &BootInfo) -> Result<&'static State, ShimError> {
     }
     let root = builder.root();
     let built = builder.tables_allocated();
-    let table_frames = frames.used();
+    let table_frames = frames.used().next().expect("one region");
     *EARLY_FRAMES.lock() = Some(frames);
     info!(
         "handoff: built {} page-table frames at {:#x}-{:#x}; root {:#x}",
@@ -517,6 +521,8 @@ pub fn run(boot: &BootInfo) -> Result<&'static State, ShimError> {
         pat,
         cpu,
         kernel,
+        tables_built: stats.tables,
+        tables_minimum: minimum,
     }))
 }
 

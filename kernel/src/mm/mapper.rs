@@ -1,0 +1,94 @@
+//! The one way page tables change after boot: mapping through the
+//! builder (refusing W+X), unmapping through the unmapper with the TLB
+//! invalidated here and on every other CPU.
+
+use core::fmt;
+
+use super::frames::{FRAMES, TableFrames};
+use crate::shim::{self, direct::DirectMap};
+use handoff::paging::{
+    BuildError, Builder, Leaf, Mapping, UnmapError, Unmapped, Unmapper, WxError,
+};
+
+static LOCK: spin::Mutex<()> = spin::Mutex::new(());
+
+/// Why a mapping change failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MapperError {
+    /// The mapping would be writable and executable.
+    Wx(WxError),
+    /// The builder refused it (overlap, out of frames, ...).
+    Build(BuildError),
+    /// The unmapper refused it.
+    Unmap(UnmapError),
+}
+
+impl fmt::Display for MapperError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MapperError::Wx(e) => write!(f, "{e:?}"),
+            MapperError::Build(e) => write!(f, "{e}"),
+            MapperError::Unmap(e) => write!(f, "{e:?}"),
+        }
+    }
+}
+
+fn physmap() -> DirectMap {
+    // SAFETY: the physmap maps all RAM read-write, page tables included.
+    unsafe { DirectMap::new(shim::state().layout.page_offset_base()) }
+}
+
+/// Maps `mapping` into baton's live tables, new page tables from the
+/// frame allocator. Nothing writable may be executable.
+pub fn map(mapping: &Mapping) -> Result<(), MapperError> {
+    let s = shim::state();
+    mapping.check_wx(s.cpu.nx).map_err(MapperError::Wx)?;
+    let _guard = LOCK.lock();
+    let mut window = physmap();
+    let mut frames = TableFrames;
+    Builder::on_root(&mut window, &mut frames, s.levels, s.root)
+        .map(mapping)
+        .map_err(MapperError::Build)
+}
+
+/// Unmaps `[virt, virt + len)`: `on_leaf` sees each leaf before its TLB
+/// entry is invalidated here; then every other CPU invalidates the range;
+/// only then do emptied page tables go back to the frame allocator (a CPU
+/// might still hold them in its paging-structure caches before).
+pub fn unmap(virt: u64, len: u64, mut on_leaf: impl FnMut(&Leaf)) -> Result<Unmapped, MapperError> {
+    let s = shim::state();
+    let mut freed = [None; 64];
+    let mut n = 0;
+    let done = {
+        let _guard = LOCK.lock();
+        let mut window = physmap();
+        Unmapper::new(&mut window, s.root, s.levels)
+            .unmap(
+                virt,
+                len,
+                |leaf| {
+                    on_leaf(leaf);
+                    crate::cpu::invlpg(leaf.virt);
+                },
+                |frame, _level| {
+                    if n == freed.len() {
+                        // Too many to hold: make every CPU forget the range
+                        // now, then give the tables back.
+                        crate::smp::shootdown(virt, len);
+                        for f in freed.iter_mut().filter_map(Option::take) {
+                            let _ = FRAMES.lock().free(f, 0);
+                        }
+                        n = 0;
+                    }
+                    freed[n] = Some(frame);
+                    n += 1;
+                },
+            )
+            .map_err(MapperError::Unmap)?
+    };
+    crate::smp::shootdown(virt, len);
+    for frame in freed.iter_mut().filter_map(Option::take) {
+        let _ = FRAMES.lock().free(frame, 0);
+    }
+    Ok(done)
+}

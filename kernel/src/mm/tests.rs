@@ -1,0 +1,312 @@
+//! Self-tests of the memory services on the running machine.
+
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt::Write;
+
+use handoff::PAGE_SIZE;
+use handoff::frames::{FrameState, Reason};
+use handoff::memmap::Kind;
+use handoff::mtrr::{MemType, PageKind};
+use handoff::paging::Walker;
+use x86_64::PhysAddr;
+use x86_64::structures::paging::PhysFrame;
+
+use super::frames::FRAMES;
+use super::{heap, vmalloc};
+use crate::cpu::trap;
+use crate::selftest::{Test, TestResult};
+use crate::shim::{self, direct::DirectMap};
+use crate::{check, fail};
+
+pub const TESTS: &[Test] = &[
+    Test {
+        name: "mm: the vmemmap says what each frame is",
+        run: vmemmap_states,
+    },
+    Test {
+        name: "mm: all free memory can be allocated, only from allocatable RAM, and comes back",
+        run: allocate_everything,
+    },
+    Test {
+        name: "mm: 2 MiB and 1 GiB blocks are naturally aligned",
+        run: large_blocks,
+    },
+    Test {
+        name: "mm: vmalloc memory works and its guard page faults at its address",
+        run: vmalloc_guard,
+    },
+    Test {
+        name: "mm: a vmalloc stack has an unmapped guard page below it",
+        run: stack_guard,
+    },
+    Test {
+        name: "mm: the heap serves Box, Vec and String, and grows",
+        run: heap_stress,
+    },
+    Test {
+        name: "mm: ioremap maps the local APIC uncached and the framebuffer write-combining",
+        run: ioremap_types,
+    },
+    Test {
+        name: "mm: W^X holds over vmalloc, the vmemmap and the heap",
+        run: wx_after_mm,
+    },
+];
+
+fn physmap() -> DirectMap {
+    // SAFETY: the physmap maps all RAM, page tables included.
+    unsafe { DirectMap::new(shim::state().layout.page_offset_base()) }
+}
+
+fn frame(phys: u64) -> PhysFrame {
+    PhysFrame::containing_address(PhysAddr::new(phys))
+}
+
+fn vmemmap_states() -> TestResult {
+    let s = shim::state();
+    let kernel = s.kernel.phys_base.as_u64();
+    let state = FRAMES.lock().state(frame(kernel));
+    check!(
+        state == FrameState::Reserved(Reason::Kernel),
+        "the kernel's first frame is {state:?}"
+    );
+    let root = FRAMES.lock().state(s.root);
+    check!(
+        root == FrameState::Reserved(Reason::PageTables),
+        "the root table's frame is {root:?}"
+    );
+    let f = FRAMES.lock().alloc(0).map_err(|e| fail!("alloc: {e:?}"))?;
+    let allocated = FRAMES.lock().state(f);
+    check!(
+        allocated == FrameState::Allocated { block: f, order: 0 },
+        "an allocated frame is {allocated:?}"
+    );
+    FRAMES.lock().free(f, 0).map_err(|e| fail!("free: {e:?}"))?;
+    check!(
+        matches!(FRAMES.lock().state(f), FrameState::Free { .. }),
+        "a freed frame is not free"
+    );
+    check!(
+        FRAMES.lock().free(f, 0).is_err(),
+        "a double free was accepted"
+    );
+    Ok(())
+}
+
+/// Allocates every free frame, chaining them through their own first word
+/// (read and written through the physmap), checks each, then frees them.
+fn allocate_everything() -> TestResult {
+    let pob = shim::state().layout.page_offset_base();
+    let before = *FRAMES.lock().stats();
+    let map = shim::MAP.lock();
+    let mut head = u64::MAX;
+    let mut count = 0u64;
+    loop {
+        let Ok(f) = FRAMES.lock().alloc(0) else { break };
+        let phys = f.start_address().as_u64();
+        let kind = map.region_at(f.start_address()).map(|r| r.kind);
+        if !matches!(
+            kind,
+            Some(Kind::Usable | Kind::BootServices | Kind::BootloaderReclaimable)
+        ) {
+            return Err(fail!("frame {phys:#x} of kind {kind:?} was handed out"));
+        }
+        // SAFETY: the frame was just allocated to this test; the physmap
+        // maps it read-write.
+        unsafe { core::ptr::write_volatile((pob + phys) as *mut u64, head) };
+        head = phys;
+        count += 1;
+    }
+    drop(map);
+    let while_full = *FRAMES.lock().stats();
+    while head != u64::MAX {
+        // SAFETY: written above, and the frame is still allocated.
+        let next = unsafe { core::ptr::read_volatile((pob + head) as *const u64) };
+        FRAMES
+            .lock()
+            .free(frame(head), 0)
+            .map_err(|e| fail!("free {head:#x}: {e:?}"))?;
+        head = next;
+    }
+    let after = *FRAMES.lock().stats();
+    log::info!(
+        "mm: allocated and freed all {count} free frames ({} MiB)",
+        (count * PAGE_SIZE) >> 20
+    );
+    check!(
+        count == before.free_frames,
+        "allocated {count} frames, {} were free",
+        before.free_frames
+    );
+    check!(
+        while_full.free_frames == 0,
+        "{} frames left",
+        while_full.free_frames
+    );
+    check!(after == before, "stats before {before:?}, after {after:?}");
+    Ok(())
+}
+
+fn large_blocks() -> TestResult {
+    for order in [9u8, 18] {
+        let Ok(f) = FRAMES.lock().alloc(order) else {
+            if order == 18 {
+                continue; // Not every machine has a free, aligned GiB.
+            }
+            return Err(fail!("no free 2 MiB block"));
+        };
+        let size = PAGE_SIZE << order;
+        check!(
+            f.start_address().as_u64() % size == 0,
+            "order {order} block at {:#x}",
+            f.start_address().as_u64()
+        );
+        FRAMES.lock().free(f, order).map_err(|e| fail!("{e:?}"))?;
+    }
+    Ok(())
+}
+
+fn vmalloc_guard() -> TestResult {
+    let area = vmalloc::vmalloc(3 * PAGE_SIZE).map_err(|e| fail!("vmalloc: {e}"))?;
+    for page in 0..3 {
+        let va = area.start + page * PAGE_SIZE;
+        trap::probe_write(va, va).map_err(|f| fail!("write {va:#x}: {f:?}"))?;
+        let v = trap::probe_read(va).map_err(|f| fail!("read {va:#x}: {f:?}"))?;
+        check!(v == va, "read back {v:#x} at {va:#x}");
+    }
+    match trap::probe_read(area.guard()) {
+        Ok(_) => return Err(fail!("guard page {:#x} is readable", area.guard())),
+        Err(f) => check!(
+            f.vector == 14 && f.address == area.guard() && f.error_code & 1 == 0,
+            "guard fault {f:?}"
+        ),
+    }
+    vmalloc::vfree(area.start).map_err(|e| fail!("vfree: {e}"))?;
+    check!(
+        trap::probe_read(area.start).is_err(),
+        "{:#x} is still mapped after vfree",
+        area.start
+    );
+    Ok(())
+}
+
+fn stack_guard() -> TestResult {
+    let stack = vmalloc::stack(16 * 1024).map_err(|e| fail!("stack: {e}"))?;
+    let (guard, _) = stack.guard();
+    trap::probe_write(stack.top() - 8, 1).map_err(|f| fail!("stack top: {f:?}"))?;
+    match trap::probe_read(guard) {
+        Ok(_) => Err(fail!("guard {guard:#x} is readable")),
+        Err(f) => {
+            check!(f.address == guard, "fault at {:#x}", f.address);
+            check!(
+                vmalloc::guard_of(guard).is_some(),
+                "the guard page is not recognised as one"
+            );
+            Ok(())
+        }
+    }
+}
+
+fn heap_stress() -> TestResult {
+    let (mapped_before, _) = heap::usage();
+    let big: Vec<u64> = (0..200_000u64).collect();
+    check!(
+        big.iter().enumerate().all(|(i, &v)| v == i as u64),
+        "a large Vec lost data"
+    );
+    let mut s = String::new();
+    for i in 0..100 {
+        let _ = write!(s, "{i},");
+    }
+    check!(
+        s.starts_with("0,1,2,") && s.ends_with("98,99,"),
+        "String {s}"
+    );
+    let boxed = Box::new([7u8; 4096]);
+    check!(boxed.iter().all(|&b| b == 7), "Box content");
+    // Mixed sizes, freed out of order, contents checked.
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut live: Vec<Vec<u8>> = Vec::new();
+    for round in 0..2000u32 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let size = (seed % 8192) as usize + 1;
+        live.push(alloc::vec![round as u8; size]);
+        if seed.is_multiple_of(3) && !live.is_empty() {
+            let v = live.swap_remove((seed as usize / 3) % live.len());
+            check!(v.iter().all(|&b| b == v[0]), "a heap block was overwritten");
+        }
+    }
+    for v in &live {
+        check!(v.iter().all(|&b| b == v[0]), "a heap block was overwritten");
+    }
+    drop(live);
+    drop(big);
+    let (mapped_after, used) = heap::usage();
+    log::info!(
+        "mm: heap grew from {} KiB to {} KiB mapped; {} KiB in use after the test",
+        mapped_before >> 10,
+        mapped_after >> 10,
+        used >> 10
+    );
+    check!(mapped_after > mapped_before, "the heap did not grow");
+    Ok(())
+}
+
+fn mem_type_at(va: u64) -> Option<MemType> {
+    let s = shim::state();
+    let window = physmap();
+    let t = Walker::new(&window, s.root, s.levels).translate(va)?;
+    let kind = if t.leaf.level == 1 {
+        PageKind::Size4KiB
+    } else {
+        PageKind::Large
+    };
+    Some(s.pat.type_for_flags(t.leaf.flags, kind))
+}
+
+fn ioremap_types() -> TestResult {
+    if let Some(va) = crate::apic::mmio_address() {
+        check!(
+            mem_type_at(va) == Some(MemType::Uc),
+            "local APIC mapped {:?}",
+            mem_type_at(va)
+        );
+    }
+    let version = crate::apic::version() & 0xff;
+    check!(
+        (0x10..=0x20).contains(&version),
+        "local APIC version {version:#x} read through the mapping"
+    );
+    if let Some(fb) = crate::boot::info().framebuffer {
+        let len = fb.pitch * fb.height;
+        let io = vmalloc::ioremap(fb.phys, len, MemType::Wc).map_err(|e| fail!("{e}"))?;
+        check!(
+            mem_type_at(io.virt) == Some(MemType::Wc),
+            "framebuffer mapped {:?}",
+            mem_type_at(io.virt)
+        );
+        // A stripe across the first line, read back.
+        for x in 0..64u64 {
+            let p = (io.virt + x * 4) as *mut u32;
+            // SAFETY: inside the framebuffer just mapped read-write.
+            unsafe { core::ptr::write_volatile(p, 0x00ba_70ba) };
+        }
+        // SAFETY: as above.
+        let back = unsafe { core::ptr::read_volatile((io.virt + 60) as *const u32) };
+        check!(back == 0x00ba_70ba, "framebuffer read back {back:#x}");
+        vmalloc::iounmap(io).map_err(|e| fail!("{e}"))?;
+    }
+    Ok(())
+}
+
+fn wx_after_mm() -> TestResult {
+    let s = shim::state();
+    let window = physmap();
+    let summary = Walker::new(&window, s.root, s.levels).check_wx(|r| log::error!("{r}"));
+    check!(summary.passed(), "{summary}");
+    Ok(())
+}

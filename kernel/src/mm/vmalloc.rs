@@ -1,0 +1,219 @@
+//! Virtually contiguous memory in the vmalloc region: vmalloc/vfree,
+//! ioremap with an explicit cache type, and kernel stacks, each area with
+//! an unmapped guard page after it (stacks also one below).
+
+use core::fmt;
+
+use handoff::PAGE_SIZE;
+use handoff::mtrr::{MemType, PageKind};
+use handoff::paging::{Mapping, PageSize};
+use handoff::vmalloc::{Area, Vmalloc, VmallocError};
+use x86_64::PhysAddr;
+use x86_64::structures::paging::PageTableFlags;
+
+use super::frames::FRAMES;
+use super::mapper::{self, MapperError};
+use crate::shim;
+
+/// The vmalloc region's bookkeeping (set up by `mm::init`).
+pub static VMALLOC: spin::Mutex<Option<Vmalloc>> = spin::Mutex::new(None);
+
+/// Why a vmalloc-space request failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VmError {
+    NotReady,
+    Space(VmallocError),
+    OutOfFrames,
+    Map(MapperError),
+    NoPatEntry(MemType),
+}
+
+impl fmt::Display for VmError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            VmError::NotReady => write!(f, "memory services are not up"),
+            VmError::Space(e) => write!(f, "vmalloc space: {e:?}"),
+            VmError::OutOfFrames => write!(f, "out of physical memory"),
+            VmError::Map(e) => write!(f, "mapping: {e}"),
+            VmError::NoPatEntry(t) => write!(f, "the PAT has no entry for {t}"),
+        }
+    }
+}
+
+fn reserve(size: u64) -> Result<Area, VmError> {
+    VMALLOC
+        .lock()
+        .as_mut()
+        .ok_or(VmError::NotReady)?
+        .alloc(size, PAGE_SIZE)
+        .map_err(VmError::Space)
+}
+
+fn release(start: u64) {
+    if let Some(v) = VMALLOC.lock().as_mut() {
+        let _ = v.free(start);
+    }
+}
+
+fn data_flags() -> PageTableFlags {
+    let s = shim::state();
+    let mut flags = PageTableFlags::WRITABLE;
+    if s.cpu.nx {
+        flags |= PageTableFlags::NO_EXECUTE;
+    }
+    if s.cpu.global {
+        flags |= PageTableFlags::GLOBAL;
+    }
+    flags
+}
+
+/// Backs `[start, end)` with fresh frames, read-write, not executable.
+/// On failure everything mapped so far is undone.
+pub fn populate(start: u64, end: u64) -> Result<(), VmError> {
+    let flags = data_flags();
+    let mut va = start;
+    while va < end {
+        // Not one expression: the allocator's lock must be released before
+        // mapping, which may take frames for page tables.
+        let frame = FRAMES.lock().alloc(0);
+        let result = frame.map_err(|_| VmError::OutOfFrames).and_then(|frame| {
+            mapper::map(&Mapping {
+                virt: va,
+                phys: frame.start_address(),
+                len: PAGE_SIZE,
+                flags,
+                max_page: PageSize::Size4K,
+            })
+            .map_err(|e| {
+                let _ = FRAMES.lock().free(frame, 0);
+                VmError::Map(e)
+            })
+        });
+        if let Err(e) = result {
+            if va > start {
+                unpopulate(start, va);
+            }
+            return Err(e);
+        }
+        va += PAGE_SIZE;
+    }
+    Ok(())
+}
+
+/// Unmaps `[start, end)` and frees the frames behind it.
+fn unpopulate(start: u64, end: u64) {
+    let _ = mapper::unmap(start, end - start, |leaf| {
+        let frame = x86_64::structures::paging::PhysFrame::containing_address(leaf.phys);
+        let _ = FRAMES.lock().free(frame, 0);
+    });
+}
+
+/// `size` bytes (rounded up to pages) of fresh, virtually contiguous
+/// memory, followed by an unmapped guard page.
+pub fn vmalloc(size: u64) -> Result<Area, VmError> {
+    let area = reserve(size)?;
+    if let Err(e) = populate(area.start, area.end()) {
+        release(area.start);
+        return Err(e);
+    }
+    Ok(area)
+}
+
+/// Frees an area from [`vmalloc`]: unmapped (TLBs shot down everywhere),
+/// frames back to the allocator.
+pub fn vfree(start: u64) -> Result<(), VmError> {
+    let area = VMALLOC
+        .lock()
+        .as_mut()
+        .ok_or(VmError::NotReady)?
+        .free(start)
+        .map_err(VmError::Space)?;
+    unpopulate(area.start, area.end());
+    Ok(())
+}
+
+/// A device's registers mapped by [`ioremap`].
+#[derive(Debug, Clone, Copy)]
+pub struct IoMapping {
+    /// The virtual address of the physical address asked for.
+    pub virt: u64,
+    /// The vmalloc area holding it.
+    pub area: Area,
+}
+
+/// Maps `size` bytes of MMIO at `phys` with memory type `ty` (UC, WC, WT
+/// through baton's PAT), read-write, never executable, 4 KiB pages.
+pub fn ioremap(phys: u64, size: u64, ty: MemType) -> Result<IoMapping, VmError> {
+    let s = shim::state();
+    let first = phys & !(PAGE_SIZE - 1);
+    let end = (phys + size.max(1)).next_multiple_of(PAGE_SIZE);
+    let cache = s
+        .pat
+        .flags_for(ty, PageKind::Size4KiB)
+        .ok_or(VmError::NoPatEntry(ty))?;
+    let area = reserve(end - first)?;
+    let mapping = Mapping {
+        virt: area.start,
+        phys: PhysAddr::new(first),
+        len: end - first,
+        flags: data_flags() | cache,
+        max_page: PageSize::Size4K,
+    };
+    if let Err(e) = mapper::map(&mapping) {
+        release(area.start);
+        return Err(VmError::Map(e));
+    }
+    Ok(IoMapping {
+        virt: area.start + (phys - first),
+        area,
+    })
+}
+
+/// Unmaps an [`ioremap`] mapping (the device's memory is not freed).
+pub fn iounmap(io: IoMapping) -> Result<(), VmError> {
+    mapper::unmap(io.area.start, io.area.size, |_| {}).map_err(VmError::Map)?;
+    release(io.area.start);
+    Ok(())
+}
+
+/// A kernel stack from vmalloc space: unmapped guard pages below (where
+/// an overflow goes) and above it.
+#[derive(Debug, Clone, Copy)]
+pub struct KernelStack {
+    /// The whole area, guard page below included.
+    pub area: Area,
+}
+
+impl KernelStack {
+    /// The initial stack pointer.
+    pub fn top(&self) -> u64 {
+        self.area.end()
+    }
+
+    /// The guard page below the stack.
+    pub fn guard(&self) -> (u64, u64) {
+        (self.area.start, self.area.start + PAGE_SIZE)
+    }
+}
+
+/// A stack of `size` bytes with guard pages.
+pub fn stack(size: u64) -> Result<KernelStack, VmError> {
+    let size = size.next_multiple_of(PAGE_SIZE);
+    let area = reserve(size + PAGE_SIZE)?;
+    if let Err(e) = populate(area.start + PAGE_SIZE, area.end()) {
+        release(area.start);
+        return Err(e);
+    }
+    Ok(KernelStack { area })
+}
+
+/// If `va` is in the guard page below a vmalloc stack (the first page of
+/// an area, never mapped for stacks) or after an area: that area. For the
+/// double-fault handler, which must not wait for a lock.
+pub fn guard_of(va: u64) -> Option<Area> {
+    let guard = VMALLOC.try_lock()?;
+    let area = guard.as_ref()?.find(va)?;
+    let below = va < area.start + PAGE_SIZE;
+    let after = va >= area.end();
+    (below || after).then_some(area)
+}
