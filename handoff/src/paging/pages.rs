@@ -283,6 +283,22 @@ impl TableCount {
     }
 }
 
+impl core::fmt::Display for TableCount {
+    /// `11 (PML5 0, PML4 1, PDPT 2, PD 5, PT 3)`.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "{} (PML5 {}, PML4 {}, PDPT {}, PD {}, PT {})",
+            self.total(),
+            self.pml5,
+            self.pml4,
+            self.pdpt,
+            self.pd,
+            self.pt
+        )
+    }
+}
+
 /// Leaf mappings per page size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
 pub struct LeafCount {
@@ -292,6 +308,17 @@ pub struct LeafCount {
     pub size_2m: u64,
     /// 1 GiB leaves.
     pub size_1g: u64,
+}
+
+impl core::fmt::Display for LeafCount {
+    /// `4K 800 / 2M 510 / 1G 0`.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "4K {} / 2M {} / 1G {}",
+            self.size_4k, self.size_2m, self.size_1g
+        )
+    }
 }
 
 impl LeafCount {

@@ -81,18 +81,22 @@ pub fn init_ap(index: usize, ist_tops: [u64; 3]) {
         }
         tss
     });
-    let (gdt, sel) = AP_GDT[index - 1].call_once(|| {
-        let mut gdt = GlobalDescriptorTable::new();
-        let code = gdt.append(Descriptor::kernel_code_segment());
-        let data = gdt.append(Descriptor::kernel_data_segment());
-        let tss = gdt.append(Descriptor::tss_segment(tss));
-        (gdt, Selectors { code, data, tss })
-    });
-    gdt.load();
-    load_segments(*sel);
+    load(AP_GDT[index - 1].call_once(|| build(tss)));
 }
 
-fn load_segments(sel: Selectors) {
+/// A GDT with a 64-bit kernel code segment, a data segment and `tss`.
+fn build(tss: &'static TaskStateSegment) -> (GlobalDescriptorTable, Selectors) {
+    let mut gdt = GlobalDescriptorTable::new();
+    let code = gdt.append(Descriptor::kernel_code_segment());
+    let data = gdt.append(Descriptor::kernel_data_segment());
+    let tss = gdt.append(Descriptor::tss_segment(tss));
+    (gdt, Selectors { code, data, tss })
+}
+
+/// Loads `gdt` and reloads every segment register and the task register.
+fn load((gdt, sel): &'static (GlobalDescriptorTable, Selectors)) {
+    gdt.load();
+    let sel = *sel;
     // SAFETY: the selectors index the GDT just loaded: a 64-bit code
     // segment, a data segment and an available TSS, all at ring 0.
     unsafe {
@@ -113,13 +117,5 @@ pub fn init() {
         }
         tss
     });
-    let (gdt, sel) = GDT.call_once(|| {
-        let mut gdt = GlobalDescriptorTable::new();
-        let code = gdt.append(Descriptor::kernel_code_segment());
-        let data = gdt.append(Descriptor::kernel_data_segment());
-        let tss = gdt.append(Descriptor::tss_segment(tss));
-        (gdt, Selectors { code, data, tss })
-    });
-    gdt.load();
-    load_segments(*sel);
+    load(GDT.call_once(|| build(tss)));
 }

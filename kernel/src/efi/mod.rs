@@ -368,11 +368,8 @@ fn verify_live_tables(physmap: &DirectMap) -> Result<(), Unavailable> {
     let leaves = walker.leaf_count_in(window.start, window.end);
     info!(
         "efi: live tables match the plan with the EFI window: {} leaves in all, \
-         EFI window 4K {} / 2M {} / 1G {}",
+         EFI window {leaves}",
         verified.leaves.total(),
-        leaves.size_4k,
-        leaves.size_2m,
-        leaves.size_1g
     );
     let wx = walker.check_wx(|range| warn!("{range}"));
     if wx.passed() {

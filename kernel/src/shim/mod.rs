@@ -355,14 +355,11 @@ pub fn run(boot: &BootInfo) -> Result<&'static State, ShimError> {
     let leaves = plan.leaves();
     info!(
         "handoff: plan: {} mappings; physmap {} MiB at {:#x} with pages up to {}; \
-         leaves 4K {} / 2M {} / 1G {}; {} page-table frames",
+         leaves {leaves}; {} page-table frames",
         plan.mappings().len(),
         mib(plan.physmap_bytes),
         layout.page_offset_base(),
         plan.max_page,
-        leaves.size_4k,
-        leaves.size_2m,
-        leaves.size_1g,
         minimum.total()
     );
     info!("handoff: physmap cuts for memory types: {}", plan.cost);
@@ -463,31 +460,19 @@ pub fn run(boot: &BootInfo) -> Result<&'static State, ShimError> {
     }
     let stats = walker.stats();
     info!(
-        "handoff: page-table frames: {} (PML5 {}, PML4 {}, PDPT {}, PD {}, PT {}); \
-         minimum for these page sizes: {}",
-        stats.tables.total(),
-        stats.tables.pml5,
-        stats.tables.pml4,
-        stats.tables.pdpt,
-        stats.tables.pd,
-        stats.tables.pt,
+        "handoff: page-table frames: {}; minimum for these page sizes: {}",
+        stats.tables,
         minimum.total()
     );
     if stats.tables != minimum {
         warn!("handoff: the live tables use more frames than the minimum");
     }
-    let regions: [(&str, u64, u64); handoff::layout::REGION_COUNT] = core::array::from_fn(|i| {
-        let r = &layout.regions()[i];
-        (r.name, r.start, r.end)
-    });
+    let regions = layout.regions().map(|r| (r.name, r.start, r.end));
     for (name, count) in walker.region_stats(&regions) {
         if count.total() != 0
             || matches!(name, "vmalloc" | "vmemmap" | "EFI runtime" | "lower half")
         {
-            info!(
-                "handoff: leaves in {name}: 4K {} / 2M {} / 1G {}",
-                count.size_4k, count.size_2m, count.size_1g
-            );
+            info!("handoff: leaves in {name}: {count}");
         }
     }
     info!(
@@ -533,10 +518,7 @@ pub fn ptdump() {
     // SAFETY: the physmap maps all RAM read-write, page tables included.
     let physmap = unsafe { DirectMap::new(s.layout.page_offset_base()) };
     let walker = Walker::new(&physmap, s.root, s.levels);
-    let markers: [(u64, &str); handoff::layout::REGION_COUNT] = core::array::from_fn(|i| {
-        let r = &s.layout.regions()[i];
-        (r.start, r.marker)
-    });
+    let markers = s.layout.regions().map(|r| (r.start, r.marker));
     let _ = walker.ptdump(&mut crate::console::Writer, &markers);
 }
 
@@ -558,23 +540,14 @@ fn limine_tables(boot: &BootInfo, layout: &Layout) -> handoff::paging::Stats {
         ("lower half", 0, layout.lower_half_end()),
     ];
     info!(
-        "limine: page tables at entry: {} frames (PML5 {}, PML4 {}, PDPT {}, PD {}, PT {}), \
-         {} leaves",
-        stats.tables.total(),
-        stats.tables.pml5,
-        stats.tables.pml4,
-        stats.tables.pdpt,
-        stats.tables.pd,
-        stats.tables.pt,
+        "limine: page tables at entry: {} frames, {} leaves",
+        stats.tables,
         stats.leaves.total()
     );
     let mut named = 0;
     for (name, count) in walker.region_stats(&regions) {
         named += count.total();
-        info!(
-            "limine:   leaves in {name}: 4K {} / 2M {} / 1G {}",
-            count.size_4k, count.size_2m, count.size_1g
-        );
+        info!("limine:   leaves in {name}: {count}");
     }
     info!(
         "limine:   leaves elsewhere: {}",
