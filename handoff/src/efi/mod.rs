@@ -32,7 +32,7 @@ use x86_64::structures::paging::PageTableFlags;
 use crate::PAGE_SIZE;
 use crate::layout::Layout;
 use crate::memmap::EfiMemoryMap;
-use crate::mtrr::{MemType, PageKind, Pat};
+use crate::mtrr::{MemType, Mtrrs, PageKind, Pat, effective_type};
 use crate::paging::{Mapping, PageSize};
 
 #[cfg(test)]
@@ -343,26 +343,32 @@ impl<'a> AttributesTable<'a> {
             desc_size,
             count,
         };
-        for a in table.iter() {
-            if a.len == 0
-                || !a.phys.is_multiple_of(PAGE_SIZE)
-                || a.phys.checked_add(a.len).is_none()
-            {
+        for i in 0..count {
+            let d = table.raw(i);
+            let (phys, pages) = (u64_at(d, 8), u64_at(d, 24));
+            let end = pages
+                .checked_mul(PAGE_SIZE)
+                .filter(|&len| len != 0)
+                .and_then(|len| phys.checked_add(len));
+            if end.is_none() || !phys.is_multiple_of(PAGE_SIZE) {
                 return Err(EfiError::BadAttributesTable("bad entry"));
             }
         }
         Ok(table)
     }
 
-    /// The entries.
+    fn raw(&self, i: usize) -> &[u8] {
+        let at = MAT_HEADER_SIZE + i * self.desc_size;
+        &self.bytes[at..at + self.desc_size]
+    }
+
+    /// The entries (their lengths checked by [`parse`](Self::parse)).
     pub fn iter(&self) -> impl Iterator<Item = Attribute> + '_ {
         (0..self.count).map(|i| {
-            let at = MAT_HEADER_SIZE + i * self.desc_size;
-            let d = &self.bytes[at..at + self.desc_size];
-            let pages = u64_at(d, 24);
+            let d = self.raw(i);
             Attribute {
                 phys: u64_at(d, 8),
-                len: pages.saturating_mul(PAGE_SIZE),
+                len: u64_at(d, 24) * PAGE_SIZE,
                 ty: MemoryType(u32_at(d, 0)),
                 attr: MemoryAttribute::from_bits_retain(u64_at(d, 32)),
             }
@@ -439,6 +445,8 @@ pub struct WindowMapping {
     pub access: Access,
     /// Its PAT type.
     pub mem_type: MemType,
+    /// The effective memory type (MTRR and PAT combined), uniform over it.
+    pub effective: MemType,
 }
 
 /// The EFI window's mappings, in ascending virtual order.
@@ -471,6 +479,7 @@ const EMPTY_WINDOW_MAPPING: WindowMapping = WindowMapping {
     },
     access: Access::ReadOnly,
     mem_type: MemType::Wb,
+    effective: MemType::Wb,
 };
 
 impl Window {
@@ -496,6 +505,7 @@ impl Window {
                 && l.phys + l.len == m.mapping.phys
                 && l.flags == m.mapping.flags
                 && last.access == m.access
+                && last.effective == m.effective
             {
                 l.len += m.mapping.len;
                 return Ok(());
@@ -518,6 +528,7 @@ impl Window {
         runtime: &Runtime,
         table: Option<&AttributesTable<'_>>,
         pat: &Pat,
+        mtrrs: &Mtrrs,
         nx: bool,
         global: bool,
     ) -> Result<(), EfiError> {
@@ -536,21 +547,34 @@ impl Window {
                 } else {
                     PageTableFlags::empty()
                 };
+            // Each piece is cut where the effective memory type (MTRR type
+            // with this PAT type) changes, so that no large page spans two.
             let mut piece = |start: u64, end: u64, access: Access| -> Result<(), EfiError> {
-                if start >= end {
-                    return Ok(());
+                let mut at = start;
+                while at < end {
+                    let ty = effective_type(mtrrs.type_at(at), mem_type);
+                    let mut cut = at;
+                    loop {
+                        cut = mtrrs.next_boundary(cut).min(end);
+                        if cut >= end || effective_type(mtrrs.type_at(cut), mem_type) != ty {
+                            break;
+                        }
+                    }
+                    self.push(WindowMapping {
+                        mapping: Mapping {
+                            virt: region.virt + (at - region.phys),
+                            phys: PhysAddr::new(at),
+                            len: cut - at,
+                            flags: base | access.flags(nx),
+                            max_page: PageSize::Size2M,
+                        },
+                        access,
+                        mem_type,
+                        effective: ty,
+                    })?;
+                    at = cut;
                 }
-                self.push(WindowMapping {
-                    mapping: Mapping {
-                        virt: region.virt + (start - region.phys),
-                        phys: PhysAddr::new(start),
-                        len: end - start,
-                        flags: base | access.flags(nx),
-                        max_page: PageSize::Size2M,
-                    },
-                    access,
-                    mem_type,
-                })
+                Ok(())
             };
             let default = Access::default_for(region);
             let end = region.phys + region.len;

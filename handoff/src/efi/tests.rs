@@ -26,6 +26,11 @@ fn map_bytes(descs: &[(T, u64, u64, A)]) -> Vec<u8> {
     bytes
 }
 
+/// MTRRs that make everything write-back (no MTRRs at all).
+fn wb_mtrrs() -> crate::mtrr::Mtrrs {
+    crate::mtrr::Mtrrs::absent(46).unwrap()
+}
+
 fn parse(bytes: &[u8]) -> EfiMemoryMap<'_> {
     EfiMemoryMap::parse(bytes, DESC, 1, 46).unwrap()
 }
@@ -172,7 +177,8 @@ fn window_maps_code_rx_data_rw_nx_mmio_uncached() {
     let mut rt = Runtime::new();
     rt.assign(&parse(&bytes), layout()).unwrap();
     let mut w = Window::new();
-    w.make(&rt, None, &Pat::BATON, true, true).unwrap();
+    w.make(&rt, None, &Pat::BATON, &wb_mtrrs(), true, true)
+        .unwrap();
     let summary: Vec<_> = w
         .mappings()
         .iter()
@@ -231,7 +237,8 @@ fn attributes_table_refines_code_into_text_and_data() {
     let table = AttributesTable::parse(&table).unwrap();
     assert_eq!(table.len(), 4);
     let mut w = Window::new();
-    w.make(&rt, Some(&table), &Pat::BATON, true, true).unwrap();
+    w.make(&rt, Some(&table), &Pat::BATON, &wb_mtrrs(), true, true)
+        .unwrap();
     let code: Vec<_> = w
         .mappings()
         .iter()
@@ -254,6 +261,59 @@ fn attributes_table_refines_code_into_text_and_data() {
         let f = m.mapping.flags;
         assert!(!f.contains(PageTableFlags::WRITABLE) || f.contains(PageTableFlags::NO_EXECUTE));
     }
+}
+
+#[test]
+fn window_pages_never_span_two_memory_types() {
+    use crate::mtrr::{MtrrRegisters, Mtrrs, VariableRangeMsrs};
+    // 4 MiB of runtime data, write-back, 2 MiB-aligned, with one 4 KiB
+    // page of it UC by a variable MTRR.
+    let bytes = map_bytes(&[(T::RUNTIME_SERVICES_DATA, 0x4000_0000, 1024, rt_attr())]);
+    let mut rt = Runtime::new();
+    rt.assign(&parse(&bytes), layout()).unwrap();
+    let mut regs = MtrrRegisters::new(8 | 1 << 8, 1 << 11 | 1 << 10 | 6, 46);
+    regs.variable[0] = VariableRangeMsrs {
+        base: 0x4020_1000,
+        mask: ((1 << 46) - 1) & !0xfff | 1 << 11,
+    };
+    let mtrrs = Mtrrs::new(&regs).unwrap();
+    let mut w = Window::new();
+    w.make(&rt, None, &Pat::BATON, &mtrrs, true, true).unwrap();
+    let pieces: Vec<_> = w
+        .mappings()
+        .iter()
+        .map(|m| (m.mapping.phys.as_u64(), m.mapping.len, m.effective))
+        .collect();
+    assert_eq!(
+        pieces,
+        [
+            (0x4000_0000, 0x20_1000, MemType::Wb),
+            (0x4020_1000, 0x1000, MemType::Uc),
+            (0x4020_2000, 0x1f_e000, MemType::Wb),
+        ]
+    );
+    // The first 2 MiB can still be one large page; nothing large crosses
+    // the UC page.
+    for m in w.mappings() {
+        let m = &m.mapping;
+        for (virt, phys, size) in m.pages() {
+            let (start, end) = (phys.as_u64(), phys.as_u64() + size.bytes());
+            assert!(
+                crate::plan::uniform_effective(&mtrrs, start, end, MemType::Wb).is_some(),
+                "{size:?} page at {virt:#x} spans two types"
+            );
+        }
+    }
+}
+
+#[test]
+fn attributes_table_lengths_must_not_overflow() {
+    // 2^52 pages of 4 KiB overflow 64 bits.
+    let table = mat(&[(T::RUNTIME_SERVICES_CODE, 0x1000, 1 << 52, A::READ_ONLY)]);
+    assert_eq!(
+        AttributesTable::parse(&table).unwrap_err(),
+        EfiError::BadAttributesTable("bad entry")
+    );
 }
 
 #[test]
@@ -341,7 +401,7 @@ proptest! {
         let table_bytes = mat(&entries);
         let table = AttributesTable::parse(&table_bytes).unwrap();
         let mut w = Window::new();
-        w.make(&rt, Some(&table), &Pat::BATON, true, true).unwrap();
+        w.make(&rt, Some(&table), &Pat::BATON, &wb_mtrrs(), true, true).unwrap();
         let mut mapped = 0;
         for m in w.mappings() {
             let f = m.mapping.flags;

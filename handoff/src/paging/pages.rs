@@ -421,10 +421,7 @@ pub fn minimum_tables(mappings: &[Mapping], levels: Levels) -> TableCount {
     let mut count = TableCount::default();
     count.add(top, 1);
     if mappings.windows(2).all(|w| w[0].virt < w[1].virt) {
-        for level in 1..top {
-            count.add(level, sorted_tables(mappings, level, levels));
-        }
-        return count;
+        return minimum_tables_sorted(mappings.iter().copied(), levels);
     }
     for level in 1..top {
         let mut tables = 0;
@@ -456,13 +453,30 @@ pub fn minimum_tables(mappings: &[Mapping], levels: Levels) -> TableCount {
     count
 }
 
+/// [`minimum_tables`] for mappings given in ascending, disjoint virtual
+/// order by an iterator that can be walked again (one pass per level):
+/// O(n), and nothing needs to hold the mappings.
+pub fn minimum_tables_sorted<I>(mappings: I, levels: Levels) -> TableCount
+where
+    I: Iterator<Item = Mapping> + Clone,
+{
+    let top = levels.count() as u8;
+    let mut count = TableCount::default();
+    count.add(top, 1);
+    for level in 1..top {
+        count.add(level, sorted_tables(mappings.clone(), level, levels));
+    }
+    count
+}
+
 /// The level-`level` tables sorted, disjoint `mappings` need: a table is
 /// shared only by neighbours, so the last block counted is the only one
 /// the next mapping can find counted already.
-fn sorted_tables(mappings: &[Mapping], level: u8, levels: Levels) -> u64 {
+fn sorted_tables(mappings: impl Iterator<Item = Mapping>, level: u8, levels: Levels) -> u64 {
     let mut tables = 0;
     let mut last_counted: Option<u64> = None;
     for mapping in mappings {
+        let mapping = &mapping;
         let Some(blocks) = Blocks::new(mapping, level, levels) else {
             continue;
         };

@@ -31,7 +31,7 @@ use crate::memmap::MemoryMap;
 use crate::mtrr::{MemType, Mtrrs, PageKind, Pat, effective_type};
 use crate::paging::{
     LeafCount, Mapping, PAT_4K, PageSize, TableCount, Walker, largest_pages, leaf_count,
-    minimum_tables,
+    minimum_tables, minimum_tables_sorted,
 };
 use crate::phys::PhysWindow;
 
@@ -376,7 +376,7 @@ impl Plan {
 
     /// The leaves the plan's mappings take, per size.
     pub fn leaves(&self) -> LeafCount {
-        count_leaves(self.mappings())
+        count_leaves(self.mappings().iter().copied())
     }
 
     fn push(&mut self, mapping: Mapping, meta: Meta) -> Result<(), PlanError> {
@@ -402,20 +402,13 @@ impl Plan {
         self.len = 0;
         self.unmapped_ram = 0;
         self.physmap_bytes = 0;
+        self.dynamic_len = 0;
 
         // The ideal: every contiguous RAM run as one mapping.
-        for run in inputs.map.ram_runs() {
-            let end = run.end.min(layout.physmap_size());
-            if run.start < end {
-                let mapping = self.physmap_mapping(inputs, run.start, end, PageTableFlags::empty());
-                self.push(mapping, EMPTY_META)?;
-            }
-        }
-        if self.len == 0 {
+        let ideal_leaves = count_leaves(self.ideal_physmap(inputs));
+        if ideal_leaves.total() == 0 {
             return Err(PlanError::NoRam);
         }
-        let ideal_leaves = self.leaves();
-        self.len = 0;
 
         // The real physmap: runs of equal PAT type, cut where the effective
         // type changes.
@@ -461,7 +454,7 @@ impl Plan {
         // The ideal table count: the same kernel mappings with the ideal
         // physmap. Computed from the real plan's kernel part plus the runs.
         cost.tables = self.minimum_tables();
-        cost.ideal_tables = self.ideal_tables(inputs)?;
+        cost.ideal_tables = self.ideal_tables(inputs);
         self.cost = cost;
         Ok(())
     }
@@ -623,11 +616,7 @@ impl Plan {
     /// Adds the EFI runtime window's mappings (after the switch, once the
     /// firmware's tables are readable), keeping the plan in ascending
     /// virtual order.
-    pub fn add_efi_window(
-        &mut self,
-        window: &crate::efi::Window,
-        mtrrs: &Mtrrs,
-    ) -> Result<(), PlanError> {
+    pub fn add_efi_window(&mut self, window: &crate::efi::Window) -> Result<(), PlanError> {
         let new = window.mappings();
         if self.len + new.len() > MAX_MAPPINGS {
             return Err(PlanError::TooManyMappings);
@@ -645,37 +634,39 @@ impl Plan {
             self.meta[at + i] = Meta {
                 purpose: Purpose::EfiRuntime(w.access),
                 pat_type: w.mem_type,
-                effective: effective_type(mtrrs.type_at(w.mapping.phys.as_u64()), w.mem_type),
+                effective: w.effective,
             };
         }
         self.len += new.len();
         Ok(())
     }
 
-    /// The tables the plan would need with uncut RAM runs.
-    fn ideal_tables(&mut self, inputs: &Inputs<'_>) -> Result<TableCount, PlanError> {
-        // Reuse the array's tail: the ideal physmap after the real plan.
-        let real = self.len;
-        for run in inputs.map.ram_runs() {
-            let end = run.end.min(inputs.layout.physmap_size());
-            if run.start < end {
-                let mapping = self.physmap_mapping(inputs, run.start, end, PageTableFlags::empty());
-                self.push(mapping, EMPTY_META)?;
-            }
-        }
-        // The kernel's sections, copied after the ideal physmap so the
-        // slice stays in ascending order.
-        let kernel: usize = self.meta[..real]
+    /// The physmap as if RAM had one memory type: every contiguous run as
+    /// one mapping.
+    fn ideal_physmap<'s>(
+        &'s self,
+        inputs: &'s Inputs<'_>,
+    ) -> impl Iterator<Item = Mapping> + Clone + 's {
+        let limit = inputs.layout.physmap_size();
+        inputs.map.ram_runs().filter_map(move |run| {
+            let end = run.end.min(limit);
+            (run.start < end)
+                .then(|| self.physmap_mapping(inputs, run.start, end, PageTableFlags::empty()))
+        })
+    }
+
+    /// The tables the plan would need with uncut RAM runs: the ideal
+    /// physmap followed by the kernel's mappings, counted as they are
+    /// generated (no second copy of the plan).
+    fn ideal_tables(&self, inputs: &Inputs<'_>) -> TableCount {
+        let physmap = self.ideal_physmap(inputs);
+        let kernel = self
+            .mappings()
             .iter()
-            .filter(|m| matches!(m.purpose, Purpose::Kernel(_)))
-            .count();
-        for k in real - kernel..real {
-            let (mapping, meta) = (self.mappings[k], self.meta[k]);
-            self.push(mapping, meta)?;
-        }
-        let ideal = minimum_tables(&self.mappings[real..self.len], self.levels);
-        self.len = real;
-        Ok(ideal)
+            .zip(self.meta())
+            .filter(|(_, meta)| matches!(meta.purpose, Purpose::Kernel(_)))
+            .map(|(m, _)| *m);
+        minimum_tables_sorted(physmap.chain(kernel), self.levels)
     }
 }
 
@@ -685,14 +676,16 @@ impl Default for Plan {
     }
 }
 
-fn count_leaves(mappings: &[Mapping]) -> LeafCount {
-    mappings.iter().fold(LeafCount::default(), |mut total, m| {
-        let c = leaf_count(m.virt, m.phys, m.len, m.max_page);
-        total.size_4k += c.size_4k;
-        total.size_2m += c.size_2m;
-        total.size_1g += c.size_1g;
-        total
-    })
+fn count_leaves(mappings: impl IntoIterator<Item = Mapping>) -> LeafCount {
+    mappings
+        .into_iter()
+        .fold(LeafCount::default(), |mut total, m| {
+            let c = leaf_count(m.virt, m.phys, m.len, m.max_page);
+            total.size_4k += c.size_4k;
+            total.size_2m += c.size_2m;
+            total.size_1g += c.size_1g;
+            total
+        })
 }
 
 /// Why built tables do not match the plan.
@@ -848,6 +841,15 @@ pub fn verify<W: PhysWindow + ?Sized>(
         // Compare types, not bits: two PAT entries may hold one type.
         if inputs.pat.type_for_flags(leaf.flags, kind) != meta[i].pat_type {
             return Err(wrong("selects another memory type than planned"));
+        }
+        if matches!(meta[i].purpose, Purpose::EfiRuntime(_)) {
+            let start = leaf.phys.as_u64();
+            if uniform_effective(mtrrs, start, start + size, meta[i].pat_type).is_none() {
+                return Err(VerifyError::NotUniform {
+                    virt: leaf.virt,
+                    size: leaf.size,
+                });
+            }
         }
         if meta[i].purpose == Purpose::Physmap {
             let start = leaf.phys.as_u64();

@@ -223,7 +223,14 @@ fn try_init(boot: &BootInfo) -> Result<(), Unavailable> {
     let mut runtime = RUNTIME.lock();
     runtime.assign(&efi_map, s.layout)?;
     let mut window = WINDOW.lock();
-    window.make(&runtime, mat.as_ref(), &s.pat, s.cpu.nx, s.cpu.global)?;
+    window.make(
+        &runtime,
+        mat.as_ref(),
+        &s.pat,
+        &s.mtrrs,
+        s.cpu.nx,
+        s.cpu.global,
+    )?;
     for r in runtime.regions() {
         info!(
             "efi: runtime {:#012x}-{:#012x} {:?} {} -> {:#x}",
@@ -245,7 +252,7 @@ fn try_init(boot: &BootInfo) -> Result<(), Unavailable> {
             builder.map(&m.mapping)?;
         }
     }
-    shim::PLAN.lock().add_efi_window(&window, &s.mtrrs)?;
+    shim::PLAN.lock().add_efi_window(&window)?;
     info!(
         "efi: window: {} mappings{}",
         window.mappings().len(),
