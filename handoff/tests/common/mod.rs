@@ -1277,8 +1277,9 @@ fn mtrrs(input: &mut Input<'_>, bits: u8) -> Mtrrs {
 }
 
 /// Fuzz target `plan`: a header (CPU features, paging mode, PAT, whether to
-/// add the EFI window, where the kernel is, MTRRs), then a compact map
-/// with MAXPHYADDR at most [`PLAN_MAX_BITS`].
+/// add the EFI window, where the kernel is, MTRRs), a compact map with
+/// MAXPHYADDR at most [`PLAN_MAX_BITS`], then, if anything is left, compact
+/// attributes-table entries for the window.
 pub fn check_plan(data: &[u8]) -> Reached {
     let mut input = Input::new(data);
     let cpu_bits = input.u8();
@@ -1326,6 +1327,9 @@ pub fn check_plan(data: &[u8]) -> Reached {
     }
     check_plan_mappings(&plan, &inputs);
 
+    // An attributes table from whatever follows the map.
+    let table_bytes = (input.len() > 0).then(|| compact_table(&mut input, built.efi.as_ref()));
+    let table = table_bytes.as_deref().and_then(check_table);
     if with_window
         && let Some(efi) = built.efi.as_ref()
         && let Some((_, window)) = check_runtime(
@@ -1333,7 +1337,7 @@ pub fn check_plan(data: &[u8]) -> Reached {
             true,
             &WindowParams {
                 layout,
-                table: None,
+                table: table.as_ref(),
                 pat: &pat,
                 nx: cpu.nx,
                 global: cpu.global,
@@ -1889,6 +1893,14 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
             compact(Some(&ovmf_efi(1024)), &ovmf_limine(1024), 40, 48, false),
         ),
     ));
+    let mut with_table = plan_seed(
+        0x17,
+        2,
+        compact(Some(&ovmf_efi(1024)), &ovmf_limine(1024), 40, 48, false),
+    );
+    // Version 1, stride 48, code split into RO text and XP data.
+    with_table.extend([0, 1, 3, 1, 0, 0x40, 1, 1, 0x40, 0x40, 2, 2, 0, 0x20, 3]);
+    out.push(("plan", "seed-ovmf-1g-window-mat".into(), with_table));
     out.push((
         "plan",
         "seed-ovmf-6g-window-mtrrs".into(),
