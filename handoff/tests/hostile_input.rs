@@ -268,3 +268,134 @@ proptest! {
         common::check_plan(&data);
     }
 }
+
+/// Inputs that show the open bugs of [`common::OPEN_BUGS`], one file per
+/// bug in `fuzz/known-bugs/<target>/`. Fails until they are fixed; then
+/// move the files to `fuzz/regressions/` and drop the bug from the list.
+#[test]
+#[ignore = "open bugs: see common::OPEN_BUGS"]
+fn known_bugs_fixed() {
+    let dir = fuzz_dir().join("known-bugs");
+    let mut total = replay(&dir.join("plan"), common::check_plan_strict);
+    for (target, check) in TARGETS.into_iter().filter(|t| t.0 != "plan") {
+        total += replay(&dir.join(target), check);
+    }
+    assert_eq!(total, common::OPEN_BUGS.len(), "one input per open bug");
+}
+
+/// Open bug `efi-window-large-page-spans-mtrr-types`, spelled out: 4 MiB of
+/// runtime data, write-back, with one 4 KiB UC MTRR range inside it. The
+/// physmap cuts its pages there; the EFI window maps the region with 2 MiB
+/// pages, one of which then covers both types.
+#[test]
+#[ignore = "open bug: efi-window-large-page-spans-mtrr-types"]
+fn efi_window_large_pages_keep_one_memory_type() {
+    use handoff::efi::{Runtime, Window};
+    use handoff::layout::Layout;
+    use handoff::memmap::{self, EfiMemoryMap, LimineMap, MemoryMap, Scratch, limine};
+    use handoff::mtrr::{MtrrRegisters, Mtrrs, PageKind, Pat, VariableRangeMsrs};
+    use handoff::paging::{Builder, PageSize, Walker};
+    use handoff::plan::{self, CpuCaps, Inputs, KernelImage, KernelSection, Perm, Plan};
+    use handoff::sim::Sim;
+    use handoff::{Levels, PAGE_SIZE};
+    use x86_64::PhysAddr;
+
+    const RT_DATA: u32 = 6;
+    const CONVENTIONAL: u32 = 7;
+    let descs = [
+        Desc {
+            ty: CONVENTIONAL,
+            start: 0,
+            pages: 0x7f000,
+            attr: 0xf,
+        },
+        Desc {
+            ty: RT_DATA,
+            start: 0x7f00_0000,
+            pages: 0x400,
+            attr: RT | 0xf,
+        },
+    ];
+    let bytes = common::encode_efi(&descs, 48, 0);
+    let efi = EfiMemoryMap::parse(&bytes, 48, 1, 40).unwrap();
+    let entries = [LimineEntry {
+        base: 0x200_0000,
+        length: 0x10_0000,
+        ty: limine::EXECUTABLE_AND_MODULES,
+    }];
+    let limine = LimineMap::parse(&entries, 40).unwrap();
+    let mut map = Box::new(MemoryMap::new());
+    memmap::build(Some(&efi), &limine, &mut Box::new(Scratch::new()), &mut map).unwrap();
+
+    // WB by default (fixed ranges too), UC for the 4 KiB at 0x7f10_0000.
+    let mut regs = MtrrRegisters::new(0x501, 0xc06, 40);
+    regs.fixed = [0x0606_0606_0606_0606; 11];
+    regs.variable[0] = VariableRangeMsrs {
+        base: 0x7f10_0000,
+        mask: ((1 << 40) - 1) & !(PAGE_SIZE - 1) | 1 << 11,
+    };
+    let mtrrs = Mtrrs::new(&regs).unwrap();
+
+    let layout = Layout::for_levels(Levels::Four);
+    let kernel_virt = 0xffff_ffff_8000_0000;
+    let section = |name, start: u64, end: u64, perm| KernelSection {
+        name,
+        start: kernel_virt + start,
+        end: kernel_virt + end,
+        perm,
+    };
+    let kernel = KernelImage {
+        virt_base: kernel_virt,
+        phys_base: PhysAddr::new(0x200_0000),
+        sections: [
+            section("text", 0, 0x2_0000, Perm::ReadExecute),
+            section("rodata", 0x2_0000, 0x2_8000, Perm::ReadOnly),
+            section("data", 0x2_8000, 0x3_0000, Perm::ReadWrite),
+            // 0x30000: the boot stack's guard page, unmapped.
+            section("bss", 0x3_1000, 0x10_0000, Perm::ReadWrite),
+        ],
+    };
+    let cpu = CpuCaps {
+        gb_pages: true,
+        nx: true,
+        global: true,
+    };
+    let inputs = Inputs {
+        map: &map,
+        layout,
+        mtrrs: &mtrrs,
+        pat: &Pat::BATON,
+        cpu,
+        kernel: &kernel,
+    };
+    let mut plan = Box::new(Plan::new());
+    plan.make(&inputs).unwrap();
+    let mut runtime = Box::new(Runtime::new());
+    runtime.assign(&efi, layout).unwrap();
+    let mut window = Box::new(Window::new());
+    window
+        .make(&runtime, None, &Pat::BATON, true, true)
+        .unwrap();
+    plan.add_efi_window(&window, &mtrrs).unwrap();
+
+    let base = 1u64 << 50;
+    let mut sim = Sim::new(PhysAddr::new(base), PhysAddr::new(base + (1 << 40)));
+    let mut builder = Builder::new(&mut sim.window, &mut sim.frames, Levels::Four).unwrap();
+    for m in plan.mappings() {
+        builder.map(m).unwrap();
+    }
+    let root = builder.root();
+    let walker = Walker::new(&sim.window, root, Levels::Four);
+    // verify passes: it checks uniformity in the physmap only.
+    plan::verify(&plan, &walker, &inputs).unwrap();
+    for leaf in walker.leaves().filter(|l| l.size != PageSize::Size4K) {
+        let pat_type = Pat::BATON.type_for_flags(leaf.flags, PageKind::Large);
+        let start = leaf.phys.as_u64();
+        assert!(
+            plan::uniform_effective(&mtrrs, start, start + leaf.size.bytes(), pat_type).is_some(),
+            "{:?} leaf at {:#x} -> {start:#x} covers a UC and a WB range",
+            leaf.size,
+            leaf.virt
+        );
+    }
+}
