@@ -399,3 +399,67 @@ fn efi_window_large_pages_keep_one_memory_type() {
         );
     }
 }
+
+/// Open bug `plan-ideal-tables-need-double-capacity`, spelled out: 2046
+/// RAM runs (a map holds up to 2048 regions) need 2050 mappings, well
+/// under `plan::MAX_MAPPINGS`, but `Plan::make` also lays the ideal
+/// physmap out after the real one to count its tables, and runs out of
+/// room.
+#[test]
+#[ignore = "open bug: plan-ideal-tables-need-double-capacity"]
+fn plans_hold_every_map_the_normaliser_makes() {
+    use handoff::layout::Layout;
+    use handoff::memmap::{self, LimineMap, MemoryMap, Scratch, limine};
+    use handoff::mtrr::{Mtrrs, Pat};
+    use handoff::plan::{CpuCaps, Inputs, KernelImage, KernelSection, Perm, Plan};
+    use handoff::{Levels, PAGE_SIZE};
+    use x86_64::PhysAddr;
+
+    // One page of RAM every other page.
+    let entries: Vec<_> = (0..2046)
+        .map(|i| LimineEntry {
+            base: (2 * i + 1) * PAGE_SIZE,
+            length: PAGE_SIZE,
+            ty: limine::USABLE,
+        })
+        .collect();
+    let limine = LimineMap::parse(&entries, 40).unwrap();
+    let mut map = Box::new(MemoryMap::new());
+    memmap::build(None, &limine, &mut Box::new(Scratch::new()), &mut map).unwrap();
+    assert_eq!(map.ram_runs().count(), 2046);
+
+    let kernel_virt = 0xffff_ffff_8000_0000;
+    let section = |name, start: u64, end: u64, perm| KernelSection {
+        name,
+        start: kernel_virt + start,
+        end: kernel_virt + end,
+        perm,
+    };
+    let kernel = KernelImage {
+        virt_base: kernel_virt,
+        phys_base: PhysAddr::new(0x200_0000),
+        sections: [
+            section("text", 0, 0x2_0000, Perm::ReadExecute),
+            section("rodata", 0x2_0000, 0x2_8000, Perm::ReadOnly),
+            section("data", 0x2_8000, 0x3_0000, Perm::ReadWrite),
+            // 0x30000: the boot stack's guard page, unmapped.
+            section("bss", 0x3_1000, 0x10_0000, Perm::ReadWrite),
+        ],
+    };
+    let inputs = Inputs {
+        map: &map,
+        layout: Layout::for_levels(Levels::Four),
+        mtrrs: &Mtrrs::absent(40).unwrap(),
+        pat: &Pat::BATON,
+        cpu: CpuCaps {
+            gb_pages: false,
+            nx: true,
+            global: true,
+        },
+        kernel: &kernel,
+    };
+    let mut plan = Box::new(Plan::new());
+    // 2046 physmap mappings and 4 kernel sections.
+    plan.make(&inputs).unwrap();
+    assert_eq!(plan.mappings().len(), 2050);
+}
