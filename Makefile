@@ -10,12 +10,14 @@
 #   make test            rustfmt, clippy, host tests, QEMU boot tests
 #   make bench           time the page-table builder against per-page map_to
 #                        (table in build/bench.md)
+#   make fuzz            fuzz handoff's parsers and planner (nightly, cargo-fuzz)
 #   make deps            check and install prerequisites
 #
 # Variables: CMDLINE='...' (baked into the image's limine.conf),
 # QEMUFLAGS='...', MEM=1G, MACHINE=q35, ACCEL=tcg, OVMF=/path/to/OVMF.fd,
 # LIMINE_DIR=/path/to/limine, BOOT_TESTS='filter ...' (test names),
-# BENCH='filter' (benchmark maps, e.g. 64TiB).
+# BENCH='filter' (benchmark maps, e.g. 64TiB), FUZZ_TIME=seconds per
+# fuzz target, FUZZ_TARGETS='memmap plan ...'.
 
 SHELL := bash
 .DEFAULT_GOAL := kernel
@@ -34,6 +36,8 @@ MACHINE ?= q35
 ACCEL ?= tcg
 BOOT_TESTS ?=
 BENCH ?=
+FUZZ_TIME ?= 30
+FUZZ_TARGETS ?= memmap normalise efi_runtime plan
 
 export BUILD_DIR := $(BUILD)
 export OVMF
@@ -47,7 +51,7 @@ QEMU_BASE = -M $(MACHINE) -accel $(ACCEL) -m $(MEM) -serial mon:stdio -display n
 QEMU_OK = || [ $$? -eq 33 ]
 
 .PHONY: all kernel iso hdd run run-bios run-hdd debug deps test fmt-check clippy \
-	host-test boot-test bench clean
+	host-test boot-test bench fuzz fuzz-tools fuzz-merge clean
 
 all: kernel
 
@@ -104,6 +108,34 @@ boot-test: kernel
 # it to $(BUILD)/bench.md (criterion's data goes to $(BUILD)/criterion).
 bench:
 	BENCH_OUT=$(abspath $(BUILD))/bench.md cargo bench -p handoff-bench -- $(BENCH)
+
+# Fuzzing (fuzz/, its own workspace): libFuzzer through cargo-fuzz on
+# nightly, with overflow checks and debug assertions on. Each target starts
+# from the committed corpus (fuzz/corpus/<target>) and writes what it finds
+# to fuzz/target/corpus/<target>; crashes land in fuzz/artifacts/<target>.
+# `make fuzz-merge` folds new coverage into the committed corpus, which
+# `cargo test -p handoff` replays.
+fuzz: fuzz-tools
+	@cd fuzz && for t in $(FUZZ_TARGETS); do \
+		case $$t in memmap) max_len=131072 ;; *) max_len=32768 ;; esac; \
+		mkdir -p target/corpus/$$t; \
+		echo "fuzz: $$t for $(FUZZ_TIME) s"; \
+		cargo +nightly fuzz run --debug-assertions $$t target/corpus/$$t corpus/$$t -- \
+			-max_total_time=$(FUZZ_TIME) -max_len=$$max_len -timeout=10 \
+			-rss_limit_mb=2048 -print_final_stats=1 || exit 1; \
+	done
+
+fuzz-merge: fuzz-tools
+	@cd fuzz && for t in $(FUZZ_TARGETS); do \
+		mkdir -p target/corpus/$$t; \
+		cargo +nightly fuzz run --debug-assertions $$t corpus/$$t target/corpus/$$t -- \
+			-merge=1 -use_counters=0 -max_len=131072 || exit 1; \
+	done
+
+fuzz-tools:
+	@rustup run nightly cargo --version >/dev/null 2>&1 || \
+		rustup toolchain install nightly --profile minimal
+	@cargo +nightly fuzz --version >/dev/null 2>&1 || cargo install --locked cargo-fuzz
 
 clean:
 	cargo clean
