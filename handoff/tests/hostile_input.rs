@@ -273,7 +273,6 @@ proptest! {
 /// bug in `fuzz/known-bugs/<target>/`. Fails until they are fixed; then
 /// move the files to `fuzz/regressions/` and drop the bug from the list.
 #[test]
-#[ignore = "open bugs: see common::OPEN_BUGS"]
 fn known_bugs_fixed() {
     let dir = fuzz_dir().join("known-bugs");
     let mut total = 0;
@@ -288,7 +287,6 @@ fn known_bugs_fixed() {
 /// physmap cuts its pages there; the EFI window maps the region with 2 MiB
 /// pages, one of which then covers both types.
 #[test]
-#[ignore = "open bug: efi-window-large-page-spans-mtrr-types"]
 fn efi_window_large_pages_keep_one_memory_type() {
     use handoff::efi::{Runtime, Window};
     use handoff::layout::Layout;
@@ -374,9 +372,9 @@ fn efi_window_large_pages_keep_one_memory_type() {
     runtime.assign(&efi, layout).unwrap();
     let mut window = Box::new(Window::new());
     window
-        .make(&runtime, None, &Pat::BATON, true, true)
+        .make(&runtime, None, &Pat::BATON, &mtrrs, true, true)
         .unwrap();
-    plan.add_efi_window(&window, &mtrrs).unwrap();
+    plan.add_efi_window(&window).unwrap();
 
     let base = 1u64 << 50;
     let mut sim = Sim::new(PhysAddr::new(base), PhysAddr::new(base + (1 << 40)));
@@ -406,7 +404,6 @@ fn efi_window_large_pages_keep_one_memory_type() {
 /// physmap out after the real one to count its tables, and runs out of
 /// room.
 #[test]
-#[ignore = "open bug: plan-ideal-tables-need-double-capacity"]
 fn plans_hold_every_map_the_normaliser_makes() {
     use handoff::layout::Layout;
     use handoff::memmap::{self, LimineMap, MemoryMap, Scratch, limine};
@@ -468,7 +465,6 @@ fn plans_hold_every_map_the_normaliser_makes() {
 /// 2^52 pages at address 0 ends beyond 64 bits, yet the table parses, the
 /// entry's length saturated to `u64::MAX`.
 #[test]
-#[ignore = "open bug: attributes-table-length-saturates"]
 fn attributes_table_refuses_lengths_that_overflow() {
     use handoff::efi::{AttributesTable, EfiError};
 

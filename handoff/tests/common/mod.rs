@@ -888,6 +888,8 @@ pub struct WindowParams<'a> {
     pub table: Option<&'a AttributesTable<'a>>,
     /// The PAT the window is mapped under.
     pub pat: &'a Pat,
+    /// The MTRRs (the window is cut where the effective type changes).
+    pub mtrrs: &'a Mtrrs,
     /// Whether the CPU has NX.
     pub nx: bool,
     /// Whether it has global pages.
@@ -909,6 +911,7 @@ pub fn check_runtime(
         layout,
         table,
         pat,
+        mtrrs,
         nx,
         global,
         buffer_slack,
@@ -981,7 +984,7 @@ pub fn check_runtime(
     }
 
     let mut window = Box::new(Window::new());
-    match window.make(&rt, table, pat, nx, global) {
+    match window.make(&rt, table, pat, mtrrs, nx, global) {
         Ok(()) => check_window(&window, &rt, disjoint, table, layout, nx, global),
         Err(err) => {
             let _ = err.to_string();
@@ -1195,7 +1198,8 @@ fn compact_table(input: &mut Input<'_>, efi: Option<&EfiMemoryMap<'_>>) -> Vec<u
 /// compact entries; paging mode; PAT; NX and global bits; buffer slack),
 /// a compact map, then the attributes table.
 pub fn check_efi_runtime(data: &[u8]) -> Reached {
-    efi_runtime_checks(data, false)
+    // No bug is open: the fuzz target is as strict as the replay.
+    efi_runtime_checks(data, OPEN_BUGS.is_empty())
 }
 
 /// [`check_efi_runtime`], also holding the code to the invariants that
@@ -1227,10 +1231,12 @@ fn efi_runtime_checks(data: &[u8], strict: bool) -> Reached {
     let Some(efi) = built.efi.as_ref() else {
         return built.reached();
     };
+    let no_mtrrs = Mtrrs::absent(52).expect("valid MAXPHYADDR");
     let params = WindowParams {
         layout: Layout::for_levels(levels),
         table: table.as_ref(),
         pat: &pat,
+        mtrrs: &no_mtrrs,
         nx,
         global,
         buffer_slack: slack,
@@ -1333,7 +1339,8 @@ fn mtrrs(input: &mut Input<'_>, bits: u8) -> Mtrrs {
 /// MAXPHYADDR at most [`PLAN_MAX_BITS`], then, if anything is left, compact
 /// attributes-table entries for the window.
 pub fn check_plan(data: &[u8]) -> Reached {
-    plan_checks(data, false)
+    // No bug is open: the fuzz target is as strict as the replay.
+    plan_checks(data, OPEN_BUGS.is_empty())
 }
 
 /// [`check_plan`], also holding the plan to the invariants that open bugs
@@ -1347,22 +1354,13 @@ pub fn check_plan_strict(data: &[u8]) -> Reached {
 /// strict checks ([`STRICT_TARGETS`]) do not, and `fuzz/known-bugs/<target>/`
 /// holds an input per bug that shows it.
 pub const OPEN_BUGS: &[&str] = &[
-    // efi::AttributesTable::parse takes an entry's length as NumberOfPages
-    // times 4 KiB, saturating: an entry of 2^52 pages or more at address 0
-    // is accepted as covering everything, where the EFI memory map's parser
-    // refuses such a descriptor (MapError::Overflow).
-    "attributes-table-length-saturates",
-    // Plan::add_efi_window maps every runtime region with pages up to
-    // 2 MiB and takes the effective memory type at its first byte: a large
-    // page may cover an MTRR type change (and plan::verify does not check
-    // uniformity outside the physmap).
-    "efi-window-large-page-spans-mtrr-types",
-    // Plan::make computes the ideal table count (SplitCost::ideal_tables)
-    // in the tail of its mapping array, after the real plan: a plan of R
-    // physmap mappings over I RAM runs needs R + I + 6 slots, so a map of
-    // more than about 2045 RAM runs fails with TooManyMappings although
-    // its plan holds half of MAX_MAPPINGS.
-    "plan-ideal-tables-need-double-capacity",
+    // None. Fixed, with their inputs in fuzz/regressions/:
+    // - attributes-table-length-saturates: efi::AttributesTable::parse took
+    //   an entry's length saturating (2^52 pages at 0 covered everything);
+    // - efi-window-large-page-spans-mtrr-types: the EFI window's 2 MiB
+    //   pages could cover an MTRR type change, unchecked by plan::verify;
+    // - plan-ideal-tables-need-double-capacity: Plan::make counted the
+    //   ideal tables in its own mapping array, after the real plan.
 ];
 
 fn plan_checks(data: &[u8], strict: bool) -> Reached {
@@ -1441,6 +1439,7 @@ fn plan_checks(data: &[u8], strict: bool) -> Reached {
                 layout,
                 table: table.as_ref(),
                 pat: &pat,
+                mtrrs: &mtrrs,
                 nx: cpu.nx,
                 global: cpu.global,
                 buffer_slack: 0,
@@ -1448,7 +1447,7 @@ fn plan_checks(data: &[u8], strict: bool) -> Reached {
         )
     {
         let before = plan.mappings().len();
-        match plan.add_efi_window(&window, &mtrrs) {
+        match plan.add_efi_window(&window) {
             Ok(()) => {
                 assert_eq!(plan.mappings().len(), before + window.mappings().len());
             }
