@@ -82,6 +82,8 @@ pub enum Fault {
     VmallocStackOverflow,
     /// Execute `ud2` (`fault=ud`).
     InvalidOpcode,
+    /// Ask the heap for more than it can ever hold (`fault=heap-oom`).
+    HeapOutOfMemory,
 }
 
 impl Fault {
@@ -93,6 +95,7 @@ impl Fault {
             "stack-overflow" => Fault::StackOverflow,
             "vmalloc-stack-overflow" => Fault::VmallocStackOverflow,
             "ud" => Fault::InvalidOpcode,
+            "heap-oom" => Fault::HeapOutOfMemory,
             _ => return None,
         })
     }
@@ -331,6 +334,7 @@ mod tests {
             ("nx", Fault::PhysmapExec),
             ("ud", Fault::InvalidOpcode),
             ("vmalloc-stack-overflow", Fault::VmallocStackOverflow),
+            ("heap-oom", Fault::HeapOutOfMemory),
         ] {
             assert_eq!(Fault::parse(v), Some(f));
         }

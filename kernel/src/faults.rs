@@ -54,6 +54,12 @@ pub fn provoke(fault: Fault) {
                 recurse(0);
             });
         }
+        Fault::HeapOutOfMemory => {
+            // Twice the heap's whole reservation.
+            let size = 2 * crate::mm::heap::RESERVE as usize;
+            let v: alloc::vec::Vec<u8> = alloc::vec::Vec::with_capacity(size);
+            info!("fault: got {} bytes", v.capacity());
+        }
         Fault::InvalidOpcode => {
             // SAFETY: none; ud2 raises #UD.
             unsafe { asm!("ud2", options(nostack)) };

@@ -98,6 +98,8 @@ extern "C" fn kmain() -> ! {
     }
 
     efi::init(boot);
+    shim::phase_done("efi");
+    shim::report_phases();
     if let Err(e) = mm::init() {
         error!("mm: {e}");
         error!("mm: cannot continue; stopping");

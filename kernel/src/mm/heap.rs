@@ -69,7 +69,7 @@ impl State {
             .mapped_end
             .checked_add(bytes)
             .filter(|&e| e <= self.reserved_end);
-        let end = end.ok_or(vmalloc::VmError::OutOfFrames)?;
+        let end = end.ok_or(vmalloc::VmError::ReservationFull { bytes: RESERVE })?;
         vmalloc::populate(self.mapped_end, end)?;
         // SAFETY: the new pages follow the heap's top directly and were
         // just mapped read-write for it.

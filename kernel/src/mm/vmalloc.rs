@@ -26,6 +26,10 @@ pub enum VmError {
     OutOfFrames,
     Map(MapperError),
     NoPatEntry(MemType),
+    /// A reservation (the heap's) has no room left to grow into.
+    ReservationFull {
+        bytes: u64,
+    },
 }
 
 impl fmt::Display for VmError {
@@ -36,6 +40,9 @@ impl fmt::Display for VmError {
             VmError::OutOfFrames => write!(f, "out of physical memory"),
             VmError::Map(e) => write!(f, "mapping: {e}"),
             VmError::NoPatEntry(t) => write!(f, "the PAT has no entry for {t}"),
+            VmError::ReservationFull { bytes } => {
+                write!(f, "its {} MiB of virtual space are used up", bytes >> 20)
+            }
         }
     }
 }

@@ -155,7 +155,25 @@ from_error!(
     Build(BuildError)
 );
 
-/// TSC stamps of the handoff phases.
+/// TSC stamps of the handoff phases (the EFI stage, which runs after the
+/// shim, adds its own).
+static PHASES: spin::Mutex<Phases> = spin::Mutex::new(Phases {
+    start: 0,
+    last: 0,
+    names: [("", 0); 6],
+    len: 0,
+});
+
+/// Ends the phase `name` (one after the shim's own: `efi`).
+pub fn phase_done(name: &'static str) {
+    PHASES.lock().done(name);
+}
+
+/// Logs every phase's duration and the total.
+pub fn report_phases() {
+    PHASES.lock().report();
+}
+
 struct Phases {
     start: u64,
     last: u64,
@@ -176,8 +194,10 @@ impl Phases {
 
     fn done(&mut self, name: &'static str) {
         let now = time::tsc();
-        self.names[self.len] = (name, now - self.last);
-        self.len += 1;
+        if let Some(slot) = self.names.get_mut(self.len) {
+            *slot = (name, now - self.last);
+            self.len += 1;
+        }
         self.last = now;
     }
 
@@ -269,7 +289,8 @@ fn read_mtrrs(cpu: &Features) -> Result<Mtrrs, MtrrError> {
 
 /// Runs the handoff. On success baton runs on its own page tables.
 pub fn run(boot: &BootInfo) -> Result<&'static State, ShimError> {
-    let mut phases = Phases::new();
+    let mut phases = PHASES.lock();
+    *phases = Phases::new();
     let cpu_features = features::detect();
     let layout = Layout::for_levels(boot.levels);
     FIVE_LEVEL.store(
@@ -494,7 +515,7 @@ pub fn run(boot: &BootInfo) -> Result<&'static State, ShimError> {
         map.bytes(Kind::BootloaderReclaimable) >> 10
     );
     phases.done("verify");
-    phases.report();
+    drop(phases);
 
     drop(plan);
     drop(map);
