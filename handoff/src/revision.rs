@@ -112,12 +112,18 @@ fn limine_newest_revision(version: &str) -> Option<u64> {
     }
 }
 
-/// Works out the revision in effect from the tag and the bootloader's
-/// name and version (from the bootloader-info response, when there is one).
-pub fn resolve(tag: Tag, bootloader: Option<(&str, &str)>) -> Result<InEffect, RevisionError> {
+/// Works out the revision in effect from the revision `requested` (baton
+/// asks for [`REQUESTED`]; a test build asks for less), the tag and the
+/// bootloader's name and version (from the bootloader-info response, when
+/// there is one).
+pub fn resolve(
+    requested: u64,
+    tag: Tag,
+    bootloader: Option<(&str, &str)>,
+) -> Result<InEffect, RevisionError> {
     let in_effect = if tag.revision == 0 {
         InEffect {
-            revision: REQUESTED,
+            revision: requested,
             basis: Basis::Honoured,
         }
     } else if tag.loaded != LOADED_MAGIC {
@@ -190,35 +196,48 @@ mod tests {
 
     #[test]
     fn honoured_request_is_in_effect() {
-        let e = resolve(tag(LOADED_MAGIC, 0), None).unwrap();
+        let e = resolve(REQUESTED, tag(LOADED_MAGIC, 0), None).unwrap();
         assert_eq!(e.revision, REQUESTED);
         assert_eq!(e.basis, Basis::Honoured);
     }
 
     #[test]
     fn reported_revision_wins_over_version() {
-        let e = resolve(tag(4, NOT_HONOURED), Some(("Limine", "10.2.0"))).unwrap();
+        let e = resolve(REQUESTED, tag(4, NOT_HONOURED), Some(("Limine", "10.2.0"))).unwrap();
         assert_eq!((e.revision, e.basis), (4, Basis::Reported));
     }
 
     #[test]
     fn limine_8_2_falls_back_to_revision_2() {
-        let e = resolve(tag(LOADED_MAGIC, NOT_HONOURED), Some(("Limine", "8.2.0"))).unwrap();
+        let e = resolve(
+            REQUESTED,
+            tag(LOADED_MAGIC, NOT_HONOURED),
+            Some(("Limine", "8.2.0")),
+        )
+        .unwrap();
         assert_eq!((e.revision, e.basis), (2, Basis::InferredFromVersion));
         assert_eq!(e.to_string(), "2 (inferred from the bootloader version)");
         for v in ["8.0.0", "8.0.14", "8.1.2"] {
             assert_eq!(
-                resolve(tag(LOADED_MAGIC, NOT_HONOURED), Some(("Limine", v)))
-                    .unwrap()
-                    .revision,
+                resolve(
+                    REQUESTED,
+                    tag(LOADED_MAGIC, NOT_HONOURED),
+                    Some(("Limine", v))
+                )
+                .unwrap()
+                .revision,
                 2
             );
         }
         for v in ["8.3.0", "8.3.1"] {
             assert_eq!(
-                resolve(tag(LOADED_MAGIC, NOT_HONOURED), Some(("Limine", v)))
-                    .unwrap()
-                    .revision,
+                resolve(
+                    REQUESTED,
+                    tag(LOADED_MAGIC, NOT_HONOURED),
+                    Some(("Limine", v))
+                )
+                .unwrap()
+                .revision,
                 3
             );
         }
@@ -233,16 +252,26 @@ mod tests {
             Some(("Limine", "x")),
         ] {
             assert_eq!(
-                resolve(tag(LOADED_MAGIC, NOT_HONOURED), bl),
+                resolve(REQUESTED, tag(LOADED_MAGIC, NOT_HONOURED), bl),
                 Err(RevisionError::Unknown)
             );
         }
     }
 
     #[test]
+    fn an_honoured_old_revision_is_refused() {
+        // A kernel built to ask for revision 1 gets it from Limine 8.
+        let err = resolve(1, tag(LOADED_MAGIC, 0), Some(("Limine", "8.2.0"))).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "base revision 1 (honoured) is in effect; baton needs 2 to 5"
+        );
+    }
+
+    #[test]
     fn revisions_outside_the_supported_range_are_refused() {
         for rev in [0, 1, 6, 99] {
-            let err = resolve(tag(rev, NOT_HONOURED), None).unwrap_err();
+            let err = resolve(REQUESTED, tag(rev, NOT_HONOURED), None).unwrap_err();
             assert!(matches!(err, RevisionError::Unsupported(e) if e.revision == rev));
         }
         assert!(

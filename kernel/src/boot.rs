@@ -33,9 +33,17 @@ use limine::request::HhdmRequest;
 #[unsafe(link_section = ".limine_requests_start")]
 static REQUESTS_START: RequestsStartMarker = RequestsStartMarker::new();
 
+/// The base revision this build asks for: baton's newest, or 1 in the test
+/// build that checks an unusable revision is refused.
+const REQUESTED_REVISION: u64 = if cfg!(feature = "test-base-revision-1") {
+    1
+} else {
+    revision::REQUESTED
+};
+
 #[used]
 #[unsafe(link_section = ".limine_requests")]
-static BASE_REVISION: BaseRevision = BaseRevision::with_revision(revision::REQUESTED);
+static BASE_REVISION: BaseRevision = BaseRevision::with_revision(REQUESTED_REVISION);
 
 #[used]
 #[unsafe(link_section = ".limine_requests")]
@@ -335,10 +343,11 @@ pub fn collect() -> Result<&'static BootInfo, BootError> {
         revision: if BASE_REVISION.is_supported() {
             0
         } else {
-            revision::REQUESTED
+            REQUESTED_REVISION
         },
     };
     let in_effect = revision::resolve(
+        REQUESTED_REVISION,
         tag,
         bootloader.as_ref().map(|(n, v)| (n.as_str(), v.as_str())),
     )
@@ -611,4 +620,9 @@ pub fn inject(what: handoff::cmdline::Inject) {
             warn!("inject: EFI desc_size set to 8");
         }
     }
+}
+
+/// The base revision this build requested.
+pub const fn requested_revision() -> u64 {
+    REQUESTED_REVISION
 }

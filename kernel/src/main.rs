@@ -135,7 +135,7 @@ fn log_handover(boot: &boot::BootInfo) {
     );
     info!(
         "boot: base revision requested {}, in effect {}",
-        handoff::revision::REQUESTED,
+        boot::requested_revision(),
         boot.revision
     );
     info!("boot: HHDM offset {:#x}", boot.hhdm_offset);

@@ -13,6 +13,9 @@ pub enum Kernel {
     /// Built without the HHDM request (feature `test-omit-hhdm-request`):
     /// Limine really gives no HHDM response.
     OmitHhdm,
+    /// Built to ask for base revision 1 (feature `test-base-revision-1`),
+    /// which Limine honours and baton must refuse.
+    BaseRevision1,
 }
 
 impl Kernel {
@@ -21,6 +24,7 @@ impl Kernel {
         match self {
             Kernel::Default => None,
             Kernel::OmitHhdm => Some("test-omit-hhdm-request"),
+            Kernel::BaseRevision1 => Some("test-base-revision-1"),
         }
     }
 }
@@ -613,6 +617,19 @@ pub fn all() -> Vec<Case> {
             common: &[],
             lines: &[
                 "boot: missing Limine response: HHDM (higher-half direct map)*",
+                "boot: cannot continue; stopping",
+            ],
+            absent: &["selftest:", "boot: HHDM offset"],
+            ..BASE
+        },
+        Case {
+            name: "unusable-base-revision",
+            about: "a kernel asking for base revision 1 gets it and stops cleanly, saying why",
+            kernel: Kernel::BaseRevision1,
+            exit: Exit::Fail,
+            common: &[],
+            lines: &[
+                "ERROR boot: unusable Limine base revision: base revision 1 (honoured) is in effect; baton needs 2 to 5",
                 "boot: cannot continue; stopping",
             ],
             absent: &["selftest:", "boot: HHDM offset"],
