@@ -343,8 +343,18 @@ impl<'a, W: PhysWindow + ?Sized, F: FrameSource + ?Sized> Builder<'a, W, F> {
                     len: chunk,
                     ..range
                 };
-                self.fill(child, level - 1, below, leaves, child_fresh)
-                    .map_err(|err| (err, first + 1))?;
+                if let Err(err) = self.fill(child, level - 1, below, leaves, child_fresh) {
+                    // A fresh child was never linked: nothing points to it.
+                    return Err((err, if child_fresh { first } else { first + 1 }));
+                }
+                if child_fresh {
+                    // Publish the new table only now that every entry of it
+                    // is written: the CPU's page walker (on any CPU, even
+                    // speculatively) must never see a half-built table.
+                    core::sync::atomic::fence(core::sync::atomic::Ordering::Release);
+                    self.window.table_mut(table)[first].set_frame(child, TABLE_FLAGS);
+                    self.tables.add(level - 1, 1);
+                }
                 chunk
             };
             range.virt = range.virt.wrapping_add(bytes);
@@ -400,8 +410,9 @@ impl<'a, W: PhysWindow + ?Sized, F: FrameSource + ?Sized> Builder<'a, W, F> {
     }
 
     /// The lower table behind entry `i` of `table`, allocated if the entry
-    /// is empty (or the table `fresh`), and whether it is new. `virt` is the
-    /// first address of the range under the entry.
+    /// is empty (or the table `fresh`), and whether it is new. A new table
+    /// is not linked into `table` yet: the caller links it once it is
+    /// filled. `virt` is the first address of the range under the entry.
     fn child(
         &mut self,
         table: PhysFrame,
@@ -417,12 +428,11 @@ impl<'a, W: PhysWindow + ?Sized, F: FrameSource + ?Sized> Builder<'a, W, F> {
         };
         match entry {
             Entry::Empty => {
+                // Not linked yet: the caller fills it completely first.
                 let frame = self
                     .frames
                     .allocate_frame()
                     .ok_or(BuildError::OutOfFrames)?;
-                self.window.table_mut(table)[i].set_frame(frame, TABLE_FLAGS);
-                self.tables.add(level - 1, 1);
                 Ok((frame, true))
             }
             Entry::Table(frame, flags) if own_table(flags) => Ok((frame, false)),
