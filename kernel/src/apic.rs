@@ -120,8 +120,13 @@ pub fn send_ipi(target: Target, vector: u8) {
     match MODE.load(Ordering::SeqCst) {
         0 => {}
         1 => {
-            // SAFETY: x2APIC mode; the ICR is one 64-bit MSR.
+            // WRMSR to the x2APIC is not serialising: without the fences
+            // the IPI could overtake the stores it announces (Linux's
+            // weak_wrmsr_fence).
+            // SAFETY: fences have no other effect; x2APIC mode, so the ICR
+            // is one 64-bit MSR.
             unsafe {
+                core::arch::asm!("mfence", "lfence", options(nostack, preserves_flags));
                 x86_64::registers::model_specific::Msr::new(0x830)
                     .write((dest as u64) << 32 | low as u64)
             }

@@ -184,27 +184,18 @@ pub struct Framebuffer {
 /// The most CPUs baton starts.
 pub const MAX_CPUS: usize = 64;
 
-/// An application processor as Limine reported it.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ApInfo {
-    /// Limine's processor number.
-    pub id: u32,
-    pub lapic_id: u32,
-    /// Physical address of Limine's `limine_smp_info` for it (where
-    /// `goto_address` and `extra_argument` are written; bootloader memory,
-    /// reached through the physmap after the switch).
-    pub info_phys: u64,
+/// Limine's MP response, as baton keeps it: where its per-CPU
+/// structures are listed (bootloader memory, reached through the physmap
+/// after the switch, until it is released).
+#[derive(Debug, Clone, Copy)]
+pub struct MpInfo {
+    pub bsp_apic_id: u32,
+    /// CPUs, the bootstrap processor included.
+    pub count: usize,
+    /// Physical address of the array of `count` pointers (HHDM addresses)
+    /// to each CPU's `limine_smp_info`.
+    pub cpus_phys: u64,
 }
-
-/// The application processors.
-pub static APS: spin::Mutex<([ApInfo; MAX_CPUS], usize)> = spin::Mutex::new((
-    [ApInfo {
-        id: 0,
-        lapic_id: 0,
-        info_phys: 0,
-    }; MAX_CPUS],
-    0,
-));
 
 /// Everything baton keeps from Limine besides the memory maps.
 #[derive(Debug, Clone, Copy)]
@@ -221,9 +212,8 @@ pub struct BootInfo {
     pub cmdline: FixedStr<2048>,
     /// Physical address of the EFI system table, on UEFI boots.
     pub efi_system_table: Option<u64>,
-    /// The bootstrap processor's APIC ID and the number of CPUs Limine
-    /// found, when it answered the MP request.
-    pub mp: Option<(u32, usize)>,
+    /// Limine's MP response, when it answered the request.
+    pub mp: Option<MpInfo>,
     pub framebuffer: Option<Framebuffer>,
 }
 
@@ -441,22 +431,10 @@ pub fn collect() -> Result<&'static BootInfo, BootError> {
         None
     };
 
-    let mp = MP.get_response().map(|r| {
-        let mut aps = APS.lock();
-        let mut n = 0;
-        for cpu in r.cpus() {
-            if cpu.lapic_id == r.bsp_lapic_id() || n == MAX_CPUS {
-                continue;
-            }
-            aps.0[n] = ApInfo {
-                id: cpu.id,
-                lapic_id: cpu.lapic_id,
-                info_phys: (*cpu as *const limine::mp::Cpu as u64).wrapping_sub(hhdm_offset),
-            };
-            n += 1;
-        }
-        aps.1 = n;
-        (r.bsp_lapic_id(), r.cpus().len())
+    let mp = MP.get_response().map(|r| MpInfo {
+        bsp_apic_id: r.bsp_lapic_id(),
+        count: r.cpus().len(),
+        cpus_phys: (r.cpus().as_ptr() as u64).wrapping_sub(hhdm_offset),
     });
 
     let framebuffer = FRAMEBUFFER

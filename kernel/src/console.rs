@@ -41,9 +41,10 @@ pub fn emergency_print(args: fmt::Arguments<'_>) {
     let mut guard = match SERIAL.try_lock() {
         Some(guard) => guard,
         None => {
-            // SAFETY: baton runs on one CPU until SMP is brought up, so the
-            // holder is the code this fault or panic interrupted, which
-            // never resumes.
+            // SAFETY: the fatal paths stop every other CPU first
+            // (`smp::stop_others`), so the holder is the code this fault or
+            // panic interrupted on this CPU, which never resumes, or a CPU
+            // just stopped mid-print (its line is cut short, nothing else).
             unsafe { SERIAL.force_unlock() };
             SERIAL.lock()
         }

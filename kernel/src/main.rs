@@ -105,6 +105,12 @@ extern "C" fn kmain() -> ! {
         error!("mm: cannot continue; stopping");
         exit::fatal();
     }
+    if efi::services().is_some() {
+        match mm::vmalloc::stack(128 * 1024) {
+            Ok(stack) => efi::call::use_stack(stack.top()),
+            Err(e) => warn!("efi: no guarded stack ({e}); calls stay on the boot-time one"),
+        }
+    }
     if smp::start(boot) {
         mm::release_bootloader_memory();
     } else {
@@ -224,6 +230,7 @@ fn panic(info: &PanicInfo<'_>) -> ! {
         // A panic while reporting a panic: stop without printing more.
         exit::halt();
     }
+    smp::stop_others();
     let location = info.location();
     console::emergency_print(format_args!(
         "\nbaton: PANIC at {}:{}: {}\n",

@@ -14,7 +14,7 @@ use log::{error, info, warn};
 use x86_64::registers::control::Cr3;
 
 use crate::apic::{self, Target};
-use crate::boot::{self, BootInfo, MAX_CPUS};
+use crate::boot::{BootInfo, MAX_CPUS};
 use crate::mm::vmalloc;
 use crate::{cpu, shim, time};
 
@@ -84,11 +84,17 @@ pub fn records() -> impl Iterator<Item = (u32, u64)> {
         })
 }
 
-/// Starts every CPU Limine found. Returns whether all came up (only then
-/// may Limine's memory be reused: a CPU that did not is still running
-/// Limine's code there).
+/// Where CPUs beyond [`MAX_CPUS`] are parked: baton's root table.
+static PARK_CR3: AtomicU64 = AtomicU64::new(0);
+/// How many of them reached their parking stub.
+static PARKED: AtomicU64 = AtomicU64::new(0);
+
+/// Starts every CPU Limine found (the first [`MAX_CPUS`] of them; any
+/// more are parked on baton's tables with interrupts off). Returns whether
+/// every CPU has left Limine's code, stacks and page tables: only then may
+/// bootloader-reclaimable memory be reused.
 pub fn start(boot: &BootInfo) -> bool {
-    let Some((bsp_apic, cpus)) = boot.mp else {
+    let Some(mp) = boot.mp else {
         info!("smp: no MP response; running on 1 CPU");
         return true;
     };
@@ -96,24 +102,47 @@ pub fn start(boot: &BootInfo) -> bool {
         Ok((mode, phys)) => info!("smp: local APIC in {mode} mode at {phys:#x}"),
         Err(e) => {
             warn!("smp: cannot reach the local APIC ({e}); running on 1 CPU");
-            return false;
+            return mp.count <= 1;
         }
     }
     apic::enable();
-    RECORDS[0].apic_id.store(bsp_apic, Ordering::SeqCst);
+    RECORDS[0].apic_id.store(mp.bsp_apic_id, Ordering::SeqCst);
     RECORDS[0]
         .cr3
         .store(Cr3::read().0.start_address().as_u64(), Ordering::SeqCst);
     RECORDS[0].online.store(true, Ordering::SeqCst);
 
     let s = shim::state();
-    let aps = *boot::APS.lock();
-    let (list, n) = (aps.0, aps.1);
-    if cpus > MAX_CPUS + 1 {
-        warn!("smp: {cpus} CPUs; baton starts at most {}", MAX_CPUS + 1);
-    }
-    let mut started = 0;
-    for (i, ap) in list[..n].iter().enumerate() {
+    let pob = s.layout.page_offset_base();
+    PARK_CR3.store(s.root.start_address().as_u64(), Ordering::SeqCst);
+    let (mut started, mut parked) = (0usize, 0u64);
+    for i in 0..mp.count {
+        // The i-th pointer (an HHDM address) to this CPU's limine_smp_info.
+        // SAFETY: the array lies in bootloader-reclaimable RAM, not yet
+        // released, mapped by the physmap; 8-byte aligned pointers.
+        let ptr = unsafe { *((pob + mp.cpus_phys + 8 * i as u64) as *const u64) };
+        let info = pob + ptr.wrapping_sub(boot.hhdm_offset);
+        // limine_smp_info: processor_id at 0, lapic_id at 4, goto_address
+        // at 16, extra_argument at 24. Limine's parked CPU polls
+        // goto_address; extra_argument must be there first.
+        // SAFETY: `info` is the physmap address of Limine's structure for
+        // this CPU, in the same memory; the fields are aligned words Limine
+        // reads atomically.
+        let (apic_id, extra, goto) = unsafe {
+            (
+                *((info + 4) as *const u32),
+                &*((info + 24) as *const AtomicU64),
+                &*((info + 16) as *const AtomicU64),
+            )
+        };
+        if apic_id == mp.bsp_apic_id {
+            continue;
+        }
+        if started == MAX_CPUS {
+            goto.store(ap_park as *const () as u64, Ordering::SeqCst);
+            parked += 1;
+            continue;
+        }
         let stacks = (
             vmalloc::stack(AP_STACK),
             [
@@ -123,56 +152,75 @@ pub fn start(boot: &BootInfo) -> bool {
             ],
         );
         let (Ok(stack), [Ok(df), Ok(nmi), Ok(mc)]) = stacks else {
-            error!("smp: no memory for CPU {}'s stacks", ap.id);
-            return false;
+            error!("smp: no memory for the stacks of the CPU with APIC {apic_id}; parking it");
+            goto.store(ap_park as *const () as u64, Ordering::SeqCst);
+            parked += 1;
+            continue;
         };
-        let block = &AP_BOOT[i];
+        let block = &AP_BOOT[started];
         block
             .cr3
             .store(s.root.start_address().as_u64(), Ordering::SeqCst);
         block.stack_top.store(stack.top(), Ordering::SeqCst);
-        block.index.store(i as u64 + 1, Ordering::SeqCst);
+        block.index.store(started as u64 + 1, Ordering::SeqCst);
         for (slot, top) in block.ist_tops.iter().zip([df.top(), nmi.top(), mc.top()]) {
             slot.store(top, Ordering::SeqCst);
         }
-        // limine_smp_info: goto_address at 16, extra_argument at 24. Limine's
-        // parked CPU polls goto_address; extra_argument must be there first.
-        let info = s.layout.page_offset_base() + ap.info_phys;
-        let extra = (info + 24) as *const AtomicU64;
-        let goto = (info + 16) as *const AtomicU64;
-        // SAFETY: `info` is the physmap address of Limine's structure for
-        // this CPU, in bootloader-reclaimable RAM that is not released yet;
-        // both fields are 8-byte aligned words Limine's CPU reads
-        // atomically.
-        unsafe {
-            (*extra).store(block as *const ApBoot as u64, Ordering::SeqCst);
-            (*goto).store(ap_entry as *const () as u64, Ordering::SeqCst);
-        }
+        extra.store(block as *const ApBoot as u64, Ordering::SeqCst);
+        goto.store(ap_entry as *const () as u64, Ordering::SeqCst);
         started += 1;
-        log::debug!(
-            "smp: CPU {} (APIC {}) sent to baton's entry",
-            ap.id,
-            ap.lapic_id
+        log::debug!("smp: CPU with APIC {apic_id} sent to baton's entry");
+    }
+    if parked > 0 {
+        warn!(
+            "smp: {} CPUs; baton runs {} and parks {parked}",
+            mp.count,
+            MAX_CPUS + 1
         );
     }
 
     // Wait for them, at most two seconds.
     let deadline = time::tsc() + 2 * time::tsc_hz();
-    while online() < 1 + started && time::tsc() < deadline {
+    while (online() < 1 + started || PARKED.load(Ordering::SeqCst) < parked)
+        && time::tsc() < deadline
+    {
         core::hint::spin_loop();
     }
     let up = online();
+    // Shootdowns go to whoever came up, even if not everyone did.
     IPIS.store(up > 1, Ordering::SeqCst);
-    if up == 1 + started {
+    if up == 1 + started && PARKED.load(Ordering::SeqCst) == parked {
         info!(
-            "smp: {up} of {cpus} CPUs online, all on baton's page tables (CR3 {:#x})",
+            "smp: {up} of {} CPUs online, all on baton's page tables (CR3 {:#x})",
+            mp.count,
             s.root.start_address().as_u64()
         );
         true
     } else {
-        error!("smp: only {up} of {} CPUs came up", 1 + started);
+        error!(
+            "smp: only {up} of {} CPUs came up ({} of {parked} parked)",
+            1 + started,
+            PARKED.load(Ordering::SeqCst)
+        );
         false
     }
+}
+
+/// Where CPUs baton does not run go: onto baton's tables (Limine's are
+/// about to be reused), interrupts off, halted for good.
+#[unsafe(naked)]
+unsafe extern "C" fn ap_park() -> ! {
+    naked_asm!(
+        "cli",
+        "mov rax, [rip + {cr3}]",
+        "mov cr3, rax",
+        "lock inc qword ptr [rip + {parked}]",
+        "2:",
+        "hlt",
+        "jmp 2b",
+        cr3 = sym PARK_CR3,
+        parked = sym PARKED,
+    )
 }
 
 /// Where Limine sends an application processor, with RDI pointing at its
@@ -258,11 +306,12 @@ pub fn shootdown(virt: u64, len: u64) {
     let deadline = time::tsc() + time::tsc_hz();
     while SHOOT_PENDING.load(Ordering::SeqCst) != 0 {
         if time::tsc() > deadline {
+            // Going on would free memory another CPU may still reach.
             error!(
-                "smp: TLB shootdown of {virt:#x}+{len:#x}: {} CPUs did not answer",
+                "smp: TLB shootdown of {virt:#x}+{len:#x}: {} CPUs did not answer; stopping",
                 SHOOT_PENDING.load(Ordering::SeqCst)
             );
-            break;
+            crate::exit::fatal();
         }
         core::hint::spin_loop();
     }
@@ -291,8 +340,26 @@ pub fn on_shootdown() {
             va += 4096;
         }
     }
-    SHOOT_PENDING.fetch_sub(1, Ordering::SeqCst);
+    // Saturating: a CPU that came up after the count was taken answers
+    // too.
+    let _ = SHOOT_PENDING.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |p| p.checked_sub(1));
     apic::eoi();
+}
+
+/// The vector of "stop" IPIs, sent when the kernel stops on a fatal error.
+pub const STOP_VECTOR: u8 = 0xf2;
+
+/// Stops every other CPU (interrupts off, halted), so that a fatal report
+/// is the last thing the machine does. No locks: this runs on the way down.
+pub fn stop_others() {
+    if IPIS.swap(false, Ordering::SeqCst) {
+        apic::send_ipi(Target::AllButSelf, STOP_VECTOR);
+    }
+}
+
+/// The stop IPI's handler.
+pub fn on_stop() -> ! {
+    crate::exit::halt()
 }
 
 static CALL_LOCK: spin::Mutex<()> = spin::Mutex::new(());
@@ -340,7 +407,47 @@ pub const TESTS: &[crate::selftest::Test] = &[
         name: "smp: an unmapped page leaves every CPU's TLB (shootdown)",
         run: shootdown_reaches_every_cpu,
     },
+    crate::selftest::Test {
+        name: "smp: a large unmap flushes every CPU's whole TLB",
+        run: large_shootdown,
+    },
 ];
+
+/// Unmaps more than 64 pages in one go (the full-flush path of the
+/// shootdown, global entries included) after the other CPUs cached one of
+/// them.
+fn large_shootdown() -> crate::selftest::TestResult {
+    use crate::mm::{frames::FRAMES, mapper, vmalloc};
+    if online() == 1 {
+        return Ok(());
+    }
+    const PAGES: u64 = 80;
+    let area = vmalloc::vmalloc(PAGES * 4096).map_err(|e| crate::fail!("vmalloc: {e}"))?;
+    let probe = area.start + 70 * 4096;
+    cpu::trap::probe_write(probe, 7).map_err(|f| crate::fail!("write: {f:?}"))?;
+    let others: alloc::vec::Vec<u32> = records().skip(1).map(|(id, _)| id).collect();
+    for &id in &others {
+        let v = call_on(id, read_here, probe).ok_or_else(|| crate::fail!("CPU {id} silent"))?;
+        crate::check!(v == 7, "CPU {id} read {v:#x}");
+    }
+    // Collect the frames without allocating inside the unmap (the heap
+    // may need the mapper to grow).
+    let mut frames = alloc::vec::Vec::with_capacity(PAGES as usize);
+    mapper::unmap(area.start, area.size, |leaf| frames.push(leaf.phys))
+        .map_err(|e| crate::fail!("unmap: {e}"))?;
+    for &id in &others {
+        let v = call_on(id, read_here, probe).ok_or_else(|| crate::fail!("CPU {id} silent"))?;
+        crate::check!(v == u64::MAX, "CPU {id} still reads {v:#x} after the unmap");
+    }
+    for phys in frames {
+        let _ = FRAMES.lock().free(
+            x86_64::structures::paging::PhysFrame::containing_address(phys),
+            0,
+        );
+    }
+    vmalloc::release(area.start);
+    Ok(())
+}
 
 fn same_cr3() -> crate::selftest::TestResult {
     let root = shim::state().root.start_address().as_u64();

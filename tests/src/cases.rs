@@ -419,6 +419,7 @@ pub fn all() -> Vec<Case> {
                 "smp: CPU 3 (APIC *) online: CR3 0x*, stack top 0xffffc900*",
                 "smp: 4 of 4 CPUs online, all on baton's page tables*",
                 "selftest: ok   smp: an unmapped page leaves every CPU's TLB (shootdown)",
+                "selftest: ok   smp: a large unmap flushes every CPU's whole TLB",
                 "selftest: ok   mm: ioremap maps the local APIC uncached and the framebuffer write-combining",
             ],
             ..BASE
@@ -560,7 +561,7 @@ pub fn all() -> Vec<Case> {
             faults: true,
             lines: &[
                 "baton: EXCEPTION #DF double fault (vector 8) error code 0x0",
-                "  on the double-fault IST stack 0x*-0x*; CR2 0x*",
+                "  on the double-fault IST stack (RSP 0x*); CR2 0x*",
                 "baton: kernel stack overflow: the boot stack ran into its guard page 0x*-0x* (RSP 0x*, RIP 0x*)",
             ],
             ..STOPS

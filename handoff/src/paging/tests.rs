@@ -692,7 +692,9 @@ fn a_failed_map_leaves_no_garbage() {
     // nothing else does.
     let mut sim = self::sim().with_limit(4);
     let mut builder = Builder::new(&mut sim.window, &mut sim.frames, Levels::Four).unwrap();
-    builder.map(&mapping(0, 0, 4 * K, W, PageSize::Size4K)).unwrap();
+    builder
+        .map(&mapping(0, 0, 4 * K, W, PageSize::Size4K))
+        .unwrap();
     let across = mapping(2 * M - 4 * K, 0, 8 * K, W, PageSize::Size4K);
     assert_eq!(builder.map(&across), Err(BuildError::OutOfFrames));
     let leaves: Vec<_> = builder.walker().leaves().map(|leaf| leaf.virt).collect();

@@ -655,6 +655,20 @@ impl Plan {
         })
     }
 
+    /// Removes the EFI window's mappings again (when runtime services
+    /// cannot be set up after all and the window is unmapped).
+    pub fn remove_efi_window(&mut self) {
+        let mut kept = 0;
+        for i in 0..self.len {
+            if !matches!(self.meta[i].purpose, Purpose::EfiRuntime(_)) {
+                self.mappings[kept] = self.mappings[i];
+                self.meta[kept] = self.meta[i];
+                kept += 1;
+            }
+        }
+        self.len = kept;
+    }
+
     /// The tables the plan would need with uncut RAM runs: the ideal
     /// physmap followed by the kernel's mappings, counted as they are
     /// generated (no second copy of the plan).

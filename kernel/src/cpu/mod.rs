@@ -109,7 +109,7 @@ impl core::fmt::Display for Protections {
 /// cost nothing and catch any that appear by mistake.
 pub fn protect() -> Protections {
     use core::arch::x86_64::{__cpuid, __cpuid_count};
-    use x86_64::registers::control::{Cr0, Cr0Flags, Cr4, Cr4Flags};
+    use x86_64::registers::control::{Cr4, Cr4Flags};
     use x86_64::registers::model_specific::{Efer, EferFlags};
 
     let leaf1 = __cpuid(1);
@@ -148,15 +148,47 @@ pub fn protect() -> Protections {
             }
         });
     }
+    protections()
+}
+
+/// Which protections are on now (read from CR0, CR4 and EFER; nothing is
+/// changed), `None` for those the CPU lacks.
+pub fn protections() -> Protections {
+    use core::arch::x86_64::{__cpuid, __cpuid_count};
+    use x86_64::registers::control::{Cr0, Cr0Flags, Cr4, Cr4Flags};
+    use x86_64::registers::model_specific::{Efer, EferFlags};
+
+    let leaf1 = __cpuid(1);
+    let max_ext = __cpuid(0x8000_0000).eax;
+    let ext1 = if max_ext >= 0x8000_0001 {
+        __cpuid(0x8000_0001).edx
+    } else {
+        0
+    };
+    let (leaf7_ebx, leaf7_ecx) = if __cpuid(0).eax >= 7 {
+        let r = __cpuid_count(7, 0);
+        (r.ebx, r.ecx)
+    } else {
+        (0, 0)
+    };
     let cr4 = Cr4::read();
     let on = |has: bool, flag: Cr4Flags| has.then(|| cr4.contains(flag));
     Protections {
-        nxe: has_nx.then(|| Efer::read().contains(EferFlags::NO_EXECUTE_ENABLE)),
+        nxe: (ext1 & (1 << 20) != 0).then(|| Efer::read().contains(EferFlags::NO_EXECUTE_ENABLE)),
         wp: Cr0::read().contains(Cr0Flags::WRITE_PROTECT),
-        smep: on(has_smep, Cr4Flags::SUPERVISOR_MODE_EXECUTION_PROTECTION),
-        smap: on(has_smap, Cr4Flags::SUPERVISOR_MODE_ACCESS_PREVENTION),
-        umip: on(has_umip, Cr4Flags::USER_MODE_INSTRUCTION_PREVENTION),
-        pge: on(has_pge, Cr4Flags::PAGE_GLOBAL),
+        smep: on(
+            leaf7_ebx & (1 << 7) != 0,
+            Cr4Flags::SUPERVISOR_MODE_EXECUTION_PROTECTION,
+        ),
+        smap: on(
+            leaf7_ebx & (1 << 20) != 0,
+            Cr4Flags::SUPERVISOR_MODE_ACCESS_PREVENTION,
+        ),
+        umip: on(
+            leaf7_ecx & (1 << 2) != 0,
+            Cr4Flags::USER_MODE_INSTRUCTION_PREVENTION,
+        ),
+        pge: on(leaf1.edx & (1 << 13) != 0, Cr4Flags::PAGE_GLOBAL),
     }
 }
 

@@ -46,7 +46,8 @@ pub const TESTS: &[Test] = &[
 ];
 
 fn protections_on() -> TestResult {
-    let p = super::protect();
+    // Read only: `protect()` would turn them on before looking.
+    let p = super::protections();
     for (name, state) in [
         ("NXE", p.nxe),
         ("SMEP", p.smep),
@@ -127,10 +128,23 @@ fn idt_loaded() -> TestResult {
 
 fn ist_stacks() -> TestResult {
     let tss = gdt::tss();
-    for slot in [gdt::IST_DOUBLE_FAULT, gdt::IST_NMI, gdt::IST_MACHINE_CHECK] {
+    let idt = sidt().base.as_u64();
+    for (vector, slot) in [
+        (8u64, gdt::IST_DOUBLE_FAULT),
+        (2, gdt::IST_NMI),
+        (18, gdt::IST_MACHINE_CHECK),
+    ] {
         let (_, top) = gdt::ist_stack(slot);
         let set = tss.interrupt_stack_table[slot as usize].as_u64();
         check!(set == top, "IST{} is {set:#x}, expected {top:#x}", slot + 1);
+        // The gate as the CPU reads it: IST index in bits 0-2 of byte 4.
+        // SAFETY: the loaded IDT has 256 16-byte gates at `idt`.
+        let ist = unsafe { core::ptr::read_volatile((idt + vector * 16 + 4) as *const u8) } & 7;
+        check!(
+            ist as u16 == slot + 1,
+            "vector {vector}'s gate uses IST{ist}, expected IST{}",
+            slot + 1
+        );
     }
     Ok(())
 }

@@ -119,8 +119,35 @@ static IDT: spin::Once<InterruptDescriptorTable> = spin::Once::new();
 /// Breakpoints taken (the self-tests check `int3` comes back).
 pub static BREAKPOINTS: AtomicU64 = AtomicU64::new(0);
 
-/// Resume address for [`probe_read`]; 0 when no probe is armed.
-static RECOVERY_RIP: AtomicU64 = AtomicU64::new(0);
+/// One CPU's armed probe: the address of the instruction that may fault
+/// (0 when none is armed), where to resume, and what happened.
+#[repr(C)]
+struct Probe {
+    fault_rip: AtomicU64,
+    resume_rip: AtomicU64,
+    faulted: AtomicU64,
+    vector: AtomicU64,
+    error_code: AtomicU64,
+    address: AtomicU64,
+}
+
+#[allow(clippy::declare_interior_mutable_const)] // Used only to fill PROBES.
+const PROBE: Probe = Probe {
+    fault_rip: AtomicU64::new(0),
+    resume_rip: AtomicU64::new(0),
+    faulted: AtomicU64::new(0),
+    vector: AtomicU64::new(0),
+    error_code: AtomicU64::new(0),
+    address: AtomicU64::new(0),
+};
+
+/// Per CPU, by APIC ID (0 until the APIC is set up, which only the
+/// bootstrap processor runs before).
+static PROBES: [Probe; 256] = [PROBE; 256];
+
+fn this_probe() -> &'static Probe {
+    &PROBES[crate::apic::id() as usize & 0xff]
+}
 
 /// The fault a probe ran into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,7 +158,13 @@ pub struct Fault {
     pub address: u64,
 }
 
-static LAST_FAULT: spin::Mutex<Option<Fault>> = spin::Mutex::new(None);
+fn probe_outcome(probe: &Probe) -> Option<Fault> {
+    (probe.faulted.swap(0, Ordering::SeqCst) != 0).then(|| Fault {
+        vector: probe.vector.load(Ordering::SeqCst),
+        error_code: probe.error_code.load(Ordering::SeqCst),
+        address: probe.address.load(Ordering::SeqCst),
+    })
+}
 
 fn stub(vector: usize) -> VirtAddr {
     // SAFETY: only the address of the stub table is taken.
@@ -197,29 +230,34 @@ pub fn idt() -> &'static InterruptDescriptorTable {
 }
 
 /// Reads the 8 bytes at `addr`, or reports the fault it causes
-/// (page fault or general protection) instead of stopping the kernel.
+/// (page fault or general protection) instead of stopping the kernel. Only
+/// a fault of the load itself, on this CPU, is recovered.
 pub fn probe_read(addr: u64) -> Result<u64, Fault> {
-    *LAST_FAULT.lock() = None;
+    let probe = this_probe();
+    probe.faulted.store(0, Ordering::SeqCst);
     let value: u64;
-    // SAFETY: the read may fault; the handler then sees the armed recovery
-    // address, records the fault and resumes at label 2, after the load.
-    // Nothing else runs in between (interrupts are off during boot).
+    // SAFETY: the load at label 3 may fault; the handler then finds this
+    // CPU's probe armed for exactly that instruction, records the fault and
+    // resumes at label 2. The probe is disarmed after the load either way.
     unsafe {
         asm!(
             "lea {tmp}, [rip + 2f]",
-            "mov [{recovery}], {tmp}",
+            "mov [{probe} + 8], {tmp}",
+            "lea {tmp}, [rip + 3f]",
+            "mov [{probe}], {tmp}",
             "xor {value:e}, {value:e}",
+            "3:",
             "mov {value}, [{addr}]",
             "2:",
-            "mov qword ptr [{recovery}], 0",
+            "mov qword ptr [{probe}], 0",
             addr = in(reg) addr,
-            recovery = in(reg) RECOVERY_RIP.as_ptr(),
+            probe = in(reg) probe as *const Probe,
             tmp = out(reg) _,
             value = out(reg) value,
             options(nostack),
         );
     }
-    match LAST_FAULT.lock().take() {
+    match probe_outcome(probe) {
         Some(fault) => Err(fault),
         None => Ok(value),
     }
@@ -227,24 +265,29 @@ pub fn probe_read(addr: u64) -> Result<u64, Fault> {
 
 /// Writes `value` to `addr`, or reports the fault it causes.
 pub fn probe_write(addr: u64, value: u64) -> Result<(), Fault> {
-    *LAST_FAULT.lock() = None;
-    // SAFETY: as in `probe_read`: a fault resumes at label 2. The caller
-    // picks an address whose write is harmless if it succeeds.
+    let probe = this_probe();
+    probe.faulted.store(0, Ordering::SeqCst);
+    // SAFETY: as in `probe_read`: a fault of the store at label 3 resumes
+    // at label 2. The caller picks an address whose write is harmless if
+    // it succeeds.
     unsafe {
         asm!(
             "lea {tmp}, [rip + 2f]",
-            "mov [{recovery}], {tmp}",
+            "mov [{probe} + 8], {tmp}",
+            "lea {tmp}, [rip + 3f]",
+            "mov [{probe}], {tmp}",
+            "3:",
             "mov [{addr}], {value}",
             "2:",
-            "mov qword ptr [{recovery}], 0",
+            "mov qword ptr [{probe}], 0",
             addr = in(reg) addr,
             value = in(reg) value,
-            recovery = in(reg) RECOVERY_RIP.as_ptr(),
+            probe = in(reg) probe as *const Probe,
             tmp = out(reg) _,
             options(nostack),
         );
     }
-    match LAST_FAULT.lock().take() {
+    match probe_outcome(probe) {
         Some(fault) => Err(fault),
         None => Ok(()),
     }
@@ -264,21 +307,23 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
             crate::smp::on_call();
             return;
         }
+        v if v == crate::smp::STOP_VECTOR as u64 => crate::smp::on_stop(),
         v if v == crate::apic::SPURIOUS_VECTOR as u64 => return,
         13 | 14 => {
-            let recovery = RECOVERY_RIP.swap(0, Ordering::Relaxed);
-            if recovery != 0 {
+            let probe = this_probe();
+            let armed = probe.fault_rip.load(Ordering::SeqCst);
+            if armed != 0 && armed == frame.rip {
                 let address = if frame.vector == 14 {
                     Cr2::read_raw()
                 } else {
                     0
                 };
-                *LAST_FAULT.lock() = Some(Fault {
-                    vector: frame.vector,
-                    error_code: frame.error_code,
-                    address,
-                });
-                frame.rip = recovery;
+                probe.vector.store(frame.vector, Ordering::SeqCst);
+                probe.error_code.store(frame.error_code, Ordering::SeqCst);
+                probe.address.store(address, Ordering::SeqCst);
+                probe.faulted.store(1, Ordering::SeqCst);
+                probe.fault_rip.store(0, Ordering::SeqCst);
+                frame.rip = probe.resume_rip.load(Ordering::SeqCst);
                 return;
             }
         }
@@ -290,6 +335,7 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
 
 /// Prints everything known about an unexpected exception.
 fn report(frame: &TrapFrame) {
+    crate::smp::stop_others();
     let name = handoff::fault::exception_name(frame.vector);
     let mut out = crate::console::EmergencyWriter;
     let _ = writeln!(
@@ -317,10 +363,10 @@ fn report(frame: &TrapFrame) {
         // A double fault on its IST stack: most often a page fault that
         // could not push its frame because the stack had overflowed.
         let (guard_start, guard_end) = super::boot_stack_guard();
-        let (ist_bottom, ist_top) = gdt::ist_stack(gdt::IST_DOUBLE_FAULT);
         let _ = writeln!(
             out,
-            "  on the double-fault IST stack {ist_bottom:#x}-{ist_top:#x}; CR2 {cr2:#018x}"
+            "  on the double-fault IST stack (RSP {:#x}); CR2 {cr2:#018x}",
+            super::rsp()
         );
         if (guard_start..guard_end).contains(&cr2) || (guard_start..guard_end).contains(&frame.rsp)
         {

@@ -11,6 +11,16 @@ use crate::cpu::Stack;
 const EFI_STACK_SIZE: usize = 128 * 1024;
 static EFI_STACK: Stack<EFI_STACK_SIZE> = Stack::new();
 
+/// A vmalloc stack with guard pages, once memory services can give one
+/// (0 until then: the first calls, SetVirtualAddressMap among them, run on
+/// `EFI_STACK`).
+static GUARDED_TOP: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Moves firmware calls to a stack with guard pages (from vmalloc).
+pub fn use_stack(top: u64) {
+    GUARDED_TOP.store(top, core::sync::atomic::Ordering::SeqCst);
+}
+
 /// Serialises firmware calls: runtime services are not reentrant.
 static LOCK: spin::Mutex<()> = spin::Mutex::new(());
 
@@ -34,7 +44,11 @@ pub fn call<R>(f: impl FnOnce() -> R) -> R {
         let mut result = None;
         let mut f = Some(f);
         let mut run = || result = Some((f.take().expect("called once"))());
-        crate::cpu::on_stack(EFI_STACK.bounds().1, &mut run);
+        let top = match GUARDED_TOP.load(core::sync::atomic::Ordering::SeqCst) {
+            0 => EFI_STACK.bounds().1,
+            top => top,
+        };
+        crate::cpu::on_stack(top, &mut run);
         // SAFETY: restores the state saved above from the same area.
         unsafe { asm!("fxrstor64 [{}]", in(reg) saved.0.as_ptr(), options(nostack)) };
         result.expect("the closure ran")

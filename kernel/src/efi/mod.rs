@@ -9,7 +9,7 @@
 //!    firmware's memory attributes table when it has one;
 //! 3. SetVirtualAddressMap called once, from a temporary address space that
 //!    adds one-to-one mappings of the runtime regions, the rewritten map and
-//!    page 0 to baton's upper half; then dropped;
+//!    page 0 (and the boot-services regions) to baton's upper half;
 //! 4. the calls: GetTime, GetVariable, GetNextVariableName, SetVariable,
 //!    ResetSystem, through the window.
 //!
@@ -115,12 +115,31 @@ from_error!(
     Plan(PlanError)
 );
 
-/// Sets up the runtime services; logs why when they cannot be.
+/// Sets up the runtime services; logs why when they cannot be (and then
+/// takes the EFI window out of the page tables again, if it was mapped).
 pub fn init(boot: &BootInfo) {
-    match try_init(boot) {
-        Ok(()) => {}
-        Err(e) => warn!("efi: {e}; runtime services unavailable"),
+    if let Err(e) = try_init(boot) {
+        warn!("efi: {e}; runtime services unavailable");
+        unmap_window();
     }
+}
+
+/// Unmaps whatever of the EFI window is mapped and drops it from the plan.
+fn unmap_window() {
+    let window = WINDOW.lock();
+    if window.mappings().is_empty() {
+        return;
+    }
+    let s = shim::state();
+    // SAFETY: the physmap maps all RAM read-write, page tables included.
+    let mut physmap = unsafe { DirectMap::new(s.layout.page_offset_base()) };
+    let mut unmapper = handoff::paging::Unmapper::new(&mut physmap, s.root, s.levels);
+    for m in window.mappings() {
+        // Emptied tables stay with the early frames (no allocator yet).
+        let _ = unmapper.unmap(m.mapping.virt, m.mapping.len, |_| {}, |_, _| {});
+    }
+    x86_64::instructions::tlb::flush_all();
+    shim::PLAN.lock().remove_efi_window();
 }
 
 /// Reads a UCS-2 string of at most 63 characters from physical memory.
@@ -278,9 +297,40 @@ fn try_init(boot: &BootInfo) -> Result<(), Unavailable> {
         temp[i] = main[i].clone();
     }
     let lower_end = s.layout.lower_half_end();
-    let page0_taken = runtime.region_of(0).is_some();
-    let extra = [(map_phys, map_len as u64), (0, 4096)];
-    let extra = if page0_taken { &extra[..1] } else { &extra[..] };
+    // 1:1 besides the runtime regions: the rewritten map, page 0 (some
+    // firmware writes it during the call) and, as Linux does for firmware
+    // that still touches them, the boot-services regions (not freed yet).
+    let mut extra = [(0u64, 0u64); 64];
+    let mut n = 0;
+    extra[n] = (map_phys, map_len as u64);
+    n += 1;
+    let map = shim::MAP.lock();
+    let covered = |a: u64| {
+        runtime.region_of(a).is_some()
+            || map
+                .region_at(PhysAddr::new(a))
+                .is_some_and(|r| r.kind == handoff::memmap::Kind::BootServices)
+    };
+    if !covered(0) {
+        extra[n] = (0, 4096);
+        n += 1;
+    }
+    for r in map
+        .regions()
+        .iter()
+        .filter(|r| r.kind == handoff::memmap::Kind::BootServices)
+    {
+        if n == extra.len() {
+            warn!(
+                "efi: more boot-services regions than the temporary tables take; the rest unmapped"
+            );
+            break;
+        }
+        extra[n] = (r.start, r.end - r.start);
+        n += 1;
+    }
+    drop(map);
+    let extra = &extra[..n];
     {
         let mut builder = Builder::on_root(&mut physmap, frames, s.levels, temp_root);
         for m in efi::identity_mappings(&runtime, extra, &s.pat, s.cpu.nx) {
@@ -321,7 +371,7 @@ fn try_init(boot: &BootInfo) -> Result<(), Unavailable> {
     }
     info!(
         "efi: SetVirtualAddressMap({count} descriptors) from a temporary address space \
-         (root {:#x}, dropped): success",
+         (root {:#x}, no longer used): success",
         temp_root.start_address().as_u64()
     );
 

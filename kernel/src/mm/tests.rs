@@ -55,6 +55,27 @@ pub const TESTS: &[Test] = &[
     },
 ];
 
+/// The early frames' ranges, copied out of their lock.
+mod heapless_ranges {
+    #[derive(Default)]
+    pub struct Ranges([(u64, u64); 2], usize);
+
+    impl Ranges {
+        pub fn from_iter(it: impl Iterator<Item = core::ops::Range<u64>>) -> Self {
+            let mut r = Ranges::default();
+            for range in it.take(2) {
+                r.0[r.1] = (range.start, range.end);
+                r.1 += 1;
+            }
+            r
+        }
+
+        pub fn contains(&self, a: u64) -> bool {
+            self.0[..self.1].iter().any(|&(s, e)| (s..e).contains(&a))
+        }
+    }
+}
+
 fn physmap() -> DirectMap {
     // SAFETY: the physmap maps all RAM, page tables included.
     unsafe { DirectMap::new(shim::state().layout.page_offset_base()) }
@@ -100,6 +121,16 @@ fn vmemmap_states() -> TestResult {
 fn allocate_everything() -> TestResult {
     let pob = shim::state().layout.page_offset_base();
     let before = *FRAMES.lock().stats();
+    let early: heapless_ranges::Ranges = shim::EARLY_FRAMES
+        .lock()
+        .as_ref()
+        .map(|e| heapless_ranges::Ranges::from_iter(e.used()))
+        .unwrap_or_default();
+    let kernel = {
+        let s = shim::state();
+        let size = s.kernel.sections[3].end - s.kernel.virt_base;
+        s.kernel.phys_base.as_u64()..s.kernel.phys_base.as_u64() + size
+    };
     let map = shim::MAP.lock();
     let mut head = u64::MAX;
     let mut count = 0u64;
@@ -112,6 +143,11 @@ fn allocate_everything() -> TestResult {
             Some(Kind::Usable | Kind::BootServices | Kind::BootloaderReclaimable)
         ) {
             return Err(fail!("frame {phys:#x} of kind {kind:?} was handed out"));
+        }
+        // Checked before writing to it: early page tables, the vmemmap's
+        // backing and the kernel image are usable-looking but taken.
+        if early.contains(phys) || kernel.contains(&phys) {
+            return Err(fail!("frame {phys:#x} in use by the kernel was handed out"));
         }
         // SAFETY: the frame was just allocated to this test; the physmap
         // maps it read-write.

@@ -30,6 +30,10 @@ pub enum VmError {
     ReservationFull {
         bytes: u64,
     },
+    /// ioremap of RAM, which the physmap already maps write-back.
+    RamAlias {
+        phys: u64,
+    },
 }
 
 impl fmt::Display for VmError {
@@ -40,6 +44,11 @@ impl fmt::Display for VmError {
             VmError::OutOfFrames => write!(f, "out of physical memory"),
             VmError::Map(e) => write!(f, "mapping: {e}"),
             VmError::NoPatEntry(t) => write!(f, "the PAT has no entry for {t}"),
+            VmError::RamAlias { phys } => write!(
+                f,
+                "{phys:#x} is RAM, mapped write-back in the physmap: no second mapping \
+                 with another memory type"
+            ),
             VmError::ReservationFull { bytes } => {
                 write!(f, "its {} MiB of virtual space are used up", bytes >> 20)
             }
@@ -56,7 +65,8 @@ fn reserve(size: u64) -> Result<Area, VmError> {
         .map_err(VmError::Space)
 }
 
-fn release(start: u64) {
+/// Returns an area's addresses to vmalloc (its pages must be unmapped).
+pub(crate) fn release(start: u64) {
     if let Some(v) = VMALLOC.lock().as_mut() {
         let _ = v.free(start);
     }
@@ -107,12 +117,31 @@ pub fn populate(start: u64, end: u64) -> Result<(), VmError> {
     Ok(())
 }
 
-/// Unmaps `[start, end)` and frees the frames behind it.
+/// Unmaps `[start, end)` and frees the frames behind it, 64 pages at a
+/// time: a frame goes back to the allocator only once every CPU has
+/// dropped its translation (`mapper::unmap` shoots the range down before
+/// returning).
 fn unpopulate(start: u64, end: u64) {
-    let _ = mapper::unmap(start, end - start, |leaf| {
-        let frame = x86_64::structures::paging::PhysFrame::containing_address(leaf.phys);
-        let _ = FRAMES.lock().free(frame, 0);
-    });
+    const CHUNK: u64 = 64;
+    let mut va = start;
+    while va < end {
+        let chunk_end = (va + CHUNK * PAGE_SIZE).min(end);
+        let mut frames = [None; CHUNK as usize];
+        let mut n = 0;
+        let _ = mapper::unmap(va, chunk_end - va, |leaf| {
+            // vmalloc maps 4 KiB pages only: at most CHUNK leaves here.
+            if let Some(slot) = frames.get_mut(n) {
+                *slot = Some(x86_64::structures::paging::PhysFrame::containing_address(
+                    leaf.phys,
+                ));
+                n += 1;
+            }
+        });
+        for frame in frames.iter().flatten() {
+            let _ = FRAMES.lock().free(*frame, 0);
+        }
+        va = chunk_end;
+    }
 }
 
 /// `size` bytes (rounded up to pages) of fresh, virtually contiguous
@@ -126,16 +155,20 @@ pub fn vmalloc(size: u64) -> Result<Area, VmError> {
     Ok(area)
 }
 
-/// Frees an area from [`vmalloc`]: unmapped (TLBs shot down everywhere),
-/// frames back to the allocator.
+/// Frees an area from [`vmalloc`]: unmapped with the TLBs shot down
+/// everywhere, then the frames back to the allocator, then the address
+/// range back to vmalloc (in that order, so neither is reused while a CPU
+/// may still reach it through a stale translation).
 pub fn vfree(start: u64) -> Result<(), VmError> {
     let area = VMALLOC
         .lock()
-        .as_mut()
+        .as_ref()
         .ok_or(VmError::NotReady)?
-        .free(start)
-        .map_err(VmError::Space)?;
+        .find(start)
+        .filter(|a| a.start == start)
+        .ok_or(VmError::Space(VmallocError::NotAnArea { start }))?;
     unpopulate(area.start, area.end());
+    release(area.start);
     Ok(())
 }
 
@@ -154,6 +187,19 @@ pub fn ioremap(phys: u64, size: u64, ty: MemType) -> Result<IoMapping, VmError> 
     let s = shim::state();
     let first = phys & !(PAGE_SIZE - 1);
     let end = (phys + size.max(1)).next_multiple_of(PAGE_SIZE);
+    // RAM is mapped write-back in the physmap: another mapping with another
+    // type would alias it with conflicting memory types.
+    let map = shim::MAP.lock();
+    if let Some(r) = map
+        .regions()
+        .iter()
+        .find(|r| r.kind.is_ram() && r.start < end && first < r.end)
+    {
+        return Err(VmError::RamAlias {
+            phys: r.start.max(first),
+        });
+    }
+    drop(map);
     let cache = s
         .pat
         .flags_for(ty, PageKind::Size4KiB)
