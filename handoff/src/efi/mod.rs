@@ -582,14 +582,14 @@ impl Window {
             if let Some(table) = table {
                 // Table entries inside the region, by address; gaps between
                 // them keep the default.
-                let mut entries: [(u64, u64, Access); 64] = [(0, 0, Access::ReadOnly); 64];
+                let mut entries: [(u64, u64, Access); 256] = [(0, 0, Access::ReadOnly); 256];
                 let mut n = 0;
                 for a in table.iter() {
                     let (s, e) = (a.phys.max(region.phys), (a.phys + a.len).min(end));
                     if s < e {
                         if n == entries.len() {
                             return Err(EfiError::BadAttributesTable(
-                                "more than 64 entries in one runtime region",
+                                "more than 256 entries in one runtime region",
                             ));
                         }
                         entries[n] = (s, e, Access::from_table(a.attr, region));
