@@ -24,7 +24,7 @@
 
 use core::fmt;
 
-use uefi_raw::table::boot::{MemoryAttribute, MemoryDescriptor, MemoryType};
+use uefi_raw::table::boot::{MemoryAttribute, MemoryType};
 use uefi_raw::{Guid, guid};
 use x86_64::PhysAddr;
 use x86_64::structures::paging::PageTableFlags;
@@ -32,6 +32,7 @@ use x86_64::structures::paging::PageTableFlags;
 use crate::PAGE_SIZE;
 use crate::layout::Layout;
 use crate::memmap::EfiMemoryMap;
+pub use crate::memmap::decode_descriptor as descriptor;
 use crate::mtrr::{MemType, Mtrrs, PageKind, Pat, effective_type};
 use crate::paging::{Mapping, PageSize};
 
@@ -658,15 +659,4 @@ pub fn identity_mappings<'a>(
         }
     });
     regions.chain(extra)
-}
-
-/// Decodes a descriptor from `raw` (at least 40 bytes).
-pub fn descriptor(raw: &[u8]) -> MemoryDescriptor {
-    MemoryDescriptor {
-        ty: MemoryType(u32_at(raw, 0)),
-        phys_start: u64_at(raw, 8),
-        virt_start: u64_at(raw, 16),
-        page_count: u64_at(raw, 24),
-        att: MemoryAttribute::from_bits_retain(u64_at(raw, 32)),
-    }
 }

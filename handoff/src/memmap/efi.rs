@@ -56,7 +56,7 @@ fn read_u64(b: &[u8], at: usize) -> u64 {
 }
 
 /// Decodes a descriptor from at least [`DESCRIPTOR_SIZE`] bytes.
-fn decode(raw: &[u8]) -> MemoryDescriptor {
+pub fn decode(raw: &[u8]) -> MemoryDescriptor {
     MemoryDescriptor {
         ty: MemoryType(read_u32(raw, 0)),
         // Bytes 4 to 7 are padding.

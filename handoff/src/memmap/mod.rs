@@ -34,7 +34,7 @@ pub mod policy;
 #[cfg(test)]
 mod tests;
 
-pub use efi::{DESCRIPTOR_SIZE, EfiEntry, EfiMemoryMap, Iter};
+pub use efi::{DESCRIPTOR_SIZE, EfiEntry, EfiMemoryMap, Iter, decode as decode_descriptor};
 pub use error::{EntryInfo, MapError, Source};
 pub use limine::{LimineEntry, LimineMap};
 pub use map::{MemoryMap, RamRuns, Region};

@@ -103,15 +103,18 @@ impl core::fmt::Display for Protections {
     }
 }
 
-/// Turns on every protection Linux turns on that the CPU has: no-execute
-/// (EFER.NXE), supervisor write protection (CR0.WP), SMEP, SMAP, UMIP and
-/// global pages (CR4.PGE). baton has no user mappings, so SMEP and SMAP
-/// cost nothing and catch any that appear by mistake.
-pub fn protect() -> Protections {
-    use core::arch::x86_64::{__cpuid, __cpuid_count};
-    use x86_64::registers::control::{Cr4, Cr4Flags};
-    use x86_64::registers::model_specific::{Efer, EferFlags};
+/// Which protections the CPU has (from CPUID).
+#[derive(Debug, Clone, Copy)]
+struct ProtectionFeatures {
+    nx: bool,
+    smep: bool,
+    smap: bool,
+    umip: bool,
+    pge: bool,
+}
 
+fn protection_features() -> ProtectionFeatures {
+    use core::arch::x86_64::{__cpuid, __cpuid_count};
     let leaf1 = __cpuid(1);
     let max_ext = __cpuid(0x8000_0000).eax;
     let ext1 = if max_ext >= 0x8000_0001 {
@@ -125,25 +128,37 @@ pub fn protect() -> Protections {
     } else {
         (0, 0)
     };
-    let has_nx = ext1 & (1 << 20) != 0;
-    let has_smep = leaf7_ebx & (1 << 7) != 0;
-    let has_smap = leaf7_ebx & (1 << 20) != 0;
-    let has_umip = leaf7_ecx & (1 << 2) != 0;
-    let has_pge = leaf1.edx & (1 << 13) != 0;
+    ProtectionFeatures {
+        nx: ext1 & (1 << 20) != 0,
+        smep: leaf7_ebx & (1 << 7) != 0,
+        smap: leaf7_ebx & (1 << 20) != 0,
+        umip: leaf7_ecx & (1 << 2) != 0,
+        pge: leaf1.edx & (1 << 13) != 0,
+    }
+}
 
+/// Turns on every protection Linux turns on that the CPU has: no-execute
+/// (EFER.NXE), supervisor write protection (CR0.WP), SMEP, SMAP, UMIP and
+/// global pages (CR4.PGE). baton has no user mappings, so SMEP and SMAP
+/// cost nothing and catch any that appear by mistake.
+pub fn protect() -> Protections {
+    use x86_64::registers::control::{Cr4, Cr4Flags};
+    use x86_64::registers::model_specific::{Efer, EferFlags};
+
+    let has = protection_features();
     // SAFETY: each bit is set only when CPUID reports the feature; baton
     // runs only in ring 0 with no user mappings (SMEP/SMAP), executes
     // nothing from no-execute pages (NXE) and never needs SGDT & co. from
     // user mode (UMIP).
     unsafe {
-        if has_nx {
+        if has.nx {
             Efer::update(|f| f.insert(EferFlags::NO_EXECUTE_ENABLE));
         }
         Cr4::update(|f| {
-            f.set(Cr4Flags::SUPERVISOR_MODE_EXECUTION_PROTECTION, has_smep);
-            f.set(Cr4Flags::SUPERVISOR_MODE_ACCESS_PREVENTION, has_smap);
-            f.set(Cr4Flags::USER_MODE_INSTRUCTION_PREVENTION, has_umip);
-            if has_pge {
+            f.set(Cr4Flags::SUPERVISOR_MODE_EXECUTION_PROTECTION, has.smep);
+            f.set(Cr4Flags::SUPERVISOR_MODE_ACCESS_PREVENTION, has.smap);
+            f.set(Cr4Flags::USER_MODE_INSTRUCTION_PREVENTION, has.umip);
+            if has.pge {
                 f.insert(Cr4Flags::PAGE_GLOBAL);
             }
         });
@@ -154,41 +169,21 @@ pub fn protect() -> Protections {
 /// Which protections are on now (read from CR0, CR4 and EFER; nothing is
 /// changed), `None` for those the CPU lacks.
 pub fn protections() -> Protections {
-    use core::arch::x86_64::{__cpuid, __cpuid_count};
     use x86_64::registers::control::{Cr0, Cr0Flags, Cr4, Cr4Flags};
     use x86_64::registers::model_specific::{Efer, EferFlags};
 
-    let leaf1 = __cpuid(1);
-    let max_ext = __cpuid(0x8000_0000).eax;
-    let ext1 = if max_ext >= 0x8000_0001 {
-        __cpuid(0x8000_0001).edx
-    } else {
-        0
-    };
-    let (leaf7_ebx, leaf7_ecx) = if __cpuid(0).eax >= 7 {
-        let r = __cpuid_count(7, 0);
-        (r.ebx, r.ecx)
-    } else {
-        (0, 0)
-    };
+    let has = protection_features();
     let cr4 = Cr4::read();
     let on = |has: bool, flag: Cr4Flags| has.then(|| cr4.contains(flag));
     Protections {
-        nxe: (ext1 & (1 << 20) != 0).then(|| Efer::read().contains(EferFlags::NO_EXECUTE_ENABLE)),
+        nxe: has
+            .nx
+            .then(|| Efer::read().contains(EferFlags::NO_EXECUTE_ENABLE)),
         wp: Cr0::read().contains(Cr0Flags::WRITE_PROTECT),
-        smep: on(
-            leaf7_ebx & (1 << 7) != 0,
-            Cr4Flags::SUPERVISOR_MODE_EXECUTION_PROTECTION,
-        ),
-        smap: on(
-            leaf7_ebx & (1 << 20) != 0,
-            Cr4Flags::SUPERVISOR_MODE_ACCESS_PREVENTION,
-        ),
-        umip: on(
-            leaf7_ecx & (1 << 2) != 0,
-            Cr4Flags::USER_MODE_INSTRUCTION_PREVENTION,
-        ),
-        pge: on(leaf1.edx & (1 << 13) != 0, Cr4Flags::PAGE_GLOBAL),
+        smep: on(has.smep, Cr4Flags::SUPERVISOR_MODE_EXECUTION_PROTECTION),
+        smap: on(has.smap, Cr4Flags::SUPERVISOR_MODE_ACCESS_PREVENTION),
+        umip: on(has.umip, Cr4Flags::USER_MODE_INSTRUCTION_PREVENTION),
+        pge: on(has.pge, Cr4Flags::PAGE_GLOBAL),
     }
 }
 
