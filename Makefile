@@ -15,6 +15,8 @@
 #
 # Variables: CMDLINE='...' (baked into the image's limine.conf),
 # QEMUFLAGS='...', MEM=1G, MACHINE=q35, ACCEL=tcg, OVMF=/path/to/OVMF.fd,
+# OVMF_CODE=... OVMF_VARS=... (split images, as pflash), OVMF_PFLASH=1
+# (prefer the split images),
 # LIMINE_DIR=/path/to/limine, BOOT_TESTS='filter ...' (test names),
 # BENCH='filter' (benchmark maps, e.g. 64TiB), FUZZ_TIME=seconds per
 # fuzz target, FUZZ_TARGETS='memmap plan ...'.
@@ -40,10 +42,13 @@ FUZZ_TIME ?= 30
 FUZZ_TARGETS ?= memmap normalise efi_runtime plan
 
 export BUILD_DIR := $(BUILD)
-export OVMF
+export OVMF OVMF_CODE OVMF_VARS OVMF_PFLASH
 export LIMINE_DIR
 
-OVMF_FD = $(shell iso/find-ovmf.sh)
+# OVMF's QEMU arguments, into the bash array fw: `-bios OVMF.fd`, or the
+# split images as pflash with a fresh copy of the variable store in
+# $(BUILD)/ovmf-vars.fd (iso/find-ovmf.sh says which and why).
+OVMF_ARGS = fw=$$(iso/find-ovmf.sh --qemu $(BUILD)/ovmf-vars.fd) && mapfile -t fw <<< "$$fw" &&
 QEMU := qemu-system-x86_64
 QEMU_BASE = -M $(MACHINE) -accel $(ACCEL) -m $(MEM) -serial mon:stdio -display none \
 	-no-reboot -device isa-debug-exit,iobase=0xf4,iosize=0x04
@@ -67,19 +72,19 @@ hdd: kernel
 	iso/mkhdd.sh $(KERNEL) $(HDD) "$(CMDLINE)"
 
 run: deps iso
-	$(QEMU) $(QEMU_BASE) -bios "$(OVMF_FD)" -cdrom $(ISO) $(QEMUFLAGS) $(QEMU_OK)
+	$(OVMF_ARGS) $(QEMU) $(QEMU_BASE) "$${fw[@]}" -cdrom $(ISO) $(QEMUFLAGS) $(QEMU_OK)
 
 run-bios: deps iso
 	$(QEMU) $(QEMU_BASE) -cdrom $(ISO) $(QEMUFLAGS) $(QEMU_OK)
 
 run-hdd: deps hdd
-	$(QEMU) $(QEMU_BASE) -bios "$(OVMF_FD)" -device qemu-xhci,id=xhci \
+	$(OVMF_ARGS) $(QEMU) $(QEMU_BASE) "$${fw[@]}" -device qemu-xhci,id=xhci \
 		-drive if=none,id=stick,format=raw,file=$(HDD) \
 		-device usb-storage,bus=xhci.0,drive=stick $(QEMUFLAGS) $(QEMU_OK)
 
 debug: deps iso
 	@echo "QEMU is waiting for GDB on localhost:1234. In another terminal: gdb -x baton.gdb"
-	$(QEMU) $(QEMU_BASE) -bios "$(OVMF_FD)" -cdrom $(ISO) -s -S $(QEMUFLAGS) $(QEMU_OK)
+	$(OVMF_ARGS) $(QEMU) $(QEMU_BASE) "$${fw[@]}" -cdrom $(ISO) -s -S $(QEMUFLAGS) $(QEMU_OK)
 
 deps:
 	@iso/deps.sh

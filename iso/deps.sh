@@ -64,7 +64,7 @@ have qemu-system-x86_64 || missing_pkgs+=(qemu-system-x86)
 have xorriso || missing_pkgs+=(xorriso)
 have mformat || missing_pkgs+=(mtools)
 have_sbin sfdisk || missing_pkgs+=(fdisk)
-"$here/find-ovmf.sh" >/dev/null 2>&1 || missing_pkgs+=(ovmf)
+"$here/find-ovmf.sh" --check >/dev/null 2>&1 || missing_pkgs+=(ovmf)
 # git only clones Limine when no release is installed (iso/limine-dir.sh).
 have git || "$here/limine-dir.sh" --no-clone >/dev/null 2>&1 || missing_pkgs+=(git)
 
