@@ -42,6 +42,7 @@ FUZZ_TIME ?= 30
 FUZZ_TARGETS ?= memmap normalise efi_runtime plan
 
 export BUILD_DIR := $(BUILD)
+export BATON_CMDLINE := $(value CMDLINE)
 export OVMF OVMF_CODE OVMF_VARS OVMF_PFLASH
 export LIMINE_DIR
 
@@ -65,11 +66,13 @@ kernel:
 	@mkdir -p $(BUILD)
 	cp $(KERNEL_ELF) $(KERNEL)
 
+# CMDLINE reaches the scripts through the environment, as written: never
+# parsed by the shell, nor expanded by make ($(value ...)).
 iso: kernel
-	iso/mkiso.sh $(KERNEL) $(ISO) "$(CMDLINE)"
+	iso/mkiso.sh $(KERNEL) $(ISO)
 
 hdd: kernel
-	iso/mkhdd.sh $(KERNEL) $(HDD) "$(CMDLINE)"
+	iso/mkhdd.sh $(KERNEL) $(HDD)
 
 run: deps iso
 	$(OVMF_ARGS) $(QEMU) $(QEMU_BASE) "$${fw[@]}" -cdrom $(ISO) $(QEMUFLAGS) $(QEMU_OK)

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# mkhdd.sh KERNEL OUTPUT.hdd [CMDLINE]
+# mkhdd.sh KERNEL OUTPUT.hdd [CMDLINE]   (default: $BATON_CMDLINE)
 # A GPT disk image with one EFI system partition (FAT32) holding Limine,
 # limine.conf and the kernel: boots under UEFI, and under BIOS too when the
 # `limine` host utility that matches the release is available to install
 # its BIOS stages (see limine-tool.sh).
 set -euo pipefail
-kernel=$1 out=$2 cmdline=${3:-}
+kernel=$1 out=$2
+# The command line: the third argument, else $BATON_CMDLINE (how the
+# Makefile passes CMDLINE, untouched by the shell).
+if [ $# -ge 3 ]; then cmdline=$3; else cmdline=${BATON_CMDLINE-}; fi
 here=$(cd "$(dirname "$0")" && pwd)
 limine_dir=$("$here/limine-dir.sh")
 stage=$(mktemp -d "${TMPDIR:-/tmp}/baton-hdd.XXXXXX")

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# mkiso.sh KERNEL OUTPUT.iso [CMDLINE]
+# mkiso.sh KERNEL OUTPUT.iso [CMDLINE]   (default: $BATON_CMDLINE)
 # A hybrid ISO: El Torito for BIOS (limine-bios-cd.bin) and UEFI
 # (limine-uefi-cd.bin); with a matching `limine` host utility (see
 # limine-tool.sh) it is also made bootable as a BIOS disk (e.g. dd'd to a
 # USB stick).
 set -euo pipefail
-kernel=$1 out=$2 cmdline=${3:-}
+kernel=$1 out=$2
+# The command line: the third argument, else $BATON_CMDLINE (how the
+# Makefile passes CMDLINE, untouched by the shell).
+if [ $# -ge 3 ]; then cmdline=$3; else cmdline=${BATON_CMDLINE-}; fi
 here=$(cd "$(dirname "$0")" && pwd)
 limine_dir=$("$here/limine-dir.sh")
 stage=$(mktemp -d "${TMPDIR:-/tmp}/baton-iso.XXXXXX")
