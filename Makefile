@@ -8,8 +8,9 @@
 #   make run-hdd         the disk image as a USB stick under OVMF
 #   make debug           QEMU waiting for GDB (then: gdb -x baton.gdb)
 #   make test            rustfmt, clippy, host tests, QEMU boot tests
-#   make bench           time the page-table builder against per-page map_to
-#                        (table in build/bench.md)
+#   make bench           time the page-table builder against per-page mapping
+#                        (table in build/bench.md; with BENCH=filter in
+#                        build/bench-filtered.md)
 #   make fuzz            fuzz handoff's parsers and planner (nightly, cargo-fuzz)
 #   make deps            check and install prerequisites
 #
@@ -113,7 +114,8 @@ boot-test: kernel
 	cargo run -q --release -p boot-tests -- --kernel $(KERNEL) $(BOOT_TESTS)
 
 # Release build, criterion's samples; prints the markdown table and writes
-# it to $(BUILD)/bench.md (criterion's data goes to $(BUILD)/criterion).
+# it to $(BUILD)/bench.md, or to $(BUILD)/bench-filtered.md when BENCH
+# leaves something untimed (criterion's data goes to $(BUILD)/criterion).
 bench:
 	BENCH_OUT=$(abspath $(BUILD))/bench.md cargo bench -p handoff-bench -- $(BENCH)
 
