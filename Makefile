@@ -8,13 +8,16 @@
 #   make run-hdd         the disk image as a USB stick under OVMF
 #   make debug           QEMU waiting for GDB (then: gdb -x baton.gdb)
 #   make test            rustfmt, clippy, host tests, QEMU boot tests
-#   make bench           time the page-table builder against per-page map_to
-#                        (table in build/bench.md)
+#   make bench           time the page-table builder against per-page mapping
+#                        (table in build/bench.md; with BENCH=filter in
+#                        build/bench-filtered.md)
 #   make fuzz            fuzz handoff's parsers and planner (nightly, cargo-fuzz)
 #   make deps            check and install prerequisites
 #
 # Variables: CMDLINE='...' (baked into the image's limine.conf),
 # QEMUFLAGS='...', MEM=1G, MACHINE=q35, ACCEL=tcg, OVMF=/path/to/OVMF.fd,
+# OVMF_CODE=... OVMF_VARS=... (split images, as pflash), OVMF_PFLASH=1
+# (prefer the split images),
 # LIMINE_DIR=/path/to/limine, BOOT_TESTS='filter ...' (test names),
 # BENCH='filter' (benchmark maps, e.g. 64TiB), FUZZ_TIME=seconds per
 # fuzz target, FUZZ_TARGETS='memmap plan ...'.
@@ -40,10 +43,14 @@ FUZZ_TIME ?= 30
 FUZZ_TARGETS ?= memmap normalise efi_runtime plan
 
 export BUILD_DIR := $(BUILD)
-export OVMF
+export BATON_CMDLINE := $(value CMDLINE)
+export OVMF OVMF_CODE OVMF_VARS OVMF_PFLASH
 export LIMINE_DIR
 
-OVMF_FD = $(shell iso/find-ovmf.sh)
+# OVMF's QEMU arguments, into the bash array fw: `-bios OVMF.fd`, or the
+# split images as pflash with a fresh copy of the variable store in
+# $(BUILD)/ovmf-vars.fd (iso/find-ovmf.sh says which and why).
+OVMF_ARGS = fw=$$(iso/find-ovmf.sh --qemu $(BUILD)/ovmf-vars.fd) && mapfile -t fw <<< "$$fw" &&
 QEMU := qemu-system-x86_64
 QEMU_BASE = -M $(MACHINE) -accel $(ACCEL) -m $(MEM) -serial mon:stdio -display none \
 	-no-reboot -device isa-debug-exit,iobase=0xf4,iosize=0x04
@@ -60,26 +67,28 @@ kernel:
 	@mkdir -p $(BUILD)
 	cp $(KERNEL_ELF) $(KERNEL)
 
+# CMDLINE reaches the scripts through the environment, as written: never
+# parsed by the shell, nor expanded by make ($(value ...)).
 iso: kernel
-	iso/mkiso.sh $(KERNEL) $(ISO) "$(CMDLINE)"
+	iso/mkiso.sh $(KERNEL) $(ISO)
 
 hdd: kernel
-	iso/mkhdd.sh $(KERNEL) $(HDD) "$(CMDLINE)"
+	iso/mkhdd.sh $(KERNEL) $(HDD)
 
 run: deps iso
-	$(QEMU) $(QEMU_BASE) -bios "$(OVMF_FD)" -cdrom $(ISO) $(QEMUFLAGS) $(QEMU_OK)
+	$(OVMF_ARGS) $(QEMU) $(QEMU_BASE) "$${fw[@]}" -cdrom $(ISO) $(QEMUFLAGS) $(QEMU_OK)
 
 run-bios: deps iso
 	$(QEMU) $(QEMU_BASE) -cdrom $(ISO) $(QEMUFLAGS) $(QEMU_OK)
 
 run-hdd: deps hdd
-	$(QEMU) $(QEMU_BASE) -bios "$(OVMF_FD)" -device qemu-xhci,id=xhci \
+	$(OVMF_ARGS) $(QEMU) $(QEMU_BASE) "$${fw[@]}" -device qemu-xhci,id=xhci \
 		-drive if=none,id=stick,format=raw,file=$(HDD) \
 		-device usb-storage,bus=xhci.0,drive=stick $(QEMUFLAGS) $(QEMU_OK)
 
 debug: deps iso
 	@echo "QEMU is waiting for GDB on localhost:1234. In another terminal: gdb -x baton.gdb"
-	$(QEMU) $(QEMU_BASE) -bios "$(OVMF_FD)" -cdrom $(ISO) -s -S $(QEMUFLAGS) $(QEMU_OK)
+	$(OVMF_ARGS) $(QEMU) $(QEMU_BASE) "$${fw[@]}" -cdrom $(ISO) -s -S $(QEMUFLAGS) $(QEMU_OK)
 
 deps:
 	@iso/deps.sh
@@ -105,7 +114,8 @@ boot-test: kernel
 	cargo run -q --release -p boot-tests -- --kernel $(KERNEL) $(BOOT_TESTS)
 
 # Release build, criterion's samples; prints the markdown table and writes
-# it to $(BUILD)/bench.md (criterion's data goes to $(BUILD)/criterion).
+# it to $(BUILD)/bench.md, or to $(BUILD)/bench-filtered.md when BENCH
+# leaves something untimed (criterion's data goes to $(BUILD)/criterion).
 bench:
 	BENCH_OUT=$(abspath $(BUILD))/bench.md cargo bench -p handoff-bench -- $(BENCH)
 

@@ -3,7 +3,10 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cmdline=${1:-}
-case $cmdline in *$'\n'*) echo "CMDLINE must be one line" >&2; exit 1 ;; esac
+case $cmdline in *$'\n'*|*$'\r'*) echo "CMDLINE must be one line" >&2; exit 1 ;; esac
+# Limine (8.x) replaces ${NAME} anywhere in limine.conf by the macro NAME
+# (empty if undefined) and stops at an unclosed "${": there is no escape.
+case $cmdline in *'${'*) echo "CMDLINE must not contain \"\${\" (a Limine macro)" >&2; exit 1 ;; esac
 # awk printing the value as data: the command line may hold characters
 # that sed or awk replacement strings treat specially.
 CMDLINE=$cmdline awk '

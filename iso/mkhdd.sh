@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# mkhdd.sh KERNEL OUTPUT.hdd [CMDLINE]
+# mkhdd.sh KERNEL OUTPUT.hdd [CMDLINE]   (default: $BATON_CMDLINE)
 # A GPT disk image with one EFI system partition (FAT32) holding Limine,
 # limine.conf and the kernel: boots under UEFI, and under BIOS too when the
-# `limine` host utility is available to install its BIOS stages.
+# `limine` host utility that matches the release is available to install
+# its BIOS stages (see limine-tool.sh).
 set -euo pipefail
-kernel=$1 out=$2 cmdline=${3:-}
+kernel=$1 out=$2
+# The command line: the third argument, else $BATON_CMDLINE (how the
+# Makefile passes CMDLINE, untouched by the shell).
+if [ $# -ge 3 ]; then cmdline=$3; else cmdline=${BATON_CMDLINE-}; fi
 here=$(cd "$(dirname "$0")" && pwd)
 limine_dir=$("$here/limine-dir.sh")
 stage=$(mktemp -d "${TMPDIR:-/tmp}/baton-hdd.XXXXXX")
@@ -24,10 +28,14 @@ mcopy -i "$img" "$limine_dir/BOOTX64.EFI" ::/EFI/BOOT/
 mcopy -i "$img" "$limine_dir/limine-bios.sys" "$stage/limine.conf" ::/boot/limine/
 mcopy -i "$img" "$kernel" ::/boot/baton
 
-limine_tool=$(command -v limine || true)
-[ -z "$limine_tool" ] && [ -x "$limine_dir/limine" ] && limine_tool=$limine_dir/limine
+limine_tool=$("$here/limine-tool.sh" "$limine_dir")
 if [ -n "$limine_tool" ]; then
-    "$limine_tool" bios-install "$out" >/dev/null 2>&1
+    if ! log=$("$limine_tool" bios-install "$out" 2>&1); then
+        printf '%s\n' "$log" >&2
+        echo "mkhdd: \`$limine_tool bios-install $out\` failed (output above)" >&2
+        rm -f "$out"
+        exit 1
+    fi
 else
-    echo "note: no \`limine\` host utility found; $out boots under UEFI only" >&2
+    echo "note: $out boots under UEFI only" >&2
 fi

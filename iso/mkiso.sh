@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# mkiso.sh KERNEL OUTPUT.iso [CMDLINE]
+# mkiso.sh KERNEL OUTPUT.iso [CMDLINE]   (default: $BATON_CMDLINE)
 # A hybrid ISO: El Torito for BIOS (limine-bios-cd.bin) and UEFI
-# (limine-uefi-cd.bin); with the `limine` host utility it is also made
-# bootable as a BIOS disk (e.g. dd'd to a USB stick).
+# (limine-uefi-cd.bin); with a matching `limine` host utility (see
+# limine-tool.sh) it is also made bootable as a BIOS disk (e.g. dd'd to a
+# USB stick).
 set -euo pipefail
-kernel=$1 out=$2 cmdline=${3:-}
+kernel=$1 out=$2
+# The command line: the third argument, else $BATON_CMDLINE (how the
+# Makefile passes CMDLINE, untouched by the shell).
+if [ $# -ge 3 ]; then cmdline=$3; else cmdline=${BATON_CMDLINE-}; fi
 here=$(cd "$(dirname "$0")" && pwd)
 limine_dir=$("$here/limine-dir.sh")
 stage=$(mktemp -d "${TMPDIR:-/tmp}/baton-iso.XXXXXX")
@@ -18,14 +22,25 @@ cp "$limine_dir/limine-bios.sys" "$limine_dir/limine-bios-cd.bin" \
 cp "$limine_dir/BOOTX64.EFI" "$stage/EFI/BOOT/"
 
 mkdir -p "$(dirname "$out")"
-xorriso -as mkisofs -quiet -R -r -J \
+if ! log=$(xorriso -as mkisofs -quiet -R -r -J \
     -b boot/limine/limine-bios-cd.bin -no-emul-boot -boot-load-size 4 -boot-info-table \
     -hfsplus -apm-block-size 2048 \
     --efi-boot boot/limine/limine-uefi-cd.bin -efi-boot-part --efi-boot-image \
-    --protective-msdos-label "$stage" -o "$out" 2>/dev/null
+    --protective-msdos-label "$stage" -o "$out" 2>&1); then
+    printf '%s\n' "$log" >&2
+    echo "mkiso: xorriso failed to write $out (output above)" >&2
+    rm -f "$out"
+    exit 1
+fi
 
-limine_tool=$(command -v limine || true)
-[ -z "$limine_tool" ] && [ -x "$limine_dir/limine" ] && limine_tool=$limine_dir/limine
+limine_tool=$("$here/limine-tool.sh" "$limine_dir")
 if [ -n "$limine_tool" ]; then
-    "$limine_tool" bios-install "$out" >/dev/null 2>&1
+    if ! log=$("$limine_tool" bios-install "$out" 2>&1); then
+        printf '%s\n' "$log" >&2
+        echo "mkiso: \`$limine_tool bios-install $out\` failed (output above)" >&2
+        rm -f "$out"
+        exit 1
+    fi
+else
+    echo "note: $out boots from CD only, not as a BIOS disk" >&2
 fi

@@ -1,12 +1,14 @@
 //! `make bench`: baton's page-table builder against the `x86_64` crate's
-//! per-page `map_to`, on every synthetic machine, under criterion.
+//! per-page `map_to_with_table_flags`, on every synthetic machine, under criterion.
 //!
 //! Per machine (one criterion group each) three functions are timed:
 //! `plan` (`Plan::make`), `baton` (the builder) and `x86_64` (the
 //! baseline). Before the first timing, each build is verified against the
 //! plan, leaf by leaf; every timed build checks its counts. At the end the
 //! estimates are read back from criterion's output and written as a
-//! markdown table to `build/bench.md` (or `$BENCH_OUT`) and to stdout.
+//! markdown table to `build/bench.md` (or `$BENCH_OUT`) and to stdout. A
+//! run that did not time every function of every machine (a filter) writes
+//! `bench-filtered.md` beside it instead, so that the full table survives.
 //!
 //! Arguments are criterion's: `cargo bench -p handoff-bench -- 64TiB`
 //! runs only the groups whose id contains `64TiB`; `-- --test` runs each
@@ -112,6 +114,14 @@ fn this_machine() -> String {
     format!("{model}, {cores} cores, {rustc}, x86_64 0.15")
 }
 
+/// Where a partial run writes its table: `bench.md` -> `bench-filtered.md`.
+fn filtered(out: &Path) -> PathBuf {
+    let stem = out
+        .file_stem()
+        .map_or("bench".into(), |s| s.to_string_lossy());
+    out.with_file_name(format!("{stem}-filtered.md"))
+}
+
 fn main() {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -127,7 +137,9 @@ fn main() {
 
     let mut arena = Arena::new(1);
     let mut rows = Vec::new();
-    for scenario in scenarios() {
+    let scenarios = scenarios();
+    let machines = scenarios.len();
+    for scenario in scenarios {
         let machine = Machine::new(&scenario);
         let inputs = machine.inputs();
         let plan = &machine.plan;
@@ -212,6 +224,11 @@ fn main() {
     }
     let table = report::markdown(&rows, &this_machine());
     println!("\n{table}");
+    let complete = rows.len() == machines
+        && rows
+            .iter()
+            .all(|r| r.plan_ns.is_some() && r.baton_ns.is_some() && r.baseline_ns.is_some());
+    let out = if complete { out } else { filtered(&out) };
     if let Some(dir) = out.parent() {
         fs::create_dir_all(dir).expect("the output directory can be made");
     }

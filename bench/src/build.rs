@@ -63,9 +63,12 @@ pub fn baton(arena: &mut Arena, mappings: &[Mapping]) -> Result<Built, BuildErro
 const TABLE_FLAGS: PageTableFlags = PageTableFlags::PRESENT.union(PageTableFlags::WRITABLE);
 
 /// The baseline: the same mappings through the `x86_64` crate's
-/// `OffsetPageTable::map_to`, one page at a time, each of the size
-/// [`largest_pages`](handoff::paging::largest_pages) chooses, into an
-/// emptied arena.
+/// `Mapper::map_to_with_table_flags` on an `OffsetPageTable`, one page at a
+/// time, each of the size [`largest_pages`](handoff::paging::largest_pages)
+/// chooses, into an emptied arena. `map_to` is that call with the table
+/// flags taken from the leaf's (PRESENT, WRITABLE, USER_ACCESSIBLE); giving
+/// [`TABLE_FLAGS`] instead makes the tables the same as baton's, entry for
+/// entry, where `map_to` would leave those above read-only leaves read-only.
 pub fn baseline(arena: &mut Arena, mappings: &[Mapping]) -> Result<Built, BaselineError> {
     arena.reset();
     let root = FrameSource::allocate_frame(&mut arena.frames).ok_or(BaselineError {
@@ -107,8 +110,8 @@ pub fn baseline(arena: &mut Arena, mappings: &[Mapping]) -> Result<Built, Baseli
     })
 }
 
-/// One `map_to` of a page of size `S`, as a kernel using the `x86_64`
-/// crate writes it (no TLB flush: the tables are not live).
+/// One page of size `S` mapped as a kernel using the `x86_64` crate maps
+/// it, with baton's table flags (no TLB flush: the tables are not live).
 #[inline(always)]
 fn map_one<S: X86PageSize + fmt::Debug, M: Mapper<S>>(
     mapper: &mut M,

@@ -162,8 +162,11 @@ pub fn markdown(rows: &[Row], machine: &str) -> String {
     }
     out.push_str(
         "\nplan: `Plan::make` (memory map to mappings). baton: `Builder::map` for every \
-         planned mapping. x86_64: `OffsetPageTable::map_to` (x86_64 0.15) page by page with the \
-         page sizes `largest_pages` chooses. Both build into the same host arena and are \
+         planned mapping. x86_64: the `x86_64` crate's (0.15) \
+         `Mapper::map_to_with_table_flags` on an `OffsetPageTable`, page by page with the page \
+         sizes `largest_pages` chooses and table flags PRESENT | WRITABLE, those baton gives every \
+         table; `map_to` calls the same function but takes the table flags from each leaf, which \
+         would leave the tables above read-only leaves read-only. Both build into the same host arena and are \
          verified leaf by leaf against the plan (`plan::verify`) before they are timed; each \
          timed run also checks its leaf and frame counts. Times are criterion's estimates \
          (slope, or mean in flat sampling) for one call. with plan: (plan + x86_64) ÷ \

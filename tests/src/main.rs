@@ -13,8 +13,8 @@ mod qemu;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
-use std::sync::Mutex;
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 use std::{env, fs, thread};
 
@@ -88,14 +88,30 @@ fn config() -> Config {
 fn unmet(case: &Case) -> Option<&'static str> {
     match case.needs {
         Needs::Nothing => None,
-        Needs::LimineTool => qemu::on_path("limine")
-            .is_none()
-            .then_some("no `limine` host utility on PATH"),
+        Needs::LimineTool => (!limine_tool())
+            .then_some("no `limine` host utility matching the Limine release (iso/limine-tool.sh)"),
         Needs::Gdb => qemu::on_path("gdb").is_none().then_some("no gdb on PATH"),
         Needs::PflashOvmf => pflash_images()
             .is_none()
             .then_some("no OVMF_CODE_4M.fd / OVMF_VARS_4M.fd (set OVMF_CODE and OVMF_VARS)"),
     }
+}
+
+/// Whether `iso/limine-tool.sh` finds the `limine` host utility that the
+/// image scripts run `bios-install` with: the release's own, or one on PATH
+/// of the release's version. Asked once.
+fn limine_tool() -> bool {
+    static FOUND: OnceLock<bool> = OnceLock::new();
+    *FOUND.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("tests/ has a parent");
+        Command::new(root.join("iso/limine-tool.sh"))
+            .current_dir(root)
+            .stderr(Stdio::null())
+            .output()
+            .is_ok_and(|o| o.status.success() && !o.stdout.trim_ascii().is_empty())
+    })
 }
 
 /// OVMF's split images: `$OVMF_CODE`/`$OVMF_VARS`, else the usual paths.
