@@ -21,6 +21,7 @@ pub mod tests;
 
 use core::cell::UnsafeCell;
 use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use handoff::efi::{self, AttributesTable, EfiError, Runtime, Window};
 use handoff::memmap::{EfiMemoryMap, MapError};
@@ -39,6 +40,20 @@ use crate::boot::{self, BootInfo, Firmware};
 use crate::fixed::FixedStr;
 use crate::shim::{self, direct::DirectMap};
 pub use runtime::{EfiStatus, Name, Services};
+
+/// Set by `inject=svam-version` (test runs): SetVirtualAddressMap gets a
+/// descriptor version the firmware does not know.
+static BAD_SVAM_VERSION: AtomicBool = AtomicBool::new(false);
+
+/// Makes SetVirtualAddressMap fail (`inject=svam-version`, test runs only).
+pub fn inject_bad_svam_version() {
+    BAD_SVAM_VERSION.store(true, Ordering::SeqCst);
+}
+
+/// Whether `inject=svam-version` asked SetVirtualAddressMap to fail.
+pub fn svam_failure_injected() -> bool {
+    BAD_SVAM_VERSION.load(Ordering::SeqCst)
+}
 
 /// The runtime services, once SetVirtualAddressMap succeeded.
 static SERVICES: spin::Once<Services> = spin::Once::new();
@@ -138,7 +153,8 @@ fn unmap_window() {
         // Emptied tables stay with the early frames (no allocator yet).
         let _ = unmapper.unmap(m.mapping.virt, m.mapping.len, |_| {}, |_, _| {});
     }
-    x86_64::instructions::tlb::flush_all();
+    // The window's entries are global: a CR3 reload would keep them.
+    shim::flush_global_tlb(s.cpu.global);
     shim::PLAN.lock().remove_efi_window();
 }
 
@@ -350,6 +366,13 @@ fn try_init(boot: &BootInfo) -> Result<(), Unavailable> {
         return Err(Unavailable::SystemTable("bad runtime services signature"));
     }
     let count = map_len / meta.desc_size;
+    let version = if svam_failure_injected() {
+        let bad = meta.desc_version + 0x100;
+        warn!("inject: SetVirtualAddressMap gets descriptor version {bad}");
+        bad
+    } else {
+        meta.desc_version
+    };
     // SAFETY: the temporary tables share baton's upper half (this code, its
     // stack and data, the EFI stack) and map the firmware 1:1, as it runs
     // before switching to virtual addressing; CR3 goes back right after.
@@ -359,7 +382,7 @@ fn try_init(boot: &BootInfo) -> Result<(), Unavailable> {
             (rt.set_virtual_address_map)(
                 map_len,
                 meta.desc_size,
-                meta.desc_version,
+                version,
                 map_phys as *mut MemoryDescriptor,
             )
         });

@@ -193,10 +193,20 @@ impl Services {
         }
     }
 
-    /// Resets or powers off the machine.
-    pub fn reset(&self, kind: ResetType) -> ! {
+    /// Resets or powers off the machine; returns only if the firmware did
+    /// not.
+    ///
+    /// uefi-raw declares ResetSystem as never returning, but firmware can
+    /// (Linux's efi_reboot allows for it): the call goes through a pointer
+    /// type that may return, so that the caller can fall back.
+    pub fn reset(&self, kind: ResetType) {
+        type MayReturn = unsafe extern "efiapi" fn(ResetType, Status, usize, *const u8);
         let rt = self.rt();
-        // SAFETY: ResetSystem with no data does not return.
-        call::call(|| unsafe { (rt.reset_system)(kind, Status::SUCCESS, 0, core::ptr::null()) })
+        // SAFETY: the same function with the same arguments and calling
+        // convention; only the return type differs, and the firmware
+        // returns nothing in RAX that the caller would read.
+        let reset_system: MayReturn = unsafe { core::mem::transmute(rt.reset_system) };
+        // SAFETY: ResetSystem with no reset data.
+        call::call(|| unsafe { reset_system(kind, Status::SUCCESS, 0, core::ptr::null()) });
     }
 }

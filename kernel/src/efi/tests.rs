@@ -12,7 +12,7 @@ pub const BATON_GUID: Guid = guid!("6a3a8c3e-3b1f-4f4b-9a77-0ba70ba70ba7");
 
 pub const TESTS: &[Test] = &[
     Test {
-        name: "efi: runtime services exactly on UEFI boots",
+        name: "efi: runtime services exactly on UEFI boots, their window unmapped otherwise",
         run: available_on_uefi,
     },
     Test {
@@ -39,12 +39,24 @@ pub const TESTS: &[Test] = &[
 
 fn available_on_uefi() -> TestResult {
     let uefi = boot::info().firmware == boot::Firmware::Uefi64;
+    let expected = uefi && !super::svam_failure_injected();
     check!(
-        services().is_some() == uefi,
-        "firmware {:?}, runtime services available: {}",
+        services().is_some() == expected,
+        "firmware {:?}, SetVirtualAddressMap failure injected: {}, runtime services available: {}",
         boot::info().firmware,
+        super::svam_failure_injected(),
         services().is_some()
     );
+    if services().is_none() {
+        // Whatever was placed in the window is mapped no more.
+        for r in super::RUNTIME.lock().regions() {
+            check!(
+                super::window_phys(r.virt).is_none(),
+                "window address {:#x} still mapped without runtime services",
+                r.virt
+            );
+        }
+    }
     Ok(())
 }
 
