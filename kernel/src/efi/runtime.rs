@@ -28,6 +28,36 @@ fn check(status: Status) -> Result<(), EfiStatus> {
     }
 }
 
+/// Why GetVariable gave no value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VariableError {
+    /// The buffer is too small: the value has `needed` bytes.
+    TooSmall {
+        /// The value's size.
+        needed: usize,
+    },
+    /// Any other status (`NOT_FOUND` for a variable that does not exist).
+    Status(EfiStatus),
+}
+
+impl VariableError {
+    /// Whether the variable does not exist.
+    pub fn is_not_found(&self) -> bool {
+        *self == VariableError::Status(EfiStatus(Status::NOT_FOUND))
+    }
+}
+
+impl fmt::Display for VariableError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            VariableError::TooSmall { needed } => {
+                write!(f, "BUFFER_TOO_SMALL: the value has {needed} bytes")
+            }
+            VariableError::Status(s) => write!(f, "{s}"),
+        }
+    }
+}
+
 /// The runtime services table, at its virtual address in the EFI window.
 #[derive(Debug, Clone, Copy)]
 pub struct Services {
@@ -121,13 +151,13 @@ impl Services {
     }
 
     /// Reads variable `name` of `vendor` into `buf`: its attributes and
-    /// length.
+    /// length. A `buf` too small gives the length needed.
     pub fn get_variable(
         &self,
         name: &Name,
         vendor: &Guid,
         buf: &mut [u8],
-    ) -> Result<(VariableAttributes, usize), EfiStatus> {
+    ) -> Result<(VariableAttributes, usize), VariableError> {
         let rt = self.rt();
         let mut attrs = VariableAttributes::empty();
         let mut size = buf.len();
@@ -142,7 +172,10 @@ impl Services {
                 buf.as_mut_ptr(),
             )
         });
-        check(status)?;
+        if status == Status::BUFFER_TOO_SMALL {
+            return Err(VariableError::TooSmall { needed: size });
+        }
+        check(status).map_err(VariableError::Status)?;
         Ok((attrs, size))
     }
 

@@ -137,12 +137,22 @@ fn set_get_variable() -> TestResult {
         got_attrs == attrs,
         "attributes {got_attrs:?}, wrote {attrs:?}"
     );
+    // A buffer too small says how much is needed.
+    let short = rt.get_variable(&name, &BATON_GUID, &mut buf[..3]);
+    check!(
+        short
+            == Err(super::runtime::VariableError::TooSmall {
+                needed: value.len()
+            }),
+        "GetVariable into 3 bytes: {short:?}"
+    );
     // Delete it again.
     rt.set_variable(&name, &BATON_GUID, attrs, &[])
         .map_err(|e| fail!("deleting: {e}"))?;
+    let gone = rt.get_variable(&name, &BATON_GUID, &mut buf);
     check!(
-        rt.get_variable(&name, &BATON_GUID, &mut buf).is_err(),
-        "the variable survived its deletion"
+        gone.is_err_and(|e| e.is_not_found()),
+        "after deletion: {gone:?}"
     );
     Ok(())
 }
@@ -157,7 +167,7 @@ fn boot_counter() -> TestResult {
     let was = match rt.get_variable(&name, &BATON_GUID, &mut buf) {
         Ok((_, 8)) => u64::from_le_bytes(buf),
         Ok((_, len)) => return Err(fail!("BatonBootCount has {len} bytes")),
-        Err(e) if e.0 == uefi_raw::Status::NOT_FOUND => 0,
+        Err(e) if e.is_not_found() => 0,
         Err(e) => return Err(fail!("GetVariable: {e}")),
     };
     let now = was + 1;
