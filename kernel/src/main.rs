@@ -105,6 +105,7 @@ extern "C" fn kmain() -> ! {
         error!("mm: cannot continue; stopping");
         exit::fatal();
     }
+    efi::release_temporary_tables();
     if efi::services().is_some() {
         match mm::vmalloc::stack(128 * 1024) {
             Ok(stack) => efi::call::use_stack(stack.top()),

@@ -349,6 +349,9 @@ pub fn all() -> Vec<Case> {
                 "selftest: ok   efi: GetTime gives a plausible date",
                 "selftest: ok   efi: GetNextVariableName lists the variables",
                 "selftest: ok   efi: SetVariable then GetVariable reads the value back",
+                "efi: the temporary address space's * page-table frames given back to the allocator",
+                "selftest: ok   efi: the temporary address space's page tables are back with the \
+                 allocator",
                 "poweroff: EFI ResetSystem(EfiResetShutdown)",
             ],
             absent: &["runtime services unavailable", "W+X mappings: FAILED"],
@@ -402,6 +405,7 @@ pub fn all() -> Vec<Case> {
             lines: &[
                 "inject: SetVirtualAddressMap gets descriptor version *",
                 "efi: SetVirtualAddressMap failed: *INVALID_PARAMETER*; runtime services unavailable",
+                "efi: the temporary address space's * page-table frames given back to the allocator",
                 "selftest: ok   efi: runtime services exactly on UEFI boots, their window unmapped \
                  otherwise",
                 "x86/mm: Checked W+X mappings: passed, no W+X pages found.",

@@ -16,6 +16,10 @@ pub const TESTS: &[Test] = &[
         run: available_on_uefi,
     },
     Test {
+        name: "efi: the temporary address space's page tables are back with the allocator",
+        run: temporary_tables_released,
+    },
+    Test {
         name: "efi: runtime services and their code live in the EFI window",
         run: in_window,
     },
@@ -56,6 +60,28 @@ fn available_on_uefi() -> TestResult {
                 r.virt
             );
         }
+    }
+    Ok(())
+}
+
+fn temporary_tables_released() -> TestResult {
+    let uefi = boot::info().firmware == boot::Firmware::Uefi64;
+    let mut n = 0;
+    let mut reserved = None;
+    super::released_temporary_tables(|frame| {
+        n += 1;
+        if let handoff::frames::FrameState::Reserved(reason) =
+            crate::mm::frames::FRAMES.lock().state(frame)
+        {
+            reserved.get_or_insert((frame, reason));
+        }
+    });
+    check!(!uefi || n > 0, "no temporary page tables given back");
+    if let Some((frame, reason)) = reserved {
+        return Err(fail!(
+            "temporary page table {:#x} still reserved ({reason})",
+            frame.start_address().as_u64()
+        ));
     }
     Ok(())
 }
