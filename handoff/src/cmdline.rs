@@ -51,6 +51,10 @@ pub enum Inject {
     NoEfiMap,
     /// The EFI memory map's `desc_size` is absurd (`inject=desc-size`).
     DescSize,
+    /// SetVirtualAddressMap gets a descriptor version the firmware does
+    /// not know, so that it fails (`inject=svam-version`): runtime
+    /// services must end up unavailable and the boot go on.
+    SvamVersion,
 }
 
 impl Inject {
@@ -60,6 +64,7 @@ impl Inject {
             "truncate" => Inject::Truncate,
             "no-efi-map" => Inject::NoEfiMap,
             "desc-size" => Inject::DescSize,
+            "svam-version" => Inject::SvamVersion,
             _ => return None,
         })
     }
@@ -325,6 +330,7 @@ mod tests {
             ("overlap", Inject::Overlap),
             ("truncate", Inject::Truncate),
             ("no-efi-map", Inject::NoEfiMap),
+            ("svam-version", Inject::SvamVersion),
         ] {
             assert_eq!(Inject::parse(v), Some(i));
         }

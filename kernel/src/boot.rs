@@ -551,6 +551,13 @@ pub fn inject(what: handoff::cmdline::Inject) {
     use log::warn;
     let mut raw = RAW_MAPS.lock();
     let raw = &mut *raw;
+    if what == Inject::SvamVersion {
+        if raw.efi_info.is_none() {
+            return warn!("inject: {what:?} needs UEFI; nothing done");
+        }
+        crate::efi::inject_bad_svam_version();
+        return warn!("inject: SetVirtualAddressMap will get a wrong descriptor version");
+    }
     let Some(mut efi) = raw.efi_info else {
         if what == Inject::Overlap {
             // A BIOS boot: a usable Limine entry grows one page into the
@@ -597,6 +604,7 @@ pub fn inject(what: handoff::cmdline::Inject) {
             raw.efi_info = Some(efi);
             warn!("inject: EFI desc_size set to 8");
         }
+        Inject::SvamVersion => unreachable!("handled above"),
     }
 }
 

@@ -105,6 +105,7 @@ extern "C" fn kmain() -> ! {
         error!("mm: cannot continue; stopping");
         exit::fatal();
     }
+    efi::release_temporary_tables();
     if efi::services().is_some() {
         match mm::vmalloc::stack(128 * 1024) {
             Ok(stack) => efi::call::use_stack(stack.top()),
@@ -198,15 +199,20 @@ fn finish(options: Options) -> ! {
     if options.reboot {
         if let Some(rt) = efi::services() {
             info!("reboot: EFI ResetSystem(EfiResetCold)");
+            smp::stop_others();
             rt.reset(uefi_raw::table::runtime::ResetType::COLD);
+            warn!("reboot: EFI ResetSystem returned; resetting through the keyboard controller");
+        } else {
+            info!("reboot: no EFI runtime services; resetting through the keyboard controller");
         }
-        info!("reboot: no EFI runtime services; resetting through the keyboard controller");
         exit::keyboard_controller_reset();
     }
     if options.poweroff {
         if let Some(rt) = efi::services() {
             info!("poweroff: EFI ResetSystem(EfiResetShutdown)");
+            smp::stop_others();
             rt.reset(uefi_raw::table::runtime::ResetType::SHUTDOWN);
+            warn!("poweroff: EFI ResetSystem returned");
         }
         info!("poweroff: boot complete, powering off through isa-debug-exit");
         exit::qemu_exit(verdict.unwrap_or(exit::Verdict::Pass));

@@ -60,9 +60,14 @@ pub enum Exit {
     Pass,
     /// isa-debug-exit with the fail verdict (status 35).
     Fail,
-    /// The machine powered itself off or reset (status 0, with
-    /// `-no-reboot`), e.g. through EFI ResetSystem; never a triple fault.
+    /// The machine powered itself off (status 0), e.g. through EFI
+    /// ResetSystem(EfiResetShutdown): QEMU's trace shows the guest's
+    /// shutdown request.
     Shutdown,
+    /// The machine reset itself (status 0, as `-no-reboot` turns a reset
+    /// into an exit), e.g. through EFI ResetSystem(EfiResetCold): no
+    /// shutdown request in QEMU's trace, and never a triple fault.
+    Reset,
 }
 
 impl Exit {
@@ -70,7 +75,7 @@ impl Exit {
         match self {
             Exit::Pass => 33,
             Exit::Fail => 35,
-            Exit::Shutdown => 0,
+            Exit::Shutdown | Exit::Reset => 0,
         }
     }
 }
@@ -222,7 +227,7 @@ pub fn all() -> Vec<Case> {
                 "firmware BIOS",
                 "boot: memory map: * Limine entries, no EFI memory map",
                 "efi: BIOS boot: no UEFI runtime services; runtime services unavailable",
-                "selftest: ok   efi: runtime services exactly on UEFI boots",
+                "selftest: ok   efi: runtime services exactly on UEFI boots, their window unmapped otherwise",
             ],
             absent: &["EFI system table"],
             ..BASE
@@ -344,6 +349,9 @@ pub fn all() -> Vec<Case> {
                 "selftest: ok   efi: GetTime gives a plausible date",
                 "selftest: ok   efi: GetNextVariableName lists the variables",
                 "selftest: ok   efi: SetVariable then GetVariable reads the value back",
+                "efi: the temporary address space's * page-table frames given back to the allocator",
+                "selftest: ok   efi: the temporary address space's page tables are back with the \
+                 allocator",
                 "poweroff: EFI ResetSystem(EfiResetShutdown)",
             ],
             absent: &["runtime services unavailable", "W+X mappings: FAILED"],
@@ -390,11 +398,27 @@ pub fn all() -> Vec<Case> {
             ..BASE
         },
         Case {
+            name: "efi-svam-failure",
+            about: "SetVirtualAddressMap fails (wrong descriptor version, injected): runtime \
+                    services unavailable, the window unmapped, W^X still clean, the boot goes on",
+            cmdline: "test inject=svam-version",
+            lines: &[
+                "inject: SetVirtualAddressMap gets descriptor version *",
+                "efi: SetVirtualAddressMap failed: *INVALID_PARAMETER*; runtime services unavailable",
+                "efi: the temporary address space's * page-table frames given back to the allocator",
+                "selftest: ok   efi: runtime services exactly on UEFI boots, their window unmapped \
+                 otherwise",
+                "x86/mm: Checked W+X mappings: passed, no W+X pages found.",
+            ],
+            absent: &["efi: runtime services at", "W+X mappings: FAILED"],
+            ..BASE
+        },
+        Case {
             name: "efi-reboot",
             about: "reboot resets through EFI ResetSystem(EfiResetCold)",
             cmdline: "reboot",
             debug_exit: false,
-            exit: Exit::Shutdown,
+            exit: Exit::Reset,
             common: &[],
             lines: &["reboot: EFI ResetSystem(EfiResetCold)"],
             ..BASE

@@ -18,7 +18,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 use std::{env, fs, thread};
 
-use cases::{Case, Firmware, Kernel, Media, Needs};
+use cases::{Case, Exit, Firmware, Kernel, Media, Needs};
 use qemu::Ending;
 
 const TIMEOUT: Duration = Duration::from_secs(90);
@@ -306,6 +306,16 @@ fn run_case(cfg: &Config, case: &Case, image: &Path) -> (Verdict, String) {
         };
         if r.qemu_log.contains("Triple fault") {
             problems.push(format!("{which}the guest triple-faulted"));
+        }
+        let powered_off = r.qemu_log.contains(qemu::GUEST_SHUTDOWN);
+        match case.exit {
+            Exit::Shutdown if !powered_off => problems.push(format!(
+                "{which}QEMU saw no shutdown request from the guest"
+            )),
+            Exit::Reset | Exit::Pass | Exit::Fail if powered_off => {
+                problems.push(format!("{which}the guest powered off"))
+            }
+            _ => {}
         }
         match r.ending {
             Ending::Exited(code) if code == case.exit.status() => {}

@@ -17,11 +17,21 @@ pub enum Ending {
     TimedOut,
 }
 
+/// QEMU's trace point for a shutdown request (the guest powering off, not
+/// resetting), written to the log `-D` names as
+/// `qemu_system_shutdown_request reason=N`.
+pub const SHUTDOWN_TRACE: &str = "qemu_system_shutdown_request";
+
+/// `reason=` of a shutdown the guest asked for (QEMU's
+/// `SHUTDOWN_CAUSE_GUEST_SHUTDOWN`).
+pub const GUEST_SHUTDOWN: &str = "qemu_system_shutdown_request reason=6";
+
 /// The outcome of a boot: how it ended, the serial log and QEMU's own log.
 pub struct Run {
     pub ending: Ending,
     pub serial: Vec<u8>,
-    /// QEMU's reset log (`-d cpu_reset`): records triple faults.
+    /// QEMU's reset log (`-d cpu_reset`): records triple faults, and the
+    /// shutdown-request trace.
     pub qemu_log: String,
     /// QEMU's own error output.
     pub stderr: String,
@@ -39,7 +49,7 @@ pub fn boot(args: &[String], serial_log: &Path, qemu_log: &Path, timeout: Durati
         .arg("-serial")
         .arg(format!("file:{}", serial_log.display()))
         .args(["-display", "none", "-monitor", "none", "-no-reboot"])
-        .args(["-d", "cpu_reset", "-D"])
+        .args(["-d", "cpu_reset", "-trace", SHUTDOWN_TRACE, "-D"])
         .arg(qemu_log)
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -3,19 +3,19 @@
 //! carry them. Linux's method (arch/x86/platform/efi/efi_64.c):
 //!
 //! 1. every descriptor with `EFI_MEMORY_RUNTIME` is a runtime region;
-//!    physically contiguous ones of equal type and attributes are merged;
+//!    neighbours in map order that are physically contiguous and of equal
+//!    type and attributes are merged;
 //! 2. regions get virtual addresses in the EFI window top-down from
 //!    [`Layout::efi_top_down_start`] (-4 GiB), each keeping its offset
-//!    within 2 MiB so that large pages stay possible, visiting regions from
-//!    the highest physical address down so that virtual addresses grow with
-//!    physical ones;
+//!    within 2 MiB so that large pages stay possible, walking the map in
+//!    reverse so that later descriptors get higher addresses;
 //! 3. SetVirtualAddressMap gets a copy of the runtime descriptors, stride
 //!    `desc_size`, with `VirtualStart` filled in ([`rewrite_map`]);
 //! 4. the window maps code read + execute and everything else read-write,
-//!    no execute; write-back where the firmware allows it, else uncached
-//!    (runtime MMIO such as the flash of pflash OVMF). When the firmware
-//!    publishes an `EFI_MEMORY_ATTRIBUTES_TABLE`, its `RO` and `XP` bits
-//!    refine that per section ([`Window::make`]).
+//!    no execute; runtime MMIO (the flash of pflash OVMF) uncached, the
+//!    rest write-back where the firmware allows it, else uncached. When
+//!    the firmware publishes an `EFI_MEMORY_ATTRIBUTES_TABLE`, its `RO`
+//!    and `XP` bits refine that per section ([`Window::make`]).
 //!
 //! The firmware relocates itself during SetVirtualAddressMap through the
 //! one-to-one mappings of a temporary address space ([`identity_mappings`]),
@@ -79,10 +79,16 @@ impl Region {
         self.ty == MemoryType::RUNTIME_SERVICES_CODE
     }
 
-    /// The PAT type it is mapped with: write-back when the firmware allows
-    /// it, else uncached.
+    /// Whether it is memory-mapped I/O (the flash of pflash OVMF, say).
+    pub fn is_mmio(&self) -> bool {
+        matches!(self.ty, MemoryType::MMIO | MemoryType::MMIO_PORT_SPACE)
+    }
+
+    /// The PAT type it is mapped with: uncached for MMIO whatever its
+    /// attributes allow, else write-back when the firmware allows it, else
+    /// uncached.
     pub fn mem_type(&self) -> MemType {
-        if self.attr.contains(MemoryAttribute::WRITE_BACK) {
+        if !self.is_mmio() && self.attr.contains(MemoryAttribute::WRITE_BACK) {
             MemType::Wb
         } else {
             MemType::Uc
@@ -175,7 +181,8 @@ impl Runtime {
         }
     }
 
-    /// The regions, by ascending physical (and virtual) address.
+    /// The regions, by ascending physical address (and virtual address
+    /// when the map is sorted).
     pub fn regions(&self) -> &[Region] {
         &self.regions[..self.len]
     }
@@ -204,10 +211,8 @@ impl Runtime {
             };
             self.len += 1;
         }
-        // The map need not be sorted (OVMF's is not above 4 GiB).
-        self.regions[..self.len].sort_unstable_by_key(|r| r.phys);
-
-        // Merge physically contiguous regions of equal type and attributes.
+        // Merge neighbours in map order that are physically contiguous and
+        // of equal type and attributes (Linux's efi_merge_regions).
         let mut merged = 0;
         for i in 0..self.len {
             let r = self.regions[i];
@@ -223,9 +228,11 @@ impl Runtime {
         }
         self.len = merged;
 
-        // Top-down, from the highest physical address: virtual addresses
-        // then grow with physical ones. Each region keeps its offset within
-        // 2 MiB (Linux's efi_map_region).
+        // Top-down, walking the map in reverse, so that later descriptors
+        // get higher addresses (Linux's efi_map_regions with
+        // efi_map_next_md_reverse); each region keeps its offset within
+        // 2 MiB (efi_map_region). In a sorted map virtual addresses then
+        // grow with physical ones.
         let bottom = layout.efi_window_start();
         let mut va = layout.efi_top_down_start();
         for r in self.regions[..self.len].iter_mut().rev() {
@@ -245,6 +252,8 @@ impl Runtime {
             r.virt = start;
             va = start;
         }
+        // Kept by physical address for lookups ([`region_of`]).
+        self.regions[..self.len].sort_unstable_by_key(|r| r.phys);
         Ok(())
     }
 }
@@ -535,7 +544,16 @@ impl Window {
     ) -> Result<(), EfiError> {
         self.len = 0;
         self.refined = table.is_some();
-        for region in runtime.regions() {
+        // In virtual order, which differs from the physical one when the
+        // map is unsorted.
+        let regions = runtime.regions();
+        let mut order = [0u16; MAX_REGIONS];
+        for (i, slot) in order.iter_mut().enumerate().take(regions.len()) {
+            *slot = i as u16;
+        }
+        let order = &mut order[..regions.len()];
+        order.sort_unstable_by_key(|&i| regions[usize::from(i)].virt);
+        for region in order.iter().map(|&i| &regions[usize::from(i)]) {
             let mem_type = region.mem_type();
             let cache = pat
                 .index_for(mem_type)

@@ -85,15 +85,79 @@ fn regions_are_merged_and_keep_their_offset_within_2_mib() {
 }
 
 #[test]
-fn unsorted_maps_place_regions_the_same_way() {
-    let sorted = ovmf();
-    let mut descs: Vec<&[u8]> = sorted.chunks(DESC).collect();
-    descs.reverse();
-    let unsorted: Vec<u8> = descs.concat();
-    let (mut a, mut b) = (Runtime::new(), Runtime::new());
-    a.assign(&parse(&sorted), layout()).unwrap();
-    b.assign(&parse(&unsorted), layout()).unwrap();
-    assert_eq!(a.regions(), b.regions());
+fn later_descriptors_get_higher_addresses() {
+    // The map walked in reverse, as Linux does: in an unsorted map the
+    // descriptor listed last is placed first, right below -4 GiB, even
+    // when it is the lower one physically.
+    let bytes = map_bytes(&[
+        (T::RUNTIME_SERVICES_DATA, 0x8000_0000, 0x10, rt_attr()),
+        (T::RUNTIME_SERVICES_CODE, 0x4000_0000, 0x10, rt_attr()),
+    ]);
+    let mut rt = Runtime::new();
+    rt.assign(&parse(&bytes), layout()).unwrap();
+    let regions = rt.regions();
+    // Kept by physical address for lookups.
+    assert_eq!(
+        (regions[0].phys, regions[1].phys),
+        (0x4000_0000, 0x8000_0000)
+    );
+    assert_eq!(regions[0].virt, layout().efi_top_down_start() - 2 * MIB);
+    assert!(regions[1].virt + regions[1].len <= regions[0].virt);
+    assert_eq!(regions[1].virt % (2 * MIB), 0);
+    assert_eq!(rt.region_of(0x8000_1000).unwrap().phys, 0x8000_0000);
+}
+
+#[test]
+fn only_neighbours_in_map_order_merge() {
+    // Contiguous physically but not neighbours in the map: kept apart,
+    // as Linux's efi_merge_regions does.
+    let bytes = map_bytes(&[
+        (T::RUNTIME_SERVICES_CODE, 0x3f62_0000, 0x10, rt_attr()),
+        (T::RUNTIME_SERVICES_DATA, 0x3f70_0000, 0x10, rt_attr()),
+        (T::RUNTIME_SERVICES_CODE, 0x3f60_0000, 0x20, rt_attr()),
+    ]);
+    let mut rt = Runtime::new();
+    rt.assign(&parse(&bytes), layout()).unwrap();
+    assert_eq!(rt.regions().len(), 3);
+    // Neighbours in the map merge whatever the direction of the map.
+    let bytes = map_bytes(&[
+        (T::RUNTIME_SERVICES_CODE, 0x3f60_0000, 0x20, rt_attr()),
+        (T::RUNTIME_SERVICES_CODE, 0x3f62_0000, 0x10, rt_attr()),
+    ]);
+    rt.assign(&parse(&bytes), layout()).unwrap();
+    assert_eq!(rt.regions().len(), 1);
+    assert_eq!(rt.regions()[0].len, 0x30_000);
+}
+
+#[test]
+fn runtime_mmio_is_uncached_even_when_write_back_is_allowed() {
+    let bytes = map_bytes(&[
+        (
+            T::MMIO,
+            0xffc0_0000,
+            0x400,
+            wb() | A::UNCACHEABLE | A::RUNTIME,
+        ),
+        (T::MMIO_PORT_SPACE, 0xfe00_0000, 0x1, wb() | A::RUNTIME),
+        (T::RUNTIME_SERVICES_DATA, 0x3f63_0000, 0x40, rt_attr()),
+    ]);
+    let mut rt = Runtime::new();
+    rt.assign(&parse(&bytes), layout()).unwrap();
+    for r in rt.regions() {
+        let want = if r.is_mmio() {
+            MemType::Uc
+        } else {
+            MemType::Wb
+        };
+        assert_eq!(r.mem_type(), want, "{r:x?}");
+    }
+    let mut w = Window::new();
+    w.make(&rt, None, &Pat::BATON, &wb_mtrrs(), true, true)
+        .unwrap();
+    for m in w.mappings() {
+        let r = rt.region_of(m.mapping.phys.as_u64()).unwrap();
+        assert_eq!(m.mem_type, r.mem_type(), "{m:x?}");
+    }
 }
 
 #[test]

@@ -82,6 +82,14 @@ pub enum AllocError {
         /// The block's order.
         order: u8,
     },
+    /// The frame is not held back for the reason given (see
+    /// [`FrameAllocator::unreserve`]).
+    NotReserved {
+        /// The frame given.
+        frame: PhysFrame,
+        /// The reason given.
+        reason: Reason,
+    },
 }
 
 impl fmt::Display for AllocError {
@@ -129,6 +137,9 @@ impl fmt::Display for AllocError {
                 addr(frame),
                 addr(block)
             ),
+            AllocError::NotReserved { frame, reason } => {
+                write!(f, "{:#x} is not reserved for {reason}", addr(frame))
+            }
         }
     }
 }
@@ -523,6 +534,23 @@ impl<D: Descriptors> FrameAllocator<D> {
             }
         }
         Ok(self.stats.free_frames - before)
+    }
+
+    /// Makes `frame`, held back by an exclusion for `reason` (page tables,
+    /// say), free once its user is done with it: the page tables of a
+    /// temporary address space.
+    pub fn unreserve(&mut self, frame: PhysFrame, reason: Reason) -> Result<(), AllocError> {
+        let pfn = pfn(frame);
+        if self.ram_range(pfn).is_none() {
+            return Err(AllocError::NotRam { frame });
+        }
+        let desc = self.descs.desc_mut(pfn);
+        if desc.state() != DescState::Reserved(reason) {
+            return Err(AllocError::NotReserved { frame, reason });
+        }
+        desc.set_state(DescState::Tail);
+        self.release_range(reason, pfn, pfn + 1);
+        Ok(())
     }
 
     fn release_range(&mut self, reason: Reason, start: u64, end: u64) {

@@ -1176,3 +1176,45 @@ proptest! {
         run(&case, &ops);
     }
 }
+
+#[test]
+fn reserved_page_tables_can_be_given_back_one_by_one() {
+    let map = small_map();
+    let exclusions = [exclusion(0x3ff_0000, 0x400_0000, Reason::PageTables)];
+    let mut a = allocator(&map, NO_LIMIT, &exclusions);
+    let before = *a.stats();
+    let table = frame(0x3ff1);
+    a.unreserve(table, Reason::PageTables).unwrap();
+    assert_eq!(a.stats().free_frames, before.free_frames + 1);
+    assert_eq!(
+        a.stats().reserved_bytes(Reason::PageTables),
+        before.reserved_bytes(Reason::PageTables) - 4096
+    );
+    assert!(matches!(a.state(table), FrameState::Free { .. }));
+    // Once only, and only for the reason it was held back for.
+    assert_eq!(
+        a.unreserve(table, Reason::PageTables),
+        Err(AllocError::NotReserved {
+            frame: table,
+            reason: Reason::PageTables
+        })
+    );
+    assert_eq!(
+        a.unreserve(frame(0x3ff2), Reason::Vmemmap),
+        Err(AllocError::NotReserved {
+            frame: frame(0x3ff2),
+            reason: Reason::Vmemmap
+        })
+    );
+    assert!(matches!(
+        a.unreserve(frame(0xa0), Reason::PageTables),
+        Err(AllocError::NotRam { .. })
+    ));
+    // Every frame comes back: all of them can be allocated, each once.
+    let mut seen = std::collections::BTreeSet::new();
+    while let Ok(f) = a.alloc(0) {
+        assert!(seen.insert(pfn(f)));
+    }
+    assert!(seen.contains(&0x3ff1));
+    assert!(!seen.contains(&0x3ff2));
+}

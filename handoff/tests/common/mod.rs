@@ -31,7 +31,8 @@ use std::vec::Vec;
 use handoff::efi::{self, Access, AttributesTable, EfiError, Runtime, Window};
 use handoff::layout::Layout;
 use handoff::memmap::{
-    self, EfiMemoryMap, Kind, LimineEntry, LimineMap, MapError, MemoryMap, Scratch, Source,
+    self, EfiEntry, EfiMemoryMap, Kind, LimineEntry, LimineMap, MapError, MemoryMap, Scratch,
+    Source,
 };
 use handoff::mtrr::{
     MemType, MtrrRegisters, Mtrrs, PageKind, Pat, VariableRangeMsrs, effective_type,
@@ -951,20 +952,49 @@ pub fn check_runtime(
         assert!(r.attr.contains(MemoryAttribute::RUNTIME));
         if let Some(next) = regions.get(i + 1) {
             assert!(r.phys <= next.phys);
-            assert!(
-                r.virt + r.len <= next.virt,
-                "{r:x?} and {next:x?} overlap in the window"
-            );
             if disjoint {
                 assert!(r.phys + r.len <= next.phys, "{r:x?} and {next:x?} overlap");
-                assert!(
-                    r.phys + r.len < next.phys || (r.ty, r.attr) != (next.ty, next.attr),
-                    "{r:x?} and {next:x?} should be merged"
-                );
             }
         }
     }
+    // Disjoint in the window, whatever the order of the map.
+    let mut by_virt: Vec<_> = regions.to_vec();
+    by_virt.sort_by_key(|r| r.virt);
+    for pair in by_virt.windows(2) {
+        assert!(
+            pair[0].virt + pair[0].len <= pair[1].virt,
+            "{:x?} and {:x?} overlap in the window",
+            pair[0],
+            pair[1]
+        );
+    }
     if disjoint {
+        // Neighbours in map order merge when they touch with equal type
+        // and attributes; nothing else does.
+        let mergeable = |a: &EfiEntry<'_>, b: &EfiEntry<'_>| {
+            a.end() == b.start() && (a.desc().ty, a.desc().att) == (b.desc().ty, b.desc().att)
+        };
+        let runs = runtime_descs.len()
+            - runtime_descs
+                .windows(2)
+                .filter(|w| mergeable(&w[0], &w[1]))
+                .count();
+        assert_eq!(regions.len(), runs, "runtime regions merged wrongly");
+        // Later descriptors get higher window addresses (the map is walked
+        // in reverse, top-down).
+        let virt = |e: &EfiEntry<'_>| {
+            rt.region_of(e.start())
+                .and_then(|r| r.virt_of(e.start()))
+                .expect("every descriptor has a region")
+        };
+        for w in runtime_descs.windows(2) {
+            assert!(
+                virt(&w[0]) < virt(&w[1]),
+                "{:x?} placed above the later {:x?}",
+                w[0].desc(),
+                w[1].desc()
+            );
+        }
         let described: u64 = runtime_descs.iter().map(|e| e.end() - e.start()).sum();
         assert_eq!(regions.iter().map(|r| r.len).sum::<u64>(), described);
         for e in &runtime_descs {

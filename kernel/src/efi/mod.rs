@@ -21,6 +21,7 @@ pub mod tests;
 
 use core::cell::UnsafeCell;
 use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use handoff::efi::{self, AttributesTable, EfiError, Runtime, Window};
 use handoff::memmap::{EfiMemoryMap, MapError};
@@ -34,11 +35,100 @@ use uefi_raw::table::runtime::RuntimeServices;
 use uefi_raw::table::system::SystemTable;
 use x86_64::PhysAddr;
 use x86_64::registers::control::{Cr3, Cr3Flags};
+use x86_64::structures::paging::{PageTableFlags, PhysFrame};
 
 use crate::boot::{self, BootInfo, Firmware};
 use crate::fixed::FixedStr;
 use crate::shim::{self, direct::DirectMap};
 pub use runtime::{EfiStatus, Name, Services};
+
+/// Set by `inject=svam-version` (test runs): SetVirtualAddressMap gets a
+/// descriptor version the firmware does not know.
+static BAD_SVAM_VERSION: AtomicBool = AtomicBool::new(false);
+
+/// Makes SetVirtualAddressMap fail (`inject=svam-version`, test runs only).
+pub fn inject_bad_svam_version() {
+    BAD_SVAM_VERSION.store(true, Ordering::SeqCst);
+}
+
+/// Whether `inject=svam-version` asked SetVirtualAddressMap to fail.
+pub fn svam_failure_injected() -> bool {
+    BAD_SVAM_VERSION.load(Ordering::SeqCst)
+}
+
+/// The most page tables of the temporary address space that are recorded
+/// to be given back.
+const MAX_TEMP_TABLES: usize = 128;
+
+/// The temporary address space's own tables (its root and everything under
+/// its lower half), from the early frames: given back to the frame
+/// allocator once it runs ([`release_temporary_tables`]).
+static TEMP_TABLES: spin::Mutex<([u64; MAX_TEMP_TABLES], usize)> =
+    spin::Mutex::new(([0; MAX_TEMP_TABLES], 0));
+
+/// Records `frame` and the tables under entries `entries` of it, a table
+/// at `level` (1 = page table), in `TEMP_TABLES`. False when they do not
+/// all fit.
+fn record_tables(
+    physmap: &DirectMap,
+    frame: PhysFrame,
+    level: usize,
+    entries: core::ops::Range<usize>,
+    out: &mut ([u64; MAX_TEMP_TABLES], usize),
+) -> bool {
+    if out.1 == MAX_TEMP_TABLES {
+        return false;
+    }
+    out.0[out.1] = frame.start_address().as_u64();
+    out.1 += 1;
+    if level == 1 {
+        return true;
+    }
+    let table = physmap.table(frame);
+    entries.into_iter().all(|i| {
+        let e = &table[i];
+        let flags = e.flags();
+        if !flags.contains(PageTableFlags::PRESENT) || flags.contains(PageTableFlags::HUGE_PAGE) {
+            return true;
+        }
+        let child = PhysFrame::containing_address(e.addr());
+        record_tables(physmap, child, level - 1, 0..512, out)
+    })
+}
+
+/// Gives the temporary address space's page tables to the frame
+/// allocator, which holds them back as early page tables until now.
+pub fn release_temporary_tables() {
+    let tables = TEMP_TABLES.lock();
+    let (frames, n) = &*tables;
+    if *n == 0 || TEMP_TABLES_RELEASED.load(Ordering::SeqCst) {
+        return;
+    }
+    let mut allocator = crate::mm::frames::FRAMES.lock();
+    for &f in &frames[..*n] {
+        let frame = PhysFrame::containing_address(PhysAddr::new(f));
+        if let Err(e) = allocator.unreserve(frame, handoff::frames::Reason::PageTables) {
+            warn!("efi: temporary page table {f:#x} not given back: {e}");
+            return;
+        }
+    }
+    info!("efi: the temporary address space's {n} page-table frames given back to the allocator");
+    TEMP_TABLES_RELEASED.store(true, Ordering::SeqCst);
+}
+
+/// Set once the temporary address space's tables are given back.
+static TEMP_TABLES_RELEASED: AtomicBool = AtomicBool::new(false);
+
+/// The temporary address space's tables, once given back (for tests).
+pub fn released_temporary_tables(visit: impl FnMut(PhysFrame)) {
+    if TEMP_TABLES_RELEASED.load(Ordering::SeqCst) {
+        let tables = TEMP_TABLES.lock();
+        tables.0[..tables.1]
+            .iter()
+            .map(|&f| PhysFrame::containing_address(PhysAddr::new(f)))
+            .for_each(visit);
+    }
+}
 
 /// The runtime services, once SetVirtualAddressMap succeeded.
 static SERVICES: spin::Once<Services> = spin::Once::new();
@@ -138,7 +228,8 @@ fn unmap_window() {
         // Emptied tables stay with the early frames (no allocator yet).
         let _ = unmapper.unmap(m.mapping.virt, m.mapping.len, |_| {}, |_, _| {});
     }
-    x86_64::instructions::tlb::flush_all();
+    // The window's entries are global: a CR3 reload would keep them.
+    shim::flush_global_tlb(s.cpu.global);
     shim::PLAN.lock().remove_efi_window();
 }
 
@@ -341,6 +432,15 @@ fn try_init(boot: &BootInfo) -> Result<(), Unavailable> {
         }
     }
     drop(frames_guard);
+    {
+        let mut tables = TEMP_TABLES.lock();
+        tables.1 = 0;
+        // Its lower half is its own; the upper half is baton's.
+        if !record_tables(&physmap, temp_root, s.levels.count(), 0..256, &mut tables) {
+            warn!("efi: more temporary page tables than recorded; they stay reserved");
+            tables.1 = 0;
+        }
+    }
 
     // SAFETY: the runtime services table is integers and pointers.
     let rt: RuntimeServices = unsafe { shim::read_phys_value(st.runtime_services as u64) }.ok_or(
@@ -350,6 +450,13 @@ fn try_init(boot: &BootInfo) -> Result<(), Unavailable> {
         return Err(Unavailable::SystemTable("bad runtime services signature"));
     }
     let count = map_len / meta.desc_size;
+    let version = if svam_failure_injected() {
+        let bad = meta.desc_version + 0x100;
+        warn!("inject: SetVirtualAddressMap gets descriptor version {bad}");
+        bad
+    } else {
+        meta.desc_version
+    };
     // SAFETY: the temporary tables share baton's upper half (this code, its
     // stack and data, the EFI stack) and map the firmware 1:1, as it runs
     // before switching to virtual addressing; CR3 goes back right after.
@@ -359,7 +466,7 @@ fn try_init(boot: &BootInfo) -> Result<(), Unavailable> {
             (rt.set_virtual_address_map)(
                 map_len,
                 meta.desc_size,
-                meta.desc_version,
+                version,
                 map_phys as *mut MemoryDescriptor,
             )
         });

@@ -28,6 +28,36 @@ fn check(status: Status) -> Result<(), EfiStatus> {
     }
 }
 
+/// Why GetVariable gave no value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VariableError {
+    /// The buffer is too small: the value has `needed` bytes.
+    TooSmall {
+        /// The value's size.
+        needed: usize,
+    },
+    /// Any other status (`NOT_FOUND` for a variable that does not exist).
+    Status(EfiStatus),
+}
+
+impl VariableError {
+    /// Whether the variable does not exist.
+    pub fn is_not_found(&self) -> bool {
+        *self == VariableError::Status(EfiStatus(Status::NOT_FOUND))
+    }
+}
+
+impl fmt::Display for VariableError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            VariableError::TooSmall { needed } => {
+                write!(f, "BUFFER_TOO_SMALL: the value has {needed} bytes")
+            }
+            VariableError::Status(s) => write!(f, "{s}"),
+        }
+    }
+}
+
 /// The runtime services table, at its virtual address in the EFI window.
 #[derive(Debug, Clone, Copy)]
 pub struct Services {
@@ -121,13 +151,13 @@ impl Services {
     }
 
     /// Reads variable `name` of `vendor` into `buf`: its attributes and
-    /// length.
+    /// length. A `buf` too small gives the length needed.
     pub fn get_variable(
         &self,
         name: &Name,
         vendor: &Guid,
         buf: &mut [u8],
-    ) -> Result<(VariableAttributes, usize), EfiStatus> {
+    ) -> Result<(VariableAttributes, usize), VariableError> {
         let rt = self.rt();
         let mut attrs = VariableAttributes::empty();
         let mut size = buf.len();
@@ -142,7 +172,10 @@ impl Services {
                 buf.as_mut_ptr(),
             )
         });
-        check(status)?;
+        if status == Status::BUFFER_TOO_SMALL {
+            return Err(VariableError::TooSmall { needed: size });
+        }
+        check(status).map_err(VariableError::Status)?;
         Ok((attrs, size))
     }
 
@@ -193,10 +226,20 @@ impl Services {
         }
     }
 
-    /// Resets or powers off the machine.
-    pub fn reset(&self, kind: ResetType) -> ! {
+    /// Resets or powers off the machine; returns only if the firmware did
+    /// not.
+    ///
+    /// uefi-raw declares ResetSystem as never returning, but firmware can
+    /// (Linux's efi_reboot allows for it): the call goes through a pointer
+    /// type that may return, so that the caller can fall back.
+    pub fn reset(&self, kind: ResetType) {
+        type MayReturn = unsafe extern "efiapi" fn(ResetType, Status, usize, *const u8);
         let rt = self.rt();
-        // SAFETY: ResetSystem with no data does not return.
-        call::call(|| unsafe { (rt.reset_system)(kind, Status::SUCCESS, 0, core::ptr::null()) })
+        // SAFETY: the same function with the same arguments and calling
+        // convention; only the return type differs, and the firmware
+        // returns nothing in RAX that the caller would read.
+        let reset_system: MayReturn = unsafe { core::mem::transmute(rt.reset_system) };
+        // SAFETY: ResetSystem with no reset data.
+        call::call(|| unsafe { reset_system(kind, Status::SUCCESS, 0, core::ptr::null()) });
     }
 }

@@ -12,8 +12,12 @@ pub const BATON_GUID: Guid = guid!("6a3a8c3e-3b1f-4f4b-9a77-0ba70ba70ba7");
 
 pub const TESTS: &[Test] = &[
     Test {
-        name: "efi: runtime services exactly on UEFI boots",
+        name: "efi: runtime services exactly on UEFI boots, their window unmapped otherwise",
         run: available_on_uefi,
+    },
+    Test {
+        name: "efi: the temporary address space's page tables are back with the allocator",
+        run: temporary_tables_released,
     },
     Test {
         name: "efi: runtime services and their code live in the EFI window",
@@ -39,12 +43,46 @@ pub const TESTS: &[Test] = &[
 
 fn available_on_uefi() -> TestResult {
     let uefi = boot::info().firmware == boot::Firmware::Uefi64;
+    let expected = uefi && !super::svam_failure_injected();
     check!(
-        services().is_some() == uefi,
-        "firmware {:?}, runtime services available: {}",
+        services().is_some() == expected,
+        "firmware {:?}, SetVirtualAddressMap failure injected: {}, runtime services available: {}",
         boot::info().firmware,
+        super::svam_failure_injected(),
         services().is_some()
     );
+    if services().is_none() {
+        // Whatever was placed in the window is mapped no more.
+        for r in super::RUNTIME.lock().regions() {
+            check!(
+                super::window_phys(r.virt).is_none(),
+                "window address {:#x} still mapped without runtime services",
+                r.virt
+            );
+        }
+    }
+    Ok(())
+}
+
+fn temporary_tables_released() -> TestResult {
+    let uefi = boot::info().firmware == boot::Firmware::Uefi64;
+    let mut n = 0;
+    let mut reserved = None;
+    super::released_temporary_tables(|frame| {
+        n += 1;
+        if let handoff::frames::FrameState::Reserved(reason) =
+            crate::mm::frames::FRAMES.lock().state(frame)
+        {
+            reserved.get_or_insert((frame, reason));
+        }
+    });
+    check!(!uefi || n > 0, "no temporary page tables given back");
+    if let Some((frame, reason)) = reserved {
+        return Err(fail!(
+            "temporary page table {:#x} still reserved ({reason})",
+            frame.start_address().as_u64()
+        ));
+    }
     Ok(())
 }
 
@@ -125,12 +163,22 @@ fn set_get_variable() -> TestResult {
         got_attrs == attrs,
         "attributes {got_attrs:?}, wrote {attrs:?}"
     );
+    // A buffer too small says how much is needed.
+    let short = rt.get_variable(&name, &BATON_GUID, &mut buf[..3]);
+    check!(
+        short
+            == Err(super::runtime::VariableError::TooSmall {
+                needed: value.len()
+            }),
+        "GetVariable into 3 bytes: {short:?}"
+    );
     // Delete it again.
     rt.set_variable(&name, &BATON_GUID, attrs, &[])
         .map_err(|e| fail!("deleting: {e}"))?;
+    let gone = rt.get_variable(&name, &BATON_GUID, &mut buf);
     check!(
-        rt.get_variable(&name, &BATON_GUID, &mut buf).is_err(),
-        "the variable survived its deletion"
+        gone.is_err_and(|e| e.is_not_found()),
+        "after deletion: {gone:?}"
     );
     Ok(())
 }
@@ -145,7 +193,7 @@ fn boot_counter() -> TestResult {
     let was = match rt.get_variable(&name, &BATON_GUID, &mut buf) {
         Ok((_, 8)) => u64::from_le_bytes(buf),
         Ok((_, len)) => return Err(fail!("BatonBootCount has {len} bytes")),
-        Err(e) if e.0 == uefi_raw::Status::NOT_FOUND => 0,
+        Err(e) if e.is_not_found() => 0,
         Err(e) => return Err(fail!("GetVariable: {e}")),
     };
     let now = was + 1;

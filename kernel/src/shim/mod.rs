@@ -615,7 +615,7 @@ fn yes(b: bool) -> &'static str {
 
 /// Flushes the whole TLB, global entries included, by toggling CR4.PGE;
 /// leaves PGE on when the CPU has it so that GLOBAL entries take effect.
-fn flush_global_tlb(pge: bool) {
+pub fn flush_global_tlb(pge: bool) {
     if !pge {
         x86_64::instructions::tlb::flush_all();
         return;
