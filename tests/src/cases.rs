@@ -182,7 +182,7 @@ pub const HANDOVER: &[&str] = &[
     "handoff: leaves in physmap: 4K * / 2M * / 1G *",
     "handoff: leaves in kernel image: 4K * / 2M * / 1G *",
     "handoff: leaves in lower half: 4K 0 / 2M 0 / 1G 0",
-    "handoff: bootloader-reclaimable memory is free to reuse: * KiB",
+    "handoff: bootloader-reclaimable memory: * KiB, reusable once every CPU has left Limine's code",
     "handoff: phases: parse * us, plan * us, build * us, switch * us, verify * us, efi * us, total * us",
     "selftest: ok   handoff: page-table frames equal the minimum for the page sizes",
     // Memory services and the other CPUs (issue 5).
