@@ -440,10 +440,13 @@ fn large_shootdown() -> crate::selftest::TestResult {
         crate::check!(v == u64::MAX, "CPU {id} still reads {v:#x} after the unmap");
     }
     for phys in frames {
-        let _ = FRAMES.lock().free(
-            x86_64::structures::paging::PhysFrame::containing_address(phys),
-            0,
-        );
+        FRAMES
+            .lock()
+            .free(
+                x86_64::structures::paging::PhysFrame::containing_address(phys),
+                0,
+            )
+            .map_err(|e| crate::fail!("free {:#x}: {e:?}", phys.as_u64()))?;
     }
     vmalloc::release(area.start);
     Ok(())

@@ -6,10 +6,11 @@ use core::fmt;
 
 use handoff::PAGE_SIZE;
 use handoff::mtrr::{MemType, PageKind};
-use handoff::paging::{Mapping, PageSize};
+use handoff::paging::{BuildError, Mapping, PageSize};
 use handoff::vmalloc::{Area, Vmalloc, VmallocError};
+use log::error;
 use x86_64::PhysAddr;
-use x86_64::structures::paging::PageTableFlags;
+use x86_64::structures::paging::{PageTableFlags, PhysFrame};
 
 use super::frames::FRAMES;
 use super::mapper::{self, MapperError};
@@ -34,6 +35,20 @@ pub enum VmError {
     RamAlias {
         phys: u64,
     },
+    /// Unmapping failed at `at`: the range may still be mapped, so its
+    /// addresses stay reserved for good.
+    StillMapped {
+        at: u64,
+        cause: MapperError,
+    },
+}
+
+impl VmError {
+    /// Whether the area's addresses may go back to vmalloc after this
+    /// error: not when part of it may still be mapped.
+    fn may_release(&self) -> bool {
+        !matches!(self, VmError::StillMapped { .. })
+    }
 }
 
 impl fmt::Display for VmError {
@@ -52,6 +67,10 @@ impl fmt::Display for VmError {
             VmError::ReservationFull { bytes } => {
                 write!(f, "its {} MiB of virtual space are used up", bytes >> 20)
             }
+            VmError::StillMapped { at, cause } => write!(
+                f,
+                "unmapping at {at:#x} failed ({cause}); the range stays reserved"
+            ),
         }
     }
 }
@@ -67,8 +86,10 @@ fn reserve(size: u64) -> Result<Area, VmError> {
 
 /// Returns an area's addresses to vmalloc (its pages must be unmapped).
 pub(crate) fn release(start: u64) {
-    if let Some(v) = VMALLOC.lock().as_mut() {
-        let _ = v.free(start);
+    if let Some(v) = VMALLOC.lock().as_mut()
+        && let Err(e) = v.free(start)
+    {
+        error!("vmalloc: releasing the area at {start:#x}: {e:?}");
     }
 }
 
@@ -102,13 +123,20 @@ pub fn populate(start: u64, end: u64) -> Result<(), VmError> {
                 max_page: PageSize::Size4K,
             })
             .map_err(|e| {
-                let _ = FRAMES.lock().free(frame, 0);
-                VmError::Map(e)
+                free_frame(frame);
+                match e {
+                    // The last frames went to page tables: the same
+                    // exhaustion as above, said the same way.
+                    MapperError::Build(BuildError::OutOfFrames) => VmError::OutOfFrames,
+                    e => VmError::Map(e),
+                }
             })
         });
         if let Err(e) = result {
             if va > start {
-                unpopulate(start, va);
+                // A failed undo leaves pages mapped: that error wins, so
+                // that the caller keeps the range reserved.
+                unpopulate(start, va)?;
             }
             return Err(e);
         }
@@ -117,31 +145,47 @@ pub fn populate(start: u64, end: u64) -> Result<(), VmError> {
     Ok(())
 }
 
+/// Gives a frame that is no longer mapped back to the allocator; a refusal
+/// (a double free, a foreign frame) is a bookkeeping bug, logged.
+fn free_frame(frame: PhysFrame) {
+    if let Err(e) = FRAMES.lock().free(frame, 0) {
+        error!(
+            "vmalloc: freeing frame {:#x}: {e:?}",
+            frame.start_address().as_u64()
+        );
+    }
+}
+
 /// Unmaps `[start, end)` and frees the frames behind it, 64 pages at a
 /// time: a frame goes back to the allocator only once every CPU has
 /// dropped its translation (`mapper::unmap` shoots the range down before
-/// returning).
-fn unpopulate(start: u64, end: u64) {
+/// returning). Stops at the first chunk that cannot be unmapped.
+fn unpopulate(start: u64, end: u64) -> Result<(), VmError> {
     const CHUNK: u64 = 64;
     let mut va = start;
     while va < end {
         let chunk_end = (va + CHUNK * PAGE_SIZE).min(end);
         let mut frames = [None; CHUNK as usize];
         let mut n = 0;
-        let _ = mapper::unmap(va, chunk_end - va, |leaf| {
+        let result = mapper::unmap(va, chunk_end - va, |leaf| {
             // vmalloc maps 4 KiB pages only: at most CHUNK leaves here.
             if let Some(slot) = frames.get_mut(n) {
-                *slot = Some(x86_64::structures::paging::PhysFrame::containing_address(
-                    leaf.phys,
-                ));
+                *slot = Some(PhysFrame::containing_address(leaf.phys));
                 n += 1;
             }
         });
+        // Leaves the unmapper reported are gone from the tables (and the
+        // TLBs) even if it failed further on.
         for frame in frames.iter().flatten() {
-            let _ = FRAMES.lock().free(*frame, 0);
+            free_frame(*frame);
+        }
+        if let Err(cause) = result {
+            error!("vmalloc: unmapping {va:#x}-{chunk_end:#x}: {cause}");
+            return Err(VmError::StillMapped { at: va, cause });
         }
         va = chunk_end;
     }
+    Ok(())
 }
 
 /// `size` bytes (rounded up to pages) of fresh, virtually contiguous
@@ -149,7 +193,9 @@ fn unpopulate(start: u64, end: u64) {
 pub fn vmalloc(size: u64) -> Result<Area, VmError> {
     let area = reserve(size)?;
     if let Err(e) = populate(area.start, area.end()) {
-        release(area.start);
+        if e.may_release() {
+            release(area.start);
+        }
         return Err(e);
     }
     Ok(area)
@@ -158,7 +204,8 @@ pub fn vmalloc(size: u64) -> Result<Area, VmError> {
 /// Frees an area from [`vmalloc`]: unmapped with the TLBs shot down
 /// everywhere, then the frames back to the allocator, then the address
 /// range back to vmalloc (in that order, so neither is reused while a CPU
-/// may still reach it through a stale translation).
+/// may still reach it through a stale translation). If unmapping fails,
+/// the range is never released.
 pub fn vfree(start: u64) -> Result<(), VmError> {
     let area = VMALLOC
         .lock()
@@ -167,7 +214,7 @@ pub fn vfree(start: u64) -> Result<(), VmError> {
         .find(start)
         .filter(|a| a.start == start)
         .ok_or(VmError::Space(VmallocError::NotAnArea { start }))?;
-    unpopulate(area.start, area.end());
+    unpopulate(area.start, area.end())?;
     release(area.start);
     Ok(())
 }
@@ -254,7 +301,9 @@ pub fn stack(size: u64) -> Result<KernelStack, VmError> {
     let size = size.next_multiple_of(PAGE_SIZE);
     let area = reserve(size + PAGE_SIZE)?;
     if let Err(e) = populate(area.start + PAGE_SIZE, area.end()) {
-        release(area.start);
+        if e.may_release() {
+            release(area.start);
+        }
         return Err(e);
     }
     Ok(KernelStack { area })
