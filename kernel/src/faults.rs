@@ -60,6 +60,21 @@ pub fn provoke(fault: Fault) {
             let v: alloc::vec::Vec<u8> = alloc::vec::Vec::with_capacity(size);
             info!("fault: got {} bytes", v.capacity());
         }
+        Fault::HeapOutOfFrames => {
+            // Small steps, kept for good: the heap grows until the frame
+            // allocator has nothing left, long before its reservation is
+            // used up (under -m 128M).
+            const CHUNK: usize = 1 << 20;
+            let mut total = 0usize;
+            loop {
+                let v: alloc::vec::Vec<u8> = alloc::vec::Vec::with_capacity(CHUNK);
+                core::mem::forget(v);
+                total += CHUNK;
+                if total.is_multiple_of(32 * CHUNK) {
+                    info!("fault: the heap holds {} MiB", total >> 20);
+                }
+            }
+        }
         Fault::InvalidOpcode => {
             // SAFETY: none; ud2 raises #UD.
             unsafe { asm!("ud2", options(nostack)) };

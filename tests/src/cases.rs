@@ -579,6 +579,26 @@ pub fn all() -> Vec<Case> {
             ..STOPS
         },
         Case {
+            name: "fault-heap-frames",
+            about: "the heap grows until physical memory runs out (128 MiB): the request, \
+                    the heap's state and the cause reported, a clean stop",
+            cmdline: "test fault=heap-frames",
+            memory: "128M",
+            faults: true,
+            lines: &[
+                "fault: provoking HeapOutOfFrames",
+                "fault: the heap holds 32 MiB",
+                "ERROR heap: out of memory: 1048576 bytes (align 1) requested; * KiB mapped, * KiB used, 1024 MiB reserved; growing failed: out of physical memory",
+                "baton: PANIC at *: memory allocation of 1048576 bytes failed",
+            ],
+            absent: &[
+                "vmalloc: unmapping",
+                "vmalloc: freeing frame",
+                "mapper: freeing",
+            ],
+            ..STOPS
+        },
+        Case {
             name: "fault-ud",
             about: "an invalid opcode: #UD with its RIP",
             cmdline: "test fault=ud",
