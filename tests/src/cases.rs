@@ -418,6 +418,8 @@ pub fn all() -> Vec<Case> {
                 "smp: CPU 1 (APIC *) online: CR3 0x*, stack top 0xffffc900*",
                 "smp: CPU 3 (APIC *) online: CR3 0x*, stack top 0xffffc900*",
                 "smp: 4 of 4 CPUs online, all on baton's page tables*",
+                "mm: 1 GiB block at 0x*",
+                "selftest: ok   mm: 2 MiB and 1 GiB blocks are naturally aligned",
                 "selftest: ok   smp: an unmapped page leaves every CPU's TLB (shootdown)",
                 "selftest: ok   smp: a large unmap flushes every CPU's whole TLB",
                 "selftest: ok   mm: ioremap maps the local APIC uncached and the framebuffer write-combining",
