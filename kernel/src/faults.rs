@@ -15,6 +15,13 @@ static RODATA_TARGET: u64 = 0x0ba7_0ba7;
 /// Provokes `fault`. Returns only if the CPU did not fault, which the
 /// caller reports as a failure.
 pub fn provoke(fault: Fault) {
+    // The other CPUs busy with interrupts off: the fatal path must stop
+    // them all the same. Not while the heap runs dry: its undo shoots
+    // TLBs down, which busy CPUs would leave unanswered.
+    if crate::smp::online() > 1 && fault != Fault::HeapOutOfFrames {
+        let n = crate::smp::occupy_others();
+        info!("fault: {n} other CPUs spin with interrupts off");
+    }
     info!("fault: provoking {fault:?}");
     match fault {
         Fault::NullRead => {

@@ -346,20 +346,71 @@ pub fn on_shootdown() {
     apic::eoi();
 }
 
-/// The vector of "stop" IPIs, sent when the kernel stops on a fatal error.
-pub const STOP_VECTOR: u8 = 0xf2;
+static STOPPING: AtomicBool = AtomicBool::new(false);
+static STOPPED: AtomicUsize = AtomicUsize::new(0);
 
-/// Stops every other CPU (interrupts off, halted), so that a fatal report
-/// is the last thing the machine does. No locks: this runs on the way down.
+/// Stops every other CPU baton runs (halted with interrupts off), so that
+/// a fatal report is the last thing the machine does. The stop is an NMI:
+/// a CPU busy with interrupts off (in a handler, or spinning) takes it
+/// too. CPUs parked at start are halted with interrupts off already and
+/// never loaded baton's IDT, so they get nothing. No locks: this runs on
+/// the way down; waits at most 100 ms for the others to answer.
 pub fn stop_others() {
-    if IPIS.swap(false, Ordering::SeqCst) {
-        apic::send_ipi(Target::AllButSelf, STOP_VECTOR);
+    if !IPIS.swap(false, Ordering::SeqCst) {
+        return;
     }
+    STOPPING.store(true, Ordering::SeqCst);
+    let me = apic::id();
+    let mut sent = 0;
+    for record in RECORDS.iter().filter(|r| r.online.load(Ordering::SeqCst)) {
+        let id = record.apic_id.load(Ordering::SeqCst);
+        if id != me {
+            apic::send_nmi(Target::Cpu(id));
+            sent += 1;
+        }
+    }
+    let deadline = time::tsc() + time::tsc_hz() / 10;
+    while STOPPED.load(Ordering::SeqCst) < sent && time::tsc() < deadline {
+        core::hint::spin_loop();
+    }
+    crate::console::emergency_print(format_args!(
+        "smp: {} of {sent} other CPUs stopped (NMI)\n",
+        STOPPED.load(Ordering::SeqCst)
+    ));
 }
 
-/// The stop IPI's handler.
+/// Whether [`stop_others`] has begun: an NMI now means "stop".
+pub fn stopping() -> bool {
+    STOPPING.load(Ordering::SeqCst)
+}
+
+/// The stop NMI's handler: reports in and halts this CPU for good.
 pub fn on_stop() -> ! {
+    STOPPED.fetch_add(1, Ordering::SeqCst);
     crate::exit::halt()
+}
+
+/// Keeps every other CPU busy with interrupts off, for good: after this
+/// only an NMI reaches them (the fault tests check that [`stop_others`]
+/// still stops them). Shootdowns go unanswered from now on. Returns how
+/// many CPUs were taken.
+pub fn occupy_others() -> usize {
+    let me = apic::id();
+    let others: alloc::vec::Vec<u32> = records().map(|(id, _)| id).filter(|&id| id != me).collect();
+    others
+        .into_iter()
+        .filter(|&id| call_on(id, spin_forever, 0).is_some())
+        .count()
+}
+
+/// Answers the call at once, then spins in the call's handler, where
+/// interrupts are off.
+fn spin_forever(_: u64) -> u64 {
+    CALL_RESULT.store(0, Ordering::SeqCst);
+    CALL_DONE.store(true, Ordering::SeqCst);
+    loop {
+        core::hint::spin_loop();
+    }
 }
 
 static CALL_LOCK: spin::Mutex<()> = spin::Mutex::new(());

@@ -532,6 +532,23 @@ pub fn all() -> Vec<Case> {
             ..STOPS
         },
         Case {
+            name: "fault-null-smp4",
+            about: "a null-pointer read with 3 other CPUs busy, interrupts off: an NMI \
+                    stops each of them, then the report and a clean stop",
+            cmdline: "test fault=null",
+            smp: 4,
+            faults: true,
+            lines: &[
+                "smp: 4 of 4 CPUs online, all on baton's page tables*",
+                "fault: 3 other CPUs spin with interrupts off",
+                "fault: provoking NullRead",
+                "smp: 3 of 3 other CPUs stopped (NMI)",
+                "baton: EXCEPTION #PF page fault (vector 14) error code 0x0",
+                "  CR2 0x0000000000000000: not present, read, supervisor",
+            ],
+            ..STOPS
+        },
+        Case {
             name: "fault-rodata",
             about: "a write to rodata: #PF, protection violation, the leaf is read-only",
             cmdline: "test fault=rodata",

@@ -307,7 +307,7 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
             crate::smp::on_call();
             return;
         }
-        v if v == crate::smp::STOP_VECTOR as u64 => crate::smp::on_stop(),
+        2 if crate::smp::stopping() => crate::smp::on_stop(),
         v if v == crate::apic::SPURIOUS_VECTOR as u64 => return,
         13 | 14 => {
             let probe = this_probe();
