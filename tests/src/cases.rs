@@ -415,11 +415,12 @@ pub fn all() -> Vec<Case> {
             smp: 4,
             lines: &[
                 "smp: local APIC in *APIC mode at 0x*",
-                "smp: CPU 1 (APIC *) online: CR3 0x*, stack top 0xffffc900*",
-                "smp: CPU 3 (APIC *) online: CR3 0x*, stack top 0xffffc900*",
+                "smp: CPU 1 (APIC *) online: CR3 0x*, stack top 0xffffc900*; protections: NXE on, WP on, *, global pages on",
+                "smp: CPU 3 (APIC *) online: CR3 0x*, stack top 0xffffc900*; protections: NXE on, WP on, *, global pages on",
                 "smp: 4 of 4 CPUs online, all on baton's page tables*",
                 "mm: 1 GiB block at 0x*",
                 "selftest: ok   mm: 2 MiB and 1 GiB blocks are naturally aligned",
+                "selftest: ok   smp: every CPU has the protections, PAT, IDT and its own GDT and TSS loaded",
                 "selftest: ok   smp: an unmapped page leaves every CPU's TLB (shootdown)",
                 "selftest: ok   smp: a large unmap flushes every CPU's whole TLB",
                 "selftest: ok   mm: ioremap maps the local APIC uncached and the framebuffer write-combining",
@@ -434,6 +435,8 @@ pub fn all() -> Vec<Case> {
             lines: &[
                 "boot: paging 5-level",
                 "smp: 4 of 4 CPUs online, all on baton's page tables*",
+                "smp: CPU 2 (APIC *) online: *; protections: NXE on, WP on, SMEP on, SMAP on, UMIP on, global pages on",
+                "selftest: ok   smp: every CPU has the protections, PAT, IDT and its own GDT and TSS loaded",
                 "selftest: ok   smp: an unmapped page leaves every CPU's TLB (shootdown)",
             ],
             ..BASE

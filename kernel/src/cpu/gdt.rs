@@ -52,6 +52,20 @@ pub fn gdt() -> &'static (GlobalDescriptorTable, Selectors) {
     GDT.get().expect("GDT not initialised")
 }
 
+/// The GDT (with its selectors) and TSS of CPU `index` (0 the bootstrap
+/// processor, else an application processor), once built.
+pub fn tables_of(
+    index: usize,
+) -> Option<(
+    &'static (GlobalDescriptorTable, Selectors),
+    &'static TaskStateSegment,
+)> {
+    match index {
+        0 => Some((GDT.get()?, TSS.get()?)),
+        i => Some((AP_GDT.get(i - 1)?.get()?, AP_TSS.get(i - 1)?.get()?)),
+    }
+}
+
 /// The most application processors with tables of their own.
 const MAX_APS: usize = crate::boot::MAX_CPUS;
 

@@ -187,6 +187,30 @@ pub fn protections() -> Protections {
     }
 }
 
+/// Loads `msr` into the PAT, then writes back caches and flushes the TLB,
+/// global entries included, as the SDM asks after a PAT change (the
+/// bootstrap processor's `shim::load_pat` does the same).
+///
+/// # Safety
+///
+/// The CPU must have the PAT, and every mapping in the live tables must
+/// have been planned for this PAT.
+pub unsafe fn load_pat(msr: u64) {
+    use x86_64::registers::control::{Cr4, Cr4Flags};
+    // SAFETY: the caller guarantees the PAT exists and matches the tables;
+    // WBINVD only writes caches back; toggling PGE only flushes the TLB.
+    unsafe {
+        x86_64::registers::model_specific::Msr::new(handoff::mtrr::IA32_PAT).write(msr);
+        core::arch::asm!("wbinvd", options(nostack, preserves_flags));
+        if Cr4::read().contains(Cr4Flags::PAGE_GLOBAL) {
+            Cr4::update(|f| f.remove(Cr4Flags::PAGE_GLOBAL));
+            Cr4::update(|f| f.insert(Cr4Flags::PAGE_GLOBAL));
+        } else {
+            x86_64::instructions::tlb::flush_all();
+        }
+    }
+}
+
 /// Invalidates this CPU's TLB entry for `va` (and the paging-structure
 /// caches on the way to it). Takes any canonical address, 5-level ones
 /// included.
