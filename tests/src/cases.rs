@@ -457,7 +457,9 @@ pub fn all() -> Vec<Case> {
             lines: &[
                 "fault: recursing on the vmalloc stack 0x*-0x*",
                 "baton: EXCEPTION #DF double fault (vector 8) error code 0x0",
+                "  on the double-fault IST stack (RSP 0x*); CR2 0x*",
                 "baton: kernel stack overflow: the vmalloc stack 0x*-0x* ran into its guard page 0x*-0x* (RSP 0x*, RIP 0x*)",
+                "  CR2 is in that guard page too",
             ],
             ..STOPS
         },
@@ -557,6 +559,7 @@ pub fn all() -> Vec<Case> {
             cmdline: "test fault=rodata",
             faults: true,
             lines: &[
+                "fault: provoking RodataWrite",
                 "baton: EXCEPTION #PF page fault (vector 14) error code 0x3",
                 "  CR2 0xffffffff8*: protection violation, write, supervisor",
                 "  page-table walk of CR2: PML4[511]=0x* PDPT[510]=0x* PD[0]=0x* PT[*]=0x* ( ro GLB NX ) -> 0x*",
@@ -585,6 +588,7 @@ pub fn all() -> Vec<Case> {
                 "baton: EXCEPTION #DF double fault (vector 8) error code 0x0",
                 "  on the double-fault IST stack (RSP 0x*); CR2 0x*",
                 "baton: kernel stack overflow: the boot stack ran into its guard page 0x*-0x* (RSP 0x*, RIP 0x*)",
+                "  CR2 is in that guard page too",
             ],
             ..STOPS
         },
@@ -626,6 +630,7 @@ pub fn all() -> Vec<Case> {
             cmdline: "test fault=ud",
             faults: true,
             lines: &[
+                "fault: provoking InvalidOpcode",
                 "baton: EXCEPTION #UD invalid opcode (vector 6) error code 0x0",
                 "  RIP 0xffffffff8* CS 0x8 *",
             ],

@@ -278,8 +278,19 @@ fn stack_guard() -> TestResult {
         Err(f) => {
             check!(f.address == guard, "fault at {:#x}", f.address);
             check!(
-                vmalloc::guard_of(guard).is_some(),
+                vmalloc::stack_guard_at(guard) == Some((guard, stack.top())),
                 "the guard page is not recognised as one"
+            );
+            // The double-fault handler's rule: RSP in the guard or just
+            // above it, not further up.
+            let bottom = guard + PAGE_SIZE;
+            check!(
+                vmalloc::overflowed_stack(bottom + 8).is_some(),
+                "RSP just above the guard page not recognised"
+            );
+            check!(
+                vmalloc::overflowed_stack(bottom + PAGE_SIZE).is_none(),
+                "RSP a page above the guard page taken for an overflow"
             );
             Ok(())
         }

@@ -3,6 +3,7 @@
 //! an unmapped guard page after it (stacks also one below).
 
 use core::fmt;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use handoff::PAGE_SIZE;
 use handoff::mtrr::{MemType, PageKind};
@@ -306,16 +307,62 @@ pub fn stack(size: u64) -> Result<KernelStack, VmError> {
         }
         return Err(e);
     }
-    Ok(KernelStack { area })
+    let stack = KernelStack { area };
+    record_stack(&stack);
+    Ok(stack)
 }
 
-/// If `va` is in the guard page below a vmalloc stack (the first page of
-/// an area, never mapped for stacks) or after an area: that area. For the
-/// double-fault handler, which must not wait for a lock.
-pub fn guard_of(va: u64) -> Option<Area> {
-    let guard = VMALLOC.try_lock()?;
-    let area = guard.as_ref()?.find(va)?;
-    let below = va < area.start + PAGE_SIZE;
-    let after = va >= area.end();
-    (below || after).then_some(area)
+/// How far above a guard page the RSP of an overflowing context may be:
+/// the failed push was of an exception frame (at most 6 words, after
+/// aligning RSP to 16).
+pub const OVERFLOW_SLACK: u64 = 64;
+
+/// The most stacks whose guard pages are recorded for the double-fault
+/// handler.
+const MAX_STACKS: usize = 64;
+/// A slot being filled in.
+const CLAIMED: u64 = u64::MAX;
+
+/// The guard page and top of every vmalloc stack, readable without a lock
+/// (the double-fault handler may run while VMALLOC's lock is held). 0: an
+/// empty slot.
+static STACK_GUARDS: [AtomicU64; MAX_STACKS] = [const { AtomicU64::new(0) }; MAX_STACKS];
+static STACK_TOPS: [AtomicU64; MAX_STACKS] = [const { AtomicU64::new(0) }; MAX_STACKS];
+
+fn record_stack(stack: &KernelStack) {
+    let (guard, _) = stack.guard();
+    for (slot, top) in STACK_GUARDS.iter().zip(&STACK_TOPS) {
+        if slot
+            .compare_exchange(0, CLAIMED, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            top.store(stack.top(), Ordering::SeqCst);
+            slot.store(guard, Ordering::SeqCst);
+            return;
+        }
+    }
+    log::warn!(
+        "vmalloc: more than {MAX_STACKS} stacks: an overflow of the one at {:#x} will not \
+         be named",
+        stack.top()
+    );
+}
+
+/// The vmalloc stack `rsp` overflowed from, as `(guard page start, stack
+/// top)`: RSP in its guard page, or within [`OVERFLOW_SLACK`] above it.
+/// Lock-free, for the double-fault handler.
+pub fn overflowed_stack(rsp: u64) -> Option<(u64, u64)> {
+    STACK_GUARDS
+        .iter()
+        .zip(&STACK_TOPS)
+        .map(|(g, t)| (g.load(Ordering::SeqCst), t.load(Ordering::SeqCst)))
+        .find(|&(g, _)| {
+            g != 0 && g != CLAIMED && (g..g + PAGE_SIZE + OVERFLOW_SLACK).contains(&rsp)
+        })
+}
+
+/// The vmalloc stack whose guard page holds `va`, as in
+/// [`overflowed_stack`] (for CR2, which only supports the diagnosis).
+pub fn stack_guard_at(va: u64) -> Option<(u64, u64)> {
+    overflowed_stack(va).filter(|&(g, _)| va < g + PAGE_SIZE)
 }
