@@ -423,7 +423,7 @@ pub fn all() -> Vec<Case> {
                 "selftest: ok   smp: every CPU has the protections, PAT, IDT and its own GDT and TSS loaded",
                 "selftest: ok   smp: an unmapped page leaves every CPU's TLB (shootdown)",
                 "selftest: ok   smp: a large unmap flushes every CPU's whole TLB",
-                "selftest: ok   mm: ioremap maps the local APIC uncached and the framebuffer write-combining",
+                "selftest: ok   mm: ioremap maps the local APIC uncached and the framebuffer write-combining and write-through",
             ],
             ..BASE
         },

@@ -46,7 +46,7 @@ pub const TESTS: &[Test] = &[
         run: heap_stress,
     },
     Test {
-        name: "mm: ioremap maps the local APIC uncached and the framebuffer write-combining",
+        name: "mm: ioremap maps the local APIC uncached and the framebuffer write-combining and write-through",
         run: ioremap_types,
     },
     Test {
@@ -386,6 +386,24 @@ fn ioremap_types() -> TestResult {
         // SAFETY: as above.
         let back = unsafe { core::ptr::read_volatile((io.virt + 60) as *const u32) };
         check!(back == 0x00ba_70ba, "framebuffer read back {back:#x}");
+        vmalloc::iounmap(io).map_err(|e| fail!("{e}"))?;
+
+        // Write-through: the same memory, another mapping (the WC one is
+        // gone, so no two types alias it).
+        let io = vmalloc::ioremap(fb.phys, len, MemType::Wt).map_err(|e| fail!("WT: {e}"))?;
+        check!(
+            mem_type_at(io.virt) == Some(MemType::Wt),
+            "framebuffer mapped {:?} when asked for WT",
+            mem_type_at(io.virt)
+        );
+        // SAFETY: inside the framebuffer just mapped read-write.
+        unsafe { core::ptr::write_volatile((io.virt + 64) as *mut u32, 0x0070_ba70) };
+        // SAFETY: as above.
+        let back = unsafe { core::ptr::read_volatile((io.virt + 64) as *const u32) };
+        check!(
+            back == 0x0070_ba70,
+            "framebuffer read back {back:#x} through WT"
+        );
         vmalloc::iounmap(io).map_err(|e| fail!("{e}"))?;
     }
     Ok(())
