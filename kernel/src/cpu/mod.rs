@@ -55,6 +55,17 @@ pub fn init() {
     init_control_registers();
 }
 
+/// Moves the bootstrap processor's #DF, NMI and #MC stacks from `.bss` to
+/// vmalloc stacks with unmapped guard pages (as the other CPUs have), so
+/// that an overflow of one faults instead of corrupting `.bss`.
+pub fn guard_ist_stacks() -> Result<(), crate::mm::vmalloc::VmError> {
+    use crate::mm::vmalloc::stack;
+    let size = gdt::IST_STACK_SIZE as u64;
+    let tops = [stack(size)?.top(), stack(size)?.top(), stack(size)?.top()];
+    gdt::move_bsp_ist(tops);
+    Ok(())
+}
+
 /// CR0 and CR4 as every baton CPU runs: WP, SSE for the firmware.
 pub fn init_control_registers() {
     use x86_64::registers::control::{Cr0, Cr0Flags, Cr4, Cr4Flags};
