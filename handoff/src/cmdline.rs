@@ -89,6 +89,10 @@ pub enum Fault {
     InvalidOpcode,
     /// Ask the heap for more than it can ever hold (`fault=heap-oom`).
     HeapOutOfMemory,
+    /// Grow the heap 1 MiB at a time until physical memory runs out
+    /// (`fault=heap-frames`; within the heap's reservation under a small
+    /// `-m`).
+    HeapOutOfFrames,
 }
 
 impl Fault {
@@ -101,6 +105,7 @@ impl Fault {
             "vmalloc-stack-overflow" => Fault::VmallocStackOverflow,
             "ud" => Fault::InvalidOpcode,
             "heap-oom" => Fault::HeapOutOfMemory,
+            "heap-frames" => Fault::HeapOutOfFrames,
             _ => return None,
         })
     }
@@ -341,6 +346,7 @@ mod tests {
             ("ud", Fault::InvalidOpcode),
             ("vmalloc-stack-overflow", Fault::VmallocStackOverflow),
             ("heap-oom", Fault::HeapOutOfMemory),
+            ("heap-frames", Fault::HeapOutOfFrames),
         ] {
             assert_eq!(Fault::parse(v), Some(f));
         }

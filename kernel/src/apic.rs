@@ -112,11 +112,25 @@ pub fn eoi() {
 
 /// Sends a fixed interrupt with `vector` to `target`.
 pub fn send_ipi(target: Target, vector: u8) {
+    send(target, vector as u32);
+}
+
+/// Sends a non-maskable interrupt to `target`: taken even with interrupts
+/// off (the vector field is ignored).
+pub fn send_nmi(target: Target) {
+    send(target, DELIVERY_NMI);
+}
+
+/// Delivery mode NMI in the ICR's low word.
+const DELIVERY_NMI: u32 = 0b100 << 8;
+
+/// Writes the ICR: `bits` (vector, delivery mode) to `target`.
+fn send(target: Target, bits: u32) {
     let (dest, shorthand) = match target {
         Target::Cpu(id) => (id, 0u32),
         Target::AllButSelf => (0, 0b11 << 18),
     };
-    let low = vector as u32 | shorthand | (1 << 14); // assert
+    let low = bits | shorthand | (1 << 14); // assert
     match MODE.load(Ordering::SeqCst) {
         0 => {}
         1 => {

@@ -51,9 +51,10 @@ pub fn halt() -> ! {
     }
 }
 
-/// A clean stop after a fatal error that has been reported: a failure
-/// verdict in test runs, a halt otherwise.
+/// A clean stop after a fatal error that has been reported: the other
+/// CPUs stopped, then a failure verdict in test runs, a halt otherwise.
 pub fn fatal() -> ! {
+    crate::smp::stop_others();
     if test_mode() {
         qemu_exit(Verdict::Fail);
     }

@@ -15,6 +15,13 @@ static RODATA_TARGET: u64 = 0x0ba7_0ba7;
 /// Provokes `fault`. Returns only if the CPU did not fault, which the
 /// caller reports as a failure.
 pub fn provoke(fault: Fault) {
+    // The other CPUs busy with interrupts off: the fatal path must stop
+    // them all the same. Not while the heap runs dry: its undo shoots
+    // TLBs down, which busy CPUs would leave unanswered.
+    if crate::smp::online() > 1 && fault != Fault::HeapOutOfFrames {
+        let n = crate::smp::occupy_others();
+        info!("fault: {n} other CPUs spin with interrupts off");
+    }
     info!("fault: provoking {fault:?}");
     match fault {
         Fault::NullRead => {
@@ -59,6 +66,21 @@ pub fn provoke(fault: Fault) {
             let size = 2 * crate::mm::heap::RESERVE as usize;
             let v: alloc::vec::Vec<u8> = alloc::vec::Vec::with_capacity(size);
             info!("fault: got {} bytes", v.capacity());
+        }
+        Fault::HeapOutOfFrames => {
+            // Small steps, kept for good: the heap grows until the frame
+            // allocator has nothing left, long before its reservation is
+            // used up (under -m 128M).
+            const CHUNK: usize = 1 << 20;
+            let mut total = 0usize;
+            loop {
+                let v: alloc::vec::Vec<u8> = alloc::vec::Vec::with_capacity(CHUNK);
+                core::mem::forget(v);
+                total += CHUNK;
+                if total.is_multiple_of(32 * CHUNK) {
+                    info!("fault: the heap holds {} MiB", total >> 20);
+                }
+            }
         }
         Fault::InvalidOpcode => {
             // SAFETY: none; ud2 raises #UD.

@@ -106,6 +106,10 @@ extern "C" fn kmain() -> ! {
         exit::fatal();
     }
     efi::release_temporary_tables();
+    match cpu::guard_ist_stacks() {
+        Ok(()) => info!("cpu: IST stacks for #DF, NMI and #MC moved to vmalloc, with guard pages"),
+        Err(e) => warn!("cpu: IST stacks stay in .bss, without guard pages: {e}"),
+    }
     if efi::services().is_some() {
         match mm::vmalloc::stack(128 * 1024) {
             Ok(stack) => efi::call::use_stack(stack.top()),

@@ -84,6 +84,16 @@ pub fn records() -> impl Iterator<Item = (u32, u64)> {
         })
 }
 
+/// `(index, APIC ID)` of every CPU that came up: index 0 is the
+/// bootstrap processor, `i` the application processor with `AP_BOOT[i - 1]`.
+fn online_cpus() -> impl Iterator<Item = (usize, u32)> {
+    RECORDS
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.online.load(Ordering::SeqCst))
+        .map(|(i, r)| (i, r.apic_id.load(Ordering::SeqCst)))
+}
+
 /// Where CPUs beyond [`MAX_CPUS`] are parked: baton's root table.
 static PARK_CR3: AtomicU64 = AtomicU64::new(0);
 /// How many of them reached their parking stub.
@@ -252,24 +262,23 @@ extern "C" fn ap_main(block: &'static ApBoot) -> ! {
     );
     cpu::trap::load();
     cpu::init_control_registers();
-    cpu::protect();
+    let protections = cpu::protect();
     let s = shim::state();
     if cpu::features::detect().pat {
         // SAFETY: the CPU has the PAT; baton's tables were planned for
         // this PAT, as on the bootstrap processor.
-        unsafe {
-            x86_64::registers::model_specific::Msr::new(handoff::mtrr::IA32_PAT)
-                .write(s.pat.to_msr());
-        }
+        unsafe { cpu::load_pat(s.pat.to_msr()) };
+    } else {
+        x86_64::instructions::tlb::flush_all();
     }
-    x86_64::instructions::tlb::flush_all();
     apic::enable();
     let record = &RECORDS[index as usize];
     let cr3 = Cr3::read().0.start_address().as_u64();
     record.apic_id.store(apic::id(), Ordering::SeqCst);
     record.cr3.store(cr3, Ordering::SeqCst);
     info!(
-        "smp: CPU {index} (APIC {}) online: CR3 {cr3:#x}, stack top {:#x}",
+        "smp: CPU {index} (APIC {}) online: CR3 {cr3:#x}, stack top {:#x}; protections: \
+         {protections}",
         apic::id(),
         block.stack_top.load(Ordering::SeqCst)
     );
@@ -346,20 +355,71 @@ pub fn on_shootdown() {
     apic::eoi();
 }
 
-/// The vector of "stop" IPIs, sent when the kernel stops on a fatal error.
-pub const STOP_VECTOR: u8 = 0xf2;
+static STOPPING: AtomicBool = AtomicBool::new(false);
+static STOPPED: AtomicUsize = AtomicUsize::new(0);
 
-/// Stops every other CPU (interrupts off, halted), so that a fatal report
-/// is the last thing the machine does. No locks: this runs on the way down.
+/// Stops every other CPU baton runs (halted with interrupts off), so that
+/// a fatal report is the last thing the machine does. The stop is an NMI:
+/// a CPU busy with interrupts off (in a handler, or spinning) takes it
+/// too. CPUs parked at start are halted with interrupts off already and
+/// never loaded baton's IDT, so they get nothing. No locks: this runs on
+/// the way down; waits at most 100 ms for the others to answer.
 pub fn stop_others() {
-    if IPIS.swap(false, Ordering::SeqCst) {
-        apic::send_ipi(Target::AllButSelf, STOP_VECTOR);
+    if !IPIS.swap(false, Ordering::SeqCst) {
+        return;
     }
+    STOPPING.store(true, Ordering::SeqCst);
+    let me = apic::id();
+    let mut sent = 0;
+    for record in RECORDS.iter().filter(|r| r.online.load(Ordering::SeqCst)) {
+        let id = record.apic_id.load(Ordering::SeqCst);
+        if id != me {
+            apic::send_nmi(Target::Cpu(id));
+            sent += 1;
+        }
+    }
+    let deadline = time::tsc() + time::tsc_hz() / 10;
+    while STOPPED.load(Ordering::SeqCst) < sent && time::tsc() < deadline {
+        core::hint::spin_loop();
+    }
+    crate::console::emergency_print(format_args!(
+        "smp: {} of {sent} other CPUs stopped (NMI)\n",
+        STOPPED.load(Ordering::SeqCst)
+    ));
 }
 
-/// The stop IPI's handler.
+/// Whether [`stop_others`] has begun: an NMI now means "stop".
+pub fn stopping() -> bool {
+    STOPPING.load(Ordering::SeqCst)
+}
+
+/// The stop NMI's handler: reports in and halts this CPU for good.
 pub fn on_stop() -> ! {
+    STOPPED.fetch_add(1, Ordering::SeqCst);
     crate::exit::halt()
+}
+
+/// Keeps every other CPU busy with interrupts off, for good: after this
+/// only an NMI reaches them (the fault tests check that [`stop_others`]
+/// still stops them). Shootdowns go unanswered from now on. Returns how
+/// many CPUs were taken.
+pub fn occupy_others() -> usize {
+    let me = apic::id();
+    let others: alloc::vec::Vec<u32> = records().map(|(id, _)| id).filter(|&id| id != me).collect();
+    others
+        .into_iter()
+        .filter(|&id| call_on(id, spin_forever, 0).is_some())
+        .count()
+}
+
+/// Answers the call at once, then spins in the call's handler, where
+/// interrupts are off.
+fn spin_forever(_: u64) -> u64 {
+    CALL_RESULT.store(0, Ordering::SeqCst);
+    CALL_DONE.store(true, Ordering::SeqCst);
+    loop {
+        core::hint::spin_loop();
+    }
 }
 
 static CALL_LOCK: spin::Mutex<()> = spin::Mutex::new(());
@@ -404,6 +464,10 @@ pub const TESTS: &[crate::selftest::Test] = &[
         run: same_cr3,
     },
     crate::selftest::Test {
+        name: "smp: every CPU has the protections, PAT, IDT and its own GDT and TSS loaded",
+        run: same_cpu_state,
+    },
+    crate::selftest::Test {
         name: "smp: an unmapped page leaves every CPU's TLB (shootdown)",
         run: shootdown_reaches_every_cpu,
     },
@@ -440,10 +504,13 @@ fn large_shootdown() -> crate::selftest::TestResult {
         crate::check!(v == u64::MAX, "CPU {id} still reads {v:#x} after the unmap");
     }
     for phys in frames {
-        let _ = FRAMES.lock().free(
-            x86_64::structures::paging::PhysFrame::containing_address(phys),
-            0,
-        );
+        FRAMES
+            .lock()
+            .free(
+                x86_64::structures::paging::PhysFrame::containing_address(phys),
+                0,
+            )
+            .map_err(|e| crate::fail!("free {:#x}: {e:?}", phys.as_u64()))?;
     }
     vmalloc::release(area.start);
     Ok(())
@@ -491,5 +558,204 @@ fn shootdown_reaches_every_cpu() -> crate::selftest::TestResult {
             call_on(id, read_here, area.start).ok_or_else(|| crate::fail!("CPU {id} silent"))?;
         crate::check!(v == u64::MAX, "CPU {id} still reads {v:#x} after the unmap");
     }
+    Ok(())
+}
+
+/// What [`same_cpu_state`] reads on each CPU.
+#[derive(Debug, Default, Clone, Copy)]
+struct CpuState {
+    cr0: u64,
+    cr4: u64,
+    efer: u64,
+    pat: u64,
+    gdt_base: u64,
+    gdt_limit: u16,
+    idt_base: u64,
+    idt_limit: u16,
+    tr: u16,
+    cs: u16,
+}
+
+impl CpuState {
+    /// This CPU's.
+    fn here() -> Self {
+        use x86_64::instructions::tables::{sgdt, sidt};
+        use x86_64::registers::control::{Cr0, Cr4};
+        use x86_64::registers::model_specific::Efer;
+        use x86_64::registers::segmentation::{CS, Segment};
+        let (gdt, idt) = (sgdt(), sidt());
+        let tr: u16;
+        // SAFETY: STR only reads the task register.
+        unsafe { core::arch::asm!("str {0:x}", out(reg) tr, options(nomem, nostack)) };
+        CpuState {
+            cr0: Cr0::read_raw(),
+            cr4: Cr4::read_raw(),
+            efer: Efer::read_raw(),
+            pat: if cpu::features::detect().pat {
+                // SAFETY: the CPU has the PAT MSR.
+                unsafe { cpu::features::rdmsr(handoff::mtrr::IA32_PAT) }
+            } else {
+                0
+            },
+            gdt_base: gdt.base.as_u64(),
+            gdt_limit: gdt.limit,
+            idt_base: idt.base.as_u64(),
+            idt_limit: idt.limit,
+            tr,
+            cs: CS::get_reg().0,
+        }
+    }
+}
+
+/// Reads this CPU's state into the [`CpuState`] at `ptr` (for `call_on`).
+fn cpu_state_into(ptr: u64) -> u64 {
+    // SAFETY: `same_cpu_state` passes the address of a live `CpuState` on
+    // its stack (kernel memory, mapped on every CPU) and waits for this
+    // call to finish before reading it.
+    unsafe { (ptr as *mut CpuState).write(CpuState::here()) };
+    1
+}
+
+/// The TSS descriptor at `selector` in the GDT at `gdt_base`: its type
+/// (9 available, 11 busy) and base.
+fn tss_descriptor(gdt_base: u64, selector: u16) -> (u8, u64) {
+    let at = gdt_base + u64::from(selector & !7);
+    // SAFETY: the GDTs are baton's statics in the kernel image; a TSS
+    // descriptor is 16 bytes at its selector's index.
+    let (low, high) = unsafe {
+        (
+            core::ptr::read_volatile(at as *const u64),
+            core::ptr::read_volatile((at + 8) as *const u64),
+        )
+    };
+    let base = (low >> 16) & 0xff_ffff | ((low >> 56) & 0xff) << 24 | (high & 0xffff_ffff) << 32;
+    (((low >> 40) & 0xf) as u8, base)
+}
+
+/// Every CPU, read on itself, against the bootstrap processor: the same
+/// protections (CR0.WP, CR4's SMEP/SMAP/UMIP/PGE, EFER.NXE), the PAT baton
+/// planned for, the shared IDT; its own GDT (same layout) with its own TSS
+/// loaded (TR set, descriptor busy) whose IST entries are its stacks.
+fn same_cpu_state() -> crate::selftest::TestResult {
+    use x86_64::registers::control::{Cr0Flags, Cr4Flags};
+    use x86_64::registers::model_specific::EferFlags;
+    let cr0_mask = (Cr0Flags::WRITE_PROTECT
+        | Cr0Flags::PAGING
+        | Cr0Flags::PROTECTED_MODE_ENABLE
+        | Cr0Flags::MONITOR_COPROCESSOR
+        | Cr0Flags::EMULATE_COPROCESSOR
+        | Cr0Flags::TASK_SWITCHED)
+        .bits();
+    let cr4_mask = (Cr4Flags::SUPERVISOR_MODE_EXECUTION_PROTECTION
+        | Cr4Flags::SUPERVISOR_MODE_ACCESS_PREVENTION
+        | Cr4Flags::USER_MODE_INSTRUCTION_PREVENTION
+        | Cr4Flags::PAGE_GLOBAL
+        | Cr4Flags::PHYSICAL_ADDRESS_EXTENSION
+        | Cr4Flags::L5_PAGING
+        | Cr4Flags::OSFXSR
+        | Cr4Flags::OSXMMEXCPT_ENABLE)
+        .bits();
+    let efer_mask =
+        (EferFlags::NO_EXECUTE_ENABLE | EferFlags::LONG_MODE_ENABLE | EferFlags::LONG_MODE_ACTIVE)
+            .bits();
+    let bsp = CpuState::here();
+    let pat = cpu::features::detect()
+        .pat
+        .then(|| shim::state().pat.to_msr());
+    let mut n = 0;
+    for (index, apic_id) in online_cpus() {
+        let state = if index == 0 {
+            bsp
+        } else {
+            let mut state = CpuState::default();
+            let ptr = &mut state as *mut CpuState as u64;
+            call_on(apic_id, cpu_state_into, ptr)
+                .ok_or_else(|| crate::fail!("CPU {index} (APIC {apic_id}) silent"))?;
+            // The write happened on another CPU before it answered.
+            core::sync::atomic::fence(Ordering::SeqCst);
+            // SAFETY: `state` is a live local the call wrote through `ptr`.
+            unsafe { core::ptr::read_volatile(&state) }
+        };
+        let who = alloc::format!("CPU {index} (APIC {apic_id})");
+        crate::check!(
+            state.cr0 & cr0_mask == bsp.cr0 & cr0_mask,
+            "{who}: CR0 {:#x}, bootstrap processor {:#x}",
+            state.cr0,
+            bsp.cr0
+        );
+        crate::check!(
+            state.cr0 & Cr0Flags::WRITE_PROTECT.bits() != 0,
+            "{who}: CR0.WP off"
+        );
+        crate::check!(
+            state.cr4 & cr4_mask == bsp.cr4 & cr4_mask,
+            "{who}: CR4 {:#x}, bootstrap processor {:#x}",
+            state.cr4,
+            bsp.cr4
+        );
+        crate::check!(
+            state.efer & efer_mask == bsp.efer & efer_mask,
+            "{who}: EFER {:#x}, bootstrap processor {:#x}",
+            state.efer,
+            bsp.efer
+        );
+        if let Some(pat) = pat {
+            crate::check!(
+                state.pat == pat,
+                "{who}: PAT {:#x}, baton's {pat:#x}",
+                state.pat
+            );
+        }
+        crate::check!(
+            state.idt_base == bsp.idt_base && state.idt_limit == bsp.idt_limit,
+            "{who}: IDTR {:#x}/{:#x}, bootstrap processor {:#x}/{:#x}",
+            state.idt_base,
+            state.idt_limit,
+            bsp.idt_base,
+            bsp.idt_limit
+        );
+        let ((gdt, sel), tss) =
+            cpu::gdt::tables_of(index).ok_or_else(|| crate::fail!("{who}: no GDT built"))?;
+        let gdt_addr = gdt as *const _ as u64;
+        crate::check!(
+            state.gdt_base == gdt_addr && state.gdt_limit == bsp.gdt_limit,
+            "{who}: GDTR {:#x}/{:#x}, its GDT at {gdt_addr:#x} (limit {:#x})",
+            state.gdt_base,
+            state.gdt_limit,
+            bsp.gdt_limit
+        );
+        crate::check!(
+            state.cs == sel.code.0,
+            "{who}: CS {:#x}, expected {:#x}",
+            state.cs,
+            sel.code.0
+        );
+        crate::check!(
+            state.tr == sel.tss.0,
+            "{who}: TR {:#x}, expected {:#x}",
+            state.tr,
+            sel.tss.0
+        );
+        let (kind, base) = tss_descriptor(gdt_addr, sel.tss.0);
+        let tss_addr = tss as *const _ as u64;
+        crate::check!(
+            kind == 0xb && base == tss_addr,
+            "{who}: TSS descriptor type {kind:#x} base {base:#x}; expected busy (0xb) at \
+             {tss_addr:#x}"
+        );
+        if index > 0 {
+            let ist = { tss.interrupt_stack_table };
+            for (slot, top) in AP_BOOT[index - 1].ist_tops.iter().enumerate() {
+                let (have, want) = (ist[slot].as_u64(), top.load(Ordering::SeqCst));
+                crate::check!(
+                    have == want,
+                    "{who}: IST{} {have:#x}, expected {want:#x}",
+                    slot + 1
+                );
+            }
+        }
+        n += 1;
+    }
+    crate::check!(n == online(), "{n} CPUs checked, {} online", online());
     Ok(())
 }

@@ -187,13 +187,15 @@ pub const HANDOVER: &[&str] = &[
     "handoff: leaves in physmap: 4K * / 2M * / 1G *",
     "handoff: leaves in kernel image: 4K * / 2M * / 1G *",
     "handoff: leaves in lower half: 4K 0 / 2M 0 / 1G 0",
-    "handoff: bootloader-reclaimable memory is free to reuse: * KiB",
+    "handoff: bootloader-reclaimable memory: * KiB, reusable once every CPU has left Limine's code",
     "handoff: phases: parse * us, plan * us, build * us, switch * us, verify * us, efi * us, total * us",
     "selftest: ok   handoff: page-table frames equal the minimum for the page sizes",
     // Memory services and the other CPUs (issue 5).
     "mm: vmemmap at 0x*: * KiB of descriptors for * MiB of RAM",
     "mm: frames: * MiB free (* MiB of boot-services memory released after SetVirtualAddressMap), * MiB allocated, * MiB reserved",
     "mm: vmalloc 0x*-0x*; heap of up to * MiB there, * KiB mapped",
+    "cpu: IST stacks for #DF, NMI and #MC moved to vmalloc, with guard pages",
+    "selftest: ok   cpu: the IST stacks have unmapped guard pages below them",
     "smp: * of * CPUs online, all on baton's page tables (CR3 0x*)",
     "mm: bootloader-reclaimable memory released: * KiB",
     "mm: allocated and freed all * free frames (* MiB)",
@@ -439,12 +441,15 @@ pub fn all() -> Vec<Case> {
             smp: 4,
             lines: &[
                 "smp: local APIC in *APIC mode at 0x*",
-                "smp: CPU 1 (APIC *) online: CR3 0x*, stack top 0xffffc900*",
-                "smp: CPU 3 (APIC *) online: CR3 0x*, stack top 0xffffc900*",
+                "smp: CPU 1 (APIC *) online: CR3 0x*, stack top 0xffffc900*; protections: NXE on, WP on, *, global pages on",
+                "smp: CPU 3 (APIC *) online: CR3 0x*, stack top 0xffffc900*; protections: NXE on, WP on, *, global pages on",
                 "smp: 4 of 4 CPUs online, all on baton's page tables*",
+                "mm: 1 GiB block at 0x*",
+                "selftest: ok   mm: 2 MiB and 1 GiB blocks are naturally aligned",
+                "selftest: ok   smp: every CPU has the protections, PAT, IDT and its own GDT and TSS loaded",
                 "selftest: ok   smp: an unmapped page leaves every CPU's TLB (shootdown)",
                 "selftest: ok   smp: a large unmap flushes every CPU's whole TLB",
-                "selftest: ok   mm: ioremap maps the local APIC uncached and the framebuffer write-combining",
+                "selftest: ok   mm: ioremap maps the local APIC uncached and the framebuffer write-combining and write-through",
             ],
             ..BASE
         },
@@ -456,6 +461,8 @@ pub fn all() -> Vec<Case> {
             lines: &[
                 "boot: paging 5-level",
                 "smp: 4 of 4 CPUs online, all on baton's page tables*",
+                "smp: CPU 2 (APIC *) online: *; protections: NXE on, WP on, SMEP on, SMAP on, UMIP on, global pages on",
+                "selftest: ok   smp: every CPU has the protections, PAT, IDT and its own GDT and TSS loaded",
                 "selftest: ok   smp: an unmapped page leaves every CPU's TLB (shootdown)",
             ],
             ..BASE
@@ -476,7 +483,9 @@ pub fn all() -> Vec<Case> {
             lines: &[
                 "fault: recursing on the vmalloc stack 0x*-0x*",
                 "baton: EXCEPTION #DF double fault (vector 8) error code 0x0",
+                "  on the double-fault IST stack (RSP 0x*); CR2 0x*",
                 "baton: kernel stack overflow: the vmalloc stack 0x*-0x* ran into its guard page 0x*-0x* (RSP 0x*, RIP 0x*)",
+                "  CR2 is in that guard page too",
             ],
             ..STOPS
         },
@@ -554,11 +563,29 @@ pub fn all() -> Vec<Case> {
             ..STOPS
         },
         Case {
+            name: "fault-null-smp4",
+            about: "a null-pointer read with 3 other CPUs busy, interrupts off: an NMI \
+                    stops each of them, then the report and a clean stop",
+            cmdline: "test fault=null",
+            smp: 4,
+            faults: true,
+            lines: &[
+                "smp: 4 of 4 CPUs online, all on baton's page tables*",
+                "fault: 3 other CPUs spin with interrupts off",
+                "fault: provoking NullRead",
+                "smp: 3 of 3 other CPUs stopped (NMI)",
+                "baton: EXCEPTION #PF page fault (vector 14) error code 0x0",
+                "  CR2 0x0000000000000000: not present, read, supervisor",
+            ],
+            ..STOPS
+        },
+        Case {
             name: "fault-rodata",
             about: "a write to rodata: #PF, protection violation, the leaf is read-only",
             cmdline: "test fault=rodata",
             faults: true,
             lines: &[
+                "fault: provoking RodataWrite",
                 "baton: EXCEPTION #PF page fault (vector 14) error code 0x3",
                 "  CR2 0xffffffff8*: protection violation, write, supervisor",
                 "  page-table walk of CR2: PML4[511]=0x* PDPT[510]=0x* PD[0]=0x* PT[*]=0x* ( ro GLB NX ) -> 0x*",
@@ -587,6 +614,7 @@ pub fn all() -> Vec<Case> {
                 "baton: EXCEPTION #DF double fault (vector 8) error code 0x0",
                 "  on the double-fault IST stack (RSP 0x*); CR2 0x*",
                 "baton: kernel stack overflow: the boot stack ran into its guard page 0x*-0x* (RSP 0x*, RIP 0x*)",
+                "  CR2 is in that guard page too",
             ],
             ..STOPS
         },
@@ -603,11 +631,32 @@ pub fn all() -> Vec<Case> {
             ..STOPS
         },
         Case {
+            name: "fault-heap-frames",
+            about: "the heap grows until physical memory runs out (128 MiB): the request, \
+                    the heap's state and the cause reported, a clean stop",
+            cmdline: "test fault=heap-frames",
+            memory: "128M",
+            faults: true,
+            lines: &[
+                "fault: provoking HeapOutOfFrames",
+                "fault: the heap holds 32 MiB",
+                "ERROR heap: out of memory: 1048576 bytes (align 1) requested; * KiB mapped, * KiB used, 1024 MiB reserved; growing failed: out of physical memory",
+                "baton: PANIC at *: memory allocation of 1048576 bytes failed",
+            ],
+            absent: &[
+                "vmalloc: unmapping",
+                "vmalloc: freeing frame",
+                "mapper: freeing",
+            ],
+            ..STOPS
+        },
+        Case {
             name: "fault-ud",
             about: "an invalid opcode: #UD with its RIP",
             cmdline: "test fault=ud",
             faults: true,
             lines: &[
+                "fault: provoking InvalidOpcode",
                 "baton: EXCEPTION #UD invalid opcode (vector 6) error code 0x0",
                 "  RIP 0xffffffff8* CS 0x8 *",
             ],

@@ -55,6 +55,17 @@ pub fn init() {
     init_control_registers();
 }
 
+/// Moves the bootstrap processor's #DF, NMI and #MC stacks from `.bss` to
+/// vmalloc stacks with unmapped guard pages (as the other CPUs have), so
+/// that an overflow of one faults instead of corrupting `.bss`.
+pub fn guard_ist_stacks() -> Result<(), crate::mm::vmalloc::VmError> {
+    use crate::mm::vmalloc::stack;
+    let size = gdt::IST_STACK_SIZE as u64;
+    let tops = [stack(size)?.top(), stack(size)?.top(), stack(size)?.top()];
+    gdt::move_bsp_ist(tops);
+    Ok(())
+}
+
 /// CR0 and CR4 as every baton CPU runs: WP, SSE for the firmware.
 pub fn init_control_registers() {
     use x86_64::registers::control::{Cr0, Cr0Flags, Cr4, Cr4Flags};
@@ -184,6 +195,30 @@ pub fn protections() -> Protections {
         smap: on(has.smap, Cr4Flags::SUPERVISOR_MODE_ACCESS_PREVENTION),
         umip: on(has.umip, Cr4Flags::USER_MODE_INSTRUCTION_PREVENTION),
         pge: on(has.pge, Cr4Flags::PAGE_GLOBAL),
+    }
+}
+
+/// Loads `msr` into the PAT, then writes back caches and flushes the TLB,
+/// global entries included, as the SDM asks after a PAT change (the
+/// bootstrap processor's `shim::load_pat` does the same).
+///
+/// # Safety
+///
+/// The CPU must have the PAT, and every mapping in the live tables must
+/// have been planned for this PAT.
+pub unsafe fn load_pat(msr: u64) {
+    use x86_64::registers::control::{Cr4, Cr4Flags};
+    // SAFETY: the caller guarantees the PAT exists and matches the tables;
+    // WBINVD only writes caches back; toggling PGE only flushes the TLB.
+    unsafe {
+        x86_64::registers::model_specific::Msr::new(handoff::mtrr::IA32_PAT).write(msr);
+        core::arch::asm!("wbinvd", options(nostack, preserves_flags));
+        if Cr4::read().contains(Cr4Flags::PAGE_GLOBAL) {
+            Cr4::update(|f| f.remove(Cr4Flags::PAGE_GLOBAL));
+            Cr4::update(|f| f.insert(Cr4Flags::PAGE_GLOBAL));
+        } else {
+            x86_64::instructions::tlb::flush_all();
+        }
     }
 }
 

@@ -307,7 +307,7 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
             crate::smp::on_call();
             return;
         }
-        v if v == crate::smp::STOP_VECTOR as u64 => crate::smp::on_stop(),
+        2 if crate::smp::stopping() => crate::smp::on_stop(),
         v if v == crate::apic::SPURIOUS_VECTOR as u64 => return,
         13 | 14 => {
             let probe = this_probe();
@@ -360,34 +360,64 @@ fn report(frame: &TrapFrame) {
         }
     }
     if frame.vector == 8 {
-        // A double fault on its IST stack: most often a page fault that
-        // could not push its frame because the stack had overflowed.
-        let (guard_start, guard_end) = super::boot_stack_guard();
+        // A double fault on its IST stack: most often a push that hit a
+        // stack's guard page, whose page fault could not push its frame on
+        // the same stack. The saved RSP says which stack; CR2 (which a
+        // later fault may have left stale) only supports it.
         let _ = writeln!(
             out,
             "  on the double-fault IST stack (RSP {:#x}); CR2 {cr2:#018x}",
             super::rsp()
         );
-        if (guard_start..guard_end).contains(&cr2) || (guard_start..guard_end).contains(&frame.rsp)
-        {
+        let slack = crate::mm::vmalloc::OVERFLOW_SLACK;
+        let (boot_guard, boot_guard_end) = super::boot_stack_guard();
+        let hit = if (boot_guard..boot_guard_end + slack).contains(&frame.rsp) {
             let _ = writeln!(
                 out,
                 "baton: kernel stack overflow: the boot stack ran into its guard page \
-                 {guard_start:#x}-{guard_end:#x} (RSP {:#x}, RIP {:#x})",
+                 {boot_guard:#x}-{boot_guard_end:#x} (RSP {:#x}, RIP {:#x})",
                 frame.rsp, frame.rip
             );
-        } else if let Some(area) = crate::mm::vmalloc::guard_of(cr2) {
+            Some(boot_guard)
+        } else if let Some((guard, top)) = crate::mm::vmalloc::overflowed_stack(frame.rsp) {
             let _ = writeln!(
                 out,
-                "baton: kernel stack overflow: the vmalloc stack {:#x}-{:#x} ran into its \
-                 guard page {:#x}-{:#x} (RSP {:#x}, RIP {:#x})",
-                area.start + 4096,
-                area.end(),
-                area.start,
-                area.start + 4096,
+                "baton: kernel stack overflow: the vmalloc stack {:#x}-{top:#x} ran into its \
+                 guard page {guard:#x}-{:#x} (RSP {:#x}, RIP {:#x})",
+                guard + 4096,
+                guard + 4096,
                 frame.rsp,
                 frame.rip
             );
+            Some(guard)
+        } else {
+            None
+        };
+        match hit {
+            Some(guard) if (guard..guard + 4096).contains(&cr2) => {
+                let _ = writeln!(out, "  CR2 is in that guard page too");
+            }
+            Some(_) => {
+                let _ = writeln!(
+                    out,
+                    "  CR2 is not in that guard page (stale, or an earlier fault)"
+                );
+            }
+            None => {
+                let guard = if (boot_guard..boot_guard_end).contains(&cr2) {
+                    Some(boot_guard)
+                } else {
+                    crate::mm::vmalloc::stack_guard_at(cr2).map(|(g, _)| g)
+                };
+                if let Some(g) = guard {
+                    let _ = writeln!(
+                        out,
+                        "  CR2 is in the stack guard page {g:#x}-{:#x}, but RSP is not near \
+                         it: perhaps not an overflow",
+                        g + 4096
+                    );
+                }
+            }
         }
     }
     let _ = writeln!(

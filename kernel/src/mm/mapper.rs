@@ -76,7 +76,7 @@ pub fn unmap(virt: u64, len: u64, mut on_leaf: impl FnMut(&Leaf)) -> Result<Unma
                         // now, then give the tables back.
                         crate::smp::shootdown(virt, len);
                         for f in freed.iter_mut().filter_map(Option::take) {
-                            let _ = FRAMES.lock().free(f, 0);
+                            free_table(f);
                         }
                         n = 0;
                     }
@@ -88,7 +88,18 @@ pub fn unmap(virt: u64, len: u64, mut on_leaf: impl FnMut(&Leaf)) -> Result<Unma
     };
     crate::smp::shootdown(virt, len);
     for frame in freed.iter_mut().filter_map(Option::take) {
-        let _ = FRAMES.lock().free(frame, 0);
+        free_table(frame);
     }
     Ok(done)
+}
+
+/// Gives an emptied page table back; a refusal is a bookkeeping bug,
+/// logged.
+fn free_table(frame: x86_64::structures::paging::PhysFrame) {
+    if let Err(e) = FRAMES.lock().free(frame, 0) {
+        log::error!(
+            "mapper: freeing page-table frame {:#x}: {e:?}",
+            frame.start_address().as_u64()
+        );
+    }
 }

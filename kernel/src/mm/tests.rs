@@ -46,7 +46,7 @@ pub const TESTS: &[Test] = &[
         run: heap_stress,
     },
     Test {
-        name: "mm: ioremap maps the local APIC uncached and the framebuffer write-combining",
+        name: "mm: ioremap maps the local APIC uncached and the framebuffer write-combining and write-through",
         run: ioremap_types,
     },
     Test {
@@ -196,21 +196,62 @@ fn allocate_everything() -> TestResult {
     Ok(())
 }
 
+/// The first naturally aligned GiB whose every frame is free, found frame
+/// by frame (independently of the buddy lists the allocation uses).
+fn free_aligned_gib() -> Option<u64> {
+    const GIB: u64 = 1 << 30;
+    let top = shim::MAP.lock().regions().iter().map(|r| r.end).max()?;
+    let frames = FRAMES.lock();
+    (0..top / GIB).map(|i| i * GIB).find(|&base| {
+        (base..base + GIB)
+            .step_by(PAGE_SIZE as usize)
+            .all(|a| matches!(frames.state(frame(a)), FrameState::Free { .. }))
+    })
+}
+
 fn large_blocks() -> TestResult {
-    for order in [9u8, 18] {
-        let Ok(f) = FRAMES.lock().alloc(order) else {
-            if order == 18 {
-                continue; // Not every machine has a free, aligned GiB.
+    let f = FRAMES
+        .lock()
+        .alloc(9)
+        .map_err(|e| fail!("no free 2 MiB block: {e:?}"))?;
+    check!(
+        f.start_address().as_u64() % (PAGE_SIZE << 9) == 0,
+        "2 MiB block at {:#x}",
+        f.start_address().as_u64()
+    );
+    FRAMES.lock().free(f, 9).map_err(|e| fail!("{e:?}"))?;
+
+    // A GiB is required where one is surely there: well over 2 GiB free
+    // and a naturally aligned GiB of free frames.
+    let free = FRAMES.lock().stats().free_frames * PAGE_SIZE;
+    let candidate = if free > 5 << 29 {
+        free_aligned_gib()
+    } else {
+        None
+    };
+    // Not in the match: its lock would be held across the arms.
+    let gib = FRAMES.lock().alloc(18);
+    match gib {
+        Ok(f) => {
+            let phys = f.start_address().as_u64();
+            log::info!("mm: 1 GiB block at {phys:#x}");
+            check!(phys % (1 << 30) == 0, "1 GiB block at {phys:#x}");
+            FRAMES.lock().free(f, 18).map_err(|e| fail!("{e:?}"))?;
+        }
+        Err(e) => {
+            if let Some(base) = candidate {
+                return Err(fail!(
+                    "no 1 GiB block ({e:?}) although {} MiB are free and {base:#x} \
+                     starts a free, aligned GiB",
+                    free >> 20
+                ));
             }
-            return Err(fail!("no free 2 MiB block"));
-        };
-        let size = PAGE_SIZE << order;
-        check!(
-            f.start_address().as_u64() % size == 0,
-            "order {order} block at {:#x}",
-            f.start_address().as_u64()
-        );
-        FRAMES.lock().free(f, order).map_err(|e| fail!("{e:?}"))?;
+            log::info!(
+                "mm: no 1 GiB block ({e:?}); not required with {} MiB free and no \
+                 aligned GiB found free",
+                free >> 20
+            );
+        }
     }
     Ok(())
 }
@@ -248,8 +289,19 @@ fn stack_guard() -> TestResult {
         Err(f) => {
             check!(f.address == guard, "fault at {:#x}", f.address);
             check!(
-                vmalloc::guard_of(guard).is_some(),
+                vmalloc::stack_guard_at(guard) == Some((guard, stack.top())),
                 "the guard page is not recognised as one"
+            );
+            // The double-fault handler's rule: RSP in the guard or just
+            // above it, not further up.
+            let bottom = guard + PAGE_SIZE;
+            check!(
+                vmalloc::overflowed_stack(bottom + 8).is_some(),
+                "RSP just above the guard page not recognised"
+            );
+            check!(
+                vmalloc::overflowed_stack(bottom + PAGE_SIZE).is_none(),
+                "RSP a page above the guard page taken for an overflow"
             );
             Ok(())
         }
@@ -345,6 +397,24 @@ fn ioremap_types() -> TestResult {
         // SAFETY: as above.
         let back = unsafe { core::ptr::read_volatile((io.virt + 60) as *const u32) };
         check!(back == 0x00ba_70ba, "framebuffer read back {back:#x}");
+        vmalloc::iounmap(io).map_err(|e| fail!("{e}"))?;
+
+        // Write-through: the same memory, another mapping (the WC one is
+        // gone, so no two types alias it).
+        let io = vmalloc::ioremap(fb.phys, len, MemType::Wt).map_err(|e| fail!("WT: {e}"))?;
+        check!(
+            mem_type_at(io.virt) == Some(MemType::Wt),
+            "framebuffer mapped {:?} when asked for WT",
+            mem_type_at(io.virt)
+        );
+        // SAFETY: inside the framebuffer just mapped read-write.
+        unsafe { core::ptr::write_volatile((io.virt + 64) as *mut u32, 0x0070_ba70) };
+        // SAFETY: as above.
+        let back = unsafe { core::ptr::read_volatile((io.virt + 64) as *const u32) };
+        check!(
+            back == 0x0070_ba70,
+            "framebuffer read back {back:#x} through WT"
+        );
         vmalloc::iounmap(io).map_err(|e| fail!("{e}"))?;
     }
     Ok(())

@@ -3,13 +3,15 @@
 //! an unmapped guard page after it (stacks also one below).
 
 use core::fmt;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use handoff::PAGE_SIZE;
 use handoff::mtrr::{MemType, PageKind};
-use handoff::paging::{Mapping, PageSize};
+use handoff::paging::{BuildError, Mapping, PageSize};
 use handoff::vmalloc::{Area, Vmalloc, VmallocError};
+use log::error;
 use x86_64::PhysAddr;
-use x86_64::structures::paging::PageTableFlags;
+use x86_64::structures::paging::{PageTableFlags, PhysFrame};
 
 use super::frames::FRAMES;
 use super::mapper::{self, MapperError};
@@ -34,6 +36,20 @@ pub enum VmError {
     RamAlias {
         phys: u64,
     },
+    /// Unmapping failed at `at`: the range may still be mapped, so its
+    /// addresses stay reserved for good.
+    StillMapped {
+        at: u64,
+        cause: MapperError,
+    },
+}
+
+impl VmError {
+    /// Whether the area's addresses may go back to vmalloc after this
+    /// error: not when part of it may still be mapped.
+    fn may_release(&self) -> bool {
+        !matches!(self, VmError::StillMapped { .. })
+    }
 }
 
 impl fmt::Display for VmError {
@@ -52,6 +68,10 @@ impl fmt::Display for VmError {
             VmError::ReservationFull { bytes } => {
                 write!(f, "its {} MiB of virtual space are used up", bytes >> 20)
             }
+            VmError::StillMapped { at, cause } => write!(
+                f,
+                "unmapping at {at:#x} failed ({cause}); the range stays reserved"
+            ),
         }
     }
 }
@@ -67,8 +87,10 @@ fn reserve(size: u64) -> Result<Area, VmError> {
 
 /// Returns an area's addresses to vmalloc (its pages must be unmapped).
 pub(crate) fn release(start: u64) {
-    if let Some(v) = VMALLOC.lock().as_mut() {
-        let _ = v.free(start);
+    if let Some(v) = VMALLOC.lock().as_mut()
+        && let Err(e) = v.free(start)
+    {
+        error!("vmalloc: releasing the area at {start:#x}: {e:?}");
     }
 }
 
@@ -102,13 +124,20 @@ pub fn populate(start: u64, end: u64) -> Result<(), VmError> {
                 max_page: PageSize::Size4K,
             })
             .map_err(|e| {
-                let _ = FRAMES.lock().free(frame, 0);
-                VmError::Map(e)
+                free_frame(frame);
+                match e {
+                    // The last frames went to page tables: the same
+                    // exhaustion as above, said the same way.
+                    MapperError::Build(BuildError::OutOfFrames) => VmError::OutOfFrames,
+                    e => VmError::Map(e),
+                }
             })
         });
         if let Err(e) = result {
             if va > start {
-                unpopulate(start, va);
+                // A failed undo leaves pages mapped: that error wins, so
+                // that the caller keeps the range reserved.
+                unpopulate(start, va)?;
             }
             return Err(e);
         }
@@ -117,31 +146,47 @@ pub fn populate(start: u64, end: u64) -> Result<(), VmError> {
     Ok(())
 }
 
+/// Gives a frame that is no longer mapped back to the allocator; a refusal
+/// (a double free, a foreign frame) is a bookkeeping bug, logged.
+fn free_frame(frame: PhysFrame) {
+    if let Err(e) = FRAMES.lock().free(frame, 0) {
+        error!(
+            "vmalloc: freeing frame {:#x}: {e:?}",
+            frame.start_address().as_u64()
+        );
+    }
+}
+
 /// Unmaps `[start, end)` and frees the frames behind it, 64 pages at a
 /// time: a frame goes back to the allocator only once every CPU has
 /// dropped its translation (`mapper::unmap` shoots the range down before
-/// returning).
-fn unpopulate(start: u64, end: u64) {
+/// returning). Stops at the first chunk that cannot be unmapped.
+fn unpopulate(start: u64, end: u64) -> Result<(), VmError> {
     const CHUNK: u64 = 64;
     let mut va = start;
     while va < end {
         let chunk_end = (va + CHUNK * PAGE_SIZE).min(end);
         let mut frames = [None; CHUNK as usize];
         let mut n = 0;
-        let _ = mapper::unmap(va, chunk_end - va, |leaf| {
+        let result = mapper::unmap(va, chunk_end - va, |leaf| {
             // vmalloc maps 4 KiB pages only: at most CHUNK leaves here.
             if let Some(slot) = frames.get_mut(n) {
-                *slot = Some(x86_64::structures::paging::PhysFrame::containing_address(
-                    leaf.phys,
-                ));
+                *slot = Some(PhysFrame::containing_address(leaf.phys));
                 n += 1;
             }
         });
+        // Leaves the unmapper reported are gone from the tables (and the
+        // TLBs) even if it failed further on.
         for frame in frames.iter().flatten() {
-            let _ = FRAMES.lock().free(*frame, 0);
+            free_frame(*frame);
+        }
+        if let Err(cause) = result {
+            error!("vmalloc: unmapping {va:#x}-{chunk_end:#x}: {cause}");
+            return Err(VmError::StillMapped { at: va, cause });
         }
         va = chunk_end;
     }
+    Ok(())
 }
 
 /// `size` bytes (rounded up to pages) of fresh, virtually contiguous
@@ -149,7 +194,9 @@ fn unpopulate(start: u64, end: u64) {
 pub fn vmalloc(size: u64) -> Result<Area, VmError> {
     let area = reserve(size)?;
     if let Err(e) = populate(area.start, area.end()) {
-        release(area.start);
+        if e.may_release() {
+            release(area.start);
+        }
         return Err(e);
     }
     Ok(area)
@@ -158,7 +205,8 @@ pub fn vmalloc(size: u64) -> Result<Area, VmError> {
 /// Frees an area from [`vmalloc`]: unmapped with the TLBs shot down
 /// everywhere, then the frames back to the allocator, then the address
 /// range back to vmalloc (in that order, so neither is reused while a CPU
-/// may still reach it through a stale translation).
+/// may still reach it through a stale translation). If unmapping fails,
+/// the range is never released.
 pub fn vfree(start: u64) -> Result<(), VmError> {
     let area = VMALLOC
         .lock()
@@ -167,7 +215,7 @@ pub fn vfree(start: u64) -> Result<(), VmError> {
         .find(start)
         .filter(|a| a.start == start)
         .ok_or(VmError::Space(VmallocError::NotAnArea { start }))?;
-    unpopulate(area.start, area.end());
+    unpopulate(area.start, area.end())?;
     release(area.start);
     Ok(())
 }
@@ -254,19 +302,67 @@ pub fn stack(size: u64) -> Result<KernelStack, VmError> {
     let size = size.next_multiple_of(PAGE_SIZE);
     let area = reserve(size + PAGE_SIZE)?;
     if let Err(e) = populate(area.start + PAGE_SIZE, area.end()) {
-        release(area.start);
+        if e.may_release() {
+            release(area.start);
+        }
         return Err(e);
     }
-    Ok(KernelStack { area })
+    let stack = KernelStack { area };
+    record_stack(&stack);
+    Ok(stack)
 }
 
-/// If `va` is in the guard page below a vmalloc stack (the first page of
-/// an area, never mapped for stacks) or after an area: that area. For the
-/// double-fault handler, which must not wait for a lock.
-pub fn guard_of(va: u64) -> Option<Area> {
-    let guard = VMALLOC.try_lock()?;
-    let area = guard.as_ref()?.find(va)?;
-    let below = va < area.start + PAGE_SIZE;
-    let after = va >= area.end();
-    (below || after).then_some(area)
+/// How far above a guard page the RSP of an overflowing context may be:
+/// the failed push was of an exception frame (at most 6 words, after
+/// aligning RSP to 16).
+pub const OVERFLOW_SLACK: u64 = 64;
+
+/// The most stacks whose guard pages are recorded for the double-fault
+/// handler.
+const MAX_STACKS: usize = 64;
+/// A slot being filled in.
+const CLAIMED: u64 = u64::MAX;
+
+/// The guard page and top of every vmalloc stack, readable without a lock
+/// (the double-fault handler may run while VMALLOC's lock is held). 0: an
+/// empty slot.
+static STACK_GUARDS: [AtomicU64; MAX_STACKS] = [const { AtomicU64::new(0) }; MAX_STACKS];
+static STACK_TOPS: [AtomicU64; MAX_STACKS] = [const { AtomicU64::new(0) }; MAX_STACKS];
+
+fn record_stack(stack: &KernelStack) {
+    let (guard, _) = stack.guard();
+    for (slot, top) in STACK_GUARDS.iter().zip(&STACK_TOPS) {
+        if slot
+            .compare_exchange(0, CLAIMED, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            top.store(stack.top(), Ordering::SeqCst);
+            slot.store(guard, Ordering::SeqCst);
+            return;
+        }
+    }
+    log::warn!(
+        "vmalloc: more than {MAX_STACKS} stacks: an overflow of the one at {:#x} will not \
+         be named",
+        stack.top()
+    );
+}
+
+/// The vmalloc stack `rsp` overflowed from, as `(guard page start, stack
+/// top)`: RSP in its guard page, or within [`OVERFLOW_SLACK`] above it.
+/// Lock-free, for the double-fault handler.
+pub fn overflowed_stack(rsp: u64) -> Option<(u64, u64)> {
+    STACK_GUARDS
+        .iter()
+        .zip(&STACK_TOPS)
+        .map(|(g, t)| (g.load(Ordering::SeqCst), t.load(Ordering::SeqCst)))
+        .find(|&(g, _)| {
+            g != 0 && g != CLAIMED && (g..g + PAGE_SIZE + OVERFLOW_SLACK).contains(&rsp)
+        })
+}
+
+/// The vmalloc stack whose guard page holds `va`, as in
+/// [`overflowed_stack`] (for CR2, which only supports the diagnosis).
+pub fn stack_guard_at(va: u64) -> Option<(u64, u64)> {
+    overflowed_stack(va).filter(|&(g, _)| va < g + PAGE_SIZE)
 }

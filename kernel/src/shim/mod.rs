@@ -511,7 +511,7 @@ pub fn run(boot: &BootInfo) -> Result<&'static State, ShimError> {
         stats.leaves.size_1g,
     );
     info!(
-        "handoff: bootloader-reclaimable memory is free to reuse: {} KiB",
+        "handoff: bootloader-reclaimable memory: {} KiB, reusable once every CPU has left Limine's code",
         map.bytes(Kind::BootloaderReclaimable) >> 10
     );
     phases.done("verify");
