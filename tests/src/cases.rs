@@ -341,7 +341,9 @@ pub fn all() -> Vec<Case> {
                 "efi: system table at 0x*: UEFI 2.*, firmware EDK II revision 0x*",
                 "efi: memory attributes table: * entries",
                 "efi: runtime 0x*-0x* RUNTIME_SERVICES_CODE WB -> 0xfffffffe*",
-                "efi: window: * mappings, permissions from the memory attributes table",
+                "efi: window: * mappings, permissions per descriptor",
+                "efi: window after SetVirtualAddressMap: * mappings, permissions from the memory \
+                 attributes table",
                 "efi: SetVirtualAddressMap(* descriptors) from a temporary address space * success",
                 "efi: runtime services at 0xfffffffe*",
                 "efi: live tables match the plan with the EFI window: * leaves in all, EFI window 4K *",

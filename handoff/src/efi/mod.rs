@@ -460,6 +460,7 @@ pub struct WindowMapping {
 }
 
 /// The EFI window's mappings, in ascending virtual order.
+#[derive(Clone)]
 pub struct Window {
     mappings: [WindowMapping; MAX_MAPPINGS],
     len: usize,

@@ -5,11 +5,12 @@
 //!    or an HHDM address depending on the base revision; `boot` already
 //!    turned it into a physical one);
 //! 2. the runtime regions merged, placed top-down in the EFI window and
-//!    mapped there (code RX, data RW + NX, MMIO uncached), refined by the
-//!    firmware's memory attributes table when it has one;
+//!    mapped there per descriptor (code RX, data RW + NX, MMIO uncached);
 //! 3. SetVirtualAddressMap called once, from a temporary address space that
 //!    adds one-to-one mappings of the runtime regions, the rewritten map and
-//!    page 0 (and the boot-services regions) to baton's upper half;
+//!    page 0 (and the boot-services regions) to baton's upper half; then,
+//!    when the firmware has a memory attributes table, the window remapped
+//!    with its `RO` and `XP` (Linux's efi_runtime_update_mappings);
 //! 4. the calls: GetTime, GetVariable, GetNextVariableName, SetVariable,
 //!    ResetSystem, through the window.
 //!
@@ -134,6 +135,9 @@ pub fn released_temporary_tables(visit: impl FnMut(PhysFrame)) {
 static SERVICES: spin::Once<Services> = spin::Once::new();
 static RUNTIME: spin::Mutex<Runtime> = spin::Mutex::new(Runtime::new());
 static WINDOW: spin::Mutex<Window> = spin::Mutex::new(Window::new());
+/// The window with the attributes table's permissions, made before
+/// SetVirtualAddressMap and mapped after it.
+static REFINED: spin::Mutex<Window> = spin::Mutex::new(Window::new());
 static MAT: spin::Mutex<[u8; 64 * 1024]> = spin::Mutex::new([0; 64 * 1024]);
 
 /// The copy of the runtime descriptors for SetVirtualAddressMap, in the
@@ -166,6 +170,7 @@ pub enum Unavailable {
     SetVirtualAddressMap(EfiStatus),
     Verify(plan::VerifyError),
     WxFound(u64),
+    Refine(handoff::paging::UnmapError),
 }
 
 impl fmt::Display for Unavailable {
@@ -185,6 +190,12 @@ impl fmt::Display for Unavailable {
             Unavailable::SetVirtualAddressMap(s) => write!(f, "SetVirtualAddressMap failed: {s}"),
             Unavailable::Verify(e) => write!(f, "live tables differ from the plan: {e}"),
             Unavailable::WxFound(n) => write!(f, "{n} W+X pages after mapping the EFI window"),
+            Unavailable::Refine(e) => {
+                write!(
+                    f,
+                    "unmapping the EFI window to apply the attributes table: {e}"
+                )
+            }
         }
     }
 }
@@ -332,15 +343,23 @@ fn try_init(boot: &BootInfo) -> Result<(), Unavailable> {
     let efi_map = EfiMemoryMap::parse(bytes, meta.desc_size, meta.desc_version, max_phys_bits)?;
     let mut runtime = RUNTIME.lock();
     runtime.assign(&efi_map, s.layout)?;
+    // Per descriptor first; the attributes table refines it once
+    // SetVirtualAddressMap is done, as Linux's efi_runtime_update_mappings
+    // does. Computed now, so that a table baton cannot use is known before
+    // the firmware is committed to virtual mode.
     let mut window = WINDOW.lock();
-    window.make(
-        &runtime,
-        mat.as_ref(),
-        &s.pat,
-        &s.mtrrs,
-        s.cpu.nx,
-        s.cpu.global,
-    )?;
+    window.make(&runtime, None, &s.pat, &s.mtrrs, s.cpu.nx, s.cpu.global)?;
+    let mut refined = REFINED.lock();
+    if let Some(table) = mat.as_ref() {
+        refined.make(
+            &runtime,
+            Some(table),
+            &s.pat,
+            &s.mtrrs,
+            s.cpu.nx,
+            s.cpu.global,
+        )?;
+    }
     for r in runtime.regions() {
         info!(
             "efi: runtime {:#012x}-{:#012x} {:?} {} -> {:#x}",
@@ -364,13 +383,8 @@ fn try_init(boot: &BootInfo) -> Result<(), Unavailable> {
     }
     shim::PLAN.lock().add_efi_window(&window)?;
     info!(
-        "efi: window: {} mappings{}",
-        window.mappings().len(),
-        if window.refined {
-            ", permissions from the memory attributes table"
-        } else {
-            ""
-        }
+        "efi: window: {} mappings, permissions per descriptor",
+        window.mappings().len()
     );
 
     // The map SetVirtualAddressMap takes, at a known physical address.
@@ -502,6 +516,10 @@ fn try_init(boot: &BootInfo) -> Result<(), Unavailable> {
     let services = SERVICES.call_once(|| unsafe { Services::new(rt_va as *const RuntimeServices) });
     info!("efi: runtime services at {rt_va:#x}");
 
+    if mat.is_some() {
+        refine_window(&mut physmap, &mut window, &refined)?;
+    }
+    drop(refined);
     verify_live_tables(&physmap)?;
     match services.get_time() {
         Ok(t) => info!(
@@ -510,6 +528,48 @@ fn try_init(boot: &BootInfo) -> Result<(), Unavailable> {
         ),
         Err(e) => warn!("efi: GetTime failed: {e}"),
     }
+    Ok(())
+}
+
+/// Replaces the live window's mappings (per descriptor) by `refined` (with
+/// the attributes table's `RO` and `XP`), in the tables and in the plan.
+/// Nothing runs in the window meanwhile: the firmware is only called after.
+fn refine_window(
+    physmap: &mut DirectMap,
+    window: &mut Window,
+    refined: &Window,
+) -> Result<(), Unavailable> {
+    let s = shim::state();
+    {
+        let mut unmapper = handoff::paging::Unmapper::new(physmap, s.root, s.levels);
+        for m in window.mappings() {
+            // Emptied tables stay with the early frames (no allocator yet).
+            unmapper
+                .unmap(m.mapping.virt, m.mapping.len, |_| {}, |_, _| {})
+                .map_err(Unavailable::Refine)?;
+        }
+    }
+    // From here on, a failure leaves the window to `unmap_window`, which
+    // unmaps whatever `window` holds.
+    window.clone_from(refined);
+    {
+        let mut frames_guard = shim::EARLY_FRAMES.lock();
+        let frames = frames_guard.as_mut().ok_or(Unavailable::NoFrames)?;
+        let mut builder = Builder::on_root(physmap, frames, s.levels, s.root);
+        for m in window.mappings() {
+            builder.map(&m.mapping)?;
+        }
+    }
+    // The old entries are global: a CR3 reload would keep them.
+    shim::flush_global_tlb(s.cpu.global);
+    let mut plan = shim::PLAN.lock();
+    plan.remove_efi_window();
+    plan.add_efi_window(window)?;
+    info!(
+        "efi: window after SetVirtualAddressMap: {} mappings, permissions from the memory \
+         attributes table",
+        window.mappings().len()
+    );
     Ok(())
 }
 
