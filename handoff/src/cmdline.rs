@@ -51,6 +51,9 @@ pub enum Inject {
     NoEfiMap,
     /// The EFI memory map's `desc_size` is absurd (`inject=desc-size`).
     DescSize,
+    /// baton's new tables get a present lower-half top-level entry before
+    /// the checks that precede the switch (`inject=lower-half`).
+    LowerHalf,
 }
 
 impl Inject {
@@ -60,6 +63,7 @@ impl Inject {
             "truncate" => Inject::Truncate,
             "no-efi-map" => Inject::NoEfiMap,
             "desc-size" => Inject::DescSize,
+            "lower-half" => Inject::LowerHalf,
             _ => return None,
         })
     }
@@ -325,6 +329,7 @@ mod tests {
             ("overlap", Inject::Overlap),
             ("truncate", Inject::Truncate),
             ("no-efi-map", Inject::NoEfiMap),
+            ("lower-half", Inject::LowerHalf),
         ] {
             assert_eq!(Inject::parse(v), Some(i));
         }

@@ -12,7 +12,7 @@ use super::pages::entry_shift;
 use super::ptdump::Event;
 use super::*;
 use crate::Levels;
-use crate::phys::PhysWindow;
+use crate::phys::{FrameSource, PhysWindow};
 use crate::sim::{Sim, SimWindow};
 
 const K: u64 = 1 << 10;
@@ -765,6 +765,37 @@ fn entries_the_builder_cannot_use() {
             level: 1
         })
     );
+}
+
+#[test]
+fn lower_half_entries_must_be_absent() {
+    use PageSize::*;
+    for levels in [Levels::Four, Levels::Five] {
+        // The first upper-half entry and the last entry do not count.
+        let upper = levels.sign_extend(1 << (levels.va_bits() - 1));
+        let mappings = [
+            mapping(upper, 0, 4 * K, W | NX, Size4K),
+            mapping(0xffff_ffff_8000_0000, 0x20_0000, 4 * K, GLB, Size4K),
+        ];
+        let mut built = build(levels, &mappings);
+        assert_eq!(built.walker().lower_half_entry(), None, "{levels:?}");
+        // A present top-level entry over an empty table: no leaf, but the
+        // lower half is not empty.
+        let root = built.root;
+        let table = built.sim.frames.allocate_frame().unwrap();
+        built.sim.window.table_mut(table).zero();
+        built.sim.window.table_mut(root)[255].set_frame(table, PRESENT | W);
+        assert_eq!(built.walker().leaves_in(0, 1 << 47).count(), 0);
+        let (i, value) = built.walker().lower_half_entry().unwrap();
+        assert_eq!(i, 255);
+        assert_eq!(value, table.start_address().as_u64() | (PRESENT | W).bits());
+    }
+    // A leaf in the lower half is found through its top-level entry.
+    let built = build(
+        Levels::Four,
+        &[mapping(0x1000, 0x1000, 4 * K, W | NX, Size4K)],
+    );
+    assert_eq!(built.walker().lower_half_entry().map(|(i, _)| i), Some(0));
 }
 
 #[test]
