@@ -212,10 +212,11 @@ impl<W: PhysWindow + ?Sized> Walker<'_, W> {
     }
 }
 
-/// One line of the dump, as Linux's `note_page` and `printk_prot` print it.
-fn write_run(out: &mut dyn fmt::Write, run: &Run, levels: Levels) -> fmt::Result {
+/// The size of `start..end` as Linux's `note_page` prints it: the largest
+/// unit that divides it, `(value, unit)`.
+pub(crate) fn human_size(start: u64, end: u64) -> (u64, char) {
     const UNITS: &[u8] = b"BKMGTPE";
-    let mut size = run.end.wrapping_sub(run.start);
+    let mut size = end.wrapping_sub(start);
     let mut unit = 0;
     if size == 0 {
         // A run over the whole address space (no tables, no markers): 2^64.
@@ -225,33 +226,46 @@ fn write_run(out: &mut dyn fmt::Write, run: &Run, levels: Levels) -> fmt::Result
         size >>= 10;
         unit += 1;
     }
-    let unit = char::from(UNITS[unit]);
+    (size, char::from(UNITS[unit]))
+}
+
+/// The columns of Linux's `printk_prot` for a present run's protection
+/// `prot` at `level`: `(set, shown when set, shown when clear)`, without
+/// padding.
+pub(crate) fn prot_columns(prot: u64, level: u8) -> [(bool, &'static str, &'static str); 8] {
+    let pat = match level {
+        1 => prot & BIT7 != 0,
+        2 | 3 => prot & PAT_LARGE_BIT != 0,
+        _ => false,
+    };
+    [
+        (prot & USER != 0, "USR", ""),
+        (prot & RW != 0, "RW", "ro"),
+        (prot & PWT != 0, "PWT", ""),
+        (prot & PCD != 0, "PCD", ""),
+        (level > 1 && prot & BIT7 != 0, "PSE", ""),
+        (pat, "PAT", ""),
+        (prot & GLOBAL != 0, "GLB", ""),
+        (prot & NX != 0, "NX", "x"),
+    ]
+}
+
+/// One line of the dump, as Linux's `note_page` and `printk_prot` print it.
+fn write_run(out: &mut dyn fmt::Write, run: &Run, levels: Levels) -> fmt::Result {
+    let (size, unit) = human_size(run.start, run.end);
     write!(
         out,
         "0x{:016x}-0x{:016x}   {size:9}{unit} ",
         run.start, run.end
     )?;
-    let prot = run.prot;
-    if prot & PRESENT == 0 {
+    if run.prot & PRESENT == 0 {
         out.write_str("                              ")?;
     } else {
-        let pat = match run.level {
-            1 => prot & BIT7 != 0,
-            2 | 3 => prot & PAT_LARGE_BIT != 0,
-            _ => false,
-        };
-        let columns = [
-            (prot & USER != 0, "USR ", "    "),
-            (prot & RW != 0, "RW ", "ro "),
-            (prot & PWT != 0, "PWT ", "    "),
-            (prot & PCD != 0, "PCD ", "    "),
-            (run.level > 1 && prot & BIT7 != 0, "PSE ", "    "),
-            (pat, "PAT ", "    "),
-            (prot & GLOBAL != 0, "GLB ", "    "),
-            (prot & NX != 0, "NX ", "x  "),
-        ];
-        for (set, yes, no) in columns {
-            out.write_str(if set { yes } else { no })?;
+        // Linux pads each column to its widest value plus a space.
+        for (set, yes, no) in prot_columns(run.prot, run.level) {
+            let shown = if set { yes } else { no };
+            let width = yes.len().max(no.len()) + 1;
+            write!(out, "{shown:width$}")?;
         }
     }
     writeln!(out, "{}", level_name(run.level, levels))

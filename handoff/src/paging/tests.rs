@@ -969,23 +969,31 @@ fn wx_check_reports_each_run() {
     let built = build(Levels::Four, &mappings);
     let mut ranges = Vec::new();
     let summary = built.walker().check_wx(|range| ranges.push(*range));
+    let (p, rw, glb, pse) = (PRESENT.bits(), W.bits(), GLB.bits(), HUGE.bits());
+    let four = Levels::Four;
     assert_eq!(
         ranges,
         vec![
             WxRange {
                 start: 0x40_0000,
                 end: 0x40_2000,
-                level: 1
+                level: 1,
+                prot: p | rw,
+                levels: four,
             },
             WxRange {
                 start: 0xffff_ffff_8000_0000,
                 end: 0xffff_ffff_8040_0000,
-                level: 2
+                level: 2,
+                prot: p | rw | pse | glb,
+                levels: four,
             },
             WxRange {
                 start: 0xffff_ffff_8040_0000,
                 end: 0xffff_ffff_8040_1000,
-                level: 1
+                level: 1,
+                prot: p | rw | glb,
+                levels: four,
             },
         ]
     );
@@ -994,10 +1002,44 @@ fn wx_check_reports_each_run() {
         std::format!("{summary}"),
         "x86/mm: Checked W+X mappings: FAILED, 1027 W+X pages found."
     );
+    let lines: Vec<_> = ranges.iter().map(|r| std::format!("{r}")).collect();
     assert_eq!(
-        std::format!("{}", ranges[0]),
-        "x86/mm: Found insecure W+X mapping at address 0x400000"
+        lines,
+        [
+            "x86/mm: Found insecure W+X mapping at address 0x400000-0x402000 (8K RW x pte)",
+            "x86/mm: Found insecure W+X mapping at address \
+             0xffffffff80000000-0xffffffff80400000 (4M RW PSE GLB x pmd)",
+            "x86/mm: Found insecure W+X mapping at address \
+             0xffffffff80400000-0xffffffff80401000 (4K RW GLB x pte)",
+        ]
     );
+}
+
+#[test]
+fn wx_range_names_the_level_of_its_paging_mode() {
+    // A 1 GiB W+X page under 5-level paging, with the PAT bit of a large
+    // page, a user bit and caching bits: every column the dump shows.
+    let range = WxRange {
+        start: 0xff11_0000_0000_0000,
+        end: 0xff11_0000_4000_0000,
+        level: 3,
+        prot: (PRESENT | W | PageTableFlags::USER_ACCESSIBLE | PWT | PCD | HUGE).bits()
+            | super::pages::PAT_LARGE_BIT,
+        levels: Levels::Five,
+    };
+    assert_eq!(range.pages(), 1 << 18);
+    assert_eq!(
+        std::format!("{range}"),
+        "x86/mm: Found insecure W+X mapping at address \
+         0xff11000000000000-0xff11000040000000 (1G USR RW PWT PCD PSE PAT x pud)"
+    );
+    // A p4d-level run is named after the 5-level tables.
+    let p4d = WxRange {
+        level: 4,
+        prot: (PRESENT | W).bits(),
+        ..range
+    };
+    assert!(std::format!("{p4d}").ends_with("(1G RW x p4d)"));
 }
 
 #[test]
