@@ -324,6 +324,13 @@ pub fn all() -> Vec<Case> {
                 "---[ High Kernel Mapping ]---",
                 "0xffffffff80000000-0x* ro * GLB x  pte",
                 "---[ Modules ]---",
+                // Empty from the modules area up: the top PUD entry's run
+                // splits at Linux's "End Modules" and "Fixmap Area", both
+                // at MODULES_END.
+                "0xffffffffc0000000-0xffffffffff000000        1008M * pud",
+                "---[ End Modules ]---",
+                "---[ Fixmap Area ]---",
+                "0xffffffffff000000-0x0000000000000000          16M * pud",
             ],
             ..BASE
         },

@@ -909,9 +909,9 @@ fn ptdump_five_level() {
 
 #[test]
 fn ptdump_prints_every_marker_crossed() {
-    // Two markers inside one empty top-level entry both print, in order,
-    // before the run that starts after them; one past the last run never
-    // prints.
+    // Two markers inside one empty top-level entry split its run and print
+    // at their own addresses; one that is not page-aligned (Linux's
+    // end-of-space marker, -1) never prints.
     let built = build(Levels::Four, &[]);
     let mut dump = String::new();
     let markers = [
@@ -923,10 +923,11 @@ fn ptdump_prints_every_marker_crossed() {
     built.walker().ptdump(&mut dump, &markers).unwrap();
     let expected = "\
 ---[ Low ]---
-0x0000000000000000-0x0000008000000000         512G                               pgd
+0x0000000000000000-0x0000000000001000           4K                               pgd
 ---[ A ]---
+0x0000000000001000-0x0000000000002000           4K                               pgd
 ---[ B ]---
-0x0000008000000000-0x0000000000000000   17179868672G                               pgd
+0x0000000000002000-0x0000000000000000   18014398509481976K                               pgd
 ";
     assert_eq!(dump, expected, "\n{dump}");
 }

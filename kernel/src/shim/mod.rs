@@ -616,7 +616,7 @@ pub fn ptdump() {
     // SAFETY: the physmap maps all RAM read-write, page tables included.
     let physmap = unsafe { DirectMap::new(s.layout.page_offset_base()) };
     let walker = Walker::new(&physmap, s.root, s.levels);
-    let markers = s.layout.regions().map(|r| (r.start, r.marker));
+    let markers = s.layout.ptdump_markers();
     let _ = walker.ptdump(&mut crate::console::Writer, &markers);
 }
 
