@@ -55,6 +55,9 @@ pub enum Inject {
     /// not know, so that it fails (`inject=svam-version`): runtime
     /// services must end up unavailable and the boot go on.
     SvamVersion,
+    /// baton's new tables get a present lower-half top-level entry before
+    /// the checks that precede the switch (`inject=lower-half`).
+    LowerHalf,
 }
 
 impl Inject {
@@ -65,6 +68,7 @@ impl Inject {
             "no-efi-map" => Inject::NoEfiMap,
             "desc-size" => Inject::DescSize,
             "svam-version" => Inject::SvamVersion,
+            "lower-half" => Inject::LowerHalf,
             _ => return None,
         })
     }
@@ -336,6 +340,7 @@ mod tests {
             ("truncate", Inject::Truncate),
             ("no-efi-map", Inject::NoEfiMap),
             ("svam-version", Inject::SvamVersion),
+            ("lower-half", Inject::LowerHalf),
         ] {
             assert_eq!(Inject::parse(v), Some(i));
         }

@@ -361,6 +361,29 @@ impl Layout {
         &self.regions
     }
 
+    /// Linux's ptdump markers for baton's layout, `(start, name)` in
+    /// ascending order: each region's [`marker`](RegionKind::marker) where
+    /// it starts, and Linux's "End Modules" at [`MODULES_END`], which
+    /// baton's fixmap starts at too ("End Modules" first, as in Linux's
+    /// `address_markers`). Linux's KASAN, CPU entry area and ESPfix
+    /// markers have no region in baton.
+    pub const fn ptdump_markers(&self) -> [(u64, &'static str); REGION_COUNT + 1] {
+        let mut out = [(0, ""); REGION_COUNT + 1];
+        let mut i = 0;
+        let mut o = 0;
+        while i < REGION_COUNT {
+            let r = &self.regions[i];
+            if matches!(r.kind, RegionKind::Fixmap) {
+                out[o] = (MODULES_END, "End Modules");
+                o += 1;
+            }
+            out[o] = (r.start, r.marker);
+            o += 1;
+            i += 1;
+        }
+        out
+    }
+
     /// The region of kind `kind`.
     pub const fn region(&self, kind: RegionKind) -> &Region {
         &self.regions[kind as usize]
@@ -735,6 +758,33 @@ mod tests {
                 "Fixmap Area",
             ]
         );
+    }
+
+    #[test]
+    fn ptdump_markers_follow_linux() {
+        for l in both() {
+            let markers = l.ptdump_markers();
+            assert!(markers.windows(2).all(|w| w[0].0 <= w[1].0), "{markers:x?}");
+            let names: Vec<&str> = markers.iter().map(|m| m.1).collect();
+            assert_eq!(
+                names,
+                [
+                    "User Space",
+                    "Kernel Space",
+                    "LDT remap",
+                    "Low Kernel Mapping",
+                    "vmalloc() Area",
+                    "Vmemmap",
+                    "EFI Runtime Services",
+                    "High Kernel Mapping",
+                    "Modules",
+                    "End Modules",
+                    "Fixmap Area",
+                ]
+            );
+            assert_eq!(markers[9], (MODULES_END, "End Modules"));
+            assert_eq!(markers[10], (MODULES_END, "Fixmap Area"));
+        }
     }
 
     #[test]

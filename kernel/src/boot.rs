@@ -549,6 +549,11 @@ fn maps_copied() -> crate::selftest::TestResult {
 pub fn inject(what: handoff::cmdline::Inject) {
     use handoff::cmdline::Inject;
     use log::warn;
+    if what == Inject::LowerHalf {
+        // Not boot data: the shim damages its new tables once built.
+        crate::shim::inject_lower_half();
+        return warn!("inject: the new tables will get a present lower-half entry");
+    }
     let mut raw = RAW_MAPS.lock();
     let raw = &mut *raw;
     if what == Inject::SvamVersion {
@@ -604,7 +609,7 @@ pub fn inject(what: handoff::cmdline::Inject) {
             raw.efi_info = Some(efi);
             warn!("inject: EFI desc_size set to 8");
         }
-        Inject::SvamVersion => unreachable!("handled above"),
+        Inject::SvamVersion | Inject::LowerHalf => unreachable!("handled above"),
     }
 }
 

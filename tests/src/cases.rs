@@ -174,11 +174,15 @@ pub const HANDOVER: &[&str] = &[
     "boot: command line \"*\"",
     "boot: memory map: * Limine entries*",
     // The handoff (issue 3): the switch, the checks of the live tables and
-    // their statistics.
+    // their statistics. Limine maps nothing in the lower half under every
+    // base revision baton accepts (2 to 5; only revision 0 had an identity
+    // map), on every machine the cases boot.
+    "limine:   leaves in lower half: 4K 0 / 2M 0 / 1G 0",
     "handoff: memory map: * descriptors and * Limine entries -> * regions",
     "handoff: plan: * mappings; physmap * MiB at 0x* with pages up to *",
     "handoff: physmap cuts for memory types: * splits cost * extra leaves*",
     "handoff: built * page-table frames at 0x*",
+    "handoff: new tables verified before the switch through Limine's HHDM: * leaves, * MiB mapped; lower half empty (256 top-level entries not present); * RAM samples translate to themselves, * non-RAM samples unmapped",
     "handoff: CR3 = 0x*: running on baton's *-level tables",
     "handoff: live tables match the plan: * leaves, * MiB mapped",
     "handoff: lower half empty; physmap: * RAM samples translate to themselves, * non-RAM samples unmapped",
@@ -327,6 +331,13 @@ pub fn all() -> Vec<Case> {
                 "---[ High Kernel Mapping ]---",
                 "0xffffffff80000000-0x* ro * GLB x  pte",
                 "---[ Modules ]---",
+                // Empty from the modules area up: the top PUD entry's run
+                // splits at Linux's "End Modules" and "Fixmap Area", both
+                // at MODULES_END.
+                "0xffffffffc0000000-0xffffffffff000000        1008M * pud",
+                "---[ End Modules ]---",
+                "---[ Fixmap Area ]---",
+                "0xffffffffff000000-0x0000000000000000          16M * pud",
             ],
             ..BASE
         },
@@ -503,6 +514,23 @@ pub fn all() -> Vec<Case> {
                 "handoff: cannot continue; stopping",
             ],
             absent: &["handoff: CR3 ="],
+            ..STOPS
+        },
+        Case {
+            name: "inject-lower-half",
+            about: "a present lower-half entry in the new tables: caught through Limine's HHDM \
+                    before the switch, a clean stop on Limine's tables",
+            cmdline: "test inject=lower-half",
+            lines: &[
+                "inject: entry 0 of the new root table now points at an empty table at 0x*",
+                "ERROR handoff: the new tables (read through Limine's HHDM; CR3 not switched): \
+                 the lower half is not empty: top-level entry 0 is present (0x*)",
+                "handoff: cannot continue; stopping",
+            ],
+            absent: &[
+                "handoff: CR3 =",
+                "handoff: new tables verified before the switch",
+            ],
             ..STOPS
         },
         Case {

@@ -89,7 +89,8 @@ impl Reason {
             Kind::AcpiNvs => Some(Reason::AcpiNvs),
             Kind::RuntimeData => Some(Reason::EfiRuntimeData),
             Kind::RuntimeCode => Some(Reason::EfiRuntimeCode),
-            Kind::Persistent
+            Kind::SoftReserved
+            | Kind::Persistent
             | Kind::Unaccepted
             | Kind::Framebuffer
             | Kind::Reserved

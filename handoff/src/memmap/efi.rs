@@ -273,9 +273,10 @@ impl<'a> EfiEntry<'a> {
         info(self.index, &self.desc)
     }
 
-    /// baton's kind for the descriptor's type.
+    /// baton's kind for the descriptor's type (and its specific-purpose
+    /// attribute).
     pub fn kind(&self) -> Kind {
-        Kind::from_efi(self.desc.ty)
+        Kind::from_efi_desc(self.desc.ty, self.desc.att)
     }
 
     /// Whether the runtime services need the range mapped.

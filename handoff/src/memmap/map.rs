@@ -8,7 +8,7 @@ use x86_64::PhysAddr;
 
 use super::MAX_REGIONS;
 use super::error::MapError;
-use super::policy::{Kind, Policy};
+use super::policy::{Kind, Policy, Runtime};
 
 /// A physical range of one kind.
 ///
@@ -51,12 +51,17 @@ impl Region {
         self.kind.policy()
     }
 
-    /// Whether the runtime services need it mapped in the EFI window: the
-    /// EFI_MEMORY_RUNTIME attribute decides, whatever the type (runtime
-    /// MMIO such as OVMF's flash included).
+    /// Whether the runtime services need it mapped in the EFI window: where
+    /// the policy of its kind says [`Runtime::IfAttribute`], the
+    /// EFI_MEMORY_RUNTIME attribute decides, whatever the firmware type
+    /// (runtime MMIO such as OVMF's flash included).
     pub fn is_efi_runtime(&self) -> bool {
-        self.attr
-            .is_some_and(|a| a.contains(MemoryAttribute::RUNTIME))
+        match self.kind.policy().runtime {
+            Runtime::IfAttribute => self
+                .attr
+                .is_some_and(|a| a.contains(MemoryAttribute::RUNTIME)),
+            Runtime::Never => false,
+        }
     }
 }
 

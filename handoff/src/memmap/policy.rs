@@ -1,12 +1,17 @@
 //! What baton does with each kind of physical memory.
 //!
 //! Three exhaustive matches hold the whole policy: firmware type to [`Kind`]
-//! for the EFI map ([`Kind::from_efi`]) and for Limine's map
-//! ([`Kind::from_limine`]), and [`Kind`] to [`Policy`] ([`Kind::policy`]).
-//! Nothing else in baton decides whether a range is RAM or when it may be
+//! for the EFI map ([`Kind::from_efi`], with [`Kind::from_efi_desc`] for
+//! the one attribute that changes the kind) and for Limine's map
+//! ([`Kind::from_limine`]), and [`Kind`] to [`Policy`] ([`Kind::policy`]):
+//! per kind, whether it is RAM for the physmap, whether it goes into the
+//! EFI runtime window, and whether it is allocatable now, after the CR3
+//! switch, after the EFI handoff, or never. A kind that is none of these
+//! is never touched ([`Policy::never_touched`]). Nothing else in baton
+//! decides whether a range is RAM, runtime memory or when it may be
 //! allocated.
 
-use uefi_raw::table::boot::MemoryType;
+use uefi_raw::table::boot::{MemoryAttribute, MemoryType};
 
 use super::limine;
 
@@ -18,6 +23,9 @@ use super::limine;
 ///
 /// * the three kinds that become free memory come first, earliest free first,
 ///   so that any other claim on a page keeps it out of the allocator;
+/// * then specific-purpose memory, which only loses to what Limine put
+///   there (the kernel, say): it is never general RAM, but what Limine
+///   loaded into it must stay reachable;
 /// * then RAM baton keeps: the kernel, ACPI tables, then the EFI runtime
 ///   regions (code above data, since it also needs executing);
 /// * then memory that is not plain RAM (persistent, unaccepted) and the
@@ -33,6 +41,12 @@ pub enum Kind {
     /// The bootloader's memory (Limine's page tables, stack, responses, its
     /// EFI image): free once baton runs on its own page tables.
     BootloaderReclaimable,
+    /// Conventional memory with EFI_MEMORY_SP (specific purpose, UEFI 2.8):
+    /// meant for particular devices or applications, not for the OS's own
+    /// data. Linux calls it "soft reserved" (`E820_TYPE_SOFT_RESERVED`),
+    /// keeps it out of the page allocator and out of the direct map, and
+    /// hands it to device DAX; baton keeps away from it likewise.
+    SoftReserved,
     /// The kernel image and the modules Limine loaded.
     Kernel,
     /// ACPI tables.
@@ -75,21 +89,49 @@ pub enum Allocatable {
     Never,
 }
 
+/// Whether memory of a kind goes into the EFI runtime window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Runtime {
+    /// When its EFI descriptor has EFI_MEMORY_RUNTIME: UEFI lets the
+    /// attribute, on any type, ask the OS for a virtual mapping (the
+    /// runtime services' code and data, but also runtime MMIO such as
+    /// OVMF's flash, or reserved ranges), and Linux maps exactly those.
+    IfAttribute,
+    /// Never, whatever the attributes say: memory that only Limine
+    /// describes or that must not be touched at all.
+    Never,
+}
+
 /// How baton treats a [`Kind`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Policy {
     /// RAM: mapped in the physmap (the direct map of all RAM).
     pub ram: bool,
+    /// Whether it goes into the EFI runtime window.
+    pub runtime: Runtime,
     /// When the frame allocator may hand it out.
     pub allocatable: Allocatable,
 }
 
+impl Policy {
+    /// Whether the handoff and the memory services leave memory of this
+    /// policy alone: not RAM, never in the EFI window, never allocatable.
+    /// (A driver may still map device memory among it on purpose: the
+    /// framebuffer, write-combining through ioremap.)
+    pub const fn never_touched(&self) -> bool {
+        !self.ram
+            && matches!(self.runtime, Runtime::Never)
+            && matches!(self.allocatable, Allocatable::Never)
+    }
+}
+
 impl Kind {
     /// Every kind, in order of precedence.
-    pub const ALL: [Kind; 14] = [
+    pub const ALL: [Kind; 15] = [
         Kind::Usable,
         Kind::BootServices,
         Kind::BootloaderReclaimable,
+        Kind::SoftReserved,
         Kind::Kernel,
         Kind::AcpiReclaimable,
         Kind::AcpiNvs,
@@ -148,6 +190,18 @@ impl Kind {
         }
     }
 
+    /// The kind of an EFI descriptor: its type's ([`Kind::from_efi`]),
+    /// except that conventional memory with EFI_MEMORY_SP (`0x40000`, which
+    /// uefi-raw calls `SPECIAL_PURPOSE`) is [`Kind::SoftReserved`], as Linux
+    /// makes it (`efi_soft_reserve_enabled()` and `EFI_CONVENTIONAL_MEMORY`
+    /// only: on other types the hint changes nothing).
+    pub const fn from_efi_desc(ty: MemoryType, attr: MemoryAttribute) -> Kind {
+        if ty.0 == MemoryType::CONVENTIONAL.0 && attr.contains(MemoryAttribute::SPECIAL_PURPOSE) {
+            return Kind::SoftReserved;
+        }
+        Kind::from_efi(ty)
+    }
+
     /// The kind of a Limine memory-map type.
     pub const fn from_limine(ty: u64) -> Kind {
         match ty {
@@ -177,39 +231,62 @@ impl Kind {
     }
 
     /// How baton treats memory of this kind.
+    ///
+    /// Whether a range goes into the EFI window is stated per kind here and
+    /// decided per range by its attributes ([`Runtime::IfAttribute`]); see
+    /// `Region::is_efi_runtime`.
     pub const fn policy(self) -> Policy {
-        use Allocatable::*;
-        let (ram, allocatable) = match self {
-            // Free RAM.
-            Kind::Usable => (true, Now),
-            // RAM, reused once the firmware can no longer touch it.
-            Kind::BootServices => (true, AfterEfiHandoff),
+        use Allocatable::{AfterCr3Switch, AfterEfiHandoff, Never, Now};
+        use Runtime::{IfAttribute, Never as NotRuntime};
+        let (ram, runtime, allocatable) = match self {
+            // Free RAM. Conventional memory with the runtime attribute would
+            // be the firmware's: the attribute still decides.
+            Kind::Usable => (true, IfAttribute, Now),
+            // RAM, reused once the firmware can no longer touch it. Linux
+            // leaves boot-services memory with the runtime attribute to the
+            // firmware.
+            Kind::BootServices => (true, IfAttribute, AfterEfiHandoff),
             // RAM under Limine's page tables and responses, which baton reads
-            // until its own tables are loaded.
-            Kind::BootloaderReclaimable => (true, AfterCr3Switch),
-            // RAM holding the kernel and its modules.
-            Kind::Kernel => (true, Never),
+            // until its own tables are loaded. Loader memory (Limine's EFI
+            // image) never carries the runtime attribute in practice.
+            Kind::BootloaderReclaimable => (true, IfAttribute, AfterCr3Switch),
+            // Specific-purpose memory: not general RAM, so neither in the
+            // physmap nor allocatable (Linux leaves soft-reserved memory out
+            // of its direct map); a driver would map it on demand.
+            Kind::SoftReserved => (false, IfAttribute, Never),
+            // RAM holding the kernel and its modules: Limine's word only,
+            // never the firmware's.
+            Kind::Kernel => (true, NotRuntime, Never),
             // RAM holding ACPI tables, which baton keeps.
-            Kind::AcpiReclaimable => (true, Never),
+            Kind::AcpiReclaimable => (true, IfAttribute, Never),
             // RAM the firmware owns; in the physmap so ACPI can reach it.
-            Kind::AcpiNvs => (true, Never),
+            // Some firmware marks ACPI NVS runtime.
+            Kind::AcpiNvs => (true, IfAttribute, Never),
             // RAM the runtime services own; in the physmap too, since the EFI
-            // system table and runtime data must be readable through it.
-            Kind::RuntimeData | Kind::RuntimeCode => (true, Never),
+            // system table and runtime data must be readable through it; in
+            // the EFI window through their runtime attribute.
+            Kind::RuntimeData | Kind::RuntimeCode => (true, IfAttribute, Never),
             // Not RAM: pmem is mapped on demand, not in the direct map.
-            Kind::Persistent => (false, Never),
+            Kind::Persistent => (false, IfAttribute, Never),
             // Not RAM until accepted; touching it faults the guest.
-            Kind::Unaccepted => (false, Never),
-            // Not RAM: mapped write-combining through ioremap.
-            Kind::Framebuffer => (false, Never),
-            // Not RAM: may be anything, caching it could corrupt it.
-            Kind::Reserved => (false, Never),
-            // Device registers: mapped uncached through ioremap.
-            Kind::Mmio => (false, Never),
-            // Broken memory: never mapped.
-            Kind::Bad => (false, Never),
+            Kind::Unaccepted => (false, NotRuntime, Never),
+            // Not RAM: mapped write-combining through ioremap; Limine's word
+            // only.
+            Kind::Framebuffer => (false, NotRuntime, Never),
+            // Not RAM: may be anything, caching it could corrupt it. Runtime
+            // ranges among it are mapped in the EFI window.
+            Kind::Reserved => (false, IfAttribute, Never),
+            // Device registers: mapped uncached through ioremap, or in the
+            // EFI window when runtime (the pflash of OVMF).
+            Kind::Mmio => (false, IfAttribute, Never),
+            // Broken memory: never mapped, never used.
+            Kind::Bad => (false, NotRuntime, Never),
         };
-        Policy { ram, allocatable }
+        Policy {
+            ram,
+            runtime,
+            allocatable,
+        }
     }
 
     /// Whether the kind is RAM, mapped in the physmap.
@@ -244,7 +321,8 @@ mod tests {
         // The order the design asks for, pair by pair where it matters.
         assert!(Kind::Usable < Kind::BootServices);
         assert!(Kind::BootServices < Kind::BootloaderReclaimable);
-        assert!(Kind::BootloaderReclaimable < Kind::Kernel);
+        assert!(Kind::BootloaderReclaimable < Kind::SoftReserved);
+        assert!(Kind::SoftReserved < Kind::Kernel);
         assert!(Kind::Kernel < Kind::AcpiReclaimable);
         assert!(Kind::RuntimeData < Kind::RuntimeCode);
         assert!(Kind::Framebuffer < Kind::Reserved);
@@ -260,27 +338,47 @@ mod tests {
 
     #[test]
     fn policy_table() {
+        use Runtime::IfAttribute as IfAttr;
+        const NO: Runtime = Runtime::Never;
+        // kind, RAM (physmap), runtime (EFI window), allocatable.
         let expected = [
-            (Kind::Usable, true, Now),
-            (Kind::BootServices, true, AfterEfiHandoff),
-            (Kind::BootloaderReclaimable, true, AfterCr3Switch),
-            (Kind::Kernel, true, Never),
-            (Kind::AcpiReclaimable, true, Never),
-            (Kind::AcpiNvs, true, Never),
-            (Kind::RuntimeData, true, Never),
-            (Kind::RuntimeCode, true, Never),
-            (Kind::Persistent, false, Never),
-            (Kind::Unaccepted, false, Never),
-            (Kind::Framebuffer, false, Never),
-            (Kind::Reserved, false, Never),
-            (Kind::Mmio, false, Never),
-            (Kind::Bad, false, Never),
+            (Kind::Usable, true, IfAttr, Now),
+            (Kind::BootServices, true, IfAttr, AfterEfiHandoff),
+            (Kind::BootloaderReclaimable, true, IfAttr, AfterCr3Switch),
+            (Kind::SoftReserved, false, IfAttr, Never),
+            (Kind::Kernel, true, NO, Never),
+            (Kind::AcpiReclaimable, true, IfAttr, Never),
+            (Kind::AcpiNvs, true, IfAttr, Never),
+            (Kind::RuntimeData, true, IfAttr, Never),
+            (Kind::RuntimeCode, true, IfAttr, Never),
+            (Kind::Persistent, false, IfAttr, Never),
+            (Kind::Unaccepted, false, NO, Never),
+            (Kind::Framebuffer, false, NO, Never),
+            (Kind::Reserved, false, IfAttr, Never),
+            (Kind::Mmio, false, IfAttr, Never),
+            (Kind::Bad, false, NO, Never),
         ];
         assert_eq!(expected.len(), Kind::COUNT);
-        for (kind, ram, allocatable) in expected {
-            assert_eq!(kind.policy(), Policy { ram, allocatable }, "{kind:?}");
+        for (kind, ram, runtime, allocatable) in expected {
+            assert_eq!(
+                kind.policy(),
+                Policy {
+                    ram,
+                    runtime,
+                    allocatable
+                },
+                "{kind:?}"
+            );
             assert_eq!(kind.is_ram(), ram);
         }
+        let never_touched: Vec<_> = Kind::ALL
+            .into_iter()
+            .filter(|k| k.policy().never_touched())
+            .collect();
+        assert_eq!(
+            never_touched,
+            [Kind::Unaccepted, Kind::Framebuffer, Kind::Bad]
+        );
         let usable_class: Vec<_> = Kind::ALL
             .into_iter()
             .filter(|k| k.is_usable_class())
@@ -335,6 +433,37 @@ mod tests {
                 "type {ty:#x}"
             );
         }
+    }
+
+    #[test]
+    fn specific_purpose_conventional_memory_is_soft_reserved() {
+        let sp = MemoryAttribute::SPECIAL_PURPOSE;
+        assert_eq!(sp.bits(), 0x4_0000, "EFI_MEMORY_SP is bit 18");
+        let wb = MemoryAttribute::WRITE_BACK;
+        assert_eq!(
+            Kind::from_efi_desc(MemoryType::CONVENTIONAL, wb | sp),
+            Kind::SoftReserved
+        );
+        assert_eq!(
+            Kind::from_efi_desc(MemoryType::CONVENTIONAL, wb),
+            Kind::Usable
+        );
+        // The hint changes only conventional memory, as in Linux.
+        for ty in 0..16 {
+            let ty = MemoryType(ty);
+            if ty != MemoryType::CONVENTIONAL {
+                assert_eq!(
+                    Kind::from_efi_desc(ty, wb | sp),
+                    Kind::from_efi(ty),
+                    "{ty:?}"
+                );
+            }
+        }
+        // Neither RAM for the physmap nor allocatable, ever.
+        let policy = Kind::SoftReserved.policy();
+        assert!(!policy.ram);
+        assert_eq!(policy.allocatable, Never);
+        assert!(!Kind::SoftReserved.is_usable_class());
     }
 
     #[test]

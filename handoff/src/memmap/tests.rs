@@ -480,6 +480,50 @@ fn overlay_takes_the_attributes_of_each_descriptor_it_covers() {
     assert_eq!(map.regions(), &expected);
 }
 
+/// Conventional memory with EFI_MEMORY_SP is soft reserved: not RAM for
+/// the physmap, never allocatable, not in the EFI window; what Limine
+/// loaded into it (the kernel) keeps its own kind.
+#[test]
+fn specific_purpose_memory_is_soft_reserved() {
+    use MemoryType as T;
+    const SP: u64 = 0x4_0000;
+    let efi = [
+        desc(T::CONVENTIONAL, 0x0, 0x10, WB),
+        desc(T::CONVENTIONAL, 0x10000, 0x10, WB | SP),
+        // The hint means nothing on other types.
+        desc(T::BOOT_SERVICES_DATA, 0x20000, 0x10, WB | SP),
+    ];
+    let limine = [entry(0x18000, 0x2000, EXECUTABLE_AND_MODULES)];
+    let (_, map) = build_from(Some(&efi), &limine);
+    let expected = [
+        region(0x0, 0x10000, Kind::Usable, attr(WB)),
+        region(0x10000, 0x18000, Kind::SoftReserved, attr(WB | SP)),
+        region(0x18000, 0x1a000, Kind::Kernel, attr(WB | SP)),
+        region(0x1a000, 0x20000, Kind::SoftReserved, attr(WB | SP)),
+        region(0x20000, 0x30000, Kind::BootServices, attr(WB | SP)),
+    ];
+    assert_eq!(map.regions(), &expected);
+    assert_eq!(map.bytes(Kind::SoftReserved), 0xe000);
+    // Only the RAM around it is in the physmap.
+    let runs: Vec<_> = map.ram_runs().collect();
+    assert_eq!(runs, [0x0..0x10000, 0x18000..0x1a000, 0x20000..0x30000]);
+    assert_eq!(map.efi_runtime().count(), 0);
+}
+
+/// Where the policy says [`Runtime::Never`], the runtime attribute is not
+/// honoured; elsewhere it decides, whatever the kind.
+#[test]
+fn the_runtime_attribute_decides_where_the_policy_lets_it() {
+    for kind in Kind::ALL {
+        let with = region(0, 0x1000, kind, attr(RT | UC));
+        let without = region(0, 0x1000, kind, attr(UC));
+        let bios = region(0, 0x1000, kind, None);
+        let honoured = kind.policy().runtime == Runtime::IfAttribute;
+        assert_eq!(with.is_efi_runtime(), honoured, "{kind:?}");
+        assert!(!without.is_efi_runtime() && !bios.is_efi_runtime());
+    }
+}
+
 /// Touching descriptors in any order are not an overlap.
 #[test]
 fn unsorted_touching_descriptors_build() {

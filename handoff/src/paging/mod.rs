@@ -37,5 +37,5 @@ pub use path::{End, Path, Step};
 pub use protect::{WxError, check_wx};
 pub use ptdump::level_name;
 pub use unmap::{UnmapError, Unmapped, Unmapper};
-pub use walker::{Leaf, Leaves, Stats, Translation, Walker};
+pub use walker::{LOWER_HALF_ENTRIES, Leaf, Leaves, Stats, Translation, Walker};
 pub use wx::{WX_PASSED, WxRange, WxSummary};

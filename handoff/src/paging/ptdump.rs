@@ -16,9 +16,16 @@
 //!   sets ACCESSED/DIRTY as it goes, and baton does not preset them as
 //!   Linux's `PAGE_KERNEL` does;
 //! - every non-present entry counts as empty;
-//! - the non-canonical hole ends the run before it (Linux lets the last
-//!   lower-half run reach the first upper-half address, which only shows
-//!   when the top of the lower half is mapped);
+//! - the non-canonical hole is noted as empty entries at its own start, so
+//!   an empty lower-half run stretches over it to the first upper-half
+//!   address as in Linux, but a mapped run at the top of the lower half
+//!   ends at the hole (`0x0000800000000000`) where Linux's would reach
+//!   `0xffff800000000000`;
+//! - a marker inside one entry (an empty top-level or PUD entry, say)
+//!   splits the entry's run at the marker, so that every marker prints at
+//!   its own address even where nothing around it is mapped (Linux prints
+//!   it at the next entry boundary, and its fixmap and modules area always
+//!   have tables, so its markers land there too);
 //! - every marker the walk passes is printed, where Linux prints one per
 //!   run;
 //! - no guard-hole skip, no per-marker line limits.
@@ -113,6 +120,28 @@ impl<'m, E, F: FnMut(Event<'m>) -> Result<(), E>> Merger<'m, F> {
         Ok(())
     }
 
+    /// Notes the markers strictly inside the entry at `addr` spanning
+    /// `span` bytes (the last entry wraps to 0), splitting its run there.
+    fn split_at_markers(
+        &mut self,
+        addr: u64,
+        span: u64,
+        prot: u64,
+        effective: u64,
+        level: u8,
+    ) -> Result<(), E> {
+        while let Some(&(start, _)) = self.markers.get(self.next_marker) {
+            let offset = start.wrapping_sub(addr);
+            // Only page-aligned markers split: Linux's end-of-space marker
+            // (-1) ends the list without ever printing.
+            if start <= addr || offset >= span || start & 0xfff != 0 {
+                break;
+            }
+            self.note(start, prot, effective, level)?;
+        }
+        Ok(())
+    }
+
     fn start(&mut self, addr: u64, prot: u64, effective: u64, level: u8) {
         self.current = Some(Run {
             start: addr,
@@ -172,8 +201,9 @@ impl<W: PhysWindow + ?Sized> Walker<'_, W> {
         let shift = entry_shift(level);
         for (i, entry) in table.iter().enumerate() {
             if level == top && i == 256 {
-                // The non-canonical hole: a run of its own, so that the
-                // last lower-half run does not stretch over it.
+                // The non-canonical hole: empty entries from its start, so
+                // that a mapped run at the top of the lower half ends there
+                // (an empty one merges with it).
                 merger.note(1 << (levels.va_bits() - 1), 0, 0, level)?;
             }
             let offset = (i as u64) << shift;
@@ -183,8 +213,10 @@ impl<W: PhysWindow + ?Sized> Walker<'_, W> {
                 base + offset
             };
             let raw = raw(entry);
+            let span = 1u64 << shift;
             if raw & PRESENT == 0 {
                 merger.note(addr, 0, 0, level)?;
+                merger.split_at_markers(addr, span, 0, 0, level)?;
                 continue;
             }
             let large = level > 1 && raw & BIT7 != 0;
@@ -192,6 +224,7 @@ impl<W: PhysWindow + ?Sized> Walker<'_, W> {
             let effective = (above & prot & (USER | RW)) | ((above | prot) & NX);
             if level == 1 || large {
                 merger.note(addr, prot, effective, level)?;
+                merger.split_at_markers(addr, span, prot, effective, level)?;
             } else {
                 let child = PhysFrame::containing_address(entry.addr());
                 self.walk_runs(merger, child, level - 1, addr, effective)?;
@@ -212,10 +245,11 @@ impl<W: PhysWindow + ?Sized> Walker<'_, W> {
     }
 }
 
-/// One line of the dump, as Linux's `note_page` and `printk_prot` print it.
-fn write_run(out: &mut dyn fmt::Write, run: &Run, levels: Levels) -> fmt::Result {
+/// The size of `start..end` as Linux's `note_page` prints it: the largest
+/// unit that divides it, `(value, unit)`.
+pub(crate) fn human_size(start: u64, end: u64) -> (u64, char) {
     const UNITS: &[u8] = b"BKMGTPE";
-    let mut size = run.end.wrapping_sub(run.start);
+    let mut size = end.wrapping_sub(start);
     let mut unit = 0;
     if size == 0 {
         // A run over the whole address space (no tables, no markers): 2^64.
@@ -225,33 +259,46 @@ fn write_run(out: &mut dyn fmt::Write, run: &Run, levels: Levels) -> fmt::Result
         size >>= 10;
         unit += 1;
     }
-    let unit = char::from(UNITS[unit]);
+    (size, char::from(UNITS[unit]))
+}
+
+/// The columns of Linux's `printk_prot` for a present run's protection
+/// `prot` at `level`: `(set, shown when set, shown when clear)`, without
+/// padding.
+pub(crate) fn prot_columns(prot: u64, level: u8) -> [(bool, &'static str, &'static str); 8] {
+    let pat = match level {
+        1 => prot & BIT7 != 0,
+        2 | 3 => prot & PAT_LARGE_BIT != 0,
+        _ => false,
+    };
+    [
+        (prot & USER != 0, "USR", ""),
+        (prot & RW != 0, "RW", "ro"),
+        (prot & PWT != 0, "PWT", ""),
+        (prot & PCD != 0, "PCD", ""),
+        (level > 1 && prot & BIT7 != 0, "PSE", ""),
+        (pat, "PAT", ""),
+        (prot & GLOBAL != 0, "GLB", ""),
+        (prot & NX != 0, "NX", "x"),
+    ]
+}
+
+/// One line of the dump, as Linux's `note_page` and `printk_prot` print it.
+fn write_run(out: &mut dyn fmt::Write, run: &Run, levels: Levels) -> fmt::Result {
+    let (size, unit) = human_size(run.start, run.end);
     write!(
         out,
         "0x{:016x}-0x{:016x}   {size:9}{unit} ",
         run.start, run.end
     )?;
-    let prot = run.prot;
-    if prot & PRESENT == 0 {
+    if run.prot & PRESENT == 0 {
         out.write_str("                              ")?;
     } else {
-        let pat = match run.level {
-            1 => prot & BIT7 != 0,
-            2 | 3 => prot & PAT_LARGE_BIT != 0,
-            _ => false,
-        };
-        let columns = [
-            (prot & USER != 0, "USR ", "    "),
-            (prot & RW != 0, "RW ", "ro "),
-            (prot & PWT != 0, "PWT ", "    "),
-            (prot & PCD != 0, "PCD ", "    "),
-            (run.level > 1 && prot & BIT7 != 0, "PSE ", "    "),
-            (pat, "PAT ", "    "),
-            (prot & GLOBAL != 0, "GLB ", "    "),
-            (prot & NX != 0, "NX ", "x  "),
-        ];
-        for (set, yes, no) in columns {
-            out.write_str(if set { yes } else { no })?;
+        // Linux pads each column to its widest value plus a space.
+        for (set, yes, no) in prot_columns(run.prot, run.level) {
+            let shown = if set { yes } else { no };
+            let width = yes.len().max(no.len()) + 1;
+            write!(out, "{shown:width$}")?;
         }
     }
     writeln!(out, "{}", level_name(run.level, levels))

@@ -12,7 +12,7 @@ use super::pages::entry_shift;
 use super::ptdump::Event;
 use super::*;
 use crate::Levels;
-use crate::phys::PhysWindow;
+use crate::phys::{FrameSource, PhysWindow};
 use crate::sim::{Sim, SimWindow};
 
 const K: u64 = 1 << 10;
@@ -768,6 +768,37 @@ fn entries_the_builder_cannot_use() {
 }
 
 #[test]
+fn lower_half_entries_must_be_absent() {
+    use PageSize::*;
+    for levels in [Levels::Four, Levels::Five] {
+        // The first upper-half entry and the last entry do not count.
+        let upper = levels.sign_extend(1 << (levels.va_bits() - 1));
+        let mappings = [
+            mapping(upper, 0, 4 * K, W | NX, Size4K),
+            mapping(0xffff_ffff_8000_0000, 0x20_0000, 4 * K, GLB, Size4K),
+        ];
+        let mut built = build(levels, &mappings);
+        assert_eq!(built.walker().lower_half_entry(), None, "{levels:?}");
+        // A present top-level entry over an empty table: no leaf, but the
+        // lower half is not empty.
+        let root = built.root;
+        let table = built.sim.frames.allocate_frame().unwrap();
+        built.sim.window.table_mut(table).zero();
+        built.sim.window.table_mut(root)[255].set_frame(table, PRESENT | W);
+        assert_eq!(built.walker().leaves_in(0, 1 << 47).count(), 0);
+        let (i, value) = built.walker().lower_half_entry().unwrap();
+        assert_eq!(i, 255);
+        assert_eq!(value, table.start_address().as_u64() | (PRESENT | W).bits());
+    }
+    // A leaf in the lower half is found through its top-level entry.
+    let built = build(
+        Levels::Four,
+        &[mapping(0x1000, 0x1000, 4 * K, W | NX, Size4K)],
+    );
+    assert_eq!(built.walker().lower_half_entry().map(|(i, _)| i), Some(0));
+}
+
+#[test]
 fn errors_display_their_address() {
     let text = std::format!(
         "{}",
@@ -878,9 +909,9 @@ fn ptdump_five_level() {
 
 #[test]
 fn ptdump_prints_every_marker_crossed() {
-    // Two markers inside one empty top-level entry both print, in order,
-    // before the run that starts after them; one past the last run never
-    // prints.
+    // Two markers inside one empty top-level entry split its run and print
+    // at their own addresses; one that is not page-aligned (Linux's
+    // end-of-space marker, -1) never prints.
     let built = build(Levels::Four, &[]);
     let mut dump = String::new();
     let markers = [
@@ -892,10 +923,11 @@ fn ptdump_prints_every_marker_crossed() {
     built.walker().ptdump(&mut dump, &markers).unwrap();
     let expected = "\
 ---[ Low ]---
-0x0000000000000000-0x0000008000000000         512G                               pgd
+0x0000000000000000-0x0000000000001000           4K                               pgd
 ---[ A ]---
+0x0000000000001000-0x0000000000002000           4K                               pgd
 ---[ B ]---
-0x0000008000000000-0x0000000000000000   17179868672G                               pgd
+0x0000000000002000-0x0000000000000000   18014398509481976K                               pgd
 ";
     assert_eq!(dump, expected, "\n{dump}");
 }
@@ -938,23 +970,31 @@ fn wx_check_reports_each_run() {
     let built = build(Levels::Four, &mappings);
     let mut ranges = Vec::new();
     let summary = built.walker().check_wx(|range| ranges.push(*range));
+    let (p, rw, glb, pse) = (PRESENT.bits(), W.bits(), GLB.bits(), HUGE.bits());
+    let four = Levels::Four;
     assert_eq!(
         ranges,
         vec![
             WxRange {
                 start: 0x40_0000,
                 end: 0x40_2000,
-                level: 1
+                level: 1,
+                prot: p | rw,
+                levels: four,
             },
             WxRange {
                 start: 0xffff_ffff_8000_0000,
                 end: 0xffff_ffff_8040_0000,
-                level: 2
+                level: 2,
+                prot: p | rw | pse | glb,
+                levels: four,
             },
             WxRange {
                 start: 0xffff_ffff_8040_0000,
                 end: 0xffff_ffff_8040_1000,
-                level: 1
+                level: 1,
+                prot: p | rw | glb,
+                levels: four,
             },
         ]
     );
@@ -963,10 +1003,44 @@ fn wx_check_reports_each_run() {
         std::format!("{summary}"),
         "x86/mm: Checked W+X mappings: FAILED, 1027 W+X pages found."
     );
+    let lines: Vec<_> = ranges.iter().map(|r| std::format!("{r}")).collect();
     assert_eq!(
-        std::format!("{}", ranges[0]),
-        "x86/mm: Found insecure W+X mapping at address 0x400000"
+        lines,
+        [
+            "x86/mm: Found insecure W+X mapping at address 0x400000-0x402000 (8K RW x pte)",
+            "x86/mm: Found insecure W+X mapping at address \
+             0xffffffff80000000-0xffffffff80400000 (4M RW PSE GLB x pmd)",
+            "x86/mm: Found insecure W+X mapping at address \
+             0xffffffff80400000-0xffffffff80401000 (4K RW GLB x pte)",
+        ]
     );
+}
+
+#[test]
+fn wx_range_names_the_level_of_its_paging_mode() {
+    // A 1 GiB W+X page under 5-level paging, with the PAT bit of a large
+    // page, a user bit and caching bits: every column the dump shows.
+    let range = WxRange {
+        start: 0xff11_0000_0000_0000,
+        end: 0xff11_0000_4000_0000,
+        level: 3,
+        prot: (PRESENT | W | PageTableFlags::USER_ACCESSIBLE | PWT | PCD | HUGE).bits()
+            | super::pages::PAT_LARGE_BIT,
+        levels: Levels::Five,
+    };
+    assert_eq!(range.pages(), 1 << 18);
+    assert_eq!(
+        std::format!("{range}"),
+        "x86/mm: Found insecure W+X mapping at address \
+         0xff11000000000000-0xff11000040000000 (1G USR RW PWT PCD PSE PAT x pud)"
+    );
+    // A p4d-level run is named after the 5-level tables.
+    let p4d = WxRange {
+        level: 4,
+        prot: (PRESENT | W).bits(),
+        ..range
+    };
+    assert!(std::format!("{p4d}").ends_with("(1G RW x p4d)"));
 }
 
 #[test]

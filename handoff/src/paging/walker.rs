@@ -12,7 +12,10 @@ use x86_64::PhysAddr;
 use x86_64::structures::paging::{PageTable, PageTableFlags, PhysFrame};
 
 use super::pages::{Entry, LeafCount, PAT_4K, PAT_LARGE_BIT, PageSize, TableCount};
-use super::pages::{classify, entry_shift, index};
+use super::pages::{classify, entry_shift, index, raw};
+
+/// The root-table entries that map the lower half, in both paging modes.
+pub const LOWER_HALF_ENTRIES: usize = 256;
 use crate::Levels;
 use crate::phys::PhysWindow;
 
@@ -171,6 +174,22 @@ impl<'a, W: PhysWindow + ?Sized> Walker<'a, W> {
                 Entry::Empty | Entry::Other => return None,
             }
         }
+    }
+
+    /// The first present entry of the root table that maps the lower half
+    /// (entries 0-255 of the PML4 or PML5), as `(index, raw entry)`.
+    ///
+    /// Stronger than finding no lower-half leaf: a present top-level entry
+    /// there, even over empty tables, is already more than an empty lower
+    /// half.
+    pub fn lower_half_entry(&self) -> Option<(usize, u64)> {
+        self.window
+            .table(self.root)
+            .iter()
+            .take(LOWER_HALF_ENTRIES)
+            .enumerate()
+            .map(|(i, entry)| (i, raw(entry)))
+            .find(|&(_, value)| value & PageTableFlags::PRESENT.bits() != 0)
     }
 
     /// Page-table frames per level and leaves per size.

@@ -8,10 +8,10 @@
 use core::convert::Infallible;
 use core::fmt;
 
-use super::ptdump::Event;
+use super::ptdump::{Event, human_size, level_name, prot_columns};
 use super::walker::Walker;
-use crate::PAGE_SIZE;
 use crate::phys::PhysWindow;
+use crate::{Levels, PAGE_SIZE};
 
 /// The summary line of a check that found nothing.
 pub const WX_PASSED: &str = "x86/mm: Checked W+X mappings: passed, no W+X pages found.";
@@ -25,6 +25,11 @@ pub struct WxRange {
     pub end: u64,
     /// The level of the table holding the entries (1 = page table).
     pub level: u8,
+    /// The entries' own protection bits, as ptdump shows them (present,
+    /// RW, user, PWT, PCD, PSE/PAT, global, NX; bit 12 of a large page).
+    pub prot: u64,
+    /// The paging mode, which names the level.
+    pub levels: Levels,
 }
 
 impl WxRange {
@@ -34,15 +39,26 @@ impl WxRange {
     }
 }
 
-/// Linux's warning for the range:
-/// `x86/mm: Found insecure W+X mapping at address 0xffff…`.
+/// Linux's warning for the range (`x86/mm: Found insecure W+X mapping at
+/// address 0x…`), completed with the end of the range and, as its ptdump
+/// line shows them, its size, protection and level:
+/// `x86/mm: Found insecure W+X mapping at address
+/// 0xffffffff80000000-0xffffffff80400000 (4M RW PSE GLB x pmd)`.
 impl fmt::Display for WxRange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (size, unit) = human_size(self.start, self.end);
         write!(
             f,
-            "x86/mm: Found insecure W+X mapping at address {:#x}",
-            self.start
-        )
+            "x86/mm: Found insecure W+X mapping at address {:#x}-{:#x} ({size}{unit}",
+            self.start, self.end
+        )?;
+        for (set, yes, no) in prot_columns(self.prot, self.level) {
+            let shown = if set { yes } else { no };
+            if !shown.is_empty() {
+                write!(f, " {shown}")?;
+            }
+        }
+        write!(f, " {})", level_name(self.level, self.levels))
     }
 }
 
@@ -89,6 +105,8 @@ impl<W: PhysWindow + ?Sized> Walker<'_, W> {
                     start: run.start,
                     end: run.end,
                     level: run.level,
+                    prot: run.prot,
+                    levels: self.levels(),
                 };
                 pages += range.pages();
                 report(&range);

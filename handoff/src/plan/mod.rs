@@ -16,7 +16,8 @@
 //!   the top-level entries the layout gives them. The lower half stays
 //!   empty: there is no identity map.
 //!
-//! [`verify`] then holds built (or live) tables to the plan, leaf by leaf.
+//! [`verify`] then holds built (or live) tables to the plan, leaf by leaf,
+//! and every physmap leaf to the memory map and the MTRRs directly.
 
 use core::fmt;
 
@@ -37,6 +38,8 @@ use crate::phys::PhysWindow;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod verify_tests;
 
 /// The most mappings a plan holds: a physmap segment per RAM run and type
 /// change, plus the kernel's sections.
@@ -737,6 +740,28 @@ pub enum VerifyError {
         /// Its size.
         size: PageSize,
     },
+    /// A physmap leaf over RAM whose EFI attributes call for different
+    /// memory types: the type changes at physical address `at`.
+    AttrNotUniform {
+        /// The leaf's virtual address.
+        virt: u64,
+        /// Its size.
+        size: PageSize,
+        /// The first physical address of another type.
+        at: u64,
+    },
+    /// A physmap leaf whose PAT-encoded memory type is not the one the EFI
+    /// attributes of the RAM under it call for.
+    TypeMismatch {
+        /// The leaf's virtual address.
+        virt: u64,
+        /// Its size.
+        size: PageSize,
+        /// The type the leaf's flags select.
+        leaf: MemType,
+        /// The type the memory map calls for.
+        map: MemType,
+    },
 }
 
 impl fmt::Display for VerifyError {
@@ -756,24 +781,57 @@ impl fmt::Display for VerifyError {
                 f,
                 "{size:?} leaf at {virt:#x} covers non-RAM or a memory-type change"
             ),
+            VerifyError::AttrNotUniform { virt, size, at } => write!(
+                f,
+                "{size:?} leaf at {virt:#x} covers RAM whose EFI attributes change \
+                 the memory type at {at:#x}"
+            ),
+            VerifyError::TypeMismatch {
+                virt,
+                size,
+                leaf,
+                map,
+            } => write!(
+                f,
+                "{size:?} leaf at {virt:#x} selects {leaf}, the memory map calls for {map}"
+            ),
         }
     }
 }
 
-/// Whether `start..end` is RAM throughout (touching RAM regions of any
-/// kinds, no hole).
-fn all_ram(map: &MemoryMap, start: u64, end: u64) -> bool {
+/// Why `start..end` has no one PAT type for RAM (see [`ram_type`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RamTypeError {
+    /// Some of it is not RAM, or a hole.
+    NotRam,
+    /// The EFI attributes call for another type from `at` on.
+    Changes { at: u64 },
+}
+
+/// The PAT type the memory map calls for over `start..end`, read from the
+/// map alone (not from the plan): every region under it must be RAM
+/// (touching regions of any RAM kind, no hole) whose EFI attributes give
+/// the same [`ram_pat_type`].
+fn ram_type(map: &MemoryMap, start: u64, end: u64) -> Result<MemType, RamTypeError> {
     let regions = map.regions();
     let mut i = regions.partition_point(|r| r.end <= start);
     let mut at = start;
+    let mut ty = None;
     while at < end {
-        match regions.get(i) {
-            Some(r) if r.start <= at && r.kind.is_ram() => at = r.end,
-            _ => return false,
+        let r = match regions.get(i) {
+            Some(r) if r.start <= at && r.kind.is_ram() => r,
+            _ => return Err(RamTypeError::NotRam),
+        };
+        let here = ram_pat_type(r.attr);
+        match ty {
+            None => ty = Some(here),
+            Some(first) if first != here => return Err(RamTypeError::Changes { at }),
+            Some(_) => {}
         }
+        at = r.end;
         i += 1;
     }
-    true
+    ty.ok_or(RamTypeError::NotRam)
 }
 
 /// What [`verify`] checked.
@@ -789,10 +847,16 @@ pub struct Verified {
 
 /// Holds the tables under `walker` to `plan`: every leaf lies in exactly
 /// one planned mapping, points where the mapping says, has its flags and
-/// the page size [`largest_pages`] gives and the planned memory type; every mapping is fully present;
-/// nothing else is mapped (so the lower half is empty) outside the dynamic
-/// regions (see [`Plan::allow_dynamic`]); and every physmap
-/// leaf covers RAM of one effective memory type only.
+/// the page size [`largest_pages`] gives and the planned memory type; every
+/// mapping is fully present; nothing else is mapped (so the lower half is
+/// empty) outside the dynamic regions (see [`Plan::allow_dynamic`]).
+///
+/// Physmap leaves are also held to the memory map and the MTRRs
+/// independently of the plan, so that a plan that went wrong cannot vouch
+/// for itself: every region under the leaf must be RAM, the types its EFI
+/// attributes call for ([`ram_pat_type`]) must be one and equal to the
+/// type the leaf's PAT bits select, and the MTRR type combined with it
+/// must be uniform over the leaf.
 pub fn verify<W: PhysWindow + ?Sized>(
     plan: &Plan,
     walker: &Walker<'_, W>,
@@ -868,13 +932,33 @@ pub fn verify<W: PhysWindow + ?Sized>(
         if meta[i].purpose == Purpose::Physmap {
             let start = leaf.phys.as_u64();
             let end = start + size;
-            let all_ram = all_ram(map, start, end);
-            let uniform = uniform_effective(mtrrs, start, end, meta[i].pat_type).is_some();
-            if !all_ram || !uniform {
-                return Err(VerifyError::NotUniform {
-                    virt: leaf.virt,
-                    size: leaf.size,
-                });
+            let not_uniform = VerifyError::NotUniform {
+                virt: leaf.virt,
+                size: leaf.size,
+            };
+            // From the leaf's own bits and the map, not the plan's meta.
+            let leaf_type = inputs.pat.type_for_flags(leaf.flags, kind);
+            match ram_type(map, start, end) {
+                Err(RamTypeError::NotRam) => return Err(not_uniform),
+                Err(RamTypeError::Changes { at }) => {
+                    return Err(VerifyError::AttrNotUniform {
+                        virt: leaf.virt,
+                        size: leaf.size,
+                        at,
+                    });
+                }
+                Ok(map_type) if map_type != leaf_type => {
+                    return Err(VerifyError::TypeMismatch {
+                        virt: leaf.virt,
+                        size: leaf.size,
+                        leaf: leaf_type,
+                        map: map_type,
+                    });
+                }
+                Ok(_) => {}
+            }
+            if uniform_effective(mtrrs, start, end, leaf_type).is_none() {
+                return Err(not_uniform);
             }
             if leaf.virt < layout.page_offset_base() || leaf.virt >= layout.physmap_end() {
                 return Err(wrong("physmap leaf outside the physmap region"));

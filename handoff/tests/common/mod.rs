@@ -479,7 +479,7 @@ fn check_efi_map(map: &EfiMemoryMap<'_>, bytes: &[u8], desc_size: usize, limit: 
             "{start:#x}-{end:#x} beyond {limit:#x}"
         );
         assert_eq!(u128::from(end), efi_entry_end(start, e.desc().page_count));
-        assert_eq!(e.kind(), Kind::from_efi(e.desc().ty));
+        assert_eq!(e.kind(), Kind::from_efi_desc(e.desc().ty, e.desc().att));
         if let Some((prev_start, prev_end)) = prev {
             if start < prev_start {
                 starts_sorted = false;

@@ -6,11 +6,15 @@
 //!    and memory types; `handoff::plan` says what gets mapped where;
 //! 3. **build**: the tables are written through Limine's HHDM into frames
 //!    from the largest usable region;
-//! 4. **switch**: CR3 is loaded from higher-half code, already on baton's
+//! 4. **check before the switch**: the new tables are read back through
+//!    Limine's HHDM and held to the plan, an empty lower half (no present
+//!    top-level entry below the non-canonical hole) and physmap samples;
+//!    if any check fails, baton stops still on Limine's tables;
+//! 5. **switch**: CR3 is loaded from higher-half code, already on baton's
 //!    stack, GDT and IDT; global TLB entries are flushed and baton's PAT
 //!    loaded;
-//! 5. **verify**: the live tables are read back through the new physmap and
-//!    held to the plan, the W^X rule and an empty lower half.
+//! 6. **verify**: the live tables are read back through the new physmap and
+//!    held to the same checks again, and to the W^X rule.
 //!
 //! All decisions are made in the host-tested `handoff` crate; this module
 //! reads the hardware, applies, and reports.
@@ -50,6 +54,16 @@ pub static EARLY_FRAMES: spin::Mutex<Option<EarlyFrames>> = spin::Mutex::new(Non
 /// physmap after (0 before the handoff starts). For fault reports.
 static TABLE_WINDOW: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 static FIVE_LEVEL: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+/// `inject=lower-half`: damage the new tables before they are checked.
+static INJECT_LOWER_HALF: core::sync::atomic::AtomicBool =
+    core::sync::atomic::AtomicBool::new(false);
+
+/// Makes the handoff put a present entry into the lower half of its new
+/// root table once built (`inject=lower-half`, test runs only), so that
+/// the checks before the switch must stop the boot.
+pub fn inject_lower_half() {
+    INJECT_LOWER_HALF.store(true, core::sync::atomic::Ordering::Relaxed);
+}
 
 /// The walk of `va` through the live tables (for fault reports), once the
 /// handoff has started.
@@ -96,6 +110,24 @@ pub fn state() -> &'static State {
     STATE.get().expect("the handoff has not run")
 }
 
+/// Which tables a check read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tables {
+    /// baton's new tables, through Limine's HHDM, before CR3 is loaded.
+    New,
+    /// The live tables, through baton's physmap, after the switch.
+    Live,
+}
+
+impl fmt::Display for Tables {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Tables::New => "the new tables (read through Limine's HHDM; CR3 not switched)",
+            Tables::Live => "the live tables",
+        })
+    }
+}
+
 /// Why the handoff stopped.
 #[derive(Debug)]
 pub enum ShimError {
@@ -106,10 +138,21 @@ pub enum ShimError {
     Build(BuildError),
     NoUsableMemory,
     NoEfiMap,
-    Verify(plan::VerifyError),
+    Verify(Tables, plan::VerifyError),
     WxFound(u64),
-    LowerHalfMapped(u64),
-    PhysmapSample { phys: u64, found: Option<u64> },
+    /// A leaf maps this lower-half address.
+    LowerHalfMapped(Tables, u64),
+    /// A top-level entry of the lower half is present.
+    LowerHalfEntry {
+        tables: Tables,
+        index: usize,
+        entry: u64,
+    },
+    PhysmapSample {
+        tables: Tables,
+        phys: u64,
+        found: Option<u64>,
+    },
 }
 
 impl fmt::Display for ShimError {
@@ -126,14 +169,31 @@ impl fmt::Display for ShimError {
                 "UEFI boot without an EFI memory map: baton needs it for memory types \
                  and runtime services"
             ),
-            ShimError::Verify(e) => write!(f, "live tables differ from the plan: {e}"),
+            ShimError::Verify(tables, e) => write!(f, "{tables} differ from the plan: {e}"),
             ShimError::WxFound(n) => write!(f, "{n} W+X pages in the live tables"),
-            ShimError::LowerHalfMapped(va) => {
-                write!(f, "the lower half is not empty: {va:#x} is mapped")
+            ShimError::LowerHalfMapped(tables, va) => {
+                write!(
+                    f,
+                    "{tables}: the lower half is not empty: {va:#x} is mapped"
+                )
             }
-            ShimError::PhysmapSample { phys, found } => {
-                write!(f, "physmap address of {phys:#x} translates to {found:?}")
-            }
+            ShimError::LowerHalfEntry {
+                tables,
+                index,
+                entry,
+            } => write!(
+                f,
+                "{tables}: the lower half is not empty: top-level entry {index} is present \
+                 ({entry:#018x})"
+            ),
+            ShimError::PhysmapSample {
+                tables,
+                phys,
+                found,
+            } => write!(
+                f,
+                "{tables}: physmap address of {phys:#x} translates to {found:?}"
+            ),
         }
     }
 }
@@ -417,6 +477,9 @@ pub fn run(boot: &BootInfo) -> Result<&'static State, ShimError> {
     }
     let root = builder.root();
     let built = builder.tables_allocated();
+    if INJECT_LOWER_HALF.load(core::sync::atomic::Ordering::Relaxed) {
+        inject_lower_half_entry(&mut hhdm, &mut frames, root);
+    }
     let table_frames = frames.used().next().expect("one region");
     *EARLY_FRAMES.lock() = Some(frames);
     info!(
@@ -428,7 +491,23 @@ pub fn run(boot: &BootInfo) -> Result<&'static State, ShimError> {
     );
     phases.done("build");
 
-    // 4. Switch.
+    // 4. Check the new tables before loading them, through Limine's HHDM
+    // (which holds the page-table frames: they are usable memory). A
+    // failure returns here, still on Limine's tables, and baton stops.
+    let new = Walker::new(&hhdm, root, boot.levels);
+    let checked = check_tables(Tables::New, &plan, &new, &inputs)?;
+    info!(
+        "handoff: new tables verified before the switch through Limine's HHDM: \
+         {} leaves, {} MiB mapped; lower half empty ({} top-level entries not present); \
+         {} RAM samples translate to themselves, {} non-RAM samples unmapped",
+        checked.verified.leaves.total(),
+        mib(checked.verified.bytes),
+        handoff::paging::LOWER_HALF_ENTRIES,
+        checked.samples.0,
+        checked.samples.1
+    );
+
+    // 5. Switch.
     // SAFETY: the new tables map the kernel image at its link address with
     // the same permissions (so this code, its stack in .bss, the GDT, IDT
     // and TSS stay reachable) and the physmap; nothing baton still uses
@@ -455,22 +534,20 @@ pub fn run(boot: &BootInfo) -> Result<&'static State, ShimError> {
     );
     phases.done("switch");
 
-    // 5. Verify the live tables, read through the new physmap.
+    // 6. Verify the live tables, read through the new physmap.
     // SAFETY: the physmap maps all RAM, page tables included, read-write.
     let physmap = unsafe { DirectMap::new(layout.page_offset_base()) };
     let walker = Walker::new(&physmap, root, boot.levels);
-    let verified = plan::verify(&plan, &walker, &inputs).map_err(ShimError::Verify)?;
+    let checked = check_tables(Tables::Live, &plan, &walker, &inputs)?;
     info!(
         "handoff: live tables match the plan: {} leaves, {} MiB mapped",
-        verified.leaves.total(),
-        mib(verified.bytes)
+        checked.verified.leaves.total(),
+        mib(checked.verified.bytes)
     );
-    check_lower_half(&walker, layout)?;
-    let samples = check_physmap_samples(&walker, &map, layout)?;
     info!(
         "handoff: lower half empty; physmap: {} RAM samples translate to themselves, \
          {} non-RAM samples unmapped",
-        samples.0, samples.1
+        checked.samples.0, checked.samples.1
     );
     let wx = walker.check_wx(|range| warn!("{range}"));
     if wx.passed() {
@@ -539,7 +616,7 @@ pub fn ptdump() {
     // SAFETY: the physmap maps all RAM read-write, page tables included.
     let physmap = unsafe { DirectMap::new(s.layout.page_offset_base()) };
     let walker = Walker::new(&physmap, s.root, s.levels);
-    let markers = s.layout.regions().map(|r| (r.start, r.marker));
+    let markers = s.layout.ptdump_markers();
     let _ = walker.ptdump(&mut crate::console::Writer, &markers);
 }
 
@@ -640,13 +717,62 @@ fn load_pat(pat: &Pat) {
     flush_global_tlb(true);
 }
 
+/// Points entry 0 of the new root table at a fresh, empty table: no leaf
+/// in the lower half, but a present top-level entry there.
+fn inject_lower_half_entry(hhdm: &mut DirectMap, frames: &mut EarlyFrames, root: PhysFrame) {
+    use handoff::phys::{FrameSource, PhysWindow};
+    use x86_64::structures::paging::PageTableFlags;
+    let Some(table) = frames.allocate_frame() else {
+        return warn!("inject: no frame left for the lower-half table; nothing done");
+    };
+    hhdm.table_mut(table).zero();
+    hhdm.table_mut(root)[0].set_frame(table, PageTableFlags::PRESENT | PageTableFlags::WRITABLE);
+    warn!(
+        "inject: entry 0 of the new root table now points at an empty table at {:#x}",
+        table.start_address().as_u64()
+    );
+}
+
+/// What [`check_tables`] found.
+struct Checked {
+    verified: plan::Verified,
+    /// RAM samples that translate to themselves, non-RAM samples unmapped.
+    samples: (u64, u64),
+}
+
+/// Holds the tables under `walker` to the plan, an empty lower half and the
+/// physmap samples: the checks made both before the switch (through
+/// Limine's HHDM) and after it (through the physmap).
+fn check_tables<W: handoff::phys::PhysWindow>(
+    tables: Tables,
+    plan: &Plan,
+    walker: &Walker<'_, W>,
+    inputs: &Inputs<'_>,
+) -> Result<Checked, ShimError> {
+    // The lower half first: its error is the more precise.
+    check_lower_half(tables, walker, inputs.layout)?;
+    let verified = plan::verify(plan, walker, inputs).map_err(|e| ShimError::Verify(tables, e))?;
+    let samples = check_physmap_samples(tables, walker, inputs.map, inputs.layout)?;
+    Ok(Checked { verified, samples })
+}
+
+/// The lower half is empty: none of its top-level entries is present (so
+/// no table hangs there, empty or not), and no leaf maps it.
 fn check_lower_half<W: handoff::phys::PhysWindow>(
+    tables: Tables,
     walker: &Walker<'_, W>,
     layout: &Layout,
 ) -> Result<(), ShimError> {
+    if let Some((index, entry)) = walker.lower_half_entry() {
+        return Err(ShimError::LowerHalfEntry {
+            tables,
+            index,
+            entry,
+        });
+    }
     match walker.leaves_in(0, layout.lower_half_end()).next() {
         Some(leaf) if leaf.virt < layout.lower_half_end() => {
-            Err(ShimError::LowerHalfMapped(leaf.virt))
+            Err(ShimError::LowerHalfMapped(tables, leaf.virt))
         }
         _ => Ok(()),
     }
@@ -656,6 +782,7 @@ fn check_lower_half<W: handoff::phys::PhysWindow>(
 /// translate to itself through the physmap, everything else (including the
 /// holes between regions) must not be mapped there.
 fn check_physmap_samples<W: handoff::phys::PhysWindow>(
+    tables: Tables,
     walker: &Walker<'_, W>,
     map: &MemoryMap,
     layout: &Layout,
@@ -674,7 +801,11 @@ fn check_physmap_samples<W: handoff::phys::PhysWindow>(
             found.is_none()
         };
         if !ok {
-            return Err(ShimError::PhysmapSample { phys, found });
+            return Err(ShimError::PhysmapSample {
+                tables,
+                phys,
+                found,
+            });
         }
         if is_ram {
             ram += 1;

@@ -445,7 +445,7 @@ fn model_inputs(efi: Option<&[MemoryDescriptor]>, limine: &[LimineEntry]) -> Vec
         inputs.extend(rounded(
             d.phys_start,
             end,
-            Kind::from_efi(d.ty),
+            Kind::from_efi_desc(d.ty, d.att),
             Some(d.att),
         ));
     }
