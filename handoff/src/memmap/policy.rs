@@ -191,7 +191,9 @@ impl Kind {
     }
 
     /// The kind of an EFI descriptor: its type's ([`Kind::from_efi`]),
-    /// except that conventional memory with EFI_MEMORY_SP (`0x40000`, which
+    /// except that memory that would become free but has EFI_MEMORY_RUNTIME
+    /// is runtime code or data (by its type), and that conventional memory
+    /// with EFI_MEMORY_SP (`0x40000`, which
     /// uefi-raw calls `SPECIAL_PURPOSE`) is [`Kind::SoftReserved`], as Linux
     /// makes it (`efi_soft_reserve_enabled()` and `EFI_CONVENTIONAL_MEMORY`
     /// only: on other types the hint changes nothing).
@@ -199,7 +201,24 @@ impl Kind {
         if ty.0 == MemoryType::CONVENTIONAL.0 && attr.contains(MemoryAttribute::SPECIAL_PURPOSE) {
             return Kind::SoftReserved;
         }
-        Kind::from_efi(ty)
+        let kind = Kind::from_efi(ty);
+        // Memory the firmware still needs at runtime is never freed,
+        // whatever its type says (Linux's efi_free_boot_services skips
+        // EFI_MEMORY_RUNTIME descriptors too): some firmware marks
+        // boot-services or loader memory runtime.
+        if attr.contains(MemoryAttribute::RUNTIME)
+            && matches!(
+                kind,
+                Kind::Usable | Kind::BootServices | Kind::BootloaderReclaimable
+            )
+        {
+            return if matches!(ty, MemoryType::BOOT_SERVICES_CODE | MemoryType::LOADER_CODE) {
+                Kind::RuntimeCode
+            } else {
+                Kind::RuntimeData
+            };
+        }
+        kind
     }
 
     /// The kind of a Limine memory-map type.
@@ -432,6 +451,37 @@ mod tests {
                 Kind::Reserved,
                 "type {ty:#x}"
             );
+        }
+    }
+
+    #[test]
+    fn memory_the_runtime_needs_is_never_freed() {
+        let rt = MemoryAttribute::RUNTIME | MemoryAttribute::WRITE_BACK;
+        for (ty, kind) in [
+            (MemoryType::BOOT_SERVICES_CODE, Kind::RuntimeCode),
+            (MemoryType::LOADER_CODE, Kind::RuntimeCode),
+            (MemoryType::BOOT_SERVICES_DATA, Kind::RuntimeData),
+            (MemoryType::LOADER_DATA, Kind::RuntimeData),
+            (MemoryType::CONVENTIONAL, Kind::RuntimeData),
+        ] {
+            assert_eq!(Kind::from_efi_desc(ty, rt), kind, "{ty:?}");
+            assert_eq!(kind.policy().allocatable, Never);
+            // Without the attribute, the type decides.
+            assert_ne!(
+                Kind::from_efi_desc(ty, MemoryAttribute::WRITE_BACK)
+                    .policy()
+                    .allocatable,
+                Never,
+                "{ty:?}"
+            );
+        }
+        // Other types keep their kind: the attribute adds nothing to them.
+        for ty in [
+            MemoryType::ACPI_RECLAIM,
+            MemoryType::MMIO,
+            MemoryType::RESERVED,
+        ] {
+            assert_eq!(Kind::from_efi_desc(ty, rt), Kind::from_efi(ty), "{ty:?}");
         }
     }
 

@@ -510,6 +510,26 @@ fn specific_purpose_memory_is_soft_reserved() {
     assert_eq!(map.efi_runtime().count(), 0);
 }
 
+/// Boot-services memory the firmware marked runtime stays with the
+/// runtime: it is never released with the rest of boot-services memory.
+#[test]
+fn runtime_boot_services_memory_is_kept() {
+    use MemoryType as T;
+    let efi = [
+        desc(T::BOOT_SERVICES_DATA, 0x0, 0x10, WB),
+        desc(T::BOOT_SERVICES_DATA, 0x10000, 0x10, WB | RT),
+        desc(T::BOOT_SERVICES_CODE, 0x20000, 0x10, WB | RT),
+    ];
+    let (_, map) = build_from(Some(&efi), &[]);
+    let expected = [
+        region(0x0, 0x10000, Kind::BootServices, attr(WB)),
+        region(0x10000, 0x20000, Kind::RuntimeData, attr(WB | RT)),
+        region(0x20000, 0x30000, Kind::RuntimeCode, attr(WB | RT)),
+    ];
+    assert_eq!(map.regions(), &expected);
+    assert_eq!(map.efi_runtime().count(), 2);
+}
+
 /// Where the policy says [`Runtime::Never`], the runtime attribute is not
 /// honoured; elsewhere it decides, whatever the kind.
 #[test]
