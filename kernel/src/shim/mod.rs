@@ -33,7 +33,7 @@ use handoff::{Levels, PAGE_SIZE};
 use log::{debug, info, warn};
 use x86_64::PhysAddr;
 use x86_64::registers::control::{Cr3, Cr3Flags, Cr4, Cr4Flags};
-use x86_64::registers::model_specific::{Efer, EferFlags, Msr};
+use x86_64::registers::model_specific::{Efer, EferFlags};
 use x86_64::structures::paging::PhysFrame;
 
 use crate::boot::{self, BootInfo};
@@ -520,7 +520,10 @@ pub fn run(boot: &BootInfo) -> Result<&'static State, ShimError> {
     );
     flush_global_tlb(cpu.global);
     if cpu_features.pat {
-        load_pat(&pat);
+        // SAFETY: the CPU has the PAT. Every mapping in baton's tables was
+        // planned for this PAT; entries 0, 2 and 3 (the WB, UC- and UC the
+        // switch path uses) mean the same under Limine's.
+        unsafe { crate::cpu::load_pat(pat.to_msr()) };
     }
     info!(
         "handoff: CR3 = {:#x}: running on baton's {}-level tables{}",
@@ -702,19 +705,6 @@ pub fn flush_global_tlb(pge: bool) {
         Cr4::update(|f| f.remove(Cr4Flags::PAGE_GLOBAL));
         Cr4::update(|f| f.insert(Cr4Flags::PAGE_GLOBAL));
     }
-}
-
-/// Loads `pat`, then writes back caches and flushes the TLB as the SDM
-/// asks after a PAT change.
-fn load_pat(pat: &Pat) {
-    // SAFETY: the CPU has the PAT (checked by the caller). Every mapping in
-    // baton's tables was planned for this PAT; entries 0, 2 and 3 (the WB,
-    // UC- and UC the switch path uses) mean the same under Limine's.
-    unsafe {
-        Msr::new(mtrr::IA32_PAT).write(pat.to_msr());
-        core::arch::asm!("wbinvd", options(nostack, preserves_flags));
-    }
-    flush_global_tlb(true);
 }
 
 /// Points entry 0 of the new root table at a fresh, empty table: no leaf
