@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # find-ovmf.sh                 the path of a combined OVMF.fd, for `-bios`:
 #                              $OVMF if set, else the usual distribution paths
+#                              (none with OVMF_PFLASH=1: the boot tests then
+#                              run their -bios cases on pflash OVMF)
 # find-ovmf.sh --check         succeeds when either kind of firmware is there
 # find-ovmf.sh --qemu VARS.fd  QEMU's firmware arguments, one per line:
 #                              `-bios OVMF.fd`, or else OVMF's split images as
@@ -78,6 +80,10 @@ choose() {
 
 case ${1:-} in
 "")
+    if [ "${OVMF_PFLASH:-0}" = 1 ] && [ -z "${OVMF:-}" ]; then
+        echo "OVMF_PFLASH=1: no combined image wanted" >&2
+        exit 1
+    fi
     combined || {
         echo "no OVMF.fd found: install the 'ovmf' package or pass OVMF=/path/to/OVMF.fd" >&2
         exit 1

@@ -28,7 +28,8 @@ struct Config {
     root: PathBuf,
     build: PathBuf,
     kernel: PathBuf,
-    ovmf: PathBuf,
+    /// The combined `OVMF.fd`, if the distribution ships one.
+    ovmf: Option<PathBuf>,
     jobs: usize,
     filters: Vec<String>,
     list: bool,
@@ -68,11 +69,14 @@ fn config() -> Config {
         .output()
         .ok()
         .filter(|o| o.status.success())
-        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
-        .unwrap_or_else(|| {
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    if ovmf.is_none() {
+        if pflash_images().is_none() {
             eprintln!("boot-tests: no OVMF firmware found (see iso/find-ovmf.sh)");
             std::process::exit(2)
-        });
+        }
+        eprintln!("boot-tests: no combined OVMF.fd; the -bios OVMF cases run on pflash OVMF");
+    }
     Config {
         root,
         build,
@@ -81,6 +85,15 @@ fn config() -> Config {
         jobs: jobs.max(1),
         filters,
         list,
+    }
+}
+
+/// The firmware a case boots: where the distribution ships only OVMF's
+/// split images, the `-bios` cases run on pflash OVMF instead.
+fn firmware(cfg: &Config, case: &Case) -> Firmware {
+    match (case.firmware, &cfg.ovmf) {
+        (Firmware::Ovmf, None) => Firmware::OvmfPflash,
+        (f, _) => f,
     }
 }
 
@@ -212,7 +225,7 @@ fn image_key(case: &Case) -> ImageKey {
     (case.kernel, case.media != Media::Cdrom, case.cmdline)
 }
 
-fn qemu_args(cfg: &Config, case: &Case, image: &Path, vars: Option<&Path>) -> Vec<String> {
+fn qemu_args(cfg: &Config, case: &Case, image: &Path, vars: &Path) -> Vec<String> {
     let mut a: Vec<String> = ["-M", case.machine, "-accel", "tcg", "-m", case.memory]
         .iter()
         .map(|s| s.to_string())
@@ -229,11 +242,13 @@ fn qemu_args(cfg: &Config, case: &Case, image: &Path, vars: Option<&Path>) -> Ve
     if case.smp > 1 {
         a.extend(["-smp".into(), case.smp.to_string()]);
     }
-    match case.firmware {
-        Firmware::Ovmf => a.extend(["-bios".into(), cfg.ovmf.display().to_string()]),
+    match firmware(cfg, case) {
+        Firmware::Ovmf => {
+            let ovmf = cfg.ovmf.as_ref().expect("firmware() checked");
+            a.extend(["-bios".into(), ovmf.display().to_string()])
+        }
         Firmware::OvmfPflash => {
-            let (code, _) = pflash_images().expect("checked by unmet()");
-            let vars = vars.expect("a variable store for pflash");
+            let (code, _) = pflash_images().expect("checked by unmet() or at start");
             a.extend([
                 "-drive".into(),
                 format!(
@@ -278,13 +293,10 @@ fn run_case(cfg: &Config, case: &Case, image: &Path) -> (Verdict, String) {
     let _ = fs::create_dir_all(&logs);
     let serial_log = logs.join(format!("{}.log", case.name));
     let qemu_log = logs.join(format!("{}.qemu.log", case.name));
-    if case.gdb {
-        return gdb_case(cfg, case, image, &serial_log, &qemu_log);
-    }
     // A fresh variable store per case, kept across its boots.
     let vars = logs.join(format!("{}.vars.fd", case.name));
-    if case.firmware == Firmware::OvmfPflash {
-        let (_, template) = pflash_images().expect("checked by unmet()");
+    if firmware(cfg, case) == Firmware::OvmfPflash {
+        let (_, template) = pflash_images().expect("checked by unmet() or at start");
         if let Err(e) = fs::copy(&template, &vars) {
             return (
                 Verdict::Fail(vec![format!("copying {}: {e}", template.display())]),
@@ -292,7 +304,10 @@ fn run_case(cfg: &Config, case: &Case, image: &Path) -> (Verdict, String) {
             );
         }
     }
-    let args = qemu_args(cfg, case, image, Some(&vars));
+    if case.gdb {
+        return gdb_case(cfg, case, image, &vars, &serial_log, &qemu_log);
+    }
+    let args = qemu_args(cfg, case, image, &vars);
     let mut problems = Vec::new();
     let mut elapsed = Duration::ZERO;
     let mut run = None;
@@ -380,10 +395,11 @@ fn gdb_case(
     cfg: &Config,
     case: &Case,
     image: &Path,
+    vars: &Path,
     serial_log: &Path,
     qemu_log: &Path,
 ) -> (Verdict, String) {
-    let mut args = qemu_args(cfg, case, image, None);
+    let mut args = qemu_args(cfg, case, image, vars);
     args.extend(["-s".into(), "-S".into()]);
     let (run, gdb) = thread::scope(|s| {
         let qemu = s.spawn(|| qemu::boot(&args, serial_log, qemu_log, TIMEOUT));
