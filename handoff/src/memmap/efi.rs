@@ -285,7 +285,7 @@ impl<'a> EfiEntry<'a> {
 }
 
 #[cfg(test)]
-pub(super) mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// `descs` laid out with stride `desc_size`, as firmware writes them:
