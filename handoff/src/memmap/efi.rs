@@ -286,7 +286,7 @@ impl<'a> EfiEntry<'a> {
 }
 
 #[cfg(test)]
-pub(super) mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// `descs` laid out with stride `desc_size`, as firmware writes them:

@@ -34,6 +34,9 @@ pub mod policy;
 #[cfg(test)]
 mod tests;
 
+/// Lays descriptors out as firmware does, for other modules' tests.
+#[cfg(test)]
+pub(crate) use efi::tests::encode as encode_efi;
 pub use efi::{DESCRIPTOR_SIZE, EfiEntry, EfiMemoryMap, Iter, decode as decode_descriptor};
 pub use error::{EntryInfo, MapError, Source};
 pub use limine::{LimineEntry, LimineMap};
