@@ -29,7 +29,7 @@ const DEF_FE: u64 = 1 << 10;
 const MASK_VALID: u64 = 1 << 11;
 const PHYS_BITS: u8 = 48;
 
-fn kernel_at(phys: u64) -> KernelImage {
+pub(super) fn kernel_at(phys: u64) -> KernelImage {
     let section = |name, start: u64, end: u64, perm| KernelSection {
         name,
         start: KERNEL_VIRT + start,

@@ -14,7 +14,6 @@ use crate::sim::Sim;
 
 const MIB: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;
-const KERNEL_VIRT: u64 = 0xffff_ffff_8000_0000;
 const KERNEL_PHYS: u64 = 0x20_0000;
 const PHYS_BITS: u8 = 48;
 // MTRRCAP.WC, DEF_TYPE.E, PHYSMASK.V (Intel SDM vol. 3, 12.11).
@@ -28,22 +27,7 @@ const WB_ATTR: MemoryAttribute = MemoryAttribute::UNCACHEABLE
     .union(MemoryAttribute::WRITE_BACK);
 
 fn kernel() -> KernelImage {
-    let section = |name, start: u64, end: u64, perm| KernelSection {
-        name,
-        start: KERNEL_VIRT + start,
-        end: KERNEL_VIRT + end,
-        perm,
-    };
-    KernelImage {
-        virt_base: KERNEL_VIRT,
-        phys_base: PhysAddr::new(KERNEL_PHYS),
-        sections: [
-            section("text", 0, 0x2_0000, Perm::ReadExecute),
-            section("rodata", 0x2_0000, 0x2_8000, Perm::ReadOnly),
-            section("data", 0x2_8000, 0x3_0000, Perm::ReadWrite),
-            section("bss", 0x3_1000, 0x10_0000, Perm::ReadWrite),
-        ],
-    }
+    super::tests::kernel_at(KERNEL_PHYS)
 }
 
 /// MTRRs on, default write-back, no fixed ranges, the given variable
