@@ -129,7 +129,9 @@ fn limine_tool() -> bool {
 
 /// OVMF's split images: `$OVMF_CODE`/`$OVMF_VARS`, else the usual paths.
 fn pflash_images() -> Option<(PathBuf, PathBuf)> {
-    if let (Some(code), Some(vars)) = (env::var_os("OVMF_CODE"), env::var_os("OVMF_VARS")) {
+    // Set but empty (as `make` exports unset variables) counts as unset.
+    let var = |name| env::var_os(name).filter(|v| !v.is_empty());
+    if let (Some(code), Some(vars)) = (var("OVMF_CODE"), var("OVMF_VARS")) {
         return Some((code.into(), vars.into()));
     }
     [
