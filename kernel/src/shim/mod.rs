@@ -405,6 +405,14 @@ pub fn run(boot: &BootInfo) -> Result<&'static State, ShimError> {
         (map.bytes(Kind::AcpiReclaimable) + map.bytes(Kind::AcpiNvs)) >> 10,
         (map.bytes(Kind::RuntimeCode) + map.bytes(Kind::RuntimeData)) >> 10,
     );
+    let soft_reserved = map.bytes(Kind::SoftReserved);
+    if soft_reserved > 0 {
+        info!(
+            "handoff: specific-purpose (soft-reserved) memory: {} MiB, kept out of the physmap \
+             and the allocator",
+            mib(soft_reserved)
+        );
+    }
     phases.done("parse");
 
     // 2. Plan.
