@@ -23,9 +23,10 @@ use super::limine;
 ///
 /// * the three kinds that become free memory come first, earliest free first,
 ///   so that any other claim on a page keeps it out of the allocator;
-/// * then specific-purpose memory, which only loses to what Limine put
-///   there (the kernel, say): it is never general RAM, but what Limine
-///   loaded into it must stay reachable;
+/// * specific-purpose memory among them, above the firmware's free memory
+///   but below what Limine put there (its responses, the kernel): it is
+///   never general RAM, but what Limine placed in it must stay reachable
+///   (and Limine's reclaimable memory is reclaimed like any other);
 /// * then RAM baton keeps: the kernel, ACPI tables, then the EFI runtime
 ///   regions (code above data, since it also needs executing);
 /// * then memory that is not plain RAM (persistent, unaccepted) and the
@@ -38,15 +39,16 @@ pub enum Kind {
     Usable,
     /// EFI boot-services code and data: free once the EFI handoff is done.
     BootServices,
-    /// The bootloader's memory (Limine's page tables, stack, responses, its
-    /// EFI image): free once baton runs on its own page tables.
-    BootloaderReclaimable,
-    /// Conventional memory with EFI_MEMORY_SP (specific purpose, UEFI 2.8):
+    /// Conventional, loader or boot-services memory with EFI_MEMORY_SP
+    /// (specific purpose, UEFI 2.8):
     /// meant for particular devices or applications, not for the OS's own
     /// data. Linux calls it "soft reserved" (`E820_TYPE_SOFT_RESERVED`),
     /// keeps it out of the page allocator and out of the direct map, and
     /// hands it to device DAX; baton keeps away from it likewise.
     SoftReserved,
+    /// The bootloader's memory (Limine's page tables, stack, responses, its
+    /// EFI image): free once baton runs on its own page tables.
+    BootloaderReclaimable,
     /// The kernel image and the modules Limine loaded.
     Kernel,
     /// ACPI tables.
@@ -130,8 +132,8 @@ impl Kind {
     pub const ALL: [Kind; 15] = [
         Kind::Usable,
         Kind::BootServices,
-        Kind::BootloaderReclaimable,
         Kind::SoftReserved,
+        Kind::BootloaderReclaimable,
         Kind::Kernel,
         Kind::AcpiReclaimable,
         Kind::AcpiNvs,
@@ -191,32 +193,33 @@ impl Kind {
     }
 
     /// The kind of an EFI descriptor: its type's ([`Kind::from_efi`]),
-    /// except that memory that would become free but has EFI_MEMORY_RUNTIME
-    /// is runtime code or data (by its type), and that conventional memory
-    /// with EFI_MEMORY_SP (`0x40000`, which
-    /// uefi-raw calls `SPECIAL_PURPOSE`) is [`Kind::SoftReserved`], as Linux
-    /// makes it (`efi_soft_reserve_enabled()` and `EFI_CONVENTIONAL_MEMORY`
-    /// only: on other types the hint changes nothing).
+    /// except for memory that would become free (conventional, loader and
+    /// boot-services memory):
+    ///
+    /// * with EFI_MEMORY_RUNTIME it is runtime code or data (by its type):
+    ///   the firmware still needs it, so it is never freed (Linux's
+    ///   efi_free_boot_services skips such descriptors too);
+    /// * else with EFI_MEMORY_SP (`0x40000`, uefi-raw's `SPECIAL_PURPOSE`)
+    ///   it is [`Kind::SoftReserved`], as Linux's EFI stub makes it
+    ///   (`setup_e820`, with `efi_soft_reserve_enabled()`); on other types
+    ///   the hint changes nothing.
     pub const fn from_efi_desc(ty: MemoryType, attr: MemoryAttribute) -> Kind {
-        if ty.0 == MemoryType::CONVENTIONAL.0 && attr.contains(MemoryAttribute::SPECIAL_PURPOSE) {
-            return Kind::SoftReserved;
-        }
         let kind = Kind::from_efi(ty);
-        // Memory the firmware still needs at runtime is never freed,
-        // whatever its type says (Linux's efi_free_boot_services skips
-        // EFI_MEMORY_RUNTIME descriptors too): some firmware marks
-        // boot-services or loader memory runtime.
-        if attr.contains(MemoryAttribute::RUNTIME)
-            && matches!(
-                kind,
-                Kind::Usable | Kind::BootServices | Kind::BootloaderReclaimable
-            )
-        {
+        if !matches!(
+            kind,
+            Kind::Usable | Kind::BootServices | Kind::BootloaderReclaimable
+        ) {
+            return kind;
+        }
+        if attr.contains(MemoryAttribute::RUNTIME) {
             return if matches!(ty, MemoryType::BOOT_SERVICES_CODE | MemoryType::LOADER_CODE) {
                 Kind::RuntimeCode
             } else {
                 Kind::RuntimeData
             };
+        }
+        if attr.contains(MemoryAttribute::SPECIAL_PURPOSE) {
+            return Kind::SoftReserved;
         }
         kind
     }
@@ -287,8 +290,11 @@ impl Kind {
             Kind::RuntimeData | Kind::RuntimeCode => (true, IfAttribute, Never),
             // Not RAM: pmem is mapped on demand, not in the direct map.
             Kind::Persistent => (false, IfAttribute, Never),
-            // Not RAM until accepted; touching it faults the guest.
-            Kind::Unaccepted => (false, NotRuntime, Never),
+            // Not RAM until accepted; touching it faults the guest. Runtime
+            // ranges among it still get a window address, as every
+            // EFI_MEMORY_RUNTIME descriptor must for SetVirtualAddressMap
+            // (Linux's should_map_region).
+            Kind::Unaccepted => (false, IfAttribute, Never),
             // Not RAM: mapped write-combining through ioremap; Limine's word
             // only.
             Kind::Framebuffer => (false, NotRuntime, Never),
@@ -298,8 +304,9 @@ impl Kind {
             // Device registers: mapped uncached through ioremap, or in the
             // EFI window when runtime (the pflash of OVMF).
             Kind::Mmio => (false, IfAttribute, Never),
-            // Broken memory: never mapped, never used.
-            Kind::Bad => (false, NotRuntime, Never),
+            // Broken memory: never in the physmap, never used; in the EFI
+            // window only if the firmware marks it runtime, as above.
+            Kind::Bad => (false, IfAttribute, Never),
         };
         Policy {
             ram,
@@ -339,18 +346,22 @@ mod tests {
     fn most_restrictive_kinds_win() {
         // The order the design asks for, pair by pair where it matters.
         assert!(Kind::Usable < Kind::BootServices);
-        assert!(Kind::BootServices < Kind::BootloaderReclaimable);
-        assert!(Kind::BootloaderReclaimable < Kind::SoftReserved);
-        assert!(Kind::SoftReserved < Kind::Kernel);
+        assert!(Kind::BootServices < Kind::SoftReserved);
+        assert!(Kind::SoftReserved < Kind::BootloaderReclaimable);
+        assert!(Kind::BootloaderReclaimable < Kind::Kernel);
         assert!(Kind::Kernel < Kind::AcpiReclaimable);
         assert!(Kind::RuntimeData < Kind::RuntimeCode);
         assert!(Kind::Framebuffer < Kind::Reserved);
         assert!(Kind::Reserved < Kind::Mmio);
         assert!(Kind::Mmio < Kind::Bad);
-        // Every kind that is ever allocated ranks below every kind that is not.
+        // Every kind that is ever allocated ranks below every kind that is
+        // not, but for specific-purpose memory: what Limine allocated in it
+        // is reclaimed like the rest of Limine's memory.
         for a in Kind::ALL.iter().filter(|k| k.is_usable_class()) {
             for b in Kind::ALL.iter().filter(|k| !k.is_usable_class()) {
-                assert!(a < b, "{a:?} must lose to {b:?}");
+                if (*a, *b) != (Kind::BootloaderReclaimable, Kind::SoftReserved) {
+                    assert!(a < b, "{a:?} must lose to {b:?}");
+                }
             }
         }
     }
@@ -363,19 +374,19 @@ mod tests {
         let expected = [
             (Kind::Usable, true, IfAttr, Now),
             (Kind::BootServices, true, IfAttr, AfterEfiHandoff),
-            (Kind::BootloaderReclaimable, true, IfAttr, AfterCr3Switch),
             (Kind::SoftReserved, false, IfAttr, Never),
+            (Kind::BootloaderReclaimable, true, IfAttr, AfterCr3Switch),
             (Kind::Kernel, true, NO, Never),
             (Kind::AcpiReclaimable, true, IfAttr, Never),
             (Kind::AcpiNvs, true, IfAttr, Never),
             (Kind::RuntimeData, true, IfAttr, Never),
             (Kind::RuntimeCode, true, IfAttr, Never),
             (Kind::Persistent, false, IfAttr, Never),
-            (Kind::Unaccepted, false, NO, Never),
+            (Kind::Unaccepted, false, IfAttr, Never),
             (Kind::Framebuffer, false, NO, Never),
             (Kind::Reserved, false, IfAttr, Never),
             (Kind::Mmio, false, IfAttr, Never),
-            (Kind::Bad, false, NO, Never),
+            (Kind::Bad, false, IfAttr, Never),
         ];
         assert_eq!(expected.len(), Kind::COUNT);
         for (kind, ram, runtime, allocatable) in expected {
@@ -394,10 +405,9 @@ mod tests {
             .into_iter()
             .filter(|k| k.policy().never_touched())
             .collect();
-        assert_eq!(
-            never_touched,
-            [Kind::Unaccepted, Kind::Framebuffer, Kind::Bad]
-        );
+        // Only the framebuffer: unaccepted and bad memory still get a
+        // window address when the firmware marks them runtime.
+        assert_eq!(never_touched, [Kind::Framebuffer]);
         let usable_class: Vec<_> = Kind::ALL
             .into_iter()
             .filter(|k| k.is_usable_class())
@@ -486,7 +496,7 @@ mod tests {
     }
 
     #[test]
-    fn specific_purpose_conventional_memory_is_soft_reserved() {
+    fn specific_purpose_free_memory_is_soft_reserved() {
         let sp = MemoryAttribute::SPECIAL_PURPOSE;
         assert_eq!(sp.bits(), 0x4_0000, "EFI_MEMORY_SP is bit 18");
         let wb = MemoryAttribute::WRITE_BACK;
@@ -498,16 +508,30 @@ mod tests {
             Kind::from_efi_desc(MemoryType::CONVENTIONAL, wb),
             Kind::Usable
         );
-        // The hint changes only conventional memory, as in Linux.
+        // Loader and boot-services memory too, as in Linux's EFI stub;
+        // the hint changes no other type, and the runtime attribute wins.
         for ty in 0..16 {
             let ty = MemoryType(ty);
-            if ty != MemoryType::CONVENTIONAL {
-                assert_eq!(
-                    Kind::from_efi_desc(ty, wb | sp),
-                    Kind::from_efi(ty),
-                    "{ty:?}"
-                );
-            }
+            let free = matches!(
+                ty,
+                MemoryType::CONVENTIONAL
+                    | MemoryType::LOADER_CODE
+                    | MemoryType::LOADER_DATA
+                    | MemoryType::BOOT_SERVICES_CODE
+                    | MemoryType::BOOT_SERVICES_DATA
+            );
+            let want = if free {
+                Kind::SoftReserved
+            } else {
+                Kind::from_efi(ty)
+            };
+            assert_eq!(Kind::from_efi_desc(ty, wb | sp), want, "{ty:?}");
+            let runtime = MemoryAttribute::RUNTIME;
+            assert_ne!(
+                Kind::from_efi_desc(ty, wb | sp | runtime),
+                Kind::SoftReserved,
+                "{ty:?}"
+            );
         }
         // Neither RAM for the physmap nor allocatable, ever.
         let policy = Kind::SoftReserved.policy();

@@ -480,9 +480,10 @@ fn overlay_takes_the_attributes_of_each_descriptor_it_covers() {
     assert_eq!(map.regions(), &expected);
 }
 
-/// Conventional memory with EFI_MEMORY_SP is soft reserved: not RAM for
-/// the physmap, never allocatable, not in the EFI window; what Limine
-/// loaded into it (the kernel) keeps its own kind.
+/// Free memory with EFI_MEMORY_SP is soft reserved: not RAM for the
+/// physmap, never allocatable, not in the EFI window; what Limine put in it
+/// (the kernel, its own reclaimable memory) keeps its own kind, so that it
+/// stays reachable.
 #[test]
 fn specific_purpose_memory_is_soft_reserved() {
     use MemoryType as T;
@@ -490,23 +491,37 @@ fn specific_purpose_memory_is_soft_reserved() {
     let efi = [
         desc(T::CONVENTIONAL, 0x0, 0x10, WB),
         desc(T::CONVENTIONAL, 0x10000, 0x10, WB | SP),
-        // The hint means nothing on other types.
         desc(T::BOOT_SERVICES_DATA, 0x20000, 0x10, WB | SP),
+        // The hint means nothing on other types.
+        desc(T::ACPI_RECLAIM, 0x30000, 0x10, WB | SP),
     ];
-    let limine = [entry(0x18000, 0x2000, EXECUTABLE_AND_MODULES)];
+    let limine = [
+        entry(0x14000, 0x1000, BOOTLOADER_RECLAIMABLE),
+        entry(0x18000, 0x2000, EXECUTABLE_AND_MODULES),
+    ];
     let (_, map) = build_from(Some(&efi), &limine);
     let expected = [
         region(0x0, 0x10000, Kind::Usable, attr(WB)),
-        region(0x10000, 0x18000, Kind::SoftReserved, attr(WB | SP)),
+        region(0x10000, 0x14000, Kind::SoftReserved, attr(WB | SP)),
+        region(0x14000, 0x15000, Kind::BootloaderReclaimable, attr(WB | SP)),
+        region(0x15000, 0x18000, Kind::SoftReserved, attr(WB | SP)),
         region(0x18000, 0x1a000, Kind::Kernel, attr(WB | SP)),
-        region(0x1a000, 0x20000, Kind::SoftReserved, attr(WB | SP)),
-        region(0x20000, 0x30000, Kind::BootServices, attr(WB | SP)),
+        region(0x1a000, 0x30000, Kind::SoftReserved, attr(WB | SP)),
+        region(0x30000, 0x40000, Kind::AcpiReclaimable, attr(WB | SP)),
     ];
     assert_eq!(map.regions(), &expected);
-    assert_eq!(map.bytes(Kind::SoftReserved), 0xe000);
-    // Only the RAM around it is in the physmap.
+    assert_eq!(map.bytes(Kind::SoftReserved), 0x1d000);
+    // Only the RAM around it is in the physmap, Limine's pages included.
     let runs: Vec<_> = map.ram_runs().collect();
-    assert_eq!(runs, [0x0..0x10000, 0x18000..0x1a000, 0x20000..0x30000]);
+    assert_eq!(
+        runs,
+        [
+            0x0..0x10000,
+            0x14000..0x15000,
+            0x18000..0x1a000,
+            0x30000..0x40000
+        ]
+    );
     assert_eq!(map.efi_runtime().count(), 0);
 }
 
