@@ -3,7 +3,7 @@
 //! carry them. Linux's method (arch/x86/platform/efi/efi_64.c):
 //!
 //! 1. every descriptor with `EFI_MEMORY_RUNTIME` is a runtime region;
-//!    neighbours in map order that are physically contiguous and of equal
+//!    neighbours in the map that are physically contiguous and of equal
 //!    type and attributes are merged;
 //! 2. regions get virtual addresses in the EFI window top-down from
 //!    [`Layout::efi_top_down_start`] (-4 GiB), each keeping its offset
@@ -74,9 +74,16 @@ impl Region {
         virt: 0,
     };
 
-    /// Whether it is runtime code (mapped executable).
+    /// Whether it is code (mapped executable): runtime-services code, and
+    /// boot-services or loader code the firmware marked runtime (Linux's
+    /// __map_region leaves those executable too).
     pub fn is_code(&self) -> bool {
-        self.ty == MemoryType::RUNTIME_SERVICES_CODE
+        matches!(
+            self.ty,
+            MemoryType::RUNTIME_SERVICES_CODE
+                | MemoryType::BOOT_SERVICES_CODE
+                | MemoryType::LOADER_CODE
+        )
     }
 
     /// Whether it is memory-mapped I/O (the flash of pflash OVMF, say).
@@ -197,36 +204,37 @@ impl Runtime {
     /// window of `layout`, replacing any earlier content.
     pub fn assign(&mut self, efi: &EfiMemoryMap<'_>, layout: &Layout) -> Result<(), EfiError> {
         self.len = 0;
-        for e in efi.iter().filter(|e| e.is_runtime()) {
-            if self.len == MAX_REGIONS {
-                return Err(EfiError::TooManyRegions);
+        // Merge each runtime descriptor into the one right before it in
+        // the map when that one is runtime too, physically contiguous and
+        // of equal type and attributes (Linux's efi_merge_regions).
+        let mut previous_was_runtime = false;
+        for e in efi.iter() {
+            if !e.is_runtime() {
+                previous_was_runtime = false;
+                continue;
             }
             let d = e.desc();
-            self.regions[self.len] = Region {
+            let r = Region {
                 phys: d.phys_start,
                 len: d.page_count * PAGE_SIZE,
                 ty: d.ty,
                 attr: d.att,
                 virt: 0,
             };
-            self.len += 1;
-        }
-        // Merge neighbours in map order that are physically contiguous and
-        // of equal type and attributes (Linux's efi_merge_regions).
-        let mut merged = 0;
-        for i in 0..self.len {
-            let r = self.regions[i];
-            if merged > 0 {
-                let last = &mut self.regions[merged - 1];
+            if previous_was_runtime {
+                let last = &mut self.regions[self.len - 1];
                 if last.phys + last.len == r.phys && last.ty == r.ty && last.attr == r.attr {
                     last.len += r.len;
                     continue;
                 }
             }
-            self.regions[merged] = r;
-            merged += 1;
+            previous_was_runtime = true;
+            if self.len == MAX_REGIONS {
+                return Err(EfiError::TooManyRegions);
+            }
+            self.regions[self.len] = r;
+            self.len += 1;
         }
-        self.len = merged;
 
         // Top-down, walking the map in reverse, so that later descriptors
         // get higher addresses (Linux's efi_map_regions with

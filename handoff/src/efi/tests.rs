@@ -119,7 +119,7 @@ fn only_neighbours_in_map_order_merge() {
     let mut rt = Runtime::new();
     rt.assign(&parse(&bytes), layout()).unwrap();
     assert_eq!(rt.regions().len(), 3);
-    // Neighbours in the map merge whatever the direction of the map.
+    // Neighbours in the map, the later one continuing the earlier: merged.
     let bytes = map_bytes(&[
         (T::RUNTIME_SERVICES_CODE, 0x3f60_0000, 0x20, rt_attr()),
         (T::RUNTIME_SERVICES_CODE, 0x3f62_0000, 0x10, rt_attr()),
@@ -127,6 +127,23 @@ fn only_neighbours_in_map_order_merge() {
     rt.assign(&parse(&bytes), layout()).unwrap();
     assert_eq!(rt.regions().len(), 1);
     assert_eq!(rt.regions()[0].len, 0x30_000);
+    // The other way round (the later one ends where the earlier starts):
+    // not merged, in baton as in Linux.
+    let bytes = map_bytes(&[
+        (T::RUNTIME_SERVICES_CODE, 0x3f62_0000, 0x10, rt_attr()),
+        (T::RUNTIME_SERVICES_CODE, 0x3f60_0000, 0x20, rt_attr()),
+    ]);
+    rt.assign(&parse(&bytes), layout()).unwrap();
+    assert_eq!(rt.regions().len(), 2);
+    // A descriptor of another kind between them keeps them apart too,
+    // even in an unsorted map where it lies elsewhere.
+    let bytes = map_bytes(&[
+        (T::RUNTIME_SERVICES_CODE, 0x3f60_0000, 0x20, rt_attr()),
+        (T::CONVENTIONAL, 0x1000_0000, 0x10, wb()),
+        (T::RUNTIME_SERVICES_CODE, 0x3f62_0000, 0x10, rt_attr()),
+    ]);
+    rt.assign(&parse(&bytes), layout()).unwrap();
+    assert_eq!(rt.regions().len(), 2);
 }
 
 #[test]
@@ -143,20 +160,63 @@ fn runtime_mmio_is_uncached_even_when_write_back_is_allowed() {
     ]);
     let mut rt = Runtime::new();
     rt.assign(&parse(&bytes), layout()).unwrap();
-    for r in rt.regions() {
-        let want = if r.is_mmio() {
-            MemType::Uc
-        } else {
-            MemType::Wb
-        };
-        assert_eq!(r.mem_type(), want, "{r:x?}");
-    }
     let mut w = Window::new();
     w.make(&rt, None, &Pat::BATON, &wb_mtrrs(), true, true)
         .unwrap();
-    for m in w.mappings() {
-        let r = rt.region_of(m.mapping.phys.as_u64()).unwrap();
-        assert_eq!(m.mem_type, r.mem_type(), "{m:x?}");
+    for (phys, want) in [
+        (0xffc0_0000, MemType::Uc),
+        (0xfe00_0000, MemType::Uc),
+        (0x3f63_0000, MemType::Wb),
+    ] {
+        assert_eq!(rt.region_of(phys).unwrap().mem_type(), want, "{phys:#x}");
+        let m = w
+            .mappings()
+            .iter()
+            .find(|m| m.mapping.phys.as_u64() == phys)
+            .unwrap();
+        assert_eq!(m.mem_type, want, "{m:x?}");
+        let uc = Pat::BATON.flags_for(MemType::Uc, PageKind::Large).unwrap();
+        let cache = PageTableFlags::WRITE_THROUGH | PageTableFlags::NO_CACHE;
+        assert_eq!(m.mapping.flags & cache == uc, want == MemType::Uc, "{m:x?}");
+    }
+}
+
+#[test]
+fn boot_services_code_marked_runtime_stays_executable() {
+    // Firmware that marks boot-services or loader code runtime runs code
+    // there after SetVirtualAddressMap; Linux maps it executable.
+    let bytes = map_bytes(&[
+        (T::BOOT_SERVICES_CODE, 0x3f00_0000, 0x10, rt_attr()),
+        (T::LOADER_CODE, 0x3f10_0000, 0x10, rt_attr()),
+        (T::BOOT_SERVICES_DATA, 0x3f20_0000, 0x10, rt_attr()),
+    ]);
+    let mut rt = Runtime::new();
+    rt.assign(&parse(&bytes), layout()).unwrap();
+    let mut w = Window::new();
+    w.make(&rt, None, &Pat::BATON, &wb_mtrrs(), true, true)
+        .unwrap();
+    for (phys, exec) in [
+        (0x3f00_0000, true),
+        (0x3f10_0000, true),
+        (0x3f20_0000, false),
+    ] {
+        let m = w
+            .mappings()
+            .iter()
+            .find(|m| m.mapping.phys.as_u64() == phys)
+            .unwrap();
+        let nx = m.mapping.flags.contains(PageTableFlags::NO_EXECUTE);
+        assert_eq!(!nx, exec, "{m:x?}");
+        assert_eq!(m.access == Access::ReadExecute, exec, "{m:x?}");
+    }
+    // And executable in the one-to-one mappings of SetVirtualAddressMap.
+    for m in identity_mappings(&rt, &[], &Pat::BATON, true) {
+        let code = rt.region_of(m.phys.as_u64()).unwrap().is_code();
+        assert_eq!(
+            !m.flags.contains(PageTableFlags::NO_EXECUTE),
+            code,
+            "{m:x?}"
+        );
     }
 }
 

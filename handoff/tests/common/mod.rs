@@ -969,10 +969,12 @@ pub fn check_runtime(
         );
     }
     if disjoint {
-        // Neighbours in map order merge when they touch with equal type
-        // and attributes; nothing else does.
+        // Neighbours in the map (no descriptor between them) merge when
+        // they touch with equal type and attributes; nothing else does.
         let mergeable = |a: &EfiEntry<'_>, b: &EfiEntry<'_>| {
-            a.end() == b.start() && (a.desc().ty, a.desc().att) == (b.desc().ty, b.desc().att)
+            b.index() == a.index() + 1
+                && a.end() == b.start()
+                && (a.desc().ty, a.desc().att) == (b.desc().ty, b.desc().att)
         };
         let runs = runtime_descs.len()
             - runtime_descs
