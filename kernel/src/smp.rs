@@ -357,6 +357,8 @@ pub fn on_shootdown() {
 
 static STOPPING: AtomicBool = AtomicBool::new(false);
 static STOPPED: AtomicUsize = AtomicUsize::new(0);
+/// The APIC ID of the CPU that stops the others (valid once `STOPPING`).
+static STOPPER: AtomicU32 = AtomicU32::new(u32::MAX);
 
 /// Stops every other CPU baton runs (halted with interrupts off), so that
 /// a fatal report is the last thing the machine does. The stop is an NMI:
@@ -365,11 +367,17 @@ static STOPPED: AtomicUsize = AtomicUsize::new(0);
 /// never loaded baton's IDT, so they get nothing. No locks: this runs on
 /// the way down; waits at most 100 ms for the others to answer.
 pub fn stop_others() {
+    let me = apic::id();
     if !IPIS.swap(false, Ordering::SeqCst) {
+        // Another CPU is stopping the machine (two fatal errors at once):
+        // leave the console to it and wait here for its NMI.
+        if STOPPING.load(Ordering::SeqCst) && STOPPER.load(Ordering::SeqCst) != me {
+            crate::exit::halt();
+        }
         return;
     }
+    STOPPER.store(me, Ordering::SeqCst);
     STOPPING.store(true, Ordering::SeqCst);
-    let me = apic::id();
     let mut sent = 0;
     for record in RECORDS.iter().filter(|r| r.online.load(Ordering::SeqCst)) {
         let id = record.apic_id.load(Ordering::SeqCst);
@@ -388,9 +396,10 @@ pub fn stop_others() {
     ));
 }
 
-/// Whether [`stop_others`] has begun: an NMI now means "stop".
+/// Whether [`stop_others`] has begun on another CPU: an NMI now means
+/// "stop" (never to the CPU doing the stopping).
 pub fn stopping() -> bool {
-    STOPPING.load(Ordering::SeqCst)
+    STOPPING.load(Ordering::SeqCst) && STOPPER.load(Ordering::SeqCst) != apic::id()
 }
 
 /// The stop NMI's handler: reports in and halts this CPU for good.
@@ -609,9 +618,9 @@ impl CpuState {
 
 /// Reads this CPU's state into the [`CpuState`] at `ptr` (for `call_on`).
 fn cpu_state_into(ptr: u64) -> u64 {
-    // SAFETY: `same_cpu_state` passes the address of a live `CpuState` on
-    // its stack (kernel memory, mapped on every CPU) and waits for this
-    // call to finish before reading it.
+    // SAFETY: `same_cpu_state` passes a heap slot for one `CpuState`
+    // (kernel memory, mapped on every CPU), frees it only after this call
+    // answered, and leaks it when it did not.
     unsafe { (ptr as *mut CpuState).write(CpuState::here()) };
     1
 }
@@ -667,14 +676,16 @@ fn same_cpu_state() -> crate::selftest::TestResult {
         let state = if index == 0 {
             bsp
         } else {
-            let mut state = CpuState::default();
-            let ptr = &mut state as *mut CpuState as u64;
-            call_on(apic_id, cpu_state_into, ptr)
+            // On the heap: if the CPU answers too late, it writes into a
+            // slot that is leaked rather than into a returned stack frame.
+            let slot = alloc::boxed::Box::into_raw(alloc::boxed::Box::new(CpuState::default()));
+            call_on(apic_id, cpu_state_into, slot as u64)
                 .ok_or_else(|| crate::fail!("CPU {index} (APIC {apic_id}) silent"))?;
             // The write happened on another CPU before it answered.
             core::sync::atomic::fence(Ordering::SeqCst);
-            // SAFETY: `state` is a live local the call wrote through `ptr`.
-            unsafe { core::ptr::read_volatile(&state) }
+            // SAFETY: `slot` came from Box::into_raw above and the call,
+            // which wrote it, is over.
+            *unsafe { alloc::boxed::Box::from_raw(slot) }
         };
         let who = alloc::format!("CPU {index} (APIC {apic_id})");
         crate::check!(

@@ -199,8 +199,10 @@ pub fn protections() -> Protections {
 }
 
 /// Loads `msr` into the PAT, then writes back caches and flushes the TLB,
-/// global entries included, as the SDM asks after a PAT change (the
-/// bootstrap processor's `shim::load_pat` does the same).
+/// global entries included, as the SDM asks after a PAT change; every CPU
+/// loads it this way. (The SDM's full procedure also disables caching
+/// around the write; baton loads the PAT before any mapping uses the
+/// entries it changes.)
 ///
 /// # Safety
 ///

@@ -100,16 +100,19 @@ fn record_tables(
 /// Gives the temporary address space's page tables to the frame
 /// allocator, which holds them back as early page tables until now.
 pub fn release_temporary_tables() {
-    let tables = TEMP_TABLES.lock();
-    let (frames, n) = &*tables;
-    if *n == 0 || TEMP_TABLES_RELEASED.load(Ordering::SeqCst) {
+    let mut tables = TEMP_TABLES.lock();
+    let (frames, n) = (tables.0, tables.1);
+    if n == 0 || TEMP_TABLES_RELEASED.load(Ordering::SeqCst) {
         return;
     }
     let mut allocator = crate::mm::frames::FRAMES.lock();
-    for &f in &frames[..*n] {
+    for (i, &f) in frames[..n].iter().enumerate() {
         let frame = PhysFrame::containing_address(PhysAddr::new(f));
         if let Err(e) = allocator.unreserve(frame, handoff::frames::Reason::PageTables) {
-            warn!("efi: temporary page table {f:#x} not given back: {e}");
+            // The first `i` went back; the rest stay reserved.
+            warn!("efi: temporary page table {f:#x} not given back ({e}); {i} of {n} were");
+            tables.1 = i;
+            TEMP_TABLES_RELEASED.store(true, Ordering::SeqCst);
             return;
         }
     }
@@ -511,9 +514,6 @@ fn try_init(boot: &BootInfo) -> Result<(), Unavailable> {
             "runtime services pointer not converted into the EFI window",
         ));
     }
-    // SAFETY: the table lies in a runtime region mapped in the window,
-    // where the firmware just moved its runtime services.
-    let services = SERVICES.call_once(|| unsafe { Services::new(rt_va as *const RuntimeServices) });
     info!("efi: runtime services at {rt_va:#x}");
 
     if mat.is_some() {
@@ -521,6 +521,12 @@ fn try_init(boot: &BootInfo) -> Result<(), Unavailable> {
     }
     drop(refined);
     verify_live_tables(&physmap)?;
+    // Published only now: every step that can still fail (and unmap the
+    // window again) is done.
+    // SAFETY: the table lies in a runtime region mapped in the window,
+    // where the firmware just moved its runtime services, and the live
+    // tables were just verified to hold the window.
+    let services = SERVICES.call_once(|| unsafe { Services::new(rt_va as *const RuntimeServices) });
     match services.get_time() {
         Ok(t) => info!(
             "efi: GetTime: {:04}-{:02}-{:02} {:02}:{:02}:{:02}",

@@ -318,8 +318,9 @@ pub fn stack(size: u64) -> Result<KernelStack, VmError> {
 pub const OVERFLOW_SLACK: u64 = 64;
 
 /// The most stacks whose guard pages are recorded for the double-fault
-/// handler.
-const MAX_STACKS: usize = 64;
+/// handler: each CPU's stack and three IST stacks, the bootstrap CPU's,
+/// the EFI stack, and room for tests.
+const MAX_STACKS: usize = 4 * (crate::boot::MAX_CPUS + 1) + 8;
 /// A slot being filled in.
 const CLAIMED: u64 = u64::MAX;
 
