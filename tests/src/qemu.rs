@@ -26,6 +26,38 @@ pub const SHUTDOWN_TRACE: &str = "qemu_system_shutdown_request";
 /// `SHUTDOWN_CAUSE_GUEST_SHUTDOWN`).
 pub const GUEST_SHUTDOWN: &str = "qemu_system_shutdown_request reason=6";
 
+/// Whether this QEMU writes the shutdown-request trace to its `-D` log
+/// (it needs the `log` trace backend): a machine without devices is asked
+/// to quit from its monitor, which is a shutdown request too.
+pub fn shutdown_trace_works(scratch: &Path) -> bool {
+    let _ = fs::create_dir_all(scratch);
+    let log = scratch.join("qemu-trace-probe.log");
+    let _ = fs::remove_file(&log);
+    let child = Command::new("qemu-system-x86_64")
+        .args(["-M", "none", "-display", "none", "-nodefaults"])
+        .args(["-monitor", "stdio", "-trace", SHUTDOWN_TRACE, "-D"])
+        .arg(&log)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    let Ok(mut child) = child else { return false };
+    if let Some(mut stdin) = child.stdin.take() {
+        use std::io::Write;
+        let _ = stdin.write_all(b"quit\n");
+    }
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    fs::read_to_string(&log).is_ok_and(|l| l.contains(SHUTDOWN_TRACE))
+}
+
 /// The outcome of a boot: how it ended, the serial log and QEMU's own log.
 pub struct Run {
     pub ending: Ending,
