@@ -1225,6 +1225,7 @@ fn random_efi_maps_are_as_large_and_varied_as_asked() {
     let (mut types, mut caching, mut limine_types) = Default::default();
     let (mut runtime_ram, mut strides, mut unsorted): (_, std::collections::BTreeSet<_>, _) =
         (0, Default::default(), 0);
+    let mut soft_reserved = 0;
     let types: &mut std::collections::BTreeSet<u32> = &mut types;
     let caching: &mut std::collections::BTreeSet<u64> = &mut caching;
     let limine_types: &mut std::collections::BTreeSet<u64> = &mut limine_types;
@@ -1236,8 +1237,15 @@ fn random_efi_maps_are_as_large_and_varied_as_asked() {
         for d in &case.descs {
             types.insert(d.ty.0);
             caching.insert(d.att.bits() & 0xf);
-            if d.att.contains(MemoryAttribute::RUNTIME) && memmap::Kind::from_efi(d.ty).is_ram() {
+            // Free memory the firmware keeps for runtime (the kind the type
+            // alone would not give), and free memory soft-reserved by SP.
+            let free = memmap::Kind::from_efi(d.ty).is_usable_class();
+            let kind = memmap::Kind::from_efi_desc(d.ty, d.att);
+            if free && matches!(kind, memmap::Kind::RuntimeData | memmap::Kind::RuntimeCode) {
                 runtime_ram += 1;
+            }
+            if kind == memmap::Kind::SoftReserved {
+                soft_reserved += 1;
             }
         }
         for e in &case.limine {
@@ -1248,8 +1256,12 @@ fn random_efi_maps_are_as_large_and_varied_as_asked() {
         }
     }
     stats.check();
-    eprintln!("strides {strides:?}, {unsorted} unsorted, {runtime_ram} runtime RAM descriptors");
+    eprintln!(
+        "strides {strides:?}, {unsorted} unsorted, {runtime_ram} free-type runtime descriptors, \
+         {soft_reserved} soft-reserved"
+    );
     assert!(stats.unaligned > 0 && stats.attr_changes > 0 && runtime_ram > 0 && unsorted > 0);
+    assert!(soft_reserved > 0, "no specific-purpose memory");
     assert!(strides.contains(&48) && strides.len() > 2);
     let all: std::collections::BTreeSet<_> =
         EFI_RAM.iter().chain(&EFI_NOT_RAM).map(|t| t.0).collect();
