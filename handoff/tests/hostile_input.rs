@@ -293,7 +293,7 @@ fn efi_window_large_pages_keep_one_memory_type() {
     use handoff::memmap::{self, EfiMemoryMap, LimineMap, MemoryMap, Scratch, limine};
     use handoff::mtrr::{MtrrRegisters, Mtrrs, PageKind, Pat, VariableRangeMsrs};
     use handoff::paging::{Builder, PageSize, Walker};
-    use handoff::plan::{self, CpuCaps, Inputs, KernelImage, KernelSection, Perm, Plan};
+    use handoff::plan::{self, CpuCaps, Inputs, KernelImage, Plan};
     use handoff::sim::Sim;
     use handoff::{Levels, PAGE_SIZE};
     use x86_64::PhysAddr;
@@ -335,24 +335,7 @@ fn efi_window_large_pages_keep_one_memory_type() {
     let mtrrs = Mtrrs::new(&regs).unwrap();
 
     let layout = Layout::for_levels(Levels::Four);
-    let kernel_virt = 0xffff_ffff_8000_0000;
-    let section = |name, start: u64, end: u64, perm| KernelSection {
-        name,
-        start: kernel_virt + start,
-        end: kernel_virt + end,
-        perm,
-    };
-    let kernel = KernelImage {
-        virt_base: kernel_virt,
-        phys_base: PhysAddr::new(0x200_0000),
-        sections: [
-            section("text", 0, 0x2_0000, Perm::ReadExecute),
-            section("rodata", 0x2_0000, 0x2_8000, Perm::ReadOnly),
-            section("data", 0x2_8000, 0x3_0000, Perm::ReadWrite),
-            // 0x30000: the boot stack's guard page, unmapped.
-            section("bss", 0x3_1000, 0x10_0000, Perm::ReadWrite),
-        ],
-    };
+    let kernel = KernelImage::sample(0x200_0000);
     let cpu = CpuCaps {
         gb_pages: true,
         nx: true,
@@ -408,9 +391,8 @@ fn plans_hold_every_map_the_normaliser_makes() {
     use handoff::layout::Layout;
     use handoff::memmap::{self, LimineMap, MemoryMap, Scratch, limine};
     use handoff::mtrr::{Mtrrs, Pat};
-    use handoff::plan::{CpuCaps, Inputs, KernelImage, KernelSection, Perm, Plan};
+    use handoff::plan::{CpuCaps, Inputs, KernelImage, Plan};
     use handoff::{Levels, PAGE_SIZE};
-    use x86_64::PhysAddr;
 
     // One page of RAM every other page.
     let entries: Vec<_> = (0..2046)
@@ -425,24 +407,7 @@ fn plans_hold_every_map_the_normaliser_makes() {
     memmap::build(None, &limine, &mut Box::new(Scratch::new()), &mut map).unwrap();
     assert_eq!(map.ram_runs().count(), 2046);
 
-    let kernel_virt = 0xffff_ffff_8000_0000;
-    let section = |name, start: u64, end: u64, perm| KernelSection {
-        name,
-        start: kernel_virt + start,
-        end: kernel_virt + end,
-        perm,
-    };
-    let kernel = KernelImage {
-        virt_base: kernel_virt,
-        phys_base: PhysAddr::new(0x200_0000),
-        sections: [
-            section("text", 0, 0x2_0000, Perm::ReadExecute),
-            section("rodata", 0x2_0000, 0x2_8000, Perm::ReadOnly),
-            section("data", 0x2_8000, 0x3_0000, Perm::ReadWrite),
-            // 0x30000: the boot stack's guard page, unmapped.
-            section("bss", 0x3_1000, 0x10_0000, Perm::ReadWrite),
-        ],
-    };
+    let kernel = KernelImage::sample(0x200_0000);
     let inputs = Inputs {
         map: &map,
         layout: Layout::for_levels(Levels::Four),

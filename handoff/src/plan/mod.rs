@@ -93,6 +93,33 @@ pub struct KernelImage {
     pub sections: [KernelSection; 4],
 }
 
+#[cfg(any(test, feature = "sim"))]
+impl KernelImage {
+    /// For tests: baton's image shape (128 KiB of text, 32 KiB of rodata,
+    /// 32 KiB of data, the boot stack's guard page, then bss up to 1 MiB)
+    /// at its link address, loaded at `phys`.
+    pub fn sample(phys: u64) -> Self {
+        const VIRT: u64 = 0xffff_ffff_8000_0000;
+        let section = |name, start: u64, end: u64, perm| KernelSection {
+            name,
+            start: VIRT + start,
+            end: VIRT + end,
+            perm,
+        };
+        KernelImage {
+            virt_base: VIRT,
+            phys_base: PhysAddr::new(phys),
+            sections: [
+                section("text", 0, 0x2_0000, Perm::ReadExecute),
+                section("rodata", 0x2_0000, 0x2_8000, Perm::ReadOnly),
+                section("data", 0x2_8000, 0x3_0000, Perm::ReadWrite),
+                // 0x30000: the boot stack's guard page, unmapped.
+                section("bss", 0x3_1000, 0x10_0000, Perm::ReadWrite),
+            ],
+        }
+    }
+}
+
 /// What a planned mapping is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Purpose {

@@ -29,26 +29,6 @@ const DEF_FE: u64 = 1 << 10;
 const MASK_VALID: u64 = 1 << 11;
 const PHYS_BITS: u8 = 48;
 
-pub(super) fn kernel_at(phys: u64) -> KernelImage {
-    let section = |name, start: u64, end: u64, perm| KernelSection {
-        name,
-        start: KERNEL_VIRT + start,
-        end: KERNEL_VIRT + end,
-        perm,
-    };
-    KernelImage {
-        virt_base: KERNEL_VIRT,
-        phys_base: PhysAddr::new(phys),
-        sections: [
-            section("text", 0, 0x2_0000, Perm::ReadExecute),
-            section("rodata", 0x2_0000, 0x2_8000, Perm::ReadOnly),
-            section("data", 0x2_8000, 0x3_0000, Perm::ReadWrite),
-            // 0x30000: the boot stack's guard page, unmapped.
-            section("bss", 0x3_1000, 0x10_0000, Perm::ReadWrite),
-        ],
-    }
-}
-
 const CPU_1G: CpuCaps = CpuCaps {
     gb_pages: true,
     nx: true,
@@ -152,7 +132,7 @@ fn plan_build_verify(
     kernel_phys: u64,
 ) -> Box<Plan> {
     let layout = Layout::for_levels(levels);
-    let kernel = kernel_at(kernel_phys);
+    let kernel = KernelImage::sample(kernel_phys);
     let inputs = Inputs {
         map,
         layout,
@@ -552,7 +532,7 @@ fn plan_errors() {
     let map = bios_map(&seabios_5g());
     let mut plan = Box::new(Plan::new());
 
-    let mut kernel = kernel_at(0x110_0000);
+    let mut kernel = KernelImage::sample(0x110_0000);
     kernel.sections[1].start += 0x800;
     let inputs = Inputs {
         map: &map,
@@ -573,7 +553,7 @@ fn plan_errors() {
     );
 
     let no_ram = bios_map(&[entry(0, 0x10_0000, limine::RESERVED)]);
-    let kernel = kernel_at(0);
+    let kernel = KernelImage::sample(0);
     let inputs = Inputs {
         map: &no_ram,
         kernel: &kernel,
@@ -606,7 +586,7 @@ fn verify_catches_a_stray_and_a_missing_mapping() {
     let layout = Layout::for_levels(levels);
     let map = bios_map(&seabios_5g());
     let m = seabios_mtrrs();
-    let kernel = kernel_at(0x110_0000);
+    let kernel = KernelImage::sample(0x110_0000);
     let inputs = Inputs {
         map: &map,
         layout,

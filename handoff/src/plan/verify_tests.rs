@@ -26,10 +26,6 @@ const WB_ATTR: MemoryAttribute = MemoryAttribute::UNCACHEABLE
     .union(MemoryAttribute::WRITE_THROUGH)
     .union(MemoryAttribute::WRITE_BACK);
 
-fn kernel() -> KernelImage {
-    super::tests::kernel_at(KERNEL_PHYS)
-}
-
 /// MTRRs on, default write-back, no fixed ranges, the given variable
 /// ranges `(base, size, type)`.
 fn mtrrs(ranges: &[(u64, u64, MemType)]) -> Mtrrs {
@@ -151,7 +147,11 @@ fn merge(plan: &mut Plan, first: usize, last: usize) {
 
 #[test]
 fn the_correct_plan_verifies() {
-    let (map, mtrrs, kernel) = (map_with_uc_hole(), mtrrs(&[]), kernel());
+    let (map, mtrrs, kernel) = (
+        map_with_uc_hole(),
+        mtrrs(&[]),
+        KernelImage::sample(KERNEL_PHYS),
+    );
     for gb in [false, true] {
         let inputs = inputs(&map, &mtrrs, cpu(gb), &kernel);
         let mut plan = Box::new(Plan::new());
@@ -167,7 +167,11 @@ fn a_leaf_over_two_attribute_types_fails() {
     // MiB and the RAM around it become one write-back mapping, whose
     // leaf at 1 GiB (2 MiB, or 1 GiB with pdpe1gb) covers both types. The
     // plan's own meta agrees with the leaf; only the map can tell.
-    let (map, mtrrs, kernel) = (map_with_uc_hole(), mtrrs(&[]), kernel());
+    let (map, mtrrs, kernel) = (
+        map_with_uc_hole(),
+        mtrrs(&[]),
+        KernelImage::sample(KERNEL_PHYS),
+    );
     for (gb, size) in [(false, PageSize::Size2M), (true, PageSize::Size1G)] {
         let inputs = inputs(&map, &mtrrs, cpu(gb), &kernel);
         let mut plan = Box::new(Plan::new());
@@ -195,7 +199,11 @@ fn a_leaf_over_two_attribute_types_fails() {
 fn a_leaf_of_another_type_than_the_map_fails() {
     // A make that took the uncached MiB for write-back: its mapping and
     // meta agree with each other, not with the map.
-    let (map, mtrrs, kernel) = (map_with_uc_hole(), mtrrs(&[]), kernel());
+    let (map, mtrrs, kernel) = (
+        map_with_uc_hole(),
+        mtrrs(&[]),
+        KernelImage::sample(KERNEL_PHYS),
+    );
     let inputs = inputs(&map, &mtrrs, cpu(false), &kernel);
     let mut plan = Box::new(Plan::new());
     plan.make(&inputs).unwrap();
@@ -226,7 +234,10 @@ fn a_leaf_over_an_mtrr_change_still_fails() {
     // second GiB: a plan that ignored it would map that GiB with one 1 GiB
     // page, which the MTRR check refuses whatever the plan's meta says.
     let map = efi_map(&[(0x10_0000, 2 * GIB - 0x10_0000, WB_ATTR)]);
-    let (mtrrs, kernel) = (mtrrs(&[(GIB + GIB / 2, GIB / 2, MemType::Uc)]), kernel());
+    let (mtrrs, kernel) = (
+        mtrrs(&[(GIB + GIB / 2, GIB / 2, MemType::Uc)]),
+        KernelImage::sample(KERNEL_PHYS),
+    );
     let inputs = inputs(&map, &mtrrs, cpu(true), &kernel);
     let mut plan = Box::new(Plan::new());
     plan.make(&inputs).unwrap();

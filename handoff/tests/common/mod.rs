@@ -38,7 +38,7 @@ use handoff::mtrr::{
     MemType, MtrrRegisters, Mtrrs, PageKind, Pat, VariableRangeMsrs, effective_type,
 };
 use handoff::paging::{BuildError, Builder, Mapping, PageSize};
-use handoff::plan::{self, CpuCaps, Inputs, KernelImage, KernelSection, Perm, Plan, PlanError};
+use handoff::plan::{self, CpuCaps, Inputs, KernelImage, Plan, PlanError};
 use handoff::sim::Sim;
 use handoff::{Levels, PAGE_SIZE};
 use uefi_raw::table::boot::MemoryAttribute;
@@ -1285,29 +1285,6 @@ fn efi_runtime_checks(data: &[u8], strict: bool) -> Reached {
 // ---------------------------------------------------------------------------
 // The plan.
 
-const KERNEL_VIRT: u64 = 0xffff_ffff_8000_0000;
-
-/// baton's kernel image shape, loaded at `phys`.
-fn kernel_at(phys: u64) -> KernelImage {
-    let section = |name, start: u64, end: u64, perm| KernelSection {
-        name,
-        start: KERNEL_VIRT + start,
-        end: KERNEL_VIRT + end,
-        perm,
-    };
-    KernelImage {
-        virt_base: KERNEL_VIRT,
-        phys_base: PhysAddr::new(phys),
-        sections: [
-            section("text", 0, 0x2_0000, Perm::ReadExecute),
-            section("rodata", 0x2_0000, 0x2_8000, Perm::ReadOnly),
-            section("data", 0x2_8000, 0x3_0000, Perm::ReadWrite),
-            // 0x30000: the boot stack's guard page, unmapped.
-            section("bss", 0x3_1000, 0x10_0000, Perm::ReadWrite),
-        ],
-    }
-}
-
 /// The most leaves [`check_plan`] builds into simulated memory, so that an
 /// execution stays in the milliseconds.
 pub const MAX_BUILT_LEAVES: u64 = 1 << 16;
@@ -1420,7 +1397,7 @@ fn plan_checks(data: &[u8], strict: bool) -> Reached {
     };
     let mtrrs = mtrrs(&mut Input::new(mtrr_input), maps.bits);
     let layout = Layout::for_levels(levels);
-    let kernel = kernel_at(kernel_phys);
+    let kernel = KernelImage::sample(kernel_phys);
     let inputs = Inputs {
         map: &map,
         layout,
