@@ -548,23 +548,28 @@ impl Plan {
             }
             let ty = effective_type(mtrrs.type_at(next), pat_type);
             if ty != effective {
-                let mapping = self.physmap_mapping(inputs, seg_start, next, cache);
-                self.push(
-                    mapping,
-                    Meta {
-                        purpose: Purpose::Physmap,
-                        pat_type,
-                        effective,
-                    },
-                )?;
-                self.physmap_bytes += next - seg_start;
+                self.push_physmap(inputs, seg_start, next, cache, pat_type, effective)?;
                 cuts += 1;
                 seg_start = next;
                 effective = ty;
             }
             at = next;
         }
-        let mapping = self.physmap_mapping(inputs, seg_start, end, cache);
+        self.push_physmap(inputs, seg_start, end, cache, pat_type, effective)?;
+        Ok(cuts)
+    }
+
+    /// Pushes the physmap mapping of `start..end`, one effective type.
+    fn push_physmap(
+        &mut self,
+        inputs: &Inputs<'_>,
+        start: u64,
+        end: u64,
+        cache: PageTableFlags,
+        pat_type: MemType,
+        effective: MemType,
+    ) -> Result<(), PlanError> {
+        let mapping = self.physmap_mapping(inputs, start, end, cache);
         self.push(
             mapping,
             Meta {
@@ -573,8 +578,8 @@ impl Plan {
                 effective,
             },
         )?;
-        self.physmap_bytes += end - seg_start;
-        Ok(cuts)
+        self.physmap_bytes += end - start;
+        Ok(())
     }
 
     fn push_kernel_section(
