@@ -583,17 +583,7 @@ fn refine_window(
 fn verify_live_tables(physmap: &DirectMap) -> Result<(), Unavailable> {
     let s = shim::state();
     let walker = Walker::new(physmap, s.root, s.levels);
-    let map = shim::MAP.lock();
-    let inputs = plan::Inputs {
-        map: &map,
-        layout: s.layout,
-        mtrrs: &s.mtrrs,
-        pat: &s.pat,
-        cpu: s.cpu,
-        kernel: &s.kernel,
-    };
-    let verified =
-        plan::verify(&shim::PLAN.lock(), &walker, &inputs).map_err(Unavailable::Verify)?;
+    let verified = shim::verify_live(physmap).map_err(Unavailable::Verify)?;
     let window = s.layout.region(handoff::layout::RegionKind::EfiRuntime);
     let leaves = walker.leaf_count_in(window.start, window.end);
     info!(

@@ -110,6 +110,23 @@ pub fn state() -> &'static State {
     STATE.get().expect("the handoff has not run")
 }
 
+/// Holds the live tables, read through `physmap`, to the plan as it stands
+/// now (after the handoff, with whatever was added to it since).
+pub fn verify_live(physmap: &DirectMap) -> Result<plan::Verified, plan::VerifyError> {
+    let s = state();
+    let walker = Walker::new(physmap, s.root, s.levels);
+    let map = MAP.lock();
+    let inputs = Inputs {
+        map: &map,
+        layout: s.layout,
+        mtrrs: &s.mtrrs,
+        pat: &s.pat,
+        cpu: s.cpu,
+        kernel: &s.kernel,
+    };
+    plan::verify(&PLAN.lock(), &walker, &inputs)
+}
+
 /// Which tables a check read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tables {

@@ -8,7 +8,7 @@ use x86_64::registers::control::Cr3;
 use x86_64::structures::paging::PageTableFlags;
 
 use super::direct::DirectMap;
-use super::{PLAN, state};
+use super::state;
 use crate::cpu::trap;
 use crate::selftest::{Test, TestResult};
 use crate::{boot, check, fail};
@@ -213,22 +213,9 @@ fn no_wx() -> TestResult {
 }
 
 fn still_match_plan() -> TestResult {
-    let window = physmap();
-    let s = state();
-    let walker = Walker::new(&window, s.root, s.levels);
-    let map = super::MAP.lock();
-    let inputs = handoff::plan::Inputs {
-        map: &map,
-        layout: s.layout,
-        mtrrs: &s.mtrrs,
-        pat: &s.pat,
-        cpu: s.cpu,
-        kernel: &s.kernel,
-    };
-    match handoff::plan::verify(&PLAN.lock(), &walker, &inputs) {
-        Ok(_) => Ok(()),
-        Err(e) => Err(fail!("{e}")),
-    }
+    super::verify_live(&physmap())
+        .map(|_| ())
+        .map_err(|e| fail!("{e}"))
 }
 
 fn pat_loaded() -> TestResult {
