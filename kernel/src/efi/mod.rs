@@ -26,7 +26,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use handoff::efi::{self, AttributesTable, EfiError, Runtime, Window};
 use handoff::memmap::{EfiMemoryMap, MapError};
-use handoff::paging::{BuildError, Builder, Walker};
+use handoff::paging::{BuildError, Builder, UnmapError, Unmapper, Walker};
 use handoff::phys::{FrameSource, PhysWindow};
 use handoff::plan::{self, PlanError};
 use log::{info, warn};
@@ -40,7 +40,10 @@ use x86_64::structures::paging::{PageTableFlags, PhysFrame};
 
 use crate::boot::{self, BootInfo, Firmware};
 use crate::fixed::FixedStr;
-use crate::shim::{self, direct::DirectMap};
+use crate::shim::{
+    self,
+    direct::{DirectMap, EarlyFrames},
+};
 pub use runtime::{EfiStatus, Name, Services};
 
 /// Set by `inject=svam-version` (test runs): SetVirtualAddressMap gets a
@@ -237,14 +240,42 @@ fn unmap_window() {
     let s = shim::state();
     // SAFETY: the physmap maps all RAM read-write, page tables included.
     let mut physmap = unsafe { DirectMap::new(s.layout.page_offset_base()) };
-    let mut unmapper = handoff::paging::Unmapper::new(&mut physmap, s.root, s.levels);
-    for m in window.mappings() {
-        // Emptied tables stay with the early frames (no allocator yet).
-        let _ = unmapper.unmap(m.mapping.virt, m.mapping.len, |_| {}, |_, _| {});
+    if let Err(e) = unmap_mappings(&mut physmap, &window) {
+        warn!("efi: unmapping the window: {e}");
     }
     // The window's entries are global: a CR3 reload would keep them.
     shim::flush_global_tlb(s.cpu.global);
     shim::PLAN.lock().remove_efi_window();
+}
+
+/// Maps `window` into baton's tables, with frames from `frames`.
+fn map_window(
+    physmap: &mut DirectMap,
+    frames: &mut EarlyFrames,
+    window: &Window,
+) -> Result<(), BuildError> {
+    let s = shim::state();
+    let mut builder = Builder::on_root(physmap, frames, s.levels, s.root);
+    window
+        .mappings()
+        .iter()
+        .try_for_each(|m| builder.map(&m.mapping))
+}
+
+/// Unmaps every mapping of `window` from baton's tables (the caller
+/// flushes the TLB), going on past failures; returns the first. Emptied
+/// tables stay with the early frames (no allocator yet).
+fn unmap_mappings(physmap: &mut DirectMap, window: &Window) -> Result<(), UnmapError> {
+    let s = shim::state();
+    let mut unmapper = Unmapper::new(physmap, s.root, s.levels);
+    let mut first = Ok(());
+    for m in window.mappings() {
+        let done = unmapper.unmap(m.mapping.virt, m.mapping.len, |_| {}, |_, _| {});
+        if let (Err(e), Ok(())) = (done, &first) {
+            first = Err(e);
+        }
+    }
+    first
 }
 
 /// Reads a UCS-2 string of at most 63 characters from physical memory.
@@ -378,12 +409,7 @@ fn try_init(boot: &BootInfo) -> Result<(), Unavailable> {
     let frames = frames_guard.as_mut().ok_or(Unavailable::NoFrames)?;
     // SAFETY: the physmap maps all RAM read-write, page tables included.
     let mut physmap = unsafe { DirectMap::new(s.layout.page_offset_base()) };
-    {
-        let mut builder = Builder::on_root(&mut physmap, frames, s.levels, s.root);
-        for m in window.mappings() {
-            builder.map(&m.mapping)?;
-        }
-    }
+    map_window(&mut physmap, frames, &window)?;
     shim::PLAN.lock().add_efi_window(&window)?;
     info!(
         "efi: window: {} mappings, permissions per descriptor",
@@ -546,25 +572,14 @@ fn refine_window(
     refined: &Window,
 ) -> Result<(), Unavailable> {
     let s = shim::state();
-    {
-        let mut unmapper = handoff::paging::Unmapper::new(physmap, s.root, s.levels);
-        for m in window.mappings() {
-            // Emptied tables stay with the early frames (no allocator yet).
-            unmapper
-                .unmap(m.mapping.virt, m.mapping.len, |_| {}, |_, _| {})
-                .map_err(Unavailable::Refine)?;
-        }
-    }
+    unmap_mappings(physmap, window).map_err(Unavailable::Refine)?;
     // From here on, a failure leaves the window to `unmap_window`, which
     // unmaps whatever `window` holds.
     window.clone_from(refined);
     {
         let mut frames_guard = shim::EARLY_FRAMES.lock();
         let frames = frames_guard.as_mut().ok_or(Unavailable::NoFrames)?;
-        let mut builder = Builder::on_root(physmap, frames, s.levels, s.root);
-        for m in window.mappings() {
-            builder.map(&m.mapping)?;
-        }
+        map_window(physmap, frames, window)?;
     }
     // The old entries are global: a CR3 reload would keep them.
     shim::flush_global_tlb(s.cpu.global);
