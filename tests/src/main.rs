@@ -116,6 +116,18 @@ fn firmware(cfg: &Config, case: &Case) -> Firmware {
     }
 }
 
+/// What is wrong with how the machine ended, judged by QEMU's log (with
+/// the shutdown-request trace): a power-off where none was expected, or
+/// none where one was.
+fn power_off_problem(exit: Exit, qemu_log: &str) -> Option<&'static str> {
+    let powered_off = qemu_log.contains(qemu::GUEST_SHUTDOWN);
+    match exit {
+        Exit::Shutdown if !powered_off => Some("QEMU saw no shutdown request from the guest"),
+        Exit::Reset | Exit::Pass | Exit::Fail if powered_off => Some("the guest powered off"),
+        _ => None,
+    }
+}
+
 /// Why a case cannot run here, if it cannot.
 fn unmet(case: &Case) -> Option<&'static str> {
     match case.needs {
@@ -343,16 +355,10 @@ fn run_case(cfg: &Config, case: &Case, image: &Path) -> (Verdict, String) {
         if r.qemu_log.contains("Triple fault") {
             problems.push(format!("{which}the guest triple-faulted"));
         }
-        let powered_off = r.qemu_log.contains(qemu::GUEST_SHUTDOWN);
-        match case.exit {
-            _ if !cfg.shutdown_trace => {}
-            Exit::Shutdown if !powered_off => problems.push(format!(
-                "{which}QEMU saw no shutdown request from the guest"
-            )),
-            Exit::Reset | Exit::Pass | Exit::Fail if powered_off => {
-                problems.push(format!("{which}the guest powered off"))
-            }
-            _ => {}
+        if cfg.shutdown_trace
+            && let Some(problem) = power_off_problem(case.exit, &r.qemu_log)
+        {
+            problems.push(format!("{which}{problem}"));
         }
         match r.ending {
             Ending::Exited(code) if code == case.exit.status() => {}
@@ -539,5 +545,58 @@ fn main() -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(ovmf: Option<&str>) -> Config {
+        Config {
+            root: PathBuf::new(),
+            build: PathBuf::new(),
+            kernel: PathBuf::new(),
+            ovmf: ovmf.map(PathBuf::from),
+            shutdown_trace: true,
+            jobs: 1,
+            filters: Vec::new(),
+            list: false,
+        }
+    }
+
+    #[test]
+    fn bios_cases_boot_pflash_without_a_combined_image() {
+        let by_name = |name| {
+            cases::all()
+                .iter()
+                .find(|c| c.name == name)
+                .copied()
+                .expect("case exists")
+        };
+        let bios = by_name("uefi-cd");
+        let pflash = by_name("efi-pflash-persist");
+        let seabios = by_name("bios-cd");
+        let with = config(Some("/x/OVMF.fd"));
+        let without = config(None);
+        assert_eq!(firmware(&with, &bios), Firmware::Ovmf);
+        assert_eq!(firmware(&without, &bios), Firmware::OvmfPflash);
+        assert_eq!(firmware(&with, &pflash), Firmware::OvmfPflash);
+        assert_eq!(firmware(&without, &seabios), Firmware::SeaBios);
+        let args = qemu_args(&without, &bios, Path::new("x.iso"), Path::new("v.fd"));
+        assert!(args.iter().any(|a| a.starts_with("if=pflash")), "{args:?}");
+        assert!(!args.iter().any(|a| a == "-bios"), "{args:?}");
+    }
+
+    #[test]
+    fn power_off_and_reset_are_told_apart() {
+        let off = "qemu_system_shutdown_request reason=6\n";
+        let quit = "qemu_system_shutdown_request reason=2\n";
+        assert_eq!(power_off_problem(Exit::Shutdown, off), None);
+        assert!(power_off_problem(Exit::Shutdown, "").is_some());
+        assert!(power_off_problem(Exit::Shutdown, quit).is_some());
+        assert_eq!(power_off_problem(Exit::Reset, ""), None);
+        assert!(power_off_problem(Exit::Reset, off).is_some());
+        assert!(power_off_problem(Exit::Pass, off).is_some());
     }
 }
