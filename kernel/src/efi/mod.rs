@@ -62,7 +62,7 @@ pub fn svam_failure_injected() -> bool {
 
 /// The most page tables of the temporary address space that are recorded
 /// to be given back.
-const MAX_TEMP_TABLES: usize = 128;
+pub const MAX_TEMP_TABLES: usize = 128;
 
 /// The temporary address space's own tables (its root and everything under
 /// its lower half), from the early frames: given back to the frame

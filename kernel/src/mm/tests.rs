@@ -133,7 +133,7 @@ fn allocate_everything() -> TestResult {
     };
     // Early page tables given back since: the temporary address space of
     // SetVirtualAddressMap.
-    let mut given_back = [0u64; 128];
+    let mut given_back = [0u64; crate::efi::MAX_TEMP_TABLES];
     let mut n_given_back = 0;
     crate::efi::released_temporary_tables(|f| {
         if n_given_back < given_back.len() {
