@@ -4,7 +4,7 @@
 use handoff::Levels;
 use handoff::layout::Layout;
 use handoff::memmap::{self, LimineEntry, LimineMap, MemoryMap, Scratch, limine};
-use handoff::mtrr::{MemType, MtrrRegisters, Mtrrs, Pat, VariableRangeMsrs};
+use handoff::memtype::{MemType, MtrrRegisters, Mtrrs, Pat, VariableRangeMsrs};
 use handoff::plan::{CpuCaps, Inputs, KernelImage, KernelSection, Perm, Plan};
 use x86_64::PhysAddr;
 

@@ -22,7 +22,7 @@ pub mod fault;
 pub mod frames;
 pub mod layout;
 pub mod memmap;
-pub mod mtrr;
+pub mod memtype;
 pub mod paging;
 pub mod phys;
 pub mod plan;

@@ -291,7 +291,7 @@ fn efi_window_large_pages_keep_one_memory_type() {
     use handoff::efi::{Runtime, Window};
     use handoff::layout::Layout;
     use handoff::memmap::{self, EfiMemoryMap, LimineMap, MemoryMap, Scratch, limine};
-    use handoff::mtrr::{MtrrRegisters, Mtrrs, PageKind, Pat, VariableRangeMsrs};
+    use handoff::memtype::{MtrrRegisters, Mtrrs, PageKind, Pat, VariableRangeMsrs};
     use handoff::paging::{Builder, PageSize, Walker};
     use handoff::plan::{self, CpuCaps, Inputs, KernelImage, Plan};
     use handoff::sim::Sim;
@@ -373,7 +373,8 @@ fn efi_window_large_pages_keep_one_memory_type() {
         let pat_type = Pat::BATON.type_for_flags(leaf.flags, PageKind::Large);
         let start = leaf.phys.as_u64();
         assert!(
-            plan::uniform_effective(&mtrrs, start, start + leaf.size.bytes(), pat_type).is_some(),
+            handoff::memtype::uniform_effective(&mtrrs, start, start + leaf.size.bytes(), pat_type)
+                .is_some(),
             "{:?} leaf at {:#x} -> {start:#x} covers a UC and a WB range",
             leaf.size,
             leaf.virt
@@ -390,7 +391,7 @@ fn efi_window_large_pages_keep_one_memory_type() {
 fn plans_hold_every_map_the_normaliser_makes() {
     use handoff::layout::Layout;
     use handoff::memmap::{self, LimineMap, MemoryMap, Scratch, limine};
-    use handoff::mtrr::{Mtrrs, Pat};
+    use handoff::memtype::{Mtrrs, Pat};
     use handoff::plan::{CpuCaps, Inputs, KernelImage, Plan};
     use handoff::{Levels, PAGE_SIZE};
 

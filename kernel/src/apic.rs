@@ -4,7 +4,7 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use handoff::mtrr::MemType;
+use handoff::memtype::MemType;
 
 use crate::cpu::features;
 use crate::mm::vmalloc;

@@ -602,7 +602,7 @@ impl CpuState {
             efer: Efer::read_raw(),
             pat: if cpu::features::detect().pat {
                 // SAFETY: the CPU has the PAT MSR.
-                unsafe { cpu::features::rdmsr(handoff::mtrr::IA32_PAT) }
+                unsafe { cpu::features::rdmsr(handoff::memtype::pat::IA32_PAT) }
             } else {
                 0
             },

@@ -33,7 +33,7 @@ use crate::PAGE_SIZE;
 use crate::layout::Layout;
 use crate::memmap::EfiMemoryMap;
 pub use crate::memmap::decode_descriptor as descriptor;
-use crate::mtrr::{MemType, Mtrrs, PageKind, Pat, effective_type};
+use crate::memtype::{MemType, Mtrrs, Pat, effective_runs};
 use crate::paging::{Mapping, PageSize};
 
 #[cfg(test)]
@@ -565,9 +565,7 @@ impl Window {
         for region in order.iter().map(|&i| &regions[usize::from(i)]) {
             let mem_type = region.mem_type();
             let cache = pat
-                .index_for(mem_type)
-                .filter(|&i| i < 4)
-                .and_then(|_| pat.flags_for(mem_type, PageKind::Large))
+                .flags_any_size(mem_type)
                 .ok_or(EfiError::NoPatEntry(mem_type))?;
             let base = cache
                 | if global {
@@ -578,29 +576,19 @@ impl Window {
             // Each piece is cut where the effective memory type (MTRR type
             // with this PAT type) changes, so that no large page spans two.
             let mut piece = |start: u64, end: u64, access: Access| -> Result<(), EfiError> {
-                let mut at = start;
-                while at < end {
-                    let ty = effective_type(mtrrs.type_at(at), mem_type);
-                    let mut cut = at;
-                    loop {
-                        cut = mtrrs.next_boundary(cut).min(end);
-                        if cut >= end || effective_type(mtrrs.type_at(cut), mem_type) != ty {
-                            break;
-                        }
-                    }
+                for run in effective_runs(mtrrs, start, end, mem_type) {
                     self.push(WindowMapping {
                         mapping: Mapping {
-                            virt: region.virt + (at - region.phys),
-                            phys: PhysAddr::new(at),
-                            len: cut - at,
+                            virt: region.virt + (run.start - region.phys),
+                            phys: PhysAddr::new(run.start),
+                            len: run.end - run.start,
                             flags: base | access.flags(nx),
                             max_page: PageSize::Size2M,
                         },
                         access,
                         mem_type,
-                        effective: ty,
+                        effective: run.effective,
                     })?;
-                    at = cut;
                 }
                 Ok(())
             };
@@ -659,7 +647,7 @@ pub fn identity_mappings<'a>(
     };
     let regions = runtime.regions().iter().map(move |r| {
         let cache = pat
-            .flags_for(r.mem_type(), PageKind::Large)
+            .flags_any_size(r.mem_type())
             .unwrap_or(PageTableFlags::NO_CACHE | PageTableFlags::WRITE_THROUGH);
         let exec = if r.is_code() {
             PageTableFlags::empty()

@@ -3,6 +3,7 @@ use uefi_raw::table::boot::{MemoryAttribute as A, MemoryType as T};
 
 use super::*;
 use crate::Levels;
+use crate::memtype::PageKind;
 
 const DESC: usize = 48;
 const GIB: u64 = 1 << 30;
@@ -27,8 +28,8 @@ fn map_bytes(descs: &[(T, u64, u64, A)]) -> Vec<u8> {
 }
 
 /// MTRRs that make everything write-back (no MTRRs at all).
-fn wb_mtrrs() -> crate::mtrr::Mtrrs {
-    crate::mtrr::Mtrrs::absent(46).unwrap()
+fn wb_mtrrs() -> crate::memtype::Mtrrs {
+    crate::memtype::Mtrrs::absent(46).unwrap()
 }
 
 fn parse(bytes: &[u8]) -> EfiMemoryMap<'_> {
@@ -389,7 +390,7 @@ fn attributes_table_refines_code_into_text_and_data() {
 
 #[test]
 fn window_pages_never_span_two_memory_types() {
-    use crate::mtrr::{MtrrRegisters, Mtrrs, VariableRangeMsrs};
+    use crate::memtype::{MtrrRegisters, Mtrrs, VariableRangeMsrs};
     // 4 MiB of runtime data, write-back, 2 MiB-aligned, with one 4 KiB
     // page of it UC by a variable MTRR.
     let bytes = map_bytes(&[(T::RUNTIME_SERVICES_DATA, 0x4000_0000, 1024, rt_attr())]);
@@ -423,7 +424,7 @@ fn window_pages_never_span_two_memory_types() {
         for (virt, phys, size) in m.pages() {
             let (start, end) = (phys.as_u64(), phys.as_u64() + size.bytes());
             assert!(
-                crate::plan::uniform_effective(&mtrrs, start, end, MemType::Wb).is_some(),
+                crate::memtype::uniform_effective(&mtrrs, start, end, MemType::Wb).is_some(),
                 "{size:?} page at {virt:#x} spans two types"
             );
         }

@@ -30,8 +30,8 @@ mod tests;
 
 pub use builder::{BuildError, Builder};
 pub use pages::{
-    LEAF_FLAGS, LargestPages, LeafCount, Mapping, PAT_4K, PHYS_LIMIT, PageSize, TableCount,
-    largest_pages, leaf_count, minimum_tables, minimum_tables_sorted,
+    LEAF_FLAGS, LargestPages, LeafCount, Mapping, PAT_4K, PAT_LARGE, PHYS_LIMIT, PageSize,
+    TableCount, largest_pages, leaf_count, minimum_tables, minimum_tables_sorted,
 };
 pub use path::{End, Path, Step};
 pub use protect::{WxError, check_wx};

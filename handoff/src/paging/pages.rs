@@ -78,6 +78,11 @@ impl core::fmt::Display for PageSize {
 /// `PageTableEntry`, and baton never sets it there.
 pub const PAT_4K: PageTableFlags = PageTableFlags::HUGE_PAGE;
 
+/// The PAT bit of a 2 MiB or 1 GiB leaf (bit 12, where a 4 KiB entry has
+/// address bits; bit 7 is PS there). The walker reports it in a large
+/// leaf's flags; a [`Mapping`] never asks for it.
+pub const PAT_LARGE: PageTableFlags = PageTableFlags::from_bits_retain(1 << 12);
+
 /// The flags a [`Mapping`] may ask for. `PRESENT` and the large-page bit are
 /// the builder's job; `USER_ACCESSIBLE`, the CPU's `ACCESSED`/`DIRTY` and the
 /// software bits are never set by baton.
@@ -559,9 +564,6 @@ pub(crate) const fn index(va: u64, level: u8) -> usize {
 pub(crate) const TABLE_FLAGS: PageTableFlags =
     PageTableFlags::PRESENT.union(PageTableFlags::WRITABLE);
 
-/// Bit 12 of a large leaf: its PAT bit.
-pub(crate) const PAT_LARGE_BIT: u64 = 1 << 12;
-
 /// What a page-table entry holds, read as the CPU would.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Entry {
@@ -609,7 +611,7 @@ pub(crate) fn classify(entry: &PageTableEntry, level: u8) -> Entry {
         Some(size) => Entry::Leaf {
             phys: PhysAddr::new(raw & 0x000f_ffff_ffff_f000 & !(size.bytes() - 1)),
             size,
-            flags: PageTableFlags::from_bits_retain(flags.bits() | (raw & PAT_LARGE_BIT)),
+            flags: PageTableFlags::from_bits_retain(flags.bits() | (raw & PAT_LARGE.bits())),
         },
         None => Entry::Other,
     }

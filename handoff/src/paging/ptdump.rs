@@ -34,7 +34,7 @@ use core::fmt;
 
 use x86_64::structures::paging::{PageTableFlags, PhysFrame};
 
-use super::pages::{PAT_LARGE_BIT, entry_shift, raw};
+use super::pages::{PAT_LARGE, entry_shift, raw};
 use super::walker::Walker;
 use crate::Levels;
 use crate::phys::PhysWindow;
@@ -220,7 +220,7 @@ impl<W: PhysWindow + ?Sized> Walker<'_, W> {
                 continue;
             }
             let large = level > 1 && raw & BIT7 != 0;
-            let prot = (raw & SHOWN) | if large { raw & PAT_LARGE_BIT } else { 0 };
+            let prot = (raw & SHOWN) | if large { raw & PAT_LARGE.bits() } else { 0 };
             let effective = (above & prot & (USER | RW)) | ((above | prot) & NX);
             if level == 1 || large {
                 merger.note(addr, prot, effective, level)?;
@@ -268,7 +268,7 @@ pub(crate) fn human_size(start: u64, end: u64) -> (u64, char) {
 pub(crate) fn prot_columns(prot: u64, level: u8) -> [(bool, &'static str, &'static str); 8] {
     let pat = match level {
         1 => prot & BIT7 != 0,
-        2 | 3 => prot & PAT_LARGE_BIT != 0,
+        2 | 3 => prot & PAT_LARGE.bits() != 0,
         _ => false,
     };
     [

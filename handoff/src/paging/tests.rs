@@ -1025,7 +1025,7 @@ fn wx_range_names_the_level_of_its_paging_mode() {
         end: 0xff11_0000_4000_0000,
         level: 3,
         prot: (PRESENT | W | PageTableFlags::USER_ACCESSIBLE | PWT | PCD | HUGE).bits()
-            | super::pages::PAT_LARGE_BIT,
+            | super::pages::PAT_LARGE.bits(),
         levels: Levels::Five,
     };
     assert_eq!(range.pages(), 1 << 18);

@@ -11,7 +11,7 @@ use core::fmt;
 use x86_64::PhysAddr;
 use x86_64::structures::paging::{PageTable, PageTableFlags, PhysFrame};
 
-use super::pages::{Entry, LeafCount, PAT_4K, PAT_LARGE_BIT, PageSize, TableCount};
+use super::pages::{Entry, LeafCount, PAT_4K, PAT_LARGE, PageSize, TableCount};
 use super::pages::{classify, entry_shift, index, raw};
 
 /// The root-table entries that map the lower half, in both paging modes.
@@ -68,7 +68,7 @@ impl Leaf {
     pub fn pat(&self) -> bool {
         match self.size {
             PageSize::Size4K => self.flags.contains(PAT_4K),
-            _ => self.flags.bits() & PAT_LARGE_BIT != 0,
+            _ => self.flags.contains(PAT_LARGE),
         }
     }
 }

@@ -29,7 +29,9 @@ use crate::Levels;
 use crate::PAGE_SIZE;
 use crate::layout::Layout;
 use crate::memmap::MemoryMap;
-use crate::mtrr::{MemType, Mtrrs, PageKind, Pat, effective_type};
+use crate::memtype::{
+    MemType, Mtrrs, PageKind, Pat, effective_runs, effective_type, uniform_effective,
+};
 use crate::paging::{
     LeafCount, Mapping, PAT_4K, PageSize, TableCount, Walker, largest_pages, leaf_count,
     minimum_tables, minimum_tables_sorted,
@@ -234,23 +236,6 @@ pub fn ram_pat_type(attr: Option<MemoryAttribute>) -> MemType {
         MemType::Wc
     } else {
         MemType::Uc
-    }
-}
-
-/// The effective memory type of `start..end` mapped with PAT type `pat`,
-/// or `None` if it is not uniform.
-pub fn uniform_effective(mtrrs: &Mtrrs, start: u64, end: u64, pat: MemType) -> Option<MemType> {
-    let ty = effective_type(mtrrs.type_at(start), pat);
-    let mut at = start;
-    loop {
-        let next = mtrrs.next_boundary(at);
-        if next >= end {
-            return Some(ty);
-        }
-        if effective_type(mtrrs.type_at(next), pat) != ty {
-            return None;
-        }
-        at = next;
     }
 }
 
@@ -530,33 +515,16 @@ impl Plan {
     ) -> Result<u64, PlanError> {
         let pat = inputs.pat;
         // Prefer the encoding without the PAT bit, which large pages allow.
-        let cache = match pat.flags_for(pat_type, PageKind::Large) {
-            Some(flags) if pat.index_for(pat_type).is_some_and(|i| i < 4) => flags,
-            _ => pat
-                .flags_for(pat_type, PageKind::Size4KiB)
-                .ok_or(PlanError::NoPatEntry(pat_type))?,
-        };
-        let mtrrs = inputs.mtrrs;
-        let mut cuts = 0;
-        let mut seg_start = start;
-        let mut effective = effective_type(mtrrs.type_at(start), pat_type);
-        let mut at = start;
-        loop {
-            let next = mtrrs.next_boundary(at);
-            if next >= end {
-                break;
-            }
-            let ty = effective_type(mtrrs.type_at(next), pat_type);
-            if ty != effective {
-                self.push_physmap(inputs, seg_start, next, cache, pat_type, effective)?;
-                cuts += 1;
-                seg_start = next;
-                effective = ty;
-            }
-            at = next;
+        let cache = pat
+            .flags_any_size(pat_type)
+            .or(pat.flags_for(pat_type, PageKind::Size4KiB))
+            .ok_or(PlanError::NoPatEntry(pat_type))?;
+        let mut segments = 0;
+        for run in effective_runs(inputs.mtrrs, start, end, pat_type) {
+            self.push_physmap(inputs, run.start, run.end, cache, pat_type, run.effective)?;
+            segments += 1;
         }
-        self.push_physmap(inputs, seg_start, end, cache, pat_type, effective)?;
-        Ok(cuts)
+        Ok(segments - 1)
     }
 
     /// Pushes the physmap mapping of `start..end`, one effective type.
@@ -623,8 +591,7 @@ impl Plan {
         }
         let wb = inputs
             .pat
-            .flags_for(MemType::Wb, PageKind::Large)
-            .filter(|_| inputs.pat.index_for(MemType::Wb).is_some_and(|i| i < 4))
+            .flags_any_size(MemType::Wb)
             .ok_or(PlanError::NoPatEntry(MemType::Wb))?;
         let effective = effective_type(
             inputs

@@ -11,7 +11,7 @@ use x86_64::structures::paging::{PageTableFlags, PhysFrame};
 use super::*;
 use crate::layout::Layout;
 use crate::memmap::{self, EfiMemoryMap, LimineEntry, LimineMap, MemoryMap, Scratch, limine};
-use crate::mtrr::{MtrrRegisters, Mtrrs, PageKind, Pat, VariableRangeMsrs, effective_type};
+use crate::memtype::{MtrrRegisters, Mtrrs, PageKind, Pat, VariableRangeMsrs, effective_type};
 use crate::paging::{Builder, PageSize, Walker};
 use crate::sim::Sim;
 

@@ -8,7 +8,7 @@ use x86_64::PhysAddr;
 
 use super::*;
 use crate::memmap::{self, EfiMemoryMap, LimineEntry, LimineMap, MemoryMap, Scratch, limine};
-use crate::mtrr::{MtrrRegisters, Mtrrs, Pat, VariableRangeMsrs};
+use crate::memtype::{MtrrRegisters, Mtrrs, Pat, VariableRangeMsrs};
 use crate::paging::{Builder, PageSize, Walker};
 use crate::sim::Sim;
 

@@ -34,7 +34,7 @@ use handoff::memmap::{
     self, EfiEntry, EfiMemoryMap, Kind, LimineEntry, LimineMap, MapError, MemoryMap, Scratch,
     Source,
 };
-use handoff::mtrr::{
+use handoff::memtype::{
     MemType, MtrrRegisters, Mtrrs, PageKind, Pat, VariableRangeMsrs, effective_type,
 };
 use handoff::paging::{BuildError, Builder, Mapping, PageSize};
@@ -1527,7 +1527,7 @@ fn check_plan_mappings(plan: &Plan, inputs: &Inputs<'_>) {
         assert_eq!(
             inputs
                 .pat
-                .type_for_flags(m.flags, handoff::mtrr::PageKind::Size4KiB),
+                .type_for_flags(m.flags, handoff::memtype::PageKind::Size4KiB),
             meta.pat_type
         );
         if meta.purpose == plan::Purpose::Physmap {
@@ -1535,7 +1535,7 @@ fn check_plan_mappings(plan: &Plan, inputs: &Inputs<'_>) {
             assert_eq!(m.virt, layout.page_offset_base() + start);
             assert!(end <= layout.physmap_size());
             assert_eq!(
-                plan::uniform_effective(inputs.mtrrs, start, end, meta.pat_type),
+                handoff::memtype::uniform_effective(inputs.mtrrs, start, end, meta.pat_type),
                 Some(meta.effective),
                 "{m:x?}"
             );
@@ -1602,7 +1602,7 @@ fn build_and_verify(plan: &Plan, inputs: &Inputs<'_>, strict: bool) {
         let start = leaf.phys.as_u64();
         let end = start + leaf.size.bytes();
         assert!(
-            plan::uniform_effective(inputs.mtrrs, start, end, pat_type).is_some(),
+            handoff::memtype::uniform_effective(inputs.mtrrs, start, end, pat_type).is_some(),
             "{:?} leaf {:#x} -> {start:#x} covers more than one memory type",
             leaf.size,
             leaf.virt

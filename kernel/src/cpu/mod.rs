@@ -213,7 +213,7 @@ pub unsafe fn load_pat(msr: u64) {
     // SAFETY: the caller guarantees the PAT exists and matches the tables;
     // WBINVD only writes caches back; toggling PGE only flushes the TLB.
     unsafe {
-        x86_64::registers::model_specific::Msr::new(handoff::mtrr::IA32_PAT).write(msr);
+        x86_64::registers::model_specific::Msr::new(handoff::memtype::pat::IA32_PAT).write(msr);
         core::arch::asm!("wbinvd", options(nostack, preserves_flags));
         if Cr4::read().contains(Cr4Flags::PAGE_GLOBAL) {
             Cr4::update(|f| f.remove(Cr4Flags::PAGE_GLOBAL));

@@ -8,7 +8,7 @@ use core::fmt::Write;
 use handoff::PAGE_SIZE;
 use handoff::frames::{FrameState, Reason};
 use handoff::memmap::Kind;
-use handoff::mtrr::{MemType, PageKind};
+use handoff::memtype::{MemType, PageKind};
 use handoff::paging::Walker;
 use x86_64::PhysAddr;
 use x86_64::structures::paging::PhysFrame;

@@ -6,7 +6,7 @@ use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use handoff::PAGE_SIZE;
-use handoff::mtrr::{MemType, PageKind};
+use handoff::memtype::{MemType, PageKind};
 use handoff::paging::{BuildError, Mapping, PageSize};
 use handoff::vmalloc::{Area, Vmalloc, VmallocError};
 use log::error;

@@ -26,7 +26,8 @@ use core::fmt::{self, Write};
 
 use handoff::layout::{Layout, RegionKind};
 use handoff::memmap::{self, EfiMemoryMap, Kind, LimineMap, MapError, MemoryMap, Scratch};
-use handoff::mtrr::{self, MtrrError, MtrrRegisters, Mtrrs, Pat, PatError, VariableRangeMsrs};
+use handoff::memtype::mtrr::{self, MtrrError, MtrrRegisters, Mtrrs, VariableRangeMsrs};
+use handoff::memtype::{Pat, PatError};
 use handoff::paging::{BuildError, Builder, Walker};
 use handoff::plan::{self, CpuCaps, Inputs, KernelImage, KernelSection, Perm, Plan, PlanError};
 use handoff::{Levels, PAGE_SIZE};

@@ -223,7 +223,7 @@ fn pat_loaded() -> TestResult {
         return Ok(());
     }
     // SAFETY: the CPU has the PAT, so IA32_PAT exists.
-    let msr = unsafe { crate::cpu::features::rdmsr(handoff::mtrr::IA32_PAT) };
+    let msr = unsafe { crate::cpu::features::rdmsr(handoff::memtype::pat::IA32_PAT) };
     check!(
         msr == state().pat.to_msr(),
         "IA32_PAT is {msr:#018x}, expected {:#018x}",
