@@ -89,45 +89,45 @@ pub const LAYOUT_4: Layout = Layout {
     levels: Levels::Four,
     regions: [
         // 128 TiB: 256 PML4 entries, all left empty after the handoff.
-        Region::new(RegionKind::LowerHalf, 0, 0x0000_8000_0000_0000),
+        VirtRegion::new(RegionKind::LowerHalf, 0, 0x0000_8000_0000_0000),
         // 8 TiB: 16 PML4 entries.
-        Region::new(
+        VirtRegion::new(
             RegionKind::GuardHole,
             0xffff_8000_0000_0000,
             0xffff_8800_0000_0000,
         ),
         // 0.5 TiB: 1 PML4 entry.
-        Region::new(
+        VirtRegion::new(
             RegionKind::LdtRemap,
             0xffff_8800_0000_0000,
             0xffff_8880_0000_0000,
         ),
         // 64 TiB: 128 PML4 entries.
-        Region::new(
+        VirtRegion::new(
             RegionKind::Physmap,
             0xffff_8880_0000_0000,
             0xffff_c880_0000_0000,
         ),
         // 32 TiB: 64 PML4 entries.
-        Region::new(
+        VirtRegion::new(
             RegionKind::Vmalloc,
             0xffff_c900_0000_0000,
             0xffff_e900_0000_0000,
         ),
         // 1 TiB: 2 PML4 entries.
-        Region::new(
+        VirtRegion::new(
             RegionKind::Vmemmap,
             0xffff_ea00_0000_0000,
             0xffff_eb00_0000_0000,
         ),
-        Region::new(RegionKind::EfiRuntime, EFI_VA_END, EFI_VA_START),
-        Region::new(
+        VirtRegion::new(RegionKind::EfiRuntime, EFI_VA_END, EFI_VA_START),
+        VirtRegion::new(
             RegionKind::KernelImage,
             KERNEL_IMAGE_START,
             KERNEL_IMAGE_START + KERNEL_IMAGE_SIZE,
         ),
-        Region::new(RegionKind::Modules, MODULES_START, MODULES_END),
-        Region::new(RegionKind::Fixmap, MODULES_END, FIXMAP_END),
+        VirtRegion::new(RegionKind::Modules, MODULES_START, MODULES_END),
+        VirtRegion::new(RegionKind::Fixmap, MODULES_END, FIXMAP_END),
     ],
 };
 
@@ -136,45 +136,45 @@ pub const LAYOUT_5: Layout = Layout {
     levels: Levels::Five,
     regions: [
         // 64 PiB: 256 PML5 entries.
-        Region::new(RegionKind::LowerHalf, 0, 0x0100_0000_0000_0000),
+        VirtRegion::new(RegionKind::LowerHalf, 0, 0x0100_0000_0000_0000),
         // 4 PiB: 16 PML5 entries.
-        Region::new(
+        VirtRegion::new(
             RegionKind::GuardHole,
             0xff00_0000_0000_0000,
             0xff10_0000_0000_0000,
         ),
         // 0.25 PiB: 1 PML5 entry.
-        Region::new(
+        VirtRegion::new(
             RegionKind::LdtRemap,
             0xff10_0000_0000_0000,
             0xff11_0000_0000_0000,
         ),
         // 32 PiB: 128 PML5 entries.
-        Region::new(
+        VirtRegion::new(
             RegionKind::Physmap,
             0xff11_0000_0000_0000,
             0xff91_0000_0000_0000,
         ),
         // 12.5 PiB: 50 PML5 entries.
-        Region::new(
+        VirtRegion::new(
             RegionKind::Vmalloc,
             0xffa0_0000_0000_0000,
             0xffd2_0000_0000_0000,
         ),
         // 0.5 PiB: 2 PML5 entries.
-        Region::new(
+        VirtRegion::new(
             RegionKind::Vmemmap,
             0xffd4_0000_0000_0000,
             0xffd6_0000_0000_0000,
         ),
-        Region::new(RegionKind::EfiRuntime, EFI_VA_END, EFI_VA_START),
-        Region::new(
+        VirtRegion::new(RegionKind::EfiRuntime, EFI_VA_END, EFI_VA_START),
+        VirtRegion::new(
             RegionKind::KernelImage,
             KERNEL_IMAGE_START,
             KERNEL_IMAGE_START + KERNEL_IMAGE_SIZE,
         ),
-        Region::new(RegionKind::Modules, MODULES_START, MODULES_END),
-        Region::new(RegionKind::Fixmap, MODULES_END, FIXMAP_END),
+        VirtRegion::new(RegionKind::Modules, MODULES_START, MODULES_END),
+        VirtRegion::new(RegionKind::Fixmap, MODULES_END, FIXMAP_END),
     ],
 };
 
@@ -198,14 +198,14 @@ const _: () = assert!(MODULES_END - MODULES_START == 1520 * MIB);
 // Limine's HHDM sits in the guard hole, so nothing of it survives the switch.
 const _: () = assert!(matches!(
     LAYOUT_4.region_of(LIMINE_HHDM_4),
-    Some(Region {
+    Some(VirtRegion {
         kind: RegionKind::GuardHole,
         ..
     })
 ));
 const _: () = assert!(matches!(
     LAYOUT_5.region_of(LIMINE_HHDM_5),
-    Some(Region {
+    Some(VirtRegion {
         kind: RegionKind::GuardHole,
         ..
     })
@@ -298,7 +298,7 @@ impl RegionKind {
 
 /// One region of the address space: `[start, end)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Region {
+pub struct VirtRegion {
     /// What the region is for.
     pub kind: RegionKind,
     /// [`RegionKind::name`].
@@ -312,9 +312,9 @@ pub struct Region {
     pub end: u64,
 }
 
-impl Region {
+impl VirtRegion {
     const fn new(kind: RegionKind, start: u64, end: u64) -> Self {
-        Region {
+        VirtRegion {
             kind,
             name: kind.name(),
             marker: kind.marker(),
@@ -338,7 +338,7 @@ impl Region {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Layout {
     levels: Levels,
-    regions: [Region; REGION_COUNT],
+    regions: [VirtRegion; REGION_COUNT],
 }
 
 impl Layout {
@@ -357,7 +357,7 @@ impl Layout {
 
     /// All regions, in address order (for ptdump markers and per-region
     /// statistics). Addresses between them are unused holes.
-    pub const fn regions(&self) -> &[Region; REGION_COUNT] {
+    pub const fn regions(&self) -> &[VirtRegion; REGION_COUNT] {
         &self.regions
     }
 
@@ -385,13 +385,13 @@ impl Layout {
     }
 
     /// The region of kind `kind`.
-    pub const fn region(&self, kind: RegionKind) -> &Region {
+    pub const fn region(&self, kind: RegionKind) -> &VirtRegion {
         &self.regions[kind as usize]
     }
 
     /// The region `va` lies in, or `None` for holes and non-canonical
     /// addresses.
-    pub const fn region_of(&self, va: u64) -> Option<&Region> {
+    pub const fn region_of(&self, va: u64) -> Option<&VirtRegion> {
         let mut i = 0;
         while i < REGION_COUNT {
             let region = &self.regions[i];

@@ -6,6 +6,30 @@
 //! through the traits of [`phys`], the one seam where the kernel vouches for
 //! addresses.
 //!
+//! The modules, in the order data flows through them at boot:
+//!
+//! - [`cmdline`]: the kernel command line, parsed without ever failing;
+//! - [`revision`]: which Limine base revision is in effect, and which of
+//!   Limine's pointers are physical under it;
+//! - [`memmap`]: Limine's and the firmware's memory maps, validated and
+//!   merged into one normalised map, with one policy per kind of memory;
+//! - [`memtype`]: the MTRRs and the PAT, and where the effective memory type
+//!   of physical memory changes;
+//! - [`layout`]: the kernel's virtual address space (Linux's layout), one
+//!   table for both paging modes;
+//! - [`plan`]: what the new page tables map, with which page sizes, and
+//!   the check that built tables say exactly that;
+//! - [`phys`]: the seam to physical memory (a frame source and a window);
+//! - [`paging`]: the page-table builder, walker, unmapper, ptdump and W^X
+//!   check over that seam;
+//! - [`efi`]: the EFI runtime window and the map SetVirtualAddressMap takes;
+//! - [`frames`]: the buddy frame allocator over the normalised map, with
+//!   its descriptors in the vmemmap;
+//! - [`vmalloc`]: the vmalloc region's address-space allocator;
+//! - [`fault`]: names and decodings for exception reports;
+//! - `sim` (feature `sim`, and tests): simulated physical memory that
+//!   checks every access, for host tests and benchmarks.
+//!
 //! Virtual addresses are plain `u64` here: the `x86_64` crate's `VirtAddr`
 //! only admits 4-level canonical addresses, and baton also builds 5-level
 //! tables. Physical addresses and frames use the `x86_64` crate's types.

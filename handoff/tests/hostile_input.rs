@@ -288,7 +288,7 @@ fn known_bugs_fixed() {
 /// pages, one of which then covers both types.
 #[test]
 fn efi_window_large_pages_keep_one_memory_type() {
-    use handoff::efi::{Runtime, Window};
+    use handoff::efi::{RuntimeRegions, Window};
     use handoff::layout::Layout;
     use handoff::memmap::{self, EfiMemoryMap, LimineMap, MemoryMap, Scratch, limine};
     use handoff::memtype::{MtrrRegisters, Mtrrs, PageKind, Pat, VariableRangeMsrs};
@@ -351,7 +351,7 @@ fn efi_window_large_pages_keep_one_memory_type() {
     };
     let mut plan = Box::new(Plan::new());
     plan.make(&inputs).unwrap();
-    let mut runtime = Box::new(Runtime::new());
+    let mut runtime = Box::new(RuntimeRegions::new());
     runtime.assign(&efi, layout).unwrap();
     let mut window = Box::new(Window::new());
     window

@@ -43,7 +43,7 @@ mod tests;
 pub const MEMORY_ATTRIBUTES_TABLE_GUID: Guid = guid!("dcfa911d-26eb-469f-a220-38b7dc461220");
 
 /// The most runtime regions baton maps (OVMF has about 20).
-pub const MAX_REGIONS: usize = 256;
+pub const MAX_RUNTIME_REGIONS: usize = 256;
 
 /// The most window mappings (regions cut by the attributes table).
 pub const MAX_MAPPINGS: usize = 1024;
@@ -52,7 +52,7 @@ const TWO_MIB: u64 = 2 << 20;
 
 /// One runtime region: merged descriptors and its place in the window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Region {
+pub struct RuntimeRegion {
     /// The physical start (page-aligned).
     pub phys: u64,
     /// The length in bytes.
@@ -65,8 +65,8 @@ pub struct Region {
     pub virt: u64,
 }
 
-impl Region {
-    const EMPTY: Region = Region {
+impl RuntimeRegion {
+    const EMPTY: RuntimeRegion = RuntimeRegion {
         phys: 0,
         len: 0,
         ty: MemoryType::RESERVED,
@@ -113,7 +113,7 @@ impl Region {
 /// Why the runtime services cannot be mapped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EfiError {
-    /// More runtime regions than [`MAX_REGIONS`].
+    /// More runtime regions than [`MAX_RUNTIME_REGIONS`].
     TooManyRegions,
     /// The window has no room left for this region.
     WindowOverflow {
@@ -139,7 +139,7 @@ impl fmt::Display for EfiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             EfiError::TooManyRegions => {
-                write!(f, "more than {MAX_REGIONS} EFI runtime regions")
+                write!(f, "more than {MAX_RUNTIME_REGIONS} EFI runtime regions")
             }
             EfiError::WindowOverflow { phys, len } => write!(
                 f,
@@ -162,40 +162,40 @@ impl fmt::Display for EfiError {
 
 /// The runtime regions of a map, merged and placed in the EFI window.
 #[derive(Clone)]
-pub struct Runtime {
-    regions: [Region; MAX_REGIONS],
+pub struct RuntimeRegions {
+    regions: [RuntimeRegion; MAX_RUNTIME_REGIONS],
     len: usize,
 }
 
-impl fmt::Debug for Runtime {
+impl fmt::Debug for RuntimeRegions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list().entries(self.regions()).finish()
     }
 }
 
-impl Default for Runtime {
+impl Default for RuntimeRegions {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl Runtime {
+impl RuntimeRegions {
     /// No regions (for a `static`).
     pub const fn new() -> Self {
         Self {
-            regions: [Region::EMPTY; MAX_REGIONS],
+            regions: [RuntimeRegion::EMPTY; MAX_RUNTIME_REGIONS],
             len: 0,
         }
     }
 
     /// The regions, by ascending physical address (and virtual address
     /// when the map is sorted).
-    pub fn regions(&self) -> &[Region] {
+    pub fn regions(&self) -> &[RuntimeRegion] {
         &self.regions[..self.len]
     }
 
     /// The region holding physical address `phys`.
-    pub fn region_of(&self, phys: u64) -> Option<&Region> {
+    pub fn region_of(&self, phys: u64) -> Option<&RuntimeRegion> {
         let i = self.regions().partition_point(|r| r.phys + r.len <= phys);
         self.regions().get(i).filter(|r| r.phys <= phys)
     }
@@ -214,7 +214,7 @@ impl Runtime {
                 continue;
             }
             let d = e.desc();
-            let r = Region {
+            let r = RuntimeRegion {
                 phys: d.phys_start,
                 len: d.page_count * PAGE_SIZE,
                 ty: d.ty,
@@ -229,7 +229,7 @@ impl Runtime {
                 }
             }
             previous_was_runtime = true;
-            if self.len == MAX_REGIONS {
+            if self.len == MAX_RUNTIME_REGIONS {
                 return Err(EfiError::TooManyRegions);
             }
             self.regions[self.len] = r;
@@ -272,7 +272,7 @@ impl Runtime {
 /// its window address. Returns the bytes written.
 pub fn rewrite_map(
     efi: &EfiMemoryMap<'_>,
-    runtime: &Runtime,
+    runtime: &RuntimeRegions,
     out: &mut [u8],
 ) -> Result<usize, EfiError> {
     let stride = efi.desc_size();
@@ -431,7 +431,7 @@ impl Access {
     }
 
     /// The default for a region: code read + execute, the rest read-write.
-    fn default_for(region: &Region) -> Self {
+    fn default_for(region: &RuntimeRegion) -> Self {
         if region.is_code() {
             Access::ReadExecute
         } else {
@@ -442,7 +442,7 @@ impl Access {
     /// The access an attributes-table entry asks for. `RO` drops write,
     /// `XP` drops execute; an entry with neither keeps its region's default
     /// rather than becoming writable and executable.
-    fn from_table(attr: MemoryAttribute, region: &Region) -> Self {
+    fn from_table(attr: MemoryAttribute, region: &RuntimeRegion) -> Self {
         let ro = attr.contains(MemoryAttribute::READ_ONLY);
         let xp = attr.contains(MemoryAttribute::EXECUTE_PROTECT);
         match (ro, xp) {
@@ -540,11 +540,11 @@ impl Window {
 
     /// The window's mappings for `runtime`: each region with its default
     /// access, refined by `table` where the firmware has one. Caching: the
-    /// region's [`Region::mem_type`] through `pat`. `nx` and `global` say
+    /// region's [`RuntimeRegion::mem_type`] through `pat`. `nx` and `global` say
     /// whether the CPU has those bits.
     pub fn make(
         &mut self,
-        runtime: &Runtime,
+        runtime: &RuntimeRegions,
         table: Option<&AttributesTable<'_>>,
         pat: &Pat,
         mtrrs: &Mtrrs,
@@ -556,7 +556,7 @@ impl Window {
         // In virtual order, which differs from the physical one when the
         // map is unsorted.
         let regions = runtime.regions();
-        let mut order = [0u16; MAX_REGIONS];
+        let mut order = [0u16; MAX_RUNTIME_REGIONS];
         for (i, slot) in order.iter_mut().enumerate().take(regions.len()) {
             *slot = i as u16;
         }
@@ -635,7 +635,7 @@ impl Window {
 /// `efi_mm`), plus `extra` ranges (page 0 and the rewritten map) read-write
 /// and not executable. Caching as in the window.
 pub fn identity_mappings<'a>(
-    runtime: &'a Runtime,
+    runtime: &'a RuntimeRegions,
     extra: &'a [(u64, u64)],
     pat: &'a Pat,
     nx: bool,

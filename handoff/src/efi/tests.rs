@@ -62,7 +62,7 @@ fn ovmf() -> Vec<u8> {
 fn regions_are_merged_and_keep_their_offset_within_2_mib() {
     let bytes = ovmf();
     let map = parse(&bytes);
-    let mut rt = Runtime::new();
+    let mut rt = RuntimeRegions::new();
     rt.assign(&map, layout()).unwrap();
     let regions = rt.regions();
     // The two touching code descriptors merge; data, code, data, MMIO stay.
@@ -94,7 +94,7 @@ fn later_descriptors_get_higher_addresses() {
         (T::RUNTIME_SERVICES_DATA, 0x8000_0000, 0x10, rt_attr()),
         (T::RUNTIME_SERVICES_CODE, 0x4000_0000, 0x10, rt_attr()),
     ]);
-    let mut rt = Runtime::new();
+    let mut rt = RuntimeRegions::new();
     rt.assign(&parse(&bytes), layout()).unwrap();
     let regions = rt.regions();
     // Kept by physical address for lookups.
@@ -117,7 +117,7 @@ fn only_neighbours_in_map_order_merge() {
         (T::RUNTIME_SERVICES_DATA, 0x3f70_0000, 0x10, rt_attr()),
         (T::RUNTIME_SERVICES_CODE, 0x3f60_0000, 0x20, rt_attr()),
     ]);
-    let mut rt = Runtime::new();
+    let mut rt = RuntimeRegions::new();
     rt.assign(&parse(&bytes), layout()).unwrap();
     assert_eq!(rt.regions().len(), 3);
     // Neighbours in the map, the later one continuing the earlier: merged.
@@ -159,7 +159,7 @@ fn runtime_mmio_is_uncached_even_when_write_back_is_allowed() {
         (T::MMIO_PORT_SPACE, 0xfe00_0000, 0x1, wb() | A::RUNTIME),
         (T::RUNTIME_SERVICES_DATA, 0x3f63_0000, 0x40, rt_attr()),
     ]);
-    let mut rt = Runtime::new();
+    let mut rt = RuntimeRegions::new();
     rt.assign(&parse(&bytes), layout()).unwrap();
     let mut w = Window::new();
     w.make(&rt, None, &Pat::BATON, &wb_mtrrs(), true, true)
@@ -191,7 +191,7 @@ fn boot_services_code_marked_runtime_stays_executable() {
         (T::LOADER_CODE, 0x3f10_0000, 0x10, rt_attr()),
         (T::BOOT_SERVICES_DATA, 0x3f20_0000, 0x10, rt_attr()),
     ]);
-    let mut rt = Runtime::new();
+    let mut rt = RuntimeRegions::new();
     rt.assign(&parse(&bytes), layout()).unwrap();
     let mut w = Window::new();
     w.make(&rt, None, &Pat::BATON, &wb_mtrrs(), true, true)
@@ -230,7 +230,7 @@ fn window_overflow_is_an_error() {
         65 * GIB / 4096,
         rt_attr(),
     )]);
-    let mut rt = Runtime::new();
+    let mut rt = RuntimeRegions::new();
     let err = rt.assign(&parse(&bytes), layout()).unwrap_err();
     assert_eq!(
         err,
@@ -254,7 +254,7 @@ fn window_overflow_is_an_error() {
 fn rewritten_map_has_runtime_descriptors_with_virtual_addresses() {
     let bytes = ovmf();
     let map = parse(&bytes);
-    let mut rt = Runtime::new();
+    let mut rt = RuntimeRegions::new();
     rt.assign(&map, layout()).unwrap();
     let mut out = vec![0u8; 8 * DESC];
     let len = rewrite_map(&map, &rt, &mut out).unwrap();
@@ -299,7 +299,7 @@ fn mat(entries: &[(T, u64, u64, A)]) -> Vec<u8> {
 #[test]
 fn window_maps_code_rx_data_rw_nx_mmio_uncached() {
     let bytes = ovmf();
-    let mut rt = Runtime::new();
+    let mut rt = RuntimeRegions::new();
     rt.assign(&parse(&bytes), layout()).unwrap();
     let mut w = Window::new();
     w.make(&rt, None, &Pat::BATON, &wb_mtrrs(), true, true)
@@ -330,7 +330,7 @@ fn window_maps_code_rx_data_rw_nx_mmio_uncached() {
 #[test]
 fn attributes_table_refines_code_into_text_and_data() {
     let bytes = ovmf();
-    let mut rt = Runtime::new();
+    let mut rt = RuntimeRegions::new();
     rt.assign(&parse(&bytes), layout()).unwrap();
     // One runtime driver in the code region: headers+text RO, data XP.
     let table = mat(&[
@@ -394,7 +394,7 @@ fn window_pages_never_span_two_memory_types() {
     // 4 MiB of runtime data, write-back, 2 MiB-aligned, with one 4 KiB
     // page of it UC by a variable MTRR.
     let bytes = map_bytes(&[(T::RUNTIME_SERVICES_DATA, 0x4000_0000, 1024, rt_attr())]);
-    let mut rt = Runtime::new();
+    let mut rt = RuntimeRegions::new();
     rt.assign(&parse(&bytes), layout()).unwrap();
     let mut regs = MtrrRegisters::new(8 | 1 << 8, 1 << 11 | 1 << 10 | 6, 46);
     regs.variable[0] = VariableRangeMsrs {
@@ -464,7 +464,7 @@ fn bad_attributes_tables_are_refused() {
 #[test]
 fn identity_mappings_for_set_virtual_address_map() {
     let bytes = ovmf();
-    let mut rt = Runtime::new();
+    let mut rt = RuntimeRegions::new();
     rt.assign(&parse(&bytes), layout()).unwrap();
     let extra = [(0, 4096), (0x7000_0123, 100)];
     let maps: Vec<_> = identity_mappings(&rt, &extra, &Pat::BATON, true).collect();
@@ -502,7 +502,7 @@ proptest! {
         }
         let bytes = map_bytes(&descs);
         let map = parse(&bytes);
-        let mut rt = Runtime::new();
+        let mut rt = RuntimeRegions::new();
         rt.assign(&map, layout()).unwrap();
         for pair in rt.regions().windows(2) {
             prop_assert!(pair[0].virt + pair[0].len <= pair[1].virt);

@@ -6,7 +6,6 @@
 //! that is legal, and [`build`](super::build) resolves it.
 
 use super::error::{EntryInfo, MapError, Source};
-use super::policy::Kind;
 use super::{MAX_LIMINE_ENTRIES, phys_limit};
 use crate::PAGE_SIZE;
 
@@ -49,11 +48,6 @@ impl LimineEntry {
         length: 0,
         ty: 0,
     };
-
-    /// baton's kind for the entry's type.
-    pub const fn kind(&self) -> Kind {
-        Kind::from_limine(self.ty)
-    }
 
     /// The exclusive end, when it fits in 64 bits.
     pub const fn end(&self) -> Option<u64> {

@@ -8,7 +8,7 @@ use x86_64::PhysAddr;
 
 use super::MAX_REGIONS;
 use super::error::MapError;
-use super::policy::{Kind, Policy, Runtime};
+use super::policy::{InEfiWindow, Kind, Policy};
 
 /// A physical range of one kind.
 ///
@@ -52,15 +52,15 @@ impl Region {
     }
 
     /// Whether the runtime services need it mapped in the EFI window: where
-    /// the policy of its kind says [`Runtime::IfAttribute`], the
+    /// the policy of its kind says [`InEfiWindow::IfAttribute`], the
     /// EFI_MEMORY_RUNTIME attribute decides, whatever the firmware type
     /// (runtime MMIO such as OVMF's flash included).
     pub fn is_efi_runtime(&self) -> bool {
         match self.kind.policy().runtime {
-            Runtime::IfAttribute => self
+            InEfiWindow::IfAttribute => self
                 .attr
                 .is_some_and(|a| a.contains(MemoryAttribute::RUNTIME)),
-            Runtime::Never => false,
+            InEfiWindow::Never => false,
         }
     }
 }

@@ -42,7 +42,7 @@ pub use error::{EntryInfo, MapError, Source};
 pub use limine::{LimineEntry, LimineMap};
 pub use map::{MemoryMap, RamRuns, Region};
 pub use normalise::{Scratch, Summary, build, round_to_pages};
-pub use policy::{Allocatable, Kind, Policy, Runtime};
+pub use policy::{Allocatable, InEfiWindow, Kind, Policy};
 
 /// The most EFI descriptors baton accepts (OVMF has about 100, large
 /// servers a few hundred).

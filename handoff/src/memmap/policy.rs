@@ -13,7 +13,7 @@
 
 use uefi_raw::table::boot::{MemoryAttribute, MemoryType};
 
-use super::limine;
+use super::limine::{self, LimineEntry};
 
 /// What a physical range holds, in baton's terms.
 ///
@@ -93,7 +93,7 @@ pub enum Allocatable {
 
 /// Whether memory of a kind goes into the EFI runtime window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Runtime {
+pub enum InEfiWindow {
     /// When its EFI descriptor has EFI_MEMORY_RUNTIME: UEFI lets the
     /// attribute, on any type, ask the OS for a virtual mapping (the
     /// runtime services' code and data, but also runtime MMIO such as
@@ -110,7 +110,7 @@ pub struct Policy {
     /// RAM: mapped in the physmap (the direct map of all RAM).
     pub ram: bool,
     /// Whether it goes into the EFI runtime window.
-    pub runtime: Runtime,
+    pub runtime: InEfiWindow,
     /// When the frame allocator may hand it out.
     pub allocatable: Allocatable,
 }
@@ -122,8 +122,15 @@ impl Policy {
     /// framebuffer, write-combining through ioremap.)
     pub const fn never_touched(&self) -> bool {
         !self.ram
-            && matches!(self.runtime, Runtime::Never)
+            && matches!(self.runtime, InEfiWindow::Never)
             && matches!(self.allocatable, Allocatable::Never)
+    }
+}
+
+impl LimineEntry {
+    /// baton's kind for the entry's type ([`Kind::from_limine`]).
+    pub const fn kind(&self) -> Kind {
+        Kind::from_limine(self.ty)
     }
 }
 
@@ -255,11 +262,11 @@ impl Kind {
     /// How baton treats memory of this kind.
     ///
     /// Whether a range goes into the EFI window is stated per kind here and
-    /// decided per range by its attributes ([`Runtime::IfAttribute`]); see
+    /// decided per range by its attributes ([`InEfiWindow::IfAttribute`]); see
     /// `Region::is_efi_runtime`.
     pub const fn policy(self) -> Policy {
         use Allocatable::{AfterCr3Switch, AfterEfiHandoff, Never, Now};
-        use Runtime::{IfAttribute, Never as NotRuntime};
+        use InEfiWindow::{IfAttribute, Never as NotRuntime};
         let (ram, runtime, allocatable) = match self {
             // Free RAM. Conventional memory with the runtime attribute would
             // be the firmware's: the attribute still decides.
@@ -368,8 +375,8 @@ mod tests {
 
     #[test]
     fn policy_table() {
-        use Runtime::IfAttribute as IfAttr;
-        const NO: Runtime = Runtime::Never;
+        use InEfiWindow::IfAttribute as IfAttr;
+        const NO: InEfiWindow = InEfiWindow::Never;
         // kind, RAM (physmap), runtime (EFI window), allocatable.
         let expected = [
             (Kind::Usable, true, IfAttr, Now),

@@ -545,7 +545,7 @@ fn runtime_boot_services_memory_is_kept() {
     assert_eq!(map.efi_runtime().count(), 2);
 }
 
-/// Where the policy says [`Runtime::Never`], the runtime attribute is not
+/// Where the policy says [`InEfiWindow::Never`], the runtime attribute is not
 /// honoured; elsewhere it decides, whatever the kind.
 #[test]
 fn the_runtime_attribute_decides_where_the_policy_lets_it() {
@@ -553,7 +553,7 @@ fn the_runtime_attribute_decides_where_the_policy_lets_it() {
         let with = region(0, 0x1000, kind, attr(RT | UC));
         let without = region(0, 0x1000, kind, attr(UC));
         let bios = region(0, 0x1000, kind, None);
-        let honoured = kind.policy().runtime == Runtime::IfAttribute;
+        let honoured = kind.policy().runtime == InEfiWindow::IfAttribute;
         assert_eq!(with.is_efi_runtime(), honoured, "{kind:?}");
         assert!(!without.is_efi_runtime() && !bios.is_efi_runtime());
     }

@@ -387,7 +387,7 @@ impl Mtrrs {
     }
 
     /// The state of a CPU without MTRRs (CPUID.1:EDX.MTRR = 0): no MTRR
-    /// constrains anything, which is what WB means in [`effective_type`]
+    /// constrains anything, which is what WB means in [`effective_type`](super::effective_type)
     /// (WB combined with any PAT type gives the PAT type).
     ///
     /// # Errors

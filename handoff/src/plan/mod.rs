@@ -2,7 +2,7 @@
 //! normalised memory map, the MTRRs, the PAT and the CPU's features.
 //!
 //! * **physmap** at `page_offset_base`: every RAM range (see
-//!   [`Kind::is_ram`]) and nothing else, read-write, non-executable,
+//!   [`Kind::is_ram`](crate::memmap::Kind::is_ram)) and nothing else, read-write, non-executable,
 //!   global. RAM is cut into *segments* of uniform effective memory type
 //!   (MTRR type combined with the PAT type its EFI attributes call for);
 //!   each segment is one [`Mapping`] allowed the largest pages the CPU has
@@ -29,19 +29,19 @@ use crate::Levels;
 use crate::PAGE_SIZE;
 use crate::layout::Layout;
 use crate::memmap::MemoryMap;
-use crate::memtype::{
-    MemType, Mtrrs, PageKind, Pat, effective_runs, effective_type, uniform_effective,
-};
+use crate::memtype::{MemType, Mtrrs, PageKind, Pat, effective_runs, effective_type};
 use crate::paging::{
-    LeafCount, Mapping, PAT_4K, PageSize, TableCount, Walker, largest_pages, leaf_count,
-    minimum_tables, minimum_tables_sorted,
+    LeafCount, Mapping, PAT_4K, PageSize, TableCount, leaf_count, minimum_tables,
+    minimum_tables_sorted,
 };
-use crate::phys::PhysWindow;
 
 #[cfg(test)]
 mod tests;
+mod verify;
 #[cfg(test)]
 mod verify_tests;
+
+pub use verify::{Verified, VerifyError, verify};
 
 /// The most mappings a plan holds: a physmap segment per RAM run and type
 /// change, plus the kernel's sections.
@@ -702,283 +702,4 @@ fn count_leaves(mappings: impl IntoIterator<Item = Mapping>) -> LeafCount {
             total.size_1g += c.size_1g;
             total
         })
-}
-
-/// Why built tables do not match the plan.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VerifyError {
-    /// A leaf outside every planned mapping.
-    Stray {
-        /// The leaf's virtual address.
-        virt: u64,
-        /// Its physical address.
-        phys: PhysAddr,
-    },
-    /// A leaf inside a mapping but pointing elsewhere, with other flags,
-    /// or of another size than the plan's.
-    Wrong {
-        /// The leaf's virtual address.
-        virt: u64,
-        /// What is wrong.
-        what: &'static str,
-    },
-    /// A planned mapping not fully present.
-    Missing {
-        /// The mapping's first virtual address.
-        virt: u64,
-        /// The bytes of it that are mapped.
-        mapped: u64,
-        /// Its length.
-        len: u64,
-    },
-    /// A physmap leaf covering a range of non-uniform effective type or
-    /// something that is not RAM.
-    NotUniform {
-        /// The leaf's virtual address.
-        virt: u64,
-        /// Its size.
-        size: PageSize,
-    },
-    /// A physmap leaf over RAM whose EFI attributes call for different
-    /// memory types: the type changes at physical address `at`.
-    AttrNotUniform {
-        /// The leaf's virtual address.
-        virt: u64,
-        /// Its size.
-        size: PageSize,
-        /// The first physical address of another type.
-        at: u64,
-    },
-    /// A physmap leaf whose PAT-encoded memory type is not the one the EFI
-    /// attributes of the RAM under it call for.
-    TypeMismatch {
-        /// The leaf's virtual address.
-        virt: u64,
-        /// Its size.
-        size: PageSize,
-        /// The type the leaf's flags select.
-        leaf: MemType,
-        /// The type the memory map calls for.
-        map: MemType,
-    },
-}
-
-impl fmt::Display for VerifyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            VerifyError::Stray { virt, phys } => write!(
-                f,
-                "leaf {virt:#x} -> {:#x} is in no planned mapping",
-                phys.as_u64()
-            ),
-            VerifyError::Wrong { virt, what } => write!(f, "leaf {virt:#x}: {what}"),
-            VerifyError::Missing { virt, mapped, len } => write!(
-                f,
-                "mapping at {virt:#x} has {mapped:#x} of {len:#x} bytes mapped"
-            ),
-            VerifyError::NotUniform { virt, size } => write!(
-                f,
-                "{size:?} leaf at {virt:#x} covers non-RAM or a memory-type change"
-            ),
-            VerifyError::AttrNotUniform { virt, size, at } => write!(
-                f,
-                "{size:?} leaf at {virt:#x} covers RAM whose EFI attributes change \
-                 the memory type at {at:#x}"
-            ),
-            VerifyError::TypeMismatch {
-                virt,
-                size,
-                leaf,
-                map,
-            } => write!(
-                f,
-                "{size:?} leaf at {virt:#x} selects {leaf}, the memory map calls for {map}"
-            ),
-        }
-    }
-}
-
-/// Why `start..end` has no one PAT type for RAM (see [`ram_type`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RamTypeError {
-    /// Some of it is not RAM, or a hole.
-    NotRam,
-    /// The EFI attributes call for another type from `at` on.
-    Changes { at: u64 },
-}
-
-/// The PAT type the memory map calls for over `start..end`, read from the
-/// map alone (not from the plan): every region under it must be RAM
-/// (touching regions of any RAM kind, no hole) whose EFI attributes give
-/// the same [`ram_pat_type`].
-fn ram_type(map: &MemoryMap, start: u64, end: u64) -> Result<MemType, RamTypeError> {
-    let regions = map.regions();
-    let mut i = regions.partition_point(|r| r.end <= start);
-    let mut at = start;
-    let mut ty = None;
-    while at < end {
-        let r = match regions.get(i) {
-            Some(r) if r.start <= at && r.kind.is_ram() => r,
-            _ => return Err(RamTypeError::NotRam),
-        };
-        let here = ram_pat_type(r.attr);
-        match ty {
-            None => ty = Some(here),
-            Some(first) if first != here => return Err(RamTypeError::Changes { at }),
-            Some(_) => {}
-        }
-        at = r.end;
-        i += 1;
-    }
-    ty.ok_or(RamTypeError::NotRam)
-}
-
-/// What [`verify`] checked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Verified {
-    /// Leaves walked.
-    pub leaves: LeafCount,
-    /// Bytes mapped.
-    pub bytes: u64,
-    /// Leaves in dynamic regions, not held to the plan.
-    pub dynamic: u64,
-}
-
-/// Holds the tables under `walker` to `plan`: every leaf lies in exactly
-/// one planned mapping, points where the mapping says, has its flags and
-/// the page size [`largest_pages`] gives and the planned memory type; every
-/// mapping is fully present; nothing else is mapped (so the lower half is
-/// empty) outside the dynamic regions (see [`Plan::allow_dynamic`]).
-///
-/// Physmap leaves are also held to the memory map and the MTRRs
-/// independently of the plan, so that a plan that went wrong cannot vouch
-/// for itself: every region under the leaf must be RAM, the types its EFI
-/// attributes call for ([`ram_pat_type`]) must be one and equal to the
-/// type the leaf's PAT bits select, and the MTRR type combined with it
-/// must be uniform over the leaf.
-pub fn verify<W: PhysWindow + ?Sized>(
-    plan: &Plan,
-    walker: &Walker<'_, W>,
-    inputs: &Inputs<'_>,
-) -> Result<Verified, VerifyError> {
-    let (map, mtrrs, layout) = (inputs.map, inputs.mtrrs, inputs.layout);
-    let mappings = plan.mappings();
-    let meta = plan.meta();
-    let mut covered = [0u64; MAX_MAPPINGS];
-    let mut verified = Verified::default();
-    for leaf in walker.leaves() {
-        if plan.is_dynamic(leaf.virt) {
-            verified.dynamic += 1;
-            continue;
-        }
-        let size = leaf.size.bytes();
-        // The mappings are sorted by virtual address: the candidate is the
-        // last one starting at or below the leaf.
-        let i = mappings.partition_point(|m| m.virt <= leaf.virt);
-        let stray = VerifyError::Stray {
-            virt: leaf.virt,
-            phys: leaf.phys,
-        };
-        let Some(i) = i.checked_sub(1) else {
-            return Err(stray);
-        };
-        let m = &mappings[i];
-        if !m.contains(leaf.virt) {
-            return Err(stray);
-        }
-        let wrong = |what| VerifyError::Wrong {
-            virt: leaf.virt,
-            what,
-        };
-        let offset = leaf.virt - m.virt;
-        if offset + size > m.len {
-            return Err(wrong("extends past its mapping"));
-        }
-        if leaf.phys != m.phys + offset {
-            return Err(wrong("points at the wrong physical address"));
-        }
-        let (_, _, expected) = largest_pages(leaf.virt, leaf.phys, m.len - offset, m.max_page)
-            .next()
-            .expect("a non-empty remainder has a first page");
-        if leaf.size != expected {
-            return Err(wrong("is not the page size the plan chose"));
-        }
-        let kind = if leaf.size == PageSize::Size4K {
-            PageKind::Size4KiB
-        } else {
-            PageKind::Large
-        };
-        let perms = PageTableFlags::WRITABLE
-            | PageTableFlags::NO_EXECUTE
-            | PageTableFlags::GLOBAL
-            | PageTableFlags::USER_ACCESSIBLE;
-        if leaf.flags & perms != m.flags & perms {
-            return Err(wrong("has other permissions than planned"));
-        }
-        // Compare types, not bits: two PAT entries may hold one type.
-        if inputs.pat.type_for_flags(leaf.flags, kind) != meta[i].pat_type {
-            return Err(wrong("selects another memory type than planned"));
-        }
-        if matches!(meta[i].purpose, Purpose::EfiRuntime(_)) {
-            let start = leaf.phys.as_u64();
-            if uniform_effective(mtrrs, start, start + size, meta[i].pat_type).is_none() {
-                return Err(VerifyError::NotUniform {
-                    virt: leaf.virt,
-                    size: leaf.size,
-                });
-            }
-        }
-        if meta[i].purpose == Purpose::Physmap {
-            let start = leaf.phys.as_u64();
-            let end = start + size;
-            let not_uniform = VerifyError::NotUniform {
-                virt: leaf.virt,
-                size: leaf.size,
-            };
-            // From the leaf's own bits and the map, not the plan's meta.
-            let leaf_type = inputs.pat.type_for_flags(leaf.flags, kind);
-            match ram_type(map, start, end) {
-                Err(RamTypeError::NotRam) => return Err(not_uniform),
-                Err(RamTypeError::Changes { at }) => {
-                    return Err(VerifyError::AttrNotUniform {
-                        virt: leaf.virt,
-                        size: leaf.size,
-                        at,
-                    });
-                }
-                Ok(map_type) if map_type != leaf_type => {
-                    return Err(VerifyError::TypeMismatch {
-                        virt: leaf.virt,
-                        size: leaf.size,
-                        leaf: leaf_type,
-                        map: map_type,
-                    });
-                }
-                Ok(_) => {}
-            }
-            if uniform_effective(mtrrs, start, end, leaf_type).is_none() {
-                return Err(not_uniform);
-            }
-            if leaf.virt < layout.page_offset_base() || leaf.virt >= layout.physmap_end() {
-                return Err(wrong("physmap leaf outside the physmap region"));
-            }
-        }
-        covered[i] += size;
-        verified.bytes += size;
-        match leaf.size {
-            PageSize::Size4K => verified.leaves.size_4k += 1,
-            PageSize::Size2M => verified.leaves.size_2m += 1,
-            PageSize::Size1G => verified.leaves.size_1g += 1,
-        }
-    }
-    for (m, &mapped) in mappings.iter().zip(&covered[..mappings.len()]) {
-        if mapped != m.len {
-            return Err(VerifyError::Missing {
-                virt: m.virt,
-                mapped,
-                len: m.len,
-            });
-        }
-    }
-    Ok(verified)
 }

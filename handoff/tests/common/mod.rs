@@ -28,7 +28,7 @@
 
 use std::vec::Vec;
 
-use handoff::efi::{self, Access, AttributesTable, EfiError, Runtime, Window};
+use handoff::efi::{self, Access, AttributesTable, EfiError, RuntimeRegions, Window};
 use handoff::layout::Layout;
 use handoff::memmap::{
     self, EfiEntry, EfiMemoryMap, Kind, LimineEntry, LimineMap, MapError, MemoryMap, Scratch,
@@ -907,7 +907,7 @@ pub fn check_runtime(
     efi: &EfiMemoryMap<'_>,
     disjoint: bool,
     params: &WindowParams<'_>,
-) -> Option<(Box<Runtime>, Box<Window>)> {
+) -> Option<(Box<RuntimeRegions>, Box<Window>)> {
     let WindowParams {
         layout,
         table,
@@ -918,11 +918,11 @@ pub fn check_runtime(
         buffer_slack,
     } = *params;
     let runtime_descs: Vec<_> = efi.iter().filter(|e| e.is_runtime()).collect();
-    let mut rt = Box::new(Runtime::new());
+    let mut rt = Box::new(RuntimeRegions::new());
     if let Err(err) = rt.assign(efi, layout) {
         let _ = err.to_string();
         match err {
-            EfiError::TooManyRegions => assert!(runtime_descs.len() > efi::MAX_REGIONS),
+            EfiError::TooManyRegions => assert!(runtime_descs.len() > efi::MAX_RUNTIME_REGIONS),
             EfiError::WindowOverflow { .. } => {
                 // Placing every region 2 MiB apart would need more room than
                 // the window has, or one region alone does not fit.
@@ -1056,7 +1056,7 @@ pub fn check_runtime(
 /// enough, too small and larger.
 fn check_rewrite(
     efi: &EfiMemoryMap<'_>,
-    rt: &Runtime,
+    rt: &RuntimeRegions,
     runtime_descs: &[memmap::EfiEntry<'_>],
     slack: i8,
 ) {
@@ -1089,7 +1089,7 @@ fn check_rewrite(
 /// writable and executable.
 fn check_window(
     window: &Window,
-    rt: &Runtime,
+    rt: &RuntimeRegions,
     disjoint: bool,
     table: Option<&AttributesTable<'_>>,
     layout: &Layout,

@@ -24,7 +24,7 @@ use core::cell::UnsafeCell;
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use handoff::efi::{self, AttributesTable, EfiError, Runtime, Window};
+use handoff::efi::{self, AttributesTable, EfiError, RuntimeRegions, Window};
 use handoff::memmap::{EfiMemoryMap, MapError};
 use handoff::paging::{BuildError, Builder, UnmapError, Unmapper, Walker};
 use handoff::phys::{FrameSource, PhysWindow};
@@ -139,7 +139,7 @@ pub fn released_temporary_tables(visit: impl FnMut(PhysFrame)) {
 
 /// The runtime services, once SetVirtualAddressMap succeeded.
 static SERVICES: spin::Once<Services> = spin::Once::new();
-static RUNTIME: spin::Mutex<Runtime> = spin::Mutex::new(Runtime::new());
+static RUNTIME: spin::Mutex<RuntimeRegions> = spin::Mutex::new(RuntimeRegions::new());
 static WINDOW: spin::Mutex<Window> = spin::Mutex::new(Window::new());
 /// The window with the attributes table's permissions, made before
 /// SetVirtualAddressMap and mapped after it.
