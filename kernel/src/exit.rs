@@ -7,7 +7,7 @@
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use x86_64::instructions::{hlt, interrupts, port::Port};
+use x86_64::instructions::port::Port;
 
 /// The port of QEMU's isa-debug-exit device.
 const DEBUG_EXIT_PORT: u16 = 0xf4;
@@ -43,23 +43,15 @@ pub fn qemu_exit(verdict: Verdict) {
     unsafe { Port::<u32>::new(DEBUG_EXIT_PORT).write(verdict as u32) };
 }
 
-/// Stops this CPU for good: interrupts off, halt forever.
-pub fn halt() -> ! {
-    interrupts::disable();
-    loop {
-        hlt();
-    }
-}
-
 /// A clean stop after a fatal error that has been reported: the other
 /// CPUs stopped, then a failure verdict in test runs, a halt otherwise.
 pub fn fatal() -> ! {
-    crate::smp::stop_others();
+    crate::cpu::ipi::stop_others();
     if test_mode() {
         qemu_exit(Verdict::Fail);
     }
     crate::console::emergency_print(format_args!("baton: halted.\n"));
-    halt()
+    crate::cpu::halt()
 }
 
 /// Resets the machine through the 8042 keyboard controller's reset line
@@ -76,5 +68,5 @@ pub fn keyboard_controller_reset() -> ! {
         }
         status.write(0xfe);
     }
-    halt()
+    crate::cpu::halt()
 }

@@ -7,7 +7,7 @@ use core::arch::asm;
 use handoff::cmdline::Fault;
 use log::info;
 
-use crate::shim;
+use crate::{cpu, kspace};
 
 /// A constant in `.rodata`, the target of `fault=rodata`.
 static RODATA_TARGET: u64 = 0x0ba7_0ba7;
@@ -18,8 +18,8 @@ pub fn provoke(fault: Fault) {
     // The other CPUs busy with interrupts off: the fatal path must stop
     // them all the same. Not while the heap runs dry: its undo shoots
     // TLBs down, which busy CPUs would leave unanswered.
-    if crate::smp::online() > 1 && fault != Fault::HeapOutOfFrames {
-        let n = crate::smp::occupy_others();
+    if cpu::ipi::online() > 1 && fault != Fault::HeapOutOfFrames {
+        let n = cpu::ipi::occupy_others();
         info!("fault: {n} other CPUs spin with interrupts off");
     }
     info!("fault: provoking {fault:?}");
@@ -35,10 +35,12 @@ pub fn provoke(fault: Fault) {
             unsafe { asm!("mov qword ptr [{0}], {0}", in(reg) target, options(nostack)) };
         }
         Fault::PhysmapExec => {
-            let s = shim::state();
+            let kernel = kspace::get();
             // The physmap alias of baton's own root table: RAM, mapped,
             // never executable.
-            let target = s.layout.page_offset_base() + s.root.start_address().as_u64();
+            let target = kernel
+                .phys_to_virt(kernel.root().start_address(), 8)
+                .expect("page tables are RAM, in the physmap");
             // SAFETY: none; the call is meant to fault on fetching from a
             // non-executable page.
             unsafe { asm!("call {0}", in(reg) target, clobber_abi("C")) };
@@ -57,7 +59,7 @@ pub fn provoke(fault: Fault) {
                 stack.guard().1,
                 stack.top()
             );
-            crate::cpu::on_stack(stack.top(), &mut || {
+            cpu::on_stack(stack.top(), &mut || {
                 recurse(0);
             });
         }

@@ -1,31 +1,49 @@
 //! baton: a Limine-booted x86_64 kernel whose early code replays the
 //! firmware's memory map into page tables of its own.
 //!
-//! Boot order (see DESIGN.md): own stack, GDT/TSS and IDT first, so that
-//! every fault prints; then the command line and console level; then the
-//! Limine handover is checked and copied out of bootloader memory.
+//! The modules, in the order the boot uses them; each imports only from
+//! those above it (cpu, console and time know nothing of the rest; boot
+//! reads Limine; kspace owns address spaces; the shim builds the kernel's
+//! and switches to it; mm, efi and smp use it; main orders them):
 #![no_std]
 #![no_main]
 
 extern crate alloc;
 
-mod apic;
+/// Limine's requests, and the copy of what baton keeps from them.
 mod boot;
+/// The serial console and the `log` backend.
 mod console;
+/// Each CPU's state: stacks, GDT/TSS, IDT and traps, protections, the
+/// local APIC, TLB maintenance and IPIs.
 mod cpu;
+/// UEFI runtime services through baton's own page tables.
 mod efi;
+/// Ending a run: fatal stops, isa-debug-exit verdicts, resets.
 mod exit;
+/// Faults provoked on purpose (`fault=`).
 mod faults;
+/// A string in a fixed-size buffer.
 mod fixed;
+/// The owner of the kernel's address space, and address spaces as objects.
+mod kspace;
+/// Memory services: the vmemmap, frames, vmalloc/ioremap, stacks, heap.
 mod mm;
+/// Fatal reports: unhandled exceptions and panics.
+mod oops;
+/// The in-kernel self-tests' harness.
 mod selftest;
+/// The handoff: parse, plan, build, switch CR3, verify.
 mod shim;
+/// The other CPUs onto baton's tables.
 mod smp;
+/// The test switches (`inject=`, `fault=`) the other modules ask about.
+mod testing;
+/// Time since reset from the TSC, and the phases of the boot.
 mod time;
 
 use core::arch::naked_asm;
 use core::panic::PanicInfo;
-use core::sync::atomic::{AtomicBool, Ordering};
 
 use handoff::cmdline::{Cmdline, Options};
 use log::{error, info, warn};
@@ -46,12 +64,54 @@ unsafe extern "C" fn _start() -> ! {
     )
 }
 
+/// The boot, stage by stage: own CPU state first, so that every fault
+/// prints; then the command line; then Limine's handover is copied, the
+/// handoff switches to baton's tables, and the rest of the kernel starts
+/// on them.
 #[unsafe(no_mangle)]
 extern "C" fn kmain() -> ! {
+    let options = early();
+    let boot = boot::collect().unwrap_or_else(|e| stop("boot", e));
+    let mut phases = time::Phases::start();
+    let kernel = shim::run(boot, &mut phases).unwrap_or_else(|e| stop("handoff", e));
+    efi::init(boot, kernel);
+    phases.done("efi");
+    phases.report("handoff");
+    mm::init(kernel).unwrap_or_else(|e| stop("mm", e));
+    efi::release_temporary_tables();
+    match mm::guard_ist_stacks() {
+        Ok(()) => info!("cpu: IST stacks for #DF, NMI and #MC moved to vmalloc, with guard pages"),
+        Err(e) => warn!("cpu: IST stacks stay in .bss, without guard pages: {e}"),
+    }
+    if efi::services().is_some() {
+        match mm::vmalloc::stack(128 * 1024) {
+            Ok(stack) => efi::call::use_stack(stack.top()),
+            Err(e) => warn!("efi: no guarded stack ({e}); calls stay on the boot-time one"),
+        }
+    }
+    if smp::start(boot, kernel) {
+        mm::release_bootloader_memory();
+    } else {
+        warn!("mm: bootloader-reclaimable memory kept: a CPU may still run Limine's code there");
+    }
+    if options.ptdump {
+        let _ = kernel.ptdump(&mut console::Writer);
+    }
+    if let Some(fault) = testing::fault() {
+        faults::provoke(fault);
+        error!("fault: {fault:?} did not fault");
+        exit::fatal();
+    }
+    finish(options)
+}
+
+/// baton's own stack, GDT, IDT and console, the TSC, and the command line
+/// (so that `test` and `loglevel=` apply to the rest of the boot).
+fn early() -> Options {
     console::init();
     cpu::init();
+    cpu::trap::set_fatal_handler(oops::exception);
     let (tsc_hz, tsc_source) = time::init();
-
     let cmdline_text = boot::cmdline();
     let cmdline = Cmdline::parse(cmdline_text.as_str());
     let options = cmdline.options();
@@ -61,7 +121,6 @@ extern "C" fn kmain() -> ! {
     if options.test {
         exit::set_test_mode();
     }
-
     info!("baton {} booting", env!("CARGO_PKG_VERSION"));
     info!(
         "cpu: own stack, GDT/TSS (IST for #DF, NMI, #MC) and IDT loaded; TSC {}.{:03} MHz ({tsc_source:?})",
@@ -75,110 +134,15 @@ extern "C" fn kmain() -> ! {
     if cmdline_text.truncated() {
         warn!("cmdline: longer than baton keeps; truncated");
     }
-
-    let boot = match boot::collect() {
-        Ok(boot) => boot,
-        Err(e) => {
-            error!("boot: {e}");
-            error!("boot: cannot continue; stopping");
-            exit::fatal();
-        }
-    };
-    log_handover(boot);
-    match (options.test, options.inject) {
-        (true, Some(inject)) => boot::inject(inject),
-        (false, Some(_)) => warn!("cmdline: inject= is honoured in test runs only; ignored"),
-        _ => {}
-    }
-
-    if let Err(e) = shim::run(boot) {
-        error!("handoff: {e}");
-        error!("handoff: cannot continue; stopping");
-        exit::fatal();
-    }
-
-    efi::init(boot);
-    shim::phase_done("efi");
-    shim::report_phases();
-    if let Err(e) = mm::init() {
-        error!("mm: {e}");
-        error!("mm: cannot continue; stopping");
-        exit::fatal();
-    }
-    efi::release_temporary_tables();
-    match cpu::guard_ist_stacks() {
-        Ok(()) => info!("cpu: IST stacks for #DF, NMI and #MC moved to vmalloc, with guard pages"),
-        Err(e) => warn!("cpu: IST stacks stay in .bss, without guard pages: {e}"),
-    }
-    if efi::services().is_some() {
-        match mm::vmalloc::stack(128 * 1024) {
-            Ok(stack) => efi::call::use_stack(stack.top()),
-            Err(e) => warn!("efi: no guarded stack ({e}); calls stay on the boot-time one"),
-        }
-    }
-    if smp::start(boot) {
-        mm::release_bootloader_memory();
-    } else {
-        warn!("mm: bootloader-reclaimable memory kept: a CPU may still run Limine's code there");
-    }
-    if options.ptdump {
-        shim::ptdump();
-    }
-    match (options.test, options.fault) {
-        (true, Some(fault)) => {
-            faults::provoke(fault);
-            error!("fault: {fault:?} did not fault");
-            exit::fatal();
-        }
-        (false, Some(_)) => warn!("cmdline: fault= is honoured in test runs only; ignored"),
-        _ => {}
-    }
-
-    finish(options)
+    testing::arm(&options);
+    options
 }
 
-fn log_handover(boot: &boot::BootInfo) {
-    info!(
-        "boot: bootloader {} {}, firmware {}",
-        boot.bootloader_name,
-        boot.bootloader_version,
-        boot.firmware.name()
-    );
-    info!(
-        "boot: base revision requested {}, in effect {}",
-        boot::requested_revision(),
-        boot.revision
-    );
-    info!("boot: HHDM offset {:#x}", boot.hhdm_offset);
-    info!(
-        "boot: kernel at physical {:#x}, virtual {:#x}",
-        boot.kernel_phys, boot.kernel_virt
-    );
-    info!("boot: paging {}-level", boot.levels.count());
-    info!("boot: command line \"{}\"", boot.cmdline);
-    let raw = boot::RAW_MAPS.lock();
-    match raw.efi() {
-        Some((_, efi)) => info!(
-            "boot: memory map: {} Limine entries, {} EFI descriptors (desc_size {}, version {})",
-            raw.limine().len(),
-            efi.size / efi.desc_size.max(1),
-            efi.desc_size,
-            efi.desc_version
-        ),
-        None => info!(
-            "boot: memory map: {} Limine entries, no EFI memory map",
-            raw.limine().len()
-        ),
-    }
-    if let Some(fb) = boot.framebuffer {
-        info!(
-            "boot: framebuffer {}x{}, {} bpp, at physical {:#x}",
-            fb.width, fb.height, fb.bpp, fb.phys
-        );
-    }
-    if let Some(st) = boot.efi_system_table {
-        info!("boot: EFI system table at physical {st:#x}");
-    }
+/// Logs why the boot cannot go on, and stops.
+fn stop(stage: &str, error: impl core::fmt::Display) -> ! {
+    error!("{stage}: {error}");
+    error!("{stage}: cannot continue; stopping");
+    exit::fatal()
 }
 
 /// Ends the boot as the command line asks: self-tests, then power-off or
@@ -188,11 +152,11 @@ fn finish(options: Options) -> ! {
     let verdict = options.test.then(|| {
         let passed = selftest::run(&[
             cpu::tests::TESTS,
-            boot::TESTS,
+            boot::tests::TESTS,
             shim::tests::TESTS,
             efi::tests::TESTS,
             mm::tests::TESTS,
-            smp::TESTS,
+            smp::tests::TESTS,
         ]);
         if passed {
             exit::Verdict::Pass
@@ -201,52 +165,50 @@ fn finish(options: Options) -> ! {
         }
     });
     if options.reboot {
-        if let Some(rt) = efi::services() {
-            info!("reboot: EFI ResetSystem(EfiResetCold)");
-            smp::stop_others();
-            rt.reset(uefi_raw::table::runtime::ResetType::COLD);
-            warn!("reboot: EFI ResetSystem returned; resetting through the keyboard controller");
-        } else {
-            info!("reboot: no EFI runtime services; resetting through the keyboard controller");
-        }
-        exit::keyboard_controller_reset();
+        reboot();
     }
     if options.poweroff {
-        if let Some(rt) = efi::services() {
-            info!("poweroff: EFI ResetSystem(EfiResetShutdown)");
-            smp::stop_others();
-            rt.reset(uefi_raw::table::runtime::ResetType::SHUTDOWN);
-            warn!("poweroff: EFI ResetSystem returned");
-        }
-        info!("poweroff: boot complete, powering off through isa-debug-exit");
-        exit::qemu_exit(verdict.unwrap_or(exit::Verdict::Pass));
-        warn!("poweroff: no isa-debug-exit device; halting instead");
-        exit::halt();
+        poweroff(verdict);
     }
     if let Some(verdict) = verdict {
         exit::qemu_exit(verdict);
         warn!("selftest: no isa-debug-exit device to report the verdict; halting");
-        exit::halt();
+        cpu::halt();
     }
     info!("boot complete; idling");
-    exit::halt()
+    cpu::halt()
 }
 
-static PANICKING: AtomicBool = AtomicBool::new(false);
+/// Resets the machine: EFI ResetSystem(EfiResetCold), else (or if it
+/// returns) the keyboard controller.
+fn reboot() -> ! {
+    if let Some(rt) = efi::services() {
+        info!("reboot: EFI ResetSystem(EfiResetCold)");
+        cpu::ipi::stop_others();
+        rt.reset(uefi_raw::table::runtime::ResetType::COLD);
+        warn!("reboot: EFI ResetSystem returned; resetting through the keyboard controller");
+    } else {
+        info!("reboot: no EFI runtime services; resetting through the keyboard controller");
+    }
+    exit::keyboard_controller_reset()
+}
+
+/// Powers the machine off: EFI ResetSystem(EfiResetShutdown), else (or if
+/// it returns) isa-debug-exit with the self-tests' verdict.
+fn poweroff(verdict: Option<exit::Verdict>) -> ! {
+    if let Some(rt) = efi::services() {
+        info!("poweroff: EFI ResetSystem(EfiResetShutdown)");
+        cpu::ipi::stop_others();
+        rt.reset(uefi_raw::table::runtime::ResetType::SHUTDOWN);
+        warn!("poweroff: EFI ResetSystem returned");
+    }
+    info!("poweroff: boot complete, powering off through isa-debug-exit");
+    exit::qemu_exit(verdict.unwrap_or(exit::Verdict::Pass));
+    warn!("poweroff: no isa-debug-exit device; halting instead");
+    cpu::halt()
+}
 
 #[panic_handler]
 fn panic(info: &PanicInfo<'_>) -> ! {
-    if PANICKING.swap(true, Ordering::SeqCst) {
-        // A panic while reporting a panic: stop without printing more.
-        exit::halt();
-    }
-    smp::stop_others();
-    let location = info.location();
-    console::emergency_print(format_args!(
-        "\nbaton: PANIC at {}:{}: {}\n",
-        location.map_or("?", |l| l.file()),
-        location.map_or(0, |l| l.line()),
-        info.message()
-    ));
-    exit::fatal()
+    oops::panic(info)
 }

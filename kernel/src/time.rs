@@ -115,3 +115,49 @@ fn from_pit() -> Option<u64> {
     }
     None
 }
+
+/// TSC stamps of the boot's phases: each [`done`](Phases::done) ends one,
+/// [`report`](Phases::report) logs every phase's duration and the total.
+#[derive(Debug)]
+pub struct Phases {
+    start: u64,
+    last: u64,
+    names: [(&'static str, u64); 8],
+    len: usize,
+}
+
+impl Phases {
+    /// Starts the clock: the first phase begins now.
+    pub fn start() -> Self {
+        let now = tsc();
+        Self {
+            start: now,
+            last: now,
+            names: [("", 0); 8],
+            len: 0,
+        }
+    }
+
+    /// Ends the phase `name`; the next one begins.
+    pub fn done(&mut self, name: &'static str) {
+        let now = tsc();
+        if let Some(slot) = self.names.get_mut(self.len) {
+            *slot = (name, now - self.last);
+            self.len += 1;
+        }
+        self.last = now;
+    }
+
+    /// Logs every phase's duration and the total, as `what: phases: ...`.
+    pub fn report(&self, what: &str) {
+        use core::fmt::Write;
+        let mut line = crate::fixed::FixedStr::<256>::new();
+        for (name, cycles) in &self.names[..self.len] {
+            let _ = write!(line, "{name} {} us, ", cycles_to_micros(*cycles));
+        }
+        log::info!(
+            "{what}: phases: {line}total {} us",
+            cycles_to_micros(self.last - self.start)
+        );
+    }
+}

@@ -199,7 +199,7 @@ pub const HANDOVER: &[&str] = &[
     "mm: frames: * MiB free (* MiB of boot-services memory released after SetVirtualAddressMap), * MiB allocated, * MiB reserved",
     "mm: vmalloc 0x*-0x*; heap of up to * MiB there, * KiB mapped",
     "cpu: IST stacks for #DF, NMI and #MC moved to vmalloc, with guard pages",
-    "selftest: ok   cpu: the IST stacks have unmapped guard pages below them",
+    "selftest: ok   mm: the bootstrap CPU's IST stacks have unmapped guard pages below them",
     "smp: * of * CPUs online, all on baton's page tables (CR3 0x*)",
     "mm: bootloader-reclaimable memory released: * KiB",
     "mm: allocated and freed all * free frames (* MiB)",

@@ -11,7 +11,7 @@ use super::Inputs;
 use super::{MAX_MAPPINGS, Plan, Purpose, ram_pat_type};
 use crate::memmap::MemoryMap;
 use crate::memtype::{MemType, PageKind, uniform_effective};
-use crate::paging::{LeafCount, PageSize, Walker, largest_pages};
+use crate::paging::{Leaf, LeafCount, PageSize, Walker, largest_pages};
 use crate::phys::PhysWindow;
 
 /// Why built tables do not match the plan.
@@ -171,7 +171,7 @@ pub fn verify<W: PhysWindow + ?Sized>(
     walker: &Walker<'_, W>,
     inputs: &Inputs<'_>,
 ) -> Result<Verified, VerifyError> {
-    let (map, mtrrs, layout) = (inputs.map, inputs.mtrrs, inputs.layout);
+    let mtrrs = inputs.mtrrs;
     let mappings = plan.mappings();
     let meta = plan.meta();
     let mut covered = [0u64; MAX_MAPPINGS];
@@ -239,39 +239,7 @@ pub fn verify<W: PhysWindow + ?Sized>(
             }
         }
         if meta[i].purpose == Purpose::Physmap {
-            let start = leaf.phys.as_u64();
-            let end = start + size;
-            let not_uniform = VerifyError::NotUniform {
-                virt: leaf.virt,
-                size: leaf.size,
-            };
-            // From the leaf's own bits and the map, not the plan's meta.
-            let leaf_type = inputs.pat.type_for_flags(leaf.flags, kind);
-            match ram_type(map, start, end) {
-                Err(RamTypeError::NotRam) => return Err(not_uniform),
-                Err(RamTypeError::Changes { at }) => {
-                    return Err(VerifyError::AttrNotUniform {
-                        virt: leaf.virt,
-                        size: leaf.size,
-                        at,
-                    });
-                }
-                Ok(map_type) if map_type != leaf_type => {
-                    return Err(VerifyError::TypeMismatch {
-                        virt: leaf.virt,
-                        size: leaf.size,
-                        leaf: leaf_type,
-                        map: map_type,
-                    });
-                }
-                Ok(_) => {}
-            }
-            if uniform_effective(mtrrs, start, end, leaf_type).is_none() {
-                return Err(not_uniform);
-            }
-            if leaf.virt < layout.page_offset_base() || leaf.virt >= layout.physmap_end() {
-                return Err(wrong("physmap leaf outside the physmap region"));
-            }
+            check_physmap_leaf(&leaf, inputs)?;
         }
         covered[i] += size;
         verified.bytes += size;
@@ -291,4 +259,54 @@ pub fn verify<W: PhysWindow + ?Sized>(
         }
     }
     Ok(verified)
+}
+
+/// Holds a physmap leaf to the memory map and the MTRRs, not to the plan:
+/// every region under it is RAM whose EFI attributes call for the one type
+/// the leaf's PAT bits select, the effective type is uniform over it, and
+/// it lies in the physmap region.
+fn check_physmap_leaf(leaf: &Leaf, inputs: &Inputs<'_>) -> Result<(), VerifyError> {
+    let start = leaf.phys.as_u64();
+    let end = start + leaf.size.bytes();
+    let not_uniform = VerifyError::NotUniform {
+        virt: leaf.virt,
+        size: leaf.size,
+    };
+    let kind = if leaf.size == PageSize::Size4K {
+        PageKind::Size4KiB
+    } else {
+        PageKind::Large
+    };
+    // From the leaf's own bits and the map, not the plan's meta.
+    let leaf_type = inputs.pat.type_for_flags(leaf.flags, kind);
+    match ram_type(inputs.map, start, end) {
+        Err(RamTypeError::NotRam) => return Err(not_uniform),
+        Err(RamTypeError::Changes { at }) => {
+            return Err(VerifyError::AttrNotUniform {
+                virt: leaf.virt,
+                size: leaf.size,
+                at,
+            });
+        }
+        Ok(map_type) if map_type != leaf_type => {
+            return Err(VerifyError::TypeMismatch {
+                virt: leaf.virt,
+                size: leaf.size,
+                leaf: leaf_type,
+                map: map_type,
+            });
+        }
+        Ok(_) => {}
+    }
+    if uniform_effective(inputs.mtrrs, start, end, leaf_type).is_none() {
+        return Err(not_uniform);
+    }
+    let layout = inputs.layout;
+    if leaf.virt < layout.page_offset_base() || leaf.virt >= layout.physmap_end() {
+        return Err(VerifyError::Wrong {
+            virt: leaf.virt,
+            what: "physmap leaf outside the physmap region",
+        });
+    }
+    Ok(())
 }

@@ -109,7 +109,7 @@ pub fn tables_of(
 }
 
 /// The most application processors with tables of their own.
-const MAX_APS: usize = crate::boot::MAX_CPUS;
+const MAX_APS: usize = super::MAX_CPUS;
 
 /// Each application processor's GDT and TSS (a TSS is busy once loaded, so
 /// no two CPUs can share one). In the kernel image: `lgdt` goes through

@@ -1,11 +1,20 @@
-//! CPU state baton owns from its first instructions: stacks, GDT, TSS, IDT.
+//! Each CPU's own state and hardware: stacks, GDT and TSS, the IDT and
+//! exception entry, protections and the PAT, the local APIC, TLB
+//! maintenance and the IPIs between CPUs. Nothing here knows about page
+//! tables beyond flushing them, nor about memory services.
 
 use core::cell::UnsafeCell;
 
+pub mod apic;
 pub mod features;
 pub mod gdt;
+pub mod ipi;
 pub mod tests;
+pub mod tlb;
 pub mod trap;
+
+/// The most application processors baton starts (any more are parked).
+pub const MAX_CPUS: usize = 64;
 
 /// A stack in the kernel image (`.bss`), 16-byte aligned. The interior
 /// mutability keeps it out of read-only memory: the CPU writes it.
@@ -53,17 +62,6 @@ pub fn init() {
     gdt::init();
     trap::init();
     init_control_registers();
-}
-
-/// Moves the bootstrap processor's #DF, NMI and #MC stacks from `.bss` to
-/// vmalloc stacks with unmapped guard pages (as the other CPUs have), so
-/// that an overflow of one faults instead of corrupting `.bss`.
-pub fn guard_ist_stacks() -> Result<(), crate::mm::vmalloc::VmError> {
-    use crate::mm::vmalloc::stack;
-    let size = gdt::IST_STACK_SIZE as u64;
-    let tops = [stack(size)?.top(), stack(size)?.top(), stack(size)?.top()];
-    gdt::move_bsp_ist(tops);
-    Ok(())
 }
 
 /// CR0 and CR4 as every baton CPU runs: WP, SSE for the firmware.
@@ -209,27 +207,21 @@ pub fn protections() -> Protections {
 /// The CPU must have the PAT, and every mapping in the live tables must
 /// have been planned for this PAT.
 pub unsafe fn load_pat(msr: u64) {
-    use x86_64::registers::control::{Cr4, Cr4Flags};
     // SAFETY: the caller guarantees the PAT exists and matches the tables;
-    // WBINVD only writes caches back; toggling PGE only flushes the TLB.
+    // WBINVD only writes caches back.
     unsafe {
         x86_64::registers::model_specific::Msr::new(handoff::memtype::pat::IA32_PAT).write(msr);
         core::arch::asm!("wbinvd", options(nostack, preserves_flags));
-        if Cr4::read().contains(Cr4Flags::PAGE_GLOBAL) {
-            Cr4::update(|f| f.remove(Cr4Flags::PAGE_GLOBAL));
-            Cr4::update(|f| f.insert(Cr4Flags::PAGE_GLOBAL));
-        } else {
-            x86_64::instructions::tlb::flush_all();
-        }
     }
+    tlb::flush_all();
 }
 
-/// Invalidates this CPU's TLB entry for `va` (and the paging-structure
-/// caches on the way to it). Takes any canonical address, 5-level ones
-/// included.
-pub fn invlpg(va: u64) {
-    // SAFETY: INVLPG only drops cached translations.
-    unsafe { core::arch::asm!("invlpg [{}]", in(reg) va, options(nostack, preserves_flags)) };
+/// Stops this CPU for good: interrupts off, halt forever.
+pub fn halt() -> ! {
+    x86_64::instructions::interrupts::disable();
+    loop {
+        x86_64::instructions::hlt();
+    }
 }
 
 /// Runs `f` with RSP at `stack_top`, then returns to the caller's stack.

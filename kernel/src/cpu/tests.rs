@@ -28,10 +28,6 @@ pub const TESTS: &[Test] = &[
         run: ist_stacks,
     },
     Test {
-        name: "cpu: the IST stacks have unmapped guard pages below them",
-        run: ist_stack_guards,
-    },
-    Test {
         name: "cpu: int3 comes back through the breakpoint handler",
         run: breakpoint,
     },
@@ -147,33 +143,6 @@ fn ist_stacks() -> TestResult {
         check!(
             ist as u16 == slot + 1,
             "vector {vector}'s gate uses IST{ist}, expected IST{}",
-            slot + 1
-        );
-    }
-    Ok(())
-}
-
-fn ist_stack_guards() -> TestResult {
-    check!(
-        gdt::bsp_ist_guarded(),
-        "the IST stacks are still the .bss ones"
-    );
-    for slot in [gdt::IST_DOUBLE_FAULT, gdt::IST_NMI, gdt::IST_MACHINE_CHECK] {
-        let (bottom, top) = gdt::ist_stack(slot);
-        let guard = bottom - 4096;
-        trap::probe_read(bottom).map_err(|f| fail!("IST{} bottom: {f:?}", slot + 1))?;
-        trap::probe_read(top - 8).map_err(|f| fail!("IST{} top: {f:?}", slot + 1))?;
-        match trap::probe_read(guard) {
-            Ok(_) => return Err(fail!("IST{} guard {guard:#x} is readable", slot + 1)),
-            Err(f) => check!(
-                f.vector == 14 && f.address == guard && f.error_code & 1 == 0,
-                "IST{} guard fault {f:?}",
-                slot + 1
-            ),
-        }
-        check!(
-            crate::mm::vmalloc::stack_guard_at(guard) == Some((guard, top)),
-            "IST{}'s guard is not recorded for the double-fault diagnosis",
             slot + 1
         );
     }

@@ -8,14 +8,13 @@
 //! can also redirect RIP (see [`probe_read`]).
 
 use core::arch::{asm, global_asm};
-use core::fmt::Write;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use x86_64::VirtAddr;
 use x86_64::registers::control::Cr2;
 use x86_64::structures::idt::InterruptDescriptorTable;
 
-use super::gdt;
+use super::{apic, gdt, ipi, tlb};
 
 /// The saved state of an interrupted context, in stack order.
 #[repr(C)]
@@ -146,7 +145,7 @@ const PROBE: Probe = Probe {
 static PROBES: [Probe; 256] = [PROBE; 256];
 
 fn this_probe() -> &'static Probe {
-    &PROBES[crate::apic::id() as usize & 0xff]
+    &PROBES[apic::id() as usize & 0xff]
 }
 
 /// The fault a probe ran into.
@@ -294,149 +293,63 @@ pub fn probe_write(addr: u64, value: u64) -> Result<(), Fault> {
 }
 
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
-    match frame.vector {
+    let vector = frame.vector;
+    match vector {
         3 => {
             BREAKPOINTS.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        v if v == crate::smp::SHOOTDOWN_VECTOR as u64 => {
-            crate::smp::on_shootdown();
-            return;
-        }
-        v if v == crate::smp::CALL_VECTOR as u64 => {
-            crate::smp::on_call();
-            return;
-        }
-        2 if crate::smp::stopping() => crate::smp::on_stop(),
-        v if v == crate::apic::SPURIOUS_VECTOR as u64 => return,
-        13 | 14 => {
-            let probe = this_probe();
-            let armed = probe.fault_rip.load(Ordering::SeqCst);
-            if armed != 0 && armed == frame.rip {
-                let address = if frame.vector == 14 {
-                    Cr2::read_raw()
-                } else {
-                    0
-                };
-                probe.vector.store(frame.vector, Ordering::SeqCst);
-                probe.error_code.store(frame.error_code, Ordering::SeqCst);
-                probe.address.store(address, Ordering::SeqCst);
-                probe.faulted.store(1, Ordering::SeqCst);
-                probe.fault_rip.store(0, Ordering::SeqCst);
-                frame.rip = probe.resume_rip.load(Ordering::SeqCst);
-                return;
-            }
-        }
+        v if v == u64::from(tlb::SHOOTDOWN_VECTOR) => return tlb::on_shootdown(),
+        v if v == u64::from(ipi::CALL_VECTOR) => return ipi::on_call(),
+        2 if ipi::stopping() => ipi::on_stop(),
+        v if v == u64::from(apic::SPURIOUS_VECTOR) => return,
+        13 | 14 if recover_probe(frame) => return,
         _ => {}
     }
-    report(frame);
-    crate::exit::fatal();
+    let report = FATAL.load(Ordering::SeqCst);
+    if report != 0 {
+        // SAFETY: only `set_fatal_handler` stores here, a `FatalHandler`.
+        let report: FatalHandler = unsafe { core::mem::transmute(report) };
+        report(frame);
+    }
+    crate::console::emergency_print(format_args!(
+        "\nbaton: EXCEPTION vector {vector} at RIP {:#x} before the fault reports are set up\n",
+        frame.rip
+    ));
+    super::halt()
 }
 
-/// Prints everything known about an unexpected exception.
-fn report(frame: &TrapFrame) {
-    crate::smp::stop_others();
-    let name = handoff::fault::exception_name(frame.vector);
-    let mut out = crate::console::EmergencyWriter;
-    let _ = writeln!(
-        out,
-        "\nbaton: EXCEPTION {name} (vector {}) error code {:#x}",
-        frame.vector, frame.error_code
-    );
-    let _ = writeln!(
-        out,
-        "  RIP {:#018x} CS {:#x} RFLAGS {:#x} RSP {:#018x} SS {:#x}",
-        frame.rip, frame.cs, frame.rflags, frame.rsp, frame.ss
-    );
-    let cr2 = Cr2::read_raw();
-    if frame.vector == 14 {
-        let _ = writeln!(
-            out,
-            "  CR2 {cr2:#018x}: {}",
-            handoff::fault::PageFaultError(frame.error_code)
-        );
-        if let Some(path) = crate::shim::path(cr2) {
-            let _ = writeln!(out, "  page-table walk of CR2: {path}");
-        }
+/// Resumes a probe that faulted (see [`probe_read`]): true if the faulting
+/// instruction was this CPU's armed probe, whose RIP now points past it.
+fn recover_probe(frame: &mut TrapFrame) -> bool {
+    let probe = this_probe();
+    let armed = probe.fault_rip.load(Ordering::SeqCst);
+    if armed == 0 || armed != frame.rip {
+        return false;
     }
-    if frame.vector == 8 {
-        // A double fault on its IST stack: most often a push that hit a
-        // stack's guard page, whose page fault could not push its frame on
-        // the same stack. The saved RSP says which stack; CR2 (which a
-        // later fault may have left stale) only supports it.
-        let _ = writeln!(
-            out,
-            "  on the double-fault IST stack (RSP {:#x}); CR2 {cr2:#018x}",
-            super::rsp()
-        );
-        let slack = crate::mm::vmalloc::OVERFLOW_SLACK;
-        let (boot_guard, boot_guard_end) = super::boot_stack_guard();
-        let hit = if (boot_guard..boot_guard_end + slack).contains(&frame.rsp) {
-            let _ = writeln!(
-                out,
-                "baton: kernel stack overflow: the boot stack ran into its guard page \
-                 {boot_guard:#x}-{boot_guard_end:#x} (RSP {:#x}, RIP {:#x})",
-                frame.rsp, frame.rip
-            );
-            Some(boot_guard)
-        } else if let Some((guard, top)) = crate::mm::vmalloc::overflowed_stack(frame.rsp) {
-            let _ = writeln!(
-                out,
-                "baton: kernel stack overflow: the vmalloc stack {:#x}-{top:#x} ran into its \
-                 guard page {guard:#x}-{:#x} (RSP {:#x}, RIP {:#x})",
-                guard + 4096,
-                guard + 4096,
-                frame.rsp,
-                frame.rip
-            );
-            Some(guard)
-        } else {
-            None
-        };
-        match hit {
-            Some(guard) if (guard..guard + 4096).contains(&cr2) => {
-                let _ = writeln!(out, "  CR2 is in that guard page too");
-            }
-            Some(_) => {
-                let _ = writeln!(
-                    out,
-                    "  CR2 is not in that guard page (stale, or an earlier fault)"
-                );
-            }
-            None => {
-                let guard = if (boot_guard..boot_guard_end).contains(&cr2) {
-                    Some(boot_guard)
-                } else {
-                    crate::mm::vmalloc::stack_guard_at(cr2).map(|(g, _)| g)
-                };
-                if let Some(g) = guard {
-                    let _ = writeln!(
-                        out,
-                        "  CR2 is in the stack guard page {g:#x}-{:#x}, but RSP is not near \
-                         it: perhaps not an overflow",
-                        g + 4096
-                    );
-                }
-            }
-        }
-    }
-    let _ = writeln!(
-        out,
-        "  RAX {:#018x} RBX {:#018x} RCX {:#018x} RDX {:#018x}\n  RSI {:#018x} RDI {:#018x} RBP {:#018x} R8  {:#018x}\n  R9  {:#018x} R10 {:#018x} R11 {:#018x} R12 {:#018x}\n  R13 {:#018x} R14 {:#018x} R15 {:#018x}",
-        frame.rax,
-        frame.rbx,
-        frame.rcx,
-        frame.rdx,
-        frame.rsi,
-        frame.rdi,
-        frame.rbp,
-        frame.r8,
-        frame.r9,
-        frame.r10,
-        frame.r11,
-        frame.r12,
-        frame.r13,
-        frame.r14,
-        frame.r15
-    );
+    let address = if frame.vector == 14 {
+        Cr2::read_raw()
+    } else {
+        0
+    };
+    probe.vector.store(frame.vector, Ordering::SeqCst);
+    probe.error_code.store(frame.error_code, Ordering::SeqCst);
+    probe.address.store(address, Ordering::SeqCst);
+    probe.faulted.store(1, Ordering::SeqCst);
+    probe.fault_rip.store(0, Ordering::SeqCst);
+    frame.rip = probe.resume_rip.load(Ordering::SeqCst);
+    true
+}
+
+/// What reports an exception nothing handled, and stops the machine.
+pub type FatalHandler = fn(&TrapFrame) -> !;
+
+/// The [`FatalHandler`] (0 until set).
+static FATAL: AtomicU64 = AtomicU64::new(0);
+
+/// Sets what reports unhandled exceptions (the kernel's fault report,
+/// which knows stacks, page tables and symbols); until then a one-line
+/// report and a halt.
+pub fn set_fatal_handler(handler: FatalHandler) {
+    FATAL.store(handler as usize as u64, Ordering::SeqCst);
 }

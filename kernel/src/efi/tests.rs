@@ -3,9 +3,11 @@
 use uefi_raw::table::runtime::VariableAttributes;
 use uefi_raw::{Guid, guid};
 
-use super::{Name, services};
+use handoff::cmdline::Inject;
+
+use super::{Name, services, window};
 use crate::selftest::{Test, TestResult};
-use crate::{boot, check, fail, shim};
+use crate::{boot, check, fail, kspace, testing};
 
 /// baton's vendor GUID for its own variables.
 pub const BATON_GUID: Guid = guid!("6a3a8c3e-3b1f-4f4b-9a77-0ba70ba70ba7");
@@ -43,19 +45,19 @@ pub const TESTS: &[Test] = &[
 
 fn available_on_uefi() -> TestResult {
     let uefi = boot::info().firmware == boot::Firmware::Uefi64;
-    let expected = uefi && !super::svam_failure_injected();
+    let injected = testing::is_injected(Inject::SvamVersion);
     check!(
-        services().is_some() == expected,
-        "firmware {:?}, SetVirtualAddressMap failure injected: {}, runtime services available: {}",
+        services().is_some() == (uefi && !injected),
+        "firmware {:?}, SetVirtualAddressMap failure injected: {injected}, runtime services \
+         available: {}",
         boot::info().firmware,
-        super::svam_failure_injected(),
         services().is_some()
     );
     if services().is_none() {
         // Whatever was placed in the window is mapped no more.
-        for r in super::RUNTIME.lock().regions() {
+        for r in window::RUNTIME.lock().regions() {
             check!(
-                super::window_phys(r.virt).is_none(),
+                window::window_phys(kspace::get(), r.virt).is_none(),
                 "window address {:#x} still mapped without runtime services",
                 r.virt
             );
@@ -68,7 +70,7 @@ fn temporary_tables_released() -> TestResult {
     let uefi = boot::info().firmware == boot::Firmware::Uefi64;
     let mut n = 0;
     let mut reserved = None;
-    super::released_temporary_tables(|frame| {
+    crate::mm::frames::given_back(|frame| {
         n += 1;
         if let handoff::frames::FrameState::Reserved(reason) =
             crate::mm::frames::FRAMES.lock().state(frame)
@@ -88,7 +90,7 @@ fn temporary_tables_released() -> TestResult {
 
 fn in_window() -> TestResult {
     let Some(rt) = services() else { return Ok(()) };
-    let layout = shim::state().layout;
+    let layout = kspace::get().layout();
     let window = layout.efi_window_start()..layout.efi_window_end();
     let table = rt.table_address();
     check!(
@@ -98,7 +100,7 @@ fn in_window() -> TestResult {
     let get_time = rt.get_time_address();
     check!(window.contains(&get_time), "GetTime at {get_time:#x}");
     check!(
-        super::window_phys(get_time).is_some(),
+        window::window_phys(kspace::get(), get_time).is_some(),
         "GetTime's address {get_time:#x} is not mapped"
     );
     Ok(())

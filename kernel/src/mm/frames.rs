@@ -3,7 +3,8 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use handoff::frames::{Descriptors, FrameAllocator, FrameDesc};
+use handoff::frames::AllocError;
+use handoff::frames::{Descriptors, FrameAllocator, FrameDesc, Reason};
 use handoff::phys::FrameSource;
 use x86_64::structures::paging::PhysFrame;
 
@@ -57,5 +58,41 @@ pub struct TableFrames;
 unsafe impl FrameSource for TableFrames {
     fn allocate_frame(&mut self) -> Option<PhysFrame> {
         FRAMES.lock().alloc(0).ok()
+    }
+}
+
+/// The most early page tables recorded as given back.
+pub const MAX_GIVEN_BACK: usize = 128;
+
+/// Early page tables given back to the allocator once nothing used them
+/// any more (the temporary address space of SetVirtualAddressMap),
+/// recorded for the self-tests.
+static GIVEN_BACK: spin::Mutex<([u64; MAX_GIVEN_BACK], usize)> =
+    spin::Mutex::new(([0; MAX_GIVEN_BACK], 0));
+
+/// Gives `tables`, early page tables nothing uses any more, to the
+/// allocator, which holds them back as page tables until now. Returns how
+/// many went back: all, or those before the first it refused (with why).
+pub fn give_back_tables(tables: &[PhysFrame]) -> Result<usize, (usize, AllocError)> {
+    let mut record = GIVEN_BACK.lock();
+    let mut allocator = FRAMES.lock();
+    for (i, &frame) in tables.iter().enumerate() {
+        if let Err(e) = allocator.unreserve(frame, Reason::PageTables) {
+            return Err((i, e));
+        }
+        if record.1 < MAX_GIVEN_BACK {
+            let n = record.1;
+            record.0[n] = frame.start_address().as_u64();
+            record.1 += 1;
+        }
+    }
+    Ok(tables.len())
+}
+
+/// Calls `visit` with every early page table given back so far.
+pub fn given_back(mut visit: impl FnMut(PhysFrame)) {
+    let record = GIVEN_BACK.lock();
+    for &f in &record.0[..record.1] {
+        visit(PhysFrame::containing_address(x86_64::PhysAddr::new(f)));
     }
 }

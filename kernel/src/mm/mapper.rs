@@ -1,16 +1,15 @@
-//! The one way page tables change after boot: mapping through the
-//! builder (refusing W+X), unmapping through the unmapper with the TLB
-//! invalidated here and on every other CPU.
+//! The one way the kernel's page tables change after boot: mapping
+//! through the builder (refusing W+X), unmapping through the unmapper with
+//! the TLB invalidated here and on every other CPU.
 
 use core::fmt;
 
-use super::frames::{FRAMES, TableFrames};
-use crate::shim::{self, direct::DirectMap};
-use handoff::paging::{
-    BuildError, Builder, Leaf, Mapping, UnmapError, Unmapped, Unmapper, WxError,
-};
+use handoff::paging::{BuildError, Leaf, Mapping, UnmapError, Unmapped, WxError};
+use x86_64::structures::paging::PhysFrame;
 
-static LOCK: spin::Mutex<()> = spin::Mutex::new(());
+use super::frames::{FRAMES, TableFrames};
+use crate::cpu::tlb;
+use crate::kspace;
 
 /// Why a mapping change failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,21 +32,13 @@ impl fmt::Display for MapperError {
     }
 }
 
-fn physmap() -> DirectMap {
-    // SAFETY: the physmap maps all RAM read-write, page tables included.
-    unsafe { DirectMap::new(shim::state().layout.page_offset_base()) }
-}
-
-/// Maps `mapping` into baton's live tables, new page tables from the
+/// Maps `mapping` into the kernel's live tables, new page tables from the
 /// frame allocator. Nothing writable may be executable.
 pub fn map(mapping: &Mapping) -> Result<(), MapperError> {
-    let s = shim::state();
-    mapping.check_wx(s.cpu.nx).map_err(MapperError::Wx)?;
-    let _guard = LOCK.lock();
-    let mut window = physmap();
-    let mut frames = TableFrames;
-    Builder::on_root(&mut window, &mut frames, s.levels, s.root)
-        .map(mapping)
+    let kernel = kspace::get();
+    mapping.check_wx(kernel.cpu().nx).map_err(MapperError::Wx)?;
+    kernel
+        .map(&mut TableFrames, [mapping])
         .map_err(MapperError::Build)
 }
 
@@ -56,46 +47,53 @@ pub fn map(mapping: &Mapping) -> Result<(), MapperError> {
 /// only then do emptied page tables go back to the frame allocator (a CPU
 /// might still hold them in its paging-structure caches before).
 pub fn unmap(virt: u64, len: u64, mut on_leaf: impl FnMut(&Leaf)) -> Result<Unmapped, MapperError> {
-    let s = shim::state();
     let mut freed = [None; 64];
     let mut n = 0;
-    let done = {
-        let _guard = LOCK.lock();
-        let mut window = physmap();
-        Unmapper::new(&mut window, s.root, s.levels)
-            .unmap(
-                virt,
-                len,
-                |leaf| {
-                    on_leaf(leaf);
-                    crate::cpu::invlpg(leaf.virt);
-                },
-                |frame, _level| {
-                    if n == freed.len() {
-                        // Too many to hold: make every CPU forget the range
-                        // now, then give the tables back.
-                        crate::smp::shootdown(virt, len);
-                        for f in freed.iter_mut().filter_map(Option::take) {
-                            free_table(f);
-                        }
-                        n = 0;
+    let done = kspace::get()
+        .unmap(
+            virt,
+            len,
+            |leaf| {
+                on_leaf(leaf);
+                tlb::invlpg(leaf.virt);
+            },
+            |frame, _level| {
+                if n == freed.len() {
+                    // Too many to hold: make every CPU forget the range
+                    // now, then give the tables back.
+                    shootdown(virt, len);
+                    for f in freed.iter_mut().filter_map(Option::take) {
+                        free_table(f);
                     }
-                    freed[n] = Some(frame);
-                    n += 1;
-                },
-            )
-            .map_err(MapperError::Unmap)?
-    };
-    crate::smp::shootdown(virt, len);
+                    n = 0;
+                }
+                freed[n] = Some(frame);
+                n += 1;
+            },
+        )
+        .map_err(MapperError::Unmap)?;
+    shootdown(virt, len);
     for frame in freed.iter_mut().filter_map(Option::take) {
         free_table(frame);
     }
     Ok(done)
 }
 
+/// Makes every other CPU forget the range, or stops the machine: going on
+/// would free memory another CPU may still reach.
+fn shootdown(virt: u64, len: u64) {
+    if let Err(e) = tlb::shootdown(virt, len) {
+        log::error!(
+            "smp: TLB shootdown of {virt:#x}+{len:#x}: {} CPUs did not answer; stopping",
+            e.cpus
+        );
+        crate::exit::fatal();
+    }
+}
+
 /// Gives an emptied page table back; a refusal is a bookkeeping bug,
 /// logged.
-fn free_table(frame: x86_64::structures::paging::PhysFrame) {
+fn free_table(frame: PhysFrame) {
     if let Err(e) = FRAMES.lock().free(frame, 0) {
         log::error!(
             "mapper: freeing page-table frame {:#x}: {e:?}",

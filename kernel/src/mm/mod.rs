@@ -15,13 +15,13 @@ use handoff::PAGE_SIZE;
 use handoff::frames::{Exclusion, Reason, SetupError, vmemmap};
 use handoff::layout::RegionKind;
 use handoff::memmap::Kind;
-use handoff::paging::{BuildError, Builder};
+use handoff::paging::BuildError;
 use handoff::vmalloc::Vmalloc;
 use log::info;
 use x86_64::PhysAddr;
 use x86_64::structures::paging::{PageTableFlags, PhysFrame};
 
-use crate::shim::{self, direct::DirectMap};
+use crate::kspace::KernelSpace;
 use frames::FRAMES;
 
 /// Why memory services could not start.
@@ -59,38 +59,34 @@ fn range(start: u64, end: u64) -> x86_64::structures::paging::frame::PhysFrameRa
 /// joins it: SetVirtualAddressMap is done), vmalloc and the heap.
 /// Bootloader-reclaimable memory joins later, once the other CPUs have
 /// left Limine's code ([`release_bootloader_memory`]).
-pub fn init() -> Result<(), MmError> {
-    let s = shim::state();
-    let layout = s.layout;
-    let limit = layout.physmap_size();
-    let map = shim::MAP.lock();
+pub fn init(kernel: &'static KernelSpace) -> Result<(), MmError> {
+    let (chunk, pages) = back_vmemmap(kernel)?;
+    start_frames(kernel, chunk, pages)?;
+    start_vmalloc(kernel)
+}
 
-    // 1. The vmemmap's backing, from the early frames.
-    let pages = vmemmap::backing_pages(&map, layout, limit);
-    let mut early_guard = shim::EARLY_FRAMES.lock();
+/// Maps the vmemmap's backing (a descriptor per RAM frame) with frames
+/// from the early frames. Returns the backing's first frame and size.
+fn back_vmemmap(kernel: &KernelSpace) -> Result<(PhysAddr, u64), MmError> {
+    let (layout, map) = (kernel.layout(), kernel.memory_map());
+    let limit = layout.physmap_size();
+    let pages = vmemmap::backing_pages(map, layout, limit);
+    let mut early_guard = kernel.early_frames();
     let early = early_guard.as_mut().ok_or(MmError::NoEarlyFrames)?;
     // Reached through the physmap from now on: any usable region will do.
-    early.widen(&map, limit);
+    early.widen(map, limit);
     let chunk = early.take(pages).ok_or(MmError::VmemmapTooLarge(pages))?;
-    let mut flags = PageTableFlags::WRITABLE;
-    if s.cpu.nx {
-        flags |= PageTableFlags::NO_EXECUTE;
-    }
-    if s.cpu.global {
-        flags |= PageTableFlags::GLOBAL;
-    }
-    // SAFETY: the physmap maps all RAM read-write, page tables included.
-    let mut physmap = unsafe { DirectMap::new(layout.page_offset_base()) };
-    {
-        let mut builder = Builder::on_root(&mut physmap, early, s.levels, s.root);
-        for m in vmemmap::backing_mappings(&map, layout, limit, chunk, flags) {
-            builder.map(&m).map_err(MmError::Build)?;
-        }
-    }
+    let mappings = vmemmap::backing_mappings(map, layout, limit, chunk, data_flags(kernel));
+    kernel.map(early, mappings).map_err(MmError::Build)?;
     frames::set_vmemmap_base(layout.vmemmap_base());
+    Ok((chunk, pages))
+}
 
-    // 2. The allocator: everything the early frames handed out (page
-    //    tables, the vmemmap's chunk) and the first 64 KiB stay out.
+/// Starts the frame allocator over the map: everything the early frames
+/// handed out (page tables, the vmemmap's backing at `chunk`) and the
+/// first 64 KiB stay out; boot-services memory joins at once.
+fn start_frames(kernel: &KernelSpace, chunk: PhysAddr, pages: u64) -> Result<(), MmError> {
+    let map = kernel.memory_map();
     let chunk_end = chunk.as_u64() + pages * PAGE_SIZE;
     let mut exclusions = [None; 6];
     let mut n = 0;
@@ -103,6 +99,8 @@ pub fn init() -> Result<(), MmError> {
             n += 1;
         }
     };
+    let early_guard = kernel.early_frames();
+    let early = early_guard.as_ref().ok_or(MmError::NoEarlyFrames)?;
     for used in early.used() {
         if (used.start..used.end).contains(&chunk.as_u64()) {
             exclude(used.start, chunk.as_u64(), Reason::PageTables);
@@ -112,7 +110,6 @@ pub fn init() -> Result<(), MmError> {
             exclude(used.start, used.end, Reason::PageTables);
         }
     }
-    drop(early_guard);
     if map
         .region_at(PhysAddr::new(0))
         .is_some_and(|r| r.kind.is_ram() && r.end >= 0x1_0000)
@@ -125,19 +122,19 @@ pub fn init() -> Result<(), MmError> {
             reason: Reason::EarlyAlloc,
         })
     });
+    drop(early_guard);
     let mut allocator = FRAMES.lock();
     allocator
-        .init(&map, limit, &exclusions[..n])
+        .init(map, kernel.layout().physmap_size(), &exclusions[..n])
         .map_err(MmError::Setup)?;
     let boot_services = allocator
         .release(Kind::BootServices)
         .map_err(MmError::Setup)?;
     let stats = *allocator.stats();
     drop(allocator);
-    drop(map);
     info!(
         "mm: vmemmap at {:#x}: {} KiB of descriptors for {} MiB of RAM",
-        layout.vmemmap_base(),
+        kernel.layout().vmemmap_base(),
         (pages * PAGE_SIZE) >> 10,
         (stats.ram_frames * PAGE_SIZE) >> 20
     );
@@ -149,11 +146,15 @@ pub fn init() -> Result<(), MmError> {
         (stats.allocated_frames * PAGE_SIZE) >> 20,
         (stats.reserved_frames * PAGE_SIZE) >> 20
     );
+    Ok(())
+}
 
-    // 3. vmalloc and the heap; both regions now change at run time.
+/// vmalloc and the heap; both regions now change at run time.
+fn start_vmalloc(kernel: &'static KernelSpace) -> Result<(), MmError> {
+    let layout = kernel.layout();
     *vmalloc::VMALLOC.lock() = Some(Vmalloc::for_layout(layout));
     {
-        let mut plan = shim::PLAN.lock();
+        let mut plan = kernel.plan();
         for kind in [RegionKind::Vmalloc, RegionKind::Vmemmap] {
             let r = layout.region(kind);
             plan.allow_dynamic(r.start, r.end);
@@ -168,6 +169,33 @@ pub fn init() -> Result<(), MmError> {
         heap::RESERVE >> 20,
         mapped >> 10
     );
+    Ok(())
+}
+
+/// The leaf flags of kernel data: read-write, not executable, global
+/// (where the CPU has those bits).
+pub fn data_flags(kernel: &KernelSpace) -> PageTableFlags {
+    let mut flags = PageTableFlags::WRITABLE;
+    if kernel.cpu().nx {
+        flags |= PageTableFlags::NO_EXECUTE;
+    }
+    if kernel.cpu().global {
+        flags |= PageTableFlags::GLOBAL;
+    }
+    flags
+}
+
+/// Moves the bootstrap processor's #DF, NMI and #MC stacks from `.bss` to
+/// vmalloc stacks with unmapped guard pages (as the other CPUs have), so
+/// that an overflow of one faults instead of corrupting `.bss`.
+pub fn guard_ist_stacks() -> Result<(), vmalloc::VmError> {
+    let size = crate::cpu::gdt::IST_STACK_SIZE as u64;
+    let tops = [
+        vmalloc::stack(size)?.top(),
+        vmalloc::stack(size)?.top(),
+        vmalloc::stack(size)?.top(),
+    ];
+    crate::cpu::gdt::move_bsp_ist(tops);
     Ok(())
 }
 

@@ -9,15 +9,14 @@ use handoff::PAGE_SIZE;
 use handoff::frames::{FrameState, Reason};
 use handoff::memmap::Kind;
 use handoff::memtype::{MemType, PageKind};
-use handoff::paging::Walker;
 use x86_64::PhysAddr;
 use x86_64::structures::paging::PhysFrame;
 
 use super::frames::FRAMES;
 use super::{heap, vmalloc};
-use crate::cpu::trap;
+use crate::cpu::{gdt, trap};
+use crate::kspace;
 use crate::selftest::{Test, TestResult};
-use crate::shim::{self, direct::DirectMap};
 use crate::{check, fail};
 
 pub const TESTS: &[Test] = &[
@@ -40,6 +39,10 @@ pub const TESTS: &[Test] = &[
     Test {
         name: "mm: a vmalloc stack has an unmapped guard page below it",
         run: stack_guard,
+    },
+    Test {
+        name: "mm: the bootstrap CPU's IST stacks have unmapped guard pages below them",
+        run: ist_stack_guards,
     },
     Test {
         name: "mm: the heap serves Box, Vec and String, and grows",
@@ -76,24 +79,19 @@ mod heapless_ranges {
     }
 }
 
-fn physmap() -> DirectMap {
-    // SAFETY: the physmap maps all RAM, page tables included.
-    unsafe { DirectMap::new(shim::state().layout.page_offset_base()) }
-}
-
 fn frame(phys: u64) -> PhysFrame {
     PhysFrame::containing_address(PhysAddr::new(phys))
 }
 
 fn vmemmap_states() -> TestResult {
-    let s = shim::state();
-    let kernel = s.kernel.phys_base.as_u64();
+    let s = kspace::get();
+    let kernel = s.kernel().phys_base.as_u64();
     let state = FRAMES.lock().state(frame(kernel));
     check!(
         state == FrameState::Reserved(Reason::Kernel),
         "the kernel's first frame is {state:?}"
     );
-    let root = FRAMES.lock().state(s.root);
+    let root = FRAMES.lock().state(s.root());
     check!(
         root == FrameState::Reserved(Reason::PageTables),
         "the root table's frame is {root:?}"
@@ -119,30 +117,28 @@ fn vmemmap_states() -> TestResult {
 /// Allocates every free frame, chaining them through their own first word
 /// (read and written through the physmap), checks each, then frees them.
 fn allocate_everything() -> TestResult {
-    let pob = shim::state().layout.page_offset_base();
+    let space = kspace::get();
     let before = *FRAMES.lock().stats();
-    let early: heapless_ranges::Ranges = shim::EARLY_FRAMES
-        .lock()
+    let early: heapless_ranges::Ranges = space
+        .early_frames()
         .as_ref()
         .map(|e| heapless_ranges::Ranges::from_iter(e.used()))
         .unwrap_or_default();
     let kernel = {
-        let s = shim::state();
-        let size = s.kernel.sections[3].end - s.kernel.virt_base;
-        s.kernel.phys_base.as_u64()..s.kernel.phys_base.as_u64() + size
+        let image = space.kernel();
+        let size = image.sections[3].end - image.virt_base;
+        image.phys_base.as_u64()..image.phys_base.as_u64() + size
     };
     // Early page tables given back since: the temporary address space of
     // SetVirtualAddressMap.
-    let mut given_back = [0u64; crate::efi::MAX_TEMP_TABLES];
+    let mut given_back = [0u64; super::frames::MAX_GIVEN_BACK];
     let mut n_given_back = 0;
-    crate::efi::released_temporary_tables(|f| {
-        if n_given_back < given_back.len() {
-            given_back[n_given_back] = f.start_address().as_u64();
-            n_given_back += 1;
-        }
+    super::frames::given_back(|f| {
+        given_back[n_given_back] = f.start_address().as_u64();
+        n_given_back += 1;
     });
     let given_back = &given_back[..n_given_back];
-    let map = shim::MAP.lock();
+    let map = space.memory_map();
     let mut head = u64::MAX;
     let mut count = 0u64;
     loop {
@@ -160,17 +156,21 @@ fn allocate_everything() -> TestResult {
         if (early.contains(phys) && !given_back.contains(&phys)) || kernel.contains(&phys) {
             return Err(fail!("frame {phys:#x} in use by the kernel was handed out"));
         }
+        let Some(va) = space.phys_to_virt(f.start_address(), 8) else {
+            return Err(fail!("allocated frame {phys:#x} is not in the physmap"));
+        };
         // SAFETY: the frame was just allocated to this test; the physmap
         // maps it read-write.
-        unsafe { core::ptr::write_volatile((pob + phys) as *mut u64, head) };
+        unsafe { core::ptr::write_volatile(va as *mut u64, head) };
         head = phys;
         count += 1;
     }
-    drop(map);
     let while_full = *FRAMES.lock().stats();
     while head != u64::MAX {
-        // SAFETY: written above, and the frame is still allocated.
-        let next = unsafe { core::ptr::read_volatile((pob + head) as *const u64) };
+        let va = space.layout().page_offset_base() + head;
+        // SAFETY: `va` is the physmap address of a frame written above
+        // (checked to be in the physmap), which is still allocated.
+        let next = unsafe { core::ptr::read_volatile(va as *const u64) };
         FRAMES
             .lock()
             .free(frame(head), 0)
@@ -200,7 +200,12 @@ fn allocate_everything() -> TestResult {
 /// by frame (independently of the buddy lists the allocation uses).
 fn free_aligned_gib() -> Option<u64> {
     const GIB: u64 = 1 << 30;
-    let top = shim::MAP.lock().regions().iter().map(|r| r.end).max()?;
+    let top = kspace::get()
+        .memory_map()
+        .regions()
+        .iter()
+        .map(|r| r.end)
+        .max()?;
     let frames = FRAMES.lock();
     (0..top / GIB).map(|i| i * GIB).find(|&base| {
         (base..base + GIB)
@@ -356,26 +361,25 @@ fn heap_stress() -> TestResult {
 }
 
 fn mem_type_at(va: u64) -> Option<MemType> {
-    let s = shim::state();
-    let window = physmap();
-    let t = Walker::new(&window, s.root, s.levels).translate(va)?;
+    let s = kspace::get();
+    let t = s.translate(va)?;
     let kind = if t.leaf.level == 1 {
         PageKind::Size4KiB
     } else {
         PageKind::Large
     };
-    Some(s.pat.type_for_flags(t.leaf.flags, kind))
+    Some(s.pat().type_for_flags(t.leaf.flags, kind))
 }
 
 fn ioremap_types() -> TestResult {
-    if let Some(va) = crate::apic::mmio_address() {
+    if let Some(va) = crate::cpu::apic::mmio_address() {
         check!(
             mem_type_at(va) == Some(MemType::Uc),
             "local APIC mapped {:?}",
             mem_type_at(va)
         );
     }
-    let version = crate::apic::version() & 0xff;
+    let version = crate::cpu::apic::version() & 0xff;
     check!(
         (0x10..=0x20).contains(&version),
         "local APIC version {version:#x} read through the mapping"
@@ -421,9 +425,34 @@ fn ioremap_types() -> TestResult {
 }
 
 fn wx_after_mm() -> TestResult {
-    let s = shim::state();
-    let window = physmap();
-    let summary = Walker::new(&window, s.root, s.levels).check_wx(|r| log::error!("{r}"));
+    let summary = kspace::get().check_wx(|r| log::error!("{r}"));
     check!(summary.passed(), "{summary}");
+    Ok(())
+}
+
+fn ist_stack_guards() -> TestResult {
+    check!(
+        gdt::bsp_ist_guarded(),
+        "the IST stacks are still the .bss ones"
+    );
+    for slot in [gdt::IST_DOUBLE_FAULT, gdt::IST_NMI, gdt::IST_MACHINE_CHECK] {
+        let (bottom, top) = gdt::ist_stack(slot);
+        let guard = bottom - 4096;
+        trap::probe_read(bottom).map_err(|f| fail!("IST{} bottom: {f:?}", slot + 1))?;
+        trap::probe_read(top - 8).map_err(|f| fail!("IST{} top: {f:?}", slot + 1))?;
+        match trap::probe_read(guard) {
+            Ok(_) => return Err(fail!("IST{} guard {guard:#x} is readable", slot + 1)),
+            Err(f) => check!(
+                f.vector == 14 && f.address == guard && f.error_code & 1 == 0,
+                "IST{} guard fault {f:?}",
+                slot + 1
+            ),
+        }
+        check!(
+            vmalloc::stack_guard_at(guard) == Some((guard, top)),
+            "IST{}'s guard is not recorded for the double-fault diagnosis",
+            slot + 1
+        );
+    }
     Ok(())
 }

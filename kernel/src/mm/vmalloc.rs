@@ -15,7 +15,7 @@ use x86_64::structures::paging::{PageTableFlags, PhysFrame};
 
 use super::frames::FRAMES;
 use super::mapper::{self, MapperError};
-use crate::shim;
+use crate::kspace;
 
 /// The vmalloc region's bookkeeping (set up by `mm::init`).
 pub static VMALLOC: spin::Mutex<Option<Vmalloc>> = spin::Mutex::new(None);
@@ -95,15 +95,7 @@ pub(crate) fn release(start: u64) {
 }
 
 fn data_flags() -> PageTableFlags {
-    let s = shim::state();
-    let mut flags = PageTableFlags::WRITABLE;
-    if s.cpu.nx {
-        flags |= PageTableFlags::NO_EXECUTE;
-    }
-    if s.cpu.global {
-        flags |= PageTableFlags::GLOBAL;
-    }
-    flags
+    super::data_flags(kspace::get())
 }
 
 /// Backs `[start, end)` with fresh frames, read-write, not executable.
@@ -232,13 +224,13 @@ pub struct IoMapping {
 /// Maps `size` bytes of MMIO at `phys` with memory type `ty` (UC, WC, WT
 /// through baton's PAT), read-write, never executable, 4 KiB pages.
 pub fn ioremap(phys: u64, size: u64, ty: MemType) -> Result<IoMapping, VmError> {
-    let s = shim::state();
+    let kernel = kspace::get();
     let first = phys & !(PAGE_SIZE - 1);
     let end = (phys + size.max(1)).next_multiple_of(PAGE_SIZE);
     // RAM is mapped write-back in the physmap: another mapping with another
     // type would alias it with conflicting memory types.
-    let map = shim::MAP.lock();
-    if let Some(r) = map
+    if let Some(r) = kernel
+        .memory_map()
         .regions()
         .iter()
         .find(|r| r.kind.is_ram() && r.start < end && first < r.end)
@@ -247,9 +239,8 @@ pub fn ioremap(phys: u64, size: u64, ty: MemType) -> Result<IoMapping, VmError> 
             phys: r.start.max(first),
         });
     }
-    drop(map);
-    let cache = s
-        .pat
+    let cache = kernel
+        .pat()
         .flags_for(ty, PageKind::Size4KiB)
         .ok_or(VmError::NoPatEntry(ty))?;
     let area = reserve(end - first)?;
@@ -320,7 +311,7 @@ pub const OVERFLOW_SLACK: u64 = 64;
 /// The most stacks whose guard pages are recorded for the double-fault
 /// handler: each CPU's stack and three IST stacks, the bootstrap CPU's,
 /// the EFI stack, and room for tests.
-const MAX_STACKS: usize = 4 * (crate::boot::MAX_CPUS + 1) + 8;
+const MAX_STACKS: usize = 4 * (crate::cpu::MAX_CPUS + 1) + 8;
 /// A slot being filled in.
 const CLAIMED: u64 = u64::MAX;
 

@@ -3,13 +3,11 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use handoff::paging::Walker;
 use x86_64::registers::control::Cr3;
 use x86_64::structures::paging::PageTableFlags;
 
-use super::direct::DirectMap;
-use super::state;
 use crate::cpu::trap;
+use crate::kspace::{self, KernelSpace};
 use crate::selftest::{Test, TestResult};
 use crate::{boot, check, fail};
 
@@ -61,19 +59,17 @@ static CELL: AtomicU64 = AtomicU64::new(0);
 /// A constant in .rodata.
 static RODATA: u64 = 0x0ba7_0ba7_0ba7_0ba7;
 
-fn physmap() -> DirectMap {
-    // SAFETY: after the handoff the physmap maps every RAM frame, the page
-    // tables included.
-    unsafe { DirectMap::new(state().layout.page_offset_base()) }
+fn state() -> &'static KernelSpace {
+    kspace::get()
 }
 
 fn cr3_is_ours() -> TestResult {
     let (frame, _) = Cr3::read();
     check!(
-        frame == state().root,
+        state().is_live(),
         "CR3 {:#x}, baton's root {:#x}",
         frame.start_address().as_u64(),
-        state().root.start_address().as_u64()
+        state().root().start_address().as_u64()
     );
     Ok(())
 }
@@ -107,14 +103,14 @@ fn hhdm_gone() -> TestResult {
 }
 
 fn physmap_aliases_kernel_data() -> TestResult {
-    let window = physmap();
     let s = state();
-    let walker = Walker::new(&window, s.root, s.levels);
     let va = &CELL as *const AtomicU64 as u64;
-    let Some(t) = walker.translate(va) else {
+    let Some(t) = s.translate(va) else {
         return Err(fail!("{va:#x} does not translate"));
     };
-    let alias = s.layout.page_offset_base() + t.phys.as_u64();
+    let Some(alias) = s.phys_to_virt(t.phys, 8) else {
+        return Err(fail!("{:#x} has no physmap alias", t.phys.as_u64()));
+    };
     CELL.store(0x1234_5678_9abc_def0, Ordering::SeqCst);
     // SAFETY: `alias` is the physmap address of CELL's frame: mapped RW,
     // 8-byte aligned like CELL itself; an atomic access to the same memory.
@@ -134,23 +130,21 @@ fn physmap_aliases_kernel_data() -> TestResult {
 }
 
 fn section_permissions() -> TestResult {
-    let window = physmap();
     let s = state();
-    let walker = Walker::new(&window, s.root, s.levels);
     let w = PageTableFlags::WRITABLE;
     let nx = PageTableFlags::NO_EXECUTE;
     let text = section_permissions as *const () as u64;
     let rodata = &RODATA as *const u64 as u64;
     let data = &CELL as *const AtomicU64 as u64;
-    let root = s.root.start_address().as_u64();
-    let physmap = s.layout.page_offset_base() + root;
+    let root = s.root().start_address().as_u64();
+    let physmap = s.layout().page_offset_base() + root;
     for (what, va, writable, exec) in [
         ("text", text, false, true),
         ("rodata", rodata, false, false),
         ("data", data, true, false),
         ("physmap", physmap, true, false),
     ] {
-        let Some(t) = walker.translate(va) else {
+        let Some(t) = s.translate(va) else {
             return Err(fail!("{what} address {va:#x} does not translate"));
         };
         let flags = t.leaf.flags;
@@ -159,7 +153,7 @@ fn section_permissions() -> TestResult {
             "{what} {va:#x} writable: {}",
             flags.contains(w)
         );
-        if s.cpu.nx {
+        if s.cpu().nx {
             check!(
                 flags.contains(nx) != exec,
                 "{what} {va:#x} executable: {}",
@@ -167,7 +161,7 @@ fn section_permissions() -> TestResult {
             );
         }
         check!(
-            flags.contains(PageTableFlags::GLOBAL) == s.cpu.global,
+            flags.contains(PageTableFlags::GLOBAL) == s.cpu().global,
             "{what} {va:#x} global bit {}",
             flags.contains(PageTableFlags::GLOBAL)
         );
@@ -193,29 +187,19 @@ fn rodata_write_faults() -> TestResult {
 fn minimum_tables() -> TestResult {
     // Later stages add tables for the EFI window, vmalloc and the vmemmap;
     // the handoff's own build is what is held to the minimum.
-    let s = state();
-    check!(
-        s.tables_built == s.tables_minimum,
-        "built {:?}, minimum {:?}",
-        s.tables_built,
-        s.tables_minimum
-    );
+    let (built, minimum) = state().tables_built();
+    check!(built == minimum, "built {built:?}, minimum {minimum:?}");
     Ok(())
 }
 
 fn no_wx() -> TestResult {
-    let window = physmap();
-    let s = state();
-    let walker = Walker::new(&window, s.root, s.levels);
-    let summary = walker.check_wx(|r| log::error!("{r}"));
+    let summary = state().check_wx(|r| log::error!("{r}"));
     check!(summary.passed(), "{summary}");
     Ok(())
 }
 
 fn still_match_plan() -> TestResult {
-    super::verify_live(&physmap())
-        .map(|_| ())
-        .map_err(|e| fail!("{e}"))
+    state().verify().map(|_| ()).map_err(|e| fail!("{e}"))
 }
 
 fn pat_loaded() -> TestResult {
@@ -225,9 +209,9 @@ fn pat_loaded() -> TestResult {
     // SAFETY: the CPU has the PAT, so IA32_PAT exists.
     let msr = unsafe { crate::cpu::features::rdmsr(handoff::memtype::pat::IA32_PAT) };
     check!(
-        msr == state().pat.to_msr(),
+        msr == state().pat().to_msr(),
         "IA32_PAT is {msr:#018x}, expected {:#018x}",
-        state().pat.to_msr()
+        state().pat().to_msr()
     );
     Ok(())
 }

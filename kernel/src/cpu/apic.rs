@@ -1,13 +1,11 @@
-//! The local APIC, enough for inter-processor interrupts: xAPIC through an
-//! uncached ioremap of its registers, or x2APIC through MSRs when the
-//! firmware left it in that mode.
+//! The local APIC, enough for inter-processor interrupts: xAPIC through its
+//! registers mapped uncached (by the caller, which has the memory
+//! services), or x2APIC through MSRs when the firmware left it in that
+//! mode.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use handoff::memtype::MemType;
-
-use crate::cpu::features;
-use crate::mm::vmalloc;
+use super::features;
 
 const IA32_APIC_BASE: u32 = 0x1b;
 const X2APIC_ENABLE: u64 = 1 << 10;
@@ -40,19 +38,27 @@ fn apic_base() -> u64 {
     unsafe { features::rdmsr(IA32_APIC_BASE) }
 }
 
-/// Finds the local APIC on the bootstrap processor: maps the xAPIC
-/// registers uncached, or notes x2APIC mode. Returns the mode's name and
-/// the physical base.
-pub fn init() -> Result<(&'static str, u64), vmalloc::VmError> {
+/// The local APIC's mode and physical base, read on the bootstrap
+/// processor: `(true, base)` in x2APIC mode (registers are MSRs), else
+/// `(false, base)` (registers are MMIO at `base`, which the caller maps
+/// uncached and hands to [`start`]).
+pub fn detect() -> (bool, u64) {
     let base = apic_base();
     let phys = base & 0x000f_ffff_ffff_f000;
-    if base & X2APIC_ENABLE != 0 {
+    (base & X2APIC_ENABLE != 0, phys)
+}
+
+/// Starts using the local APIC: through its MSRs in x2APIC mode, else
+/// through its registers mapped uncached at `mmio` (from [`detect`]'s
+/// base). Returns the mode's name.
+pub fn start(x2apic: bool, mmio: u64) -> &'static str {
+    if x2apic {
         MODE.store(1, Ordering::SeqCst);
-        return Ok(("x2APIC", phys));
+        "x2APIC"
+    } else {
+        MODE.store(mmio, Ordering::SeqCst);
+        "xAPIC"
     }
-    let io = vmalloc::ioremap(phys, 4096, MemType::Uc)?;
-    MODE.store(io.virt, Ordering::SeqCst);
-    Ok(("xAPIC", phys))
 }
 
 /// The registers' mapping, for tests (xAPIC only).

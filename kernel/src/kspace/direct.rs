@@ -1,6 +1,7 @@
 //! The kernel's implementations of handoff's physical-memory seam: a
 //! direct map (Limine's HHDM before the switch, baton's physmap after) and
-//! the early frame source that feeds the page-table builder.
+//! the early frame source that feeds the page-table builder until the
+//! frame allocator runs.
 
 use handoff::PAGE_SIZE;
 use handoff::memmap::{Kind, MemoryMap};
@@ -12,6 +13,23 @@ use x86_64::structures::paging::{PageTable, PhysFrame};
 #[derive(Debug)]
 pub struct DirectMap {
     offset: u64,
+}
+
+impl DirectMap {
+    /// A second window over the same direct map, for the owner of the
+    /// address space that vouched for the first: reading through one while
+    /// the other writes is the owner's to prevent (an address space writes
+    /// only under its lock).
+    pub(super) fn duplicate(&self) -> Self {
+        Self {
+            offset: self.offset,
+        }
+    }
+
+    /// The direct map's base: physical address 0 is mapped there.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
 }
 
 impl DirectMap {

@@ -1,5 +1,5 @@
 //! The Limine protocol: baton's requests, and the copy of everything baton
-//! keeps from the responses.
+//! keeps from the responses (in test runs, damaged as `inject=` asks).
 //!
 //! The responses live in bootloader-reclaimable memory reached through
 //! Limine's HHDM, which does not exist in baton's own page tables. So
@@ -22,6 +22,9 @@ use limine::request::{
 use x86_64::registers::control::{Cr4, Cr4Flags};
 
 use crate::fixed::FixedStr;
+
+mod damage;
+pub mod tests;
 
 #[cfg(not(feature = "test-omit-hhdm-request"))]
 use limine::request::HhdmRequest;
@@ -181,9 +184,6 @@ pub struct Framebuffer {
     pub bpp: u16,
 }
 
-/// The most CPUs baton starts.
-pub const MAX_CPUS: usize = 64;
-
 /// Limine's MP response, as baton keeps it: where its per-CPU
 /// structures are listed (bootloader memory, reached through the physmap
 /// after the switch, until it is released).
@@ -323,9 +323,57 @@ fn hhdm_offset() -> Option<u64> {
     None
 }
 
-/// Checks the handover and copies everything baton keeps.
+/// Checks the handover and copies everything baton keeps, then reports
+/// it (and, in test runs, damages the copy as `inject=` asks).
 pub fn collect() -> Result<&'static BootInfo, BootError> {
     let bootloader = bootloader_info();
+    let in_effect = base_revision(bootloader.as_ref())?;
+    let hhdm_offset = hhdm_offset().ok_or(BootError::Missing(
+        "HHDM (higher-half direct map): baton cannot reach the memory maps without it",
+    ))?;
+    let exec = EXECUTABLE_ADDRESS.get_response().ok_or(BootError::Missing(
+        "executable address: baton cannot map its own image without it",
+    ))?;
+    let firmware = firmware();
+    let levels = paging_levels()?;
+    copy_maps(firmware, in_effect, hhdm_offset)?;
+    let efi_system_table = EFI_SYSTEM_TABLE
+        .get_response()
+        .filter(|_| firmware.is_uefi())
+        .and_then(|r| {
+            BootPointer::EfiSystemTable.to_phys(in_effect.revision, r.address() as u64, hhdm_offset)
+        });
+    let mp = MP.get_response().map(|r| MpInfo {
+        bsp_apic_id: r.bsp_lapic_id(),
+        count: r.cpus().len(),
+        cpus_phys: (r.cpus().as_ptr() as u64).wrapping_sub(hhdm_offset),
+    });
+    let (bootloader_name, bootloader_version) =
+        bootloader.unwrap_or((FixedStr::from_str_truncating("unknown"), FixedStr::new()));
+    let info = BOOT_INFO.call_once(|| BootInfo {
+        bootloader_name,
+        bootloader_version,
+        firmware,
+        revision: in_effect,
+        hhdm_offset,
+        kernel_phys: exec.physical_base(),
+        kernel_virt: exec.virtual_base(),
+        levels,
+        cmdline: cmdline(),
+        efi_system_table,
+        mp,
+        framebuffer: framebuffer(hhdm_offset),
+    });
+    report(info);
+    if let Some(defect) = crate::testing::injected() {
+        damage::damage(&mut RAW_MAPS.lock(), defect);
+    }
+    Ok(info)
+}
+
+/// The base revision in effect, from the tag's answer and, for Limine
+/// releases that do not write it back, the bootloader's version.
+fn base_revision(bootloader: Option<&(FixedStr<64>, FixedStr<64>)>) -> Result<InEffect, BootError> {
     let tag = revision::Tag {
         loaded: BASE_REVISION
             .loaded_revision()
@@ -336,23 +384,17 @@ pub fn collect() -> Result<&'static BootInfo, BootError> {
             REQUESTED_REVISION
         },
     };
-    let in_effect = revision::resolve(
+    revision::resolve(
         REQUESTED_REVISION,
         tag,
-        bootloader.as_ref().map(|(n, v)| (n.as_str(), v.as_str())),
+        bootloader.map(|(n, v)| (n.as_str(), v.as_str())),
     )
-    .map_err(BootError::Revision)?;
+    .map_err(BootError::Revision)
+}
 
-    let hhdm_offset = hhdm_offset().ok_or(BootError::Missing(
-        "HHDM (higher-half direct map): baton cannot reach the memory maps without it",
-    ))?;
-    let memmap = MEMMAP
-        .get_response()
-        .ok_or(BootError::Missing("memory map"))?;
-    let exec = EXECUTABLE_ADDRESS.get_response().ok_or(BootError::Missing(
-        "executable address: baton cannot map its own image without it",
-    ))?;
-    let firmware = match FIRMWARE_TYPE.get_response().map(|r| r.firmware_type()) {
+/// The firmware Limine booted from.
+fn firmware() -> Firmware {
+    match FIRMWARE_TYPE.get_response().map(|r| r.firmware_type()) {
         Some(FirmwareType::X86_BIOS) => Firmware::Bios,
         Some(FirmwareType::UEFI_32) => Firmware::Uefi32,
         Some(FirmwareType::UEFI_64) => Firmware::Uefi64,
@@ -360,8 +402,12 @@ pub fn collect() -> Result<&'static BootInfo, BootError> {
         // Old bootloaders lack the request: the EFI system table tells.
         None if EFI_SYSTEM_TABLE.get_response().is_some() => Firmware::Uefi64,
         None => Firmware::Bios,
-    };
+    }
+}
 
+/// The paging mode in effect (CR4.LA57), which Limine's answer must not
+/// contradict.
+fn paging_levels() -> Result<Levels, BootError> {
     let levels = paging_levels_from_cr4();
     if let Some(r) = PAGING_MODE.get_response() {
         let response = if r.mode() == paging::Mode::FIVE_LEVEL {
@@ -376,7 +422,15 @@ pub fn collect() -> Result<&'static BootInfo, BootError> {
             });
         }
     }
+    Ok(levels)
+}
 
+/// Copies Limine's memory map and, on UEFI, the firmware's into
+/// [`RAW_MAPS`].
+fn copy_maps(firmware: Firmware, in_effect: InEffect, hhdm_offset: u64) -> Result<(), BootError> {
+    let memmap = MEMMAP
+        .get_response()
+        .ok_or(BootError::Missing("memory map"))?;
     let mut raw = RAW_MAPS.lock();
     let entries = memmap.entries();
     if entries.len() > MAX_LIMINE_ENTRIES {
@@ -392,224 +446,93 @@ pub fn collect() -> Result<&'static BootInfo, BootError> {
         *slot = unsafe { *(e as *const limine::memory_map::Entry as *const LimineEntry) };
     }
     raw.limine_len = entries.len();
-
     raw.efi_info = None;
-    if firmware.is_uefi() {
-        let r = EFI_MEMMAP.get_response().ok_or(BootError::Missing(
-            "EFI memory map on a UEFI boot: baton needs the firmware's map to keep \
-             runtime services working",
-        ))?;
-        let size = r.memmap_size();
-        if size > MAX_EFI_MAP_BYTES as u64 {
-            return Err(BootError::EfiMapTooLarge {
-                size,
-                desc_size: r.desc_size(),
-            });
-        }
-        let ptr = r.memmap() as u64;
-        BootPointer::EfiMemoryMap
-            .to_phys(in_effect.revision, ptr, hhdm_offset)
-            .ok_or(BootError::BadPointer("EFI memory map", ptr))?;
-        // SAFETY: Limine's EFI memory map response points at `size` bytes
-        // in bootloader memory, mapped by the HHDM (checked just above to
-        // be an HHDM address) until baton switches page tables.
-        let bytes = unsafe { core::slice::from_raw_parts(r.memmap() as *const u8, size as usize) };
-        raw.efi[..bytes.len()].copy_from_slice(bytes);
-        raw.efi_info = Some(EfiMapInfo {
-            size: bytes.len(),
-            desc_size: r.desc_size() as usize,
-            desc_version: r.desc_version(),
+    if !firmware.is_uefi() {
+        return Ok(());
+    }
+    let r = EFI_MEMMAP.get_response().ok_or(BootError::Missing(
+        "EFI memory map on a UEFI boot: baton needs the firmware's map to keep \
+         runtime services working",
+    ))?;
+    let size = r.memmap_size();
+    if size > MAX_EFI_MAP_BYTES as u64 {
+        return Err(BootError::EfiMapTooLarge {
+            size,
+            desc_size: r.desc_size(),
         });
     }
-    drop(raw);
-
-    let efi_system_table = if firmware.is_uefi() {
-        EFI_SYSTEM_TABLE.get_response().and_then(|r| {
-            BootPointer::EfiSystemTable.to_phys(in_effect.revision, r.address() as u64, hhdm_offset)
-        })
-    } else {
-        None
-    };
-
-    let mp = MP.get_response().map(|r| MpInfo {
-        bsp_apic_id: r.bsp_lapic_id(),
-        count: r.cpus().len(),
-        cpus_phys: (r.cpus().as_ptr() as u64).wrapping_sub(hhdm_offset),
+    let ptr = r.memmap() as u64;
+    BootPointer::EfiMemoryMap
+        .to_phys(in_effect.revision, ptr, hhdm_offset)
+        .ok_or(BootError::BadPointer("EFI memory map", ptr))?;
+    // SAFETY: Limine's EFI memory map response points at `size` bytes
+    // in bootloader memory, mapped by the HHDM (checked just above to
+    // be an HHDM address) until baton switches page tables.
+    let bytes = unsafe { core::slice::from_raw_parts(r.memmap() as *const u8, size as usize) };
+    raw.efi[..bytes.len()].copy_from_slice(bytes);
+    raw.efi_info = Some(EfiMapInfo {
+        size: bytes.len(),
+        desc_size: r.desc_size() as usize,
+        desc_version: r.desc_version(),
     });
-
-    let framebuffer = FRAMEBUFFER
-        .get_response()
-        .and_then(|r| r.framebuffers().next())
-        .and_then(|fb| {
-            Some(Framebuffer {
-                phys: (fb.addr() as u64).checked_sub(hhdm_offset)?,
-                width: fb.width(),
-                height: fb.height(),
-                pitch: fb.pitch(),
-                bpp: fb.bpp(),
-            })
-        });
-
-    let (bootloader_name, bootloader_version) =
-        bootloader.unwrap_or((FixedStr::from_str_truncating("unknown"), FixedStr::new()));
-    Ok(BOOT_INFO.call_once(|| BootInfo {
-        bootloader_name,
-        bootloader_version,
-        firmware,
-        revision: in_effect,
-        hhdm_offset,
-        kernel_phys: exec.physical_base(),
-        kernel_virt: exec.virtual_base(),
-        levels,
-        cmdline: cmdline(),
-        efi_system_table,
-        mp,
-        framebuffer,
-    }))
-}
-
-/// Self-tests of the handover copy and of the image layout Limine relies on.
-pub const TESTS: &[crate::selftest::Test] = &[
-    crate::selftest::Test {
-        name: "boot: Limine requests sit between the start and end markers",
-        run: requests_between_markers,
-    },
-    crate::selftest::Test {
-        name: "boot: kernel loaded at its link address, page-aligned",
-        run: kernel_at_link_address,
-    },
-    crate::selftest::Test {
-        name: "boot: memory maps copied out of bootloader memory",
-        run: maps_copied,
-    },
-];
-
-fn requests_between_markers() -> crate::selftest::TestResult {
-    let start = &REQUESTS_START as *const _ as u64;
-    let end = &REQUESTS_END as *const _ as u64;
-    for (name, addr) in [
-        ("base revision", &BASE_REVISION as *const _ as u64),
-        ("memory map", &MEMMAP as *const _ as u64),
-        ("EFI memory map", &EFI_MEMMAP as *const _ as u64),
-        ("paging mode", &PAGING_MODE as *const _ as u64),
-    ] {
-        crate::check!(
-            start < addr && addr < end,
-            "{name} request at {addr:#x} is outside {start:#x}..{end:#x}"
-        );
-    }
     Ok(())
 }
 
-fn kernel_at_link_address() -> crate::selftest::TestResult {
-    unsafe extern "C" {
-        static __kernel_start: u8;
-    }
-    // SAFETY: only the address of the linker symbol is taken.
-    let linked = unsafe { &__kernel_start as *const u8 as u64 };
-    let boot = info();
-    crate::check!(
-        boot.kernel_virt == linked,
-        "Limine reports virtual base {:#x}, linked at {linked:#x}",
-        boot.kernel_virt
-    );
-    crate::check!(
-        boot.kernel_phys.is_multiple_of(4096),
-        "physical base {:#x} not page-aligned",
-        boot.kernel_phys
-    );
-    Ok(())
+/// The first framebuffer, if Limine set one up.
+fn framebuffer(hhdm_offset: u64) -> Option<Framebuffer> {
+    let fb = FRAMEBUFFER.get_response()?.framebuffers().next()?;
+    Some(Framebuffer {
+        phys: (fb.addr() as u64).checked_sub(hhdm_offset)?,
+        width: fb.width(),
+        height: fb.height(),
+        pitch: fb.pitch(),
+        bpp: fb.bpp(),
+    })
 }
 
-fn maps_copied() -> crate::selftest::TestResult {
+/// Logs what Limine handed over, as baton copied it.
+fn report(boot: &BootInfo) {
+    use log::info;
+    info!(
+        "boot: bootloader {} {}, firmware {}",
+        boot.bootloader_name,
+        boot.bootloader_version,
+        boot.firmware.name()
+    );
+    info!(
+        "boot: base revision requested {}, in effect {}",
+        requested_revision(),
+        boot.revision
+    );
+    info!("boot: HHDM offset {:#x}", boot.hhdm_offset);
+    info!(
+        "boot: kernel at physical {:#x}, virtual {:#x}",
+        boot.kernel_phys, boot.kernel_virt
+    );
+    info!("boot: paging {}-level", boot.levels.count());
+    info!("boot: command line \"{}\"", boot.cmdline);
     let raw = RAW_MAPS.lock();
-    crate::check!(!raw.limine().is_empty(), "no Limine memory-map entries");
-    crate::check!(
-        raw.limine()
-            .iter()
-            .any(|e| e.ty == handoff::memmap::limine::EXECUTABLE_AND_MODULES),
-        "no executable-and-modules entry (the kernel) in Limine's map"
-    );
-    if info().firmware.is_uefi() {
-        let Some((bytes, meta)) = raw.efi() else {
-            return Err(crate::fail!("UEFI boot without an EFI memory map copy"));
-        };
-        crate::check!(
-            meta.desc_size >= 40 && bytes.len().is_multiple_of(meta.desc_size),
-            "EFI map of {} bytes with desc_size {}",
-            bytes.len(),
-            meta.desc_size
+    match raw.efi() {
+        Some((_, efi)) => info!(
+            "boot: memory map: {} Limine entries, {} EFI descriptors (desc_size {}, version {})",
+            raw.limine().len(),
+            efi.size / efi.desc_size.max(1),
+            efi.desc_size,
+            efi.desc_version
+        ),
+        None => info!(
+            "boot: memory map: {} Limine entries, no EFI memory map",
+            raw.limine().len()
+        ),
+    }
+    if let Some(fb) = boot.framebuffer {
+        info!(
+            "boot: framebuffer {}x{}, {} bpp, at physical {:#x}",
+            fb.width, fb.height, fb.bpp, fb.phys
         );
     }
-    Ok(())
-}
-
-/// Damages baton's copy of the boot data (`inject=`, test runs only) so
-/// that the handoff must catch it.
-pub fn inject(what: handoff::cmdline::Inject) {
-    use handoff::cmdline::Inject;
-    use log::warn;
-    if what == Inject::LowerHalf {
-        // Not boot data: the shim damages its new tables once built.
-        crate::shim::inject_lower_half();
-        return warn!("inject: the new tables will get a present lower-half entry");
-    }
-    let mut raw = RAW_MAPS.lock();
-    let raw = &mut *raw;
-    if what == Inject::SvamVersion {
-        if raw.efi_info.is_none() {
-            return warn!("inject: {what:?} needs UEFI; nothing done");
-        }
-        crate::efi::inject_bad_svam_version();
-        return warn!("inject: SetVirtualAddressMap will get a wrong descriptor version");
-    }
-    let Some(mut efi) = raw.efi_info else {
-        if what == Inject::Overlap {
-            // A BIOS boot: a usable Limine entry grows one page into the
-            // entry after it.
-            let entries = &mut raw.limine[..raw.limine_len];
-            let Some(k) = (0..entries.len().saturating_sub(1))
-                .find(|&k| entries[k].ty == handoff::memmap::limine::USABLE)
-            else {
-                return warn!("inject: no usable entry with a successor; nothing done");
-            };
-            // Page-aligned (usable entries must be), past the next start.
-            let end = (entries[k + 1].base & !0xfff) + 0x1000;
-            entries[k].length = end - entries[k].base;
-            return warn!(
-                "inject: Limine entry {k} now reaches one page into entry {}",
-                k + 1
-            );
-        }
-        return warn!("inject: {what:?} needs an EFI memory map; nothing done");
-    };
-    match what {
-        Inject::Overlap => {
-            let d = efi.desc_size;
-            if efi.size < 2 * d {
-                return warn!("inject: fewer than two EFI descriptors; nothing done");
-            }
-            let (first, second) = raw.efi.split_at_mut(d);
-            // Descriptor 1 takes descriptor 0's start and length.
-            second[8..16].copy_from_slice(&first[8..16]);
-            second[24..32].copy_from_slice(&first[24..32]);
-            warn!("inject: EFI descriptor 1 now duplicates descriptor 0");
-        }
-        Inject::Truncate => {
-            efi.size -= efi.desc_size / 2;
-            raw.efi_info = Some(efi);
-            warn!("inject: EFI memory map cut to {} bytes", efi.size);
-        }
-        Inject::NoEfiMap => {
-            raw.efi_info = None;
-            warn!("inject: EFI memory map dropped");
-        }
-        Inject::DescSize => {
-            efi.desc_size = 8;
-            raw.efi_info = Some(efi);
-            warn!("inject: EFI desc_size set to 8");
-        }
-        Inject::SvamVersion | Inject::LowerHalf => unreachable!("handled above"),
+    if let Some(st) = boot.efi_system_table {
+        info!("boot: EFI system table at physical {st:#x}");
     }
 }
 

@@ -1,0 +1,79 @@
+//! `inject=` damage to baton's copy of the boot data (test runs only), so
+//! that the handoff's checks must catch it. Defects of the new tables and
+//! of SetVirtualAddressMap are the shim's and the EFI module's to make.
+
+use handoff::cmdline::Inject;
+use handoff::memmap::limine::USABLE;
+use log::warn;
+
+use super::RawMaps;
+
+/// Damages `raw` as `what` asks, if `what` is a defect of the boot data.
+pub(super) fn damage(raw: &mut RawMaps, what: Inject) {
+    match what {
+        Inject::LowerHalf => {
+            warn!("inject: the new tables will get a present lower-half entry")
+        }
+        Inject::SvamVersion if raw.efi_info.is_none() => {
+            warn!("inject: {what:?} needs UEFI; nothing done")
+        }
+        Inject::SvamVersion => {
+            warn!("inject: SetVirtualAddressMap will get a wrong descriptor version")
+        }
+        Inject::Overlap if raw.efi_info.is_none() => overlap_limine(raw),
+        Inject::Overlap | Inject::Truncate | Inject::NoEfiMap | Inject::DescSize => {
+            damage_efi(raw, what)
+        }
+    }
+}
+
+/// A BIOS boot's overlap: a usable Limine entry grows one page into the
+/// entry after it.
+fn overlap_limine(raw: &mut RawMaps) {
+    let entries = &mut raw.limine[..raw.limine_len];
+    let Some(k) = (0..entries.len().saturating_sub(1)).find(|&k| entries[k].ty == USABLE) else {
+        return warn!("inject: no usable entry with a successor; nothing done");
+    };
+    // Page-aligned (usable entries must be), past the next start.
+    let end = (entries[k + 1].base & !0xfff) + 0x1000;
+    entries[k].length = end - entries[k].base;
+    warn!(
+        "inject: Limine entry {k} now reaches one page into entry {}",
+        k + 1
+    );
+}
+
+/// The defects of the EFI memory map.
+fn damage_efi(raw: &mut RawMaps, what: Inject) {
+    let Some(mut efi) = raw.efi_info else {
+        return warn!("inject: {what:?} needs an EFI memory map; nothing done");
+    };
+    match what {
+        Inject::Overlap => {
+            let d = efi.desc_size;
+            if efi.size < 2 * d {
+                return warn!("inject: fewer than two EFI descriptors; nothing done");
+            }
+            let (first, second) = raw.efi.split_at_mut(d);
+            // Descriptor 1 takes descriptor 0's start and length.
+            second[8..16].copy_from_slice(&first[8..16]);
+            second[24..32].copy_from_slice(&first[24..32]);
+            warn!("inject: EFI descriptor 1 now duplicates descriptor 0");
+        }
+        Inject::Truncate => {
+            efi.size -= efi.desc_size / 2;
+            raw.efi_info = Some(efi);
+            warn!("inject: EFI memory map cut to {} bytes", efi.size);
+        }
+        Inject::NoEfiMap => {
+            raw.efi_info = None;
+            warn!("inject: EFI memory map dropped");
+        }
+        Inject::DescSize => {
+            efi.desc_size = 8;
+            raw.efi_info = Some(efi);
+            warn!("inject: EFI desc_size set to 8");
+        }
+        Inject::SvamVersion | Inject::LowerHalf => {}
+    }
+}

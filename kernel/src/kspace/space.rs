@@ -1,0 +1,177 @@
+//! One address space: a root table and the paging mode, its tables reached
+//! through the physmap. The kernel's is one instance
+//! ([`super::KernelSpace`]); the temporary space SetVirtualAddressMap runs
+//! in is another, sharing the kernel's upper half.
+
+use core::borrow::Borrow;
+use core::fmt;
+
+use handoff::Levels;
+use handoff::paging::{
+    BuildError, Builder, Mapping, Translation, UnmapError, Unmapped, Unmapper, Walker, WxRange,
+    WxSummary,
+};
+use handoff::phys::{FrameSource, PhysWindow};
+use x86_64::registers::control::{Cr3, Cr3Flags};
+use x86_64::structures::paging::{PageTableFlags, PhysFrame};
+
+use super::direct::DirectMap;
+
+/// The first top-level entry of the upper half.
+const UPPER_HALF: usize = 256;
+
+/// Page tables under one root.
+pub struct AddressSpace {
+    root: PhysFrame,
+    levels: Levels,
+    /// Where the tables are read.
+    window: DirectMap,
+    /// The same window for writing: every change to this space's tables
+    /// goes through this lock.
+    writer: spin::Mutex<DirectMap>,
+}
+
+impl fmt::Debug for AddressSpace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AddressSpace")
+            .field("root", &self.root.start_address())
+            .field("levels", &self.levels)
+            .finish_non_exhaustive()
+    }
+}
+
+/// No frame was left for a new root table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoFrame;
+
+impl AddressSpace {
+    /// The space rooted at `root`, its tables reached through `window`
+    /// (the physmap, which maps every page table: they are RAM).
+    pub(super) fn new(root: PhysFrame, levels: Levels, window: &DirectMap) -> Self {
+        Self {
+            root,
+            levels,
+            window: window.duplicate(),
+            writer: spin::Mutex::new(window.duplicate()),
+        }
+    }
+
+    /// The root table (PML4 or PML5), what CR3 holds while it is live.
+    pub fn root(&self) -> PhysFrame {
+        self.root
+    }
+
+    /// The paging mode.
+    pub fn levels(&self) -> Levels {
+        self.levels
+    }
+
+    /// Whether this CPU runs on this space now.
+    pub fn is_live(&self) -> bool {
+        Cr3::read().0 == self.root
+    }
+
+    /// A walker over the tables (leaves, translation, statistics, ptdump).
+    pub fn walker(&self) -> Walker<'_, DirectMap> {
+        Walker::new(&self.window, self.root, self.levels)
+    }
+
+    /// Where `va` leads, if it is mapped.
+    pub fn translate(&self, va: u64) -> Option<Translation> {
+        self.walker().translate(va)
+    }
+
+    /// Linux's W^X check over every leaf; `report` sees each offending
+    /// range.
+    pub fn check_wx(&self, report: impl FnMut(&WxRange)) -> WxSummary {
+        self.walker().check_wx(report)
+    }
+
+    /// Maps every mapping of `mappings`, new tables from `frames`, and
+    /// stops at the first failure (tables already linked stay).
+    pub fn map<F: FrameSource + ?Sized, M: Borrow<Mapping>>(
+        &self,
+        frames: &mut F,
+        mappings: impl IntoIterator<Item = M>,
+    ) -> Result<(), BuildError> {
+        let mut window = self.writer.lock();
+        let mut builder = Builder::on_root(&mut *window, frames, self.levels, self.root);
+        mappings
+            .into_iter()
+            .try_for_each(|m| builder.map(m.borrow()))
+    }
+
+    /// Unmaps `[virt, virt + len)`: `on_leaf` sees each leaf removed (the
+    /// caller invalidates TLBs), `free_table` each table emptied (its level
+    /// as the second argument).
+    pub fn unmap(
+        &self,
+        virt: u64,
+        len: u64,
+        on_leaf: impl FnMut(&handoff::paging::Leaf),
+        free_table: impl FnMut(PhysFrame, u8),
+    ) -> Result<Unmapped, UnmapError> {
+        let mut window = self.writer.lock();
+        Unmapper::new(&mut *window, self.root, self.levels).unmap(virt, len, on_leaf, free_table)
+    }
+
+    /// A new space whose upper half is this one's (the same tables, so
+    /// kernel mappings made later show in both below the top level) and
+    /// whose lower half is empty, its root from `frames`.
+    pub fn sharing_upper_half<F: FrameSource + ?Sized>(
+        &self,
+        frames: &mut F,
+    ) -> Result<AddressSpace, NoFrame> {
+        let root = frames.allocate_frame().ok_or(NoFrame)?;
+        let mut window = self.writer.lock();
+        let upper = window.table(self.root).clone();
+        let new = window.table_mut(root);
+        new.zero();
+        for i in UPPER_HALF..512 {
+            new[i] = upper[i].clone();
+        }
+        Ok(AddressSpace::new(root, self.levels, &window))
+    }
+
+    /// Calls `visit` with the root and every table under the lower half:
+    /// the tables that are this space's own when it shares its upper half.
+    /// Stops (and returns false) when `visit` does.
+    pub fn own_tables(&self, mut visit: impl FnMut(PhysFrame) -> bool) -> bool {
+        visit(self.root)
+            && self.tables_under(self.root, self.levels.count(), 0..UPPER_HALF, &mut visit)
+    }
+
+    fn tables_under(
+        &self,
+        table: PhysFrame,
+        level: usize,
+        entries: core::ops::Range<usize>,
+        visit: &mut impl FnMut(PhysFrame) -> bool,
+    ) -> bool {
+        if level == 1 {
+            return true;
+        }
+        let table = self.window.table(table);
+        entries.into_iter().all(|i| {
+            let flags = table[i].flags();
+            if !flags.contains(PageTableFlags::PRESENT) || flags.contains(PageTableFlags::HUGE_PAGE)
+            {
+                return true;
+            }
+            let child = PhysFrame::containing_address(table[i].addr());
+            visit(child) && self.tables_under(child, level - 1, 0..512, visit)
+        })
+    }
+
+    /// Loads the space into CR3 on this CPU. Its non-global TLB entries of
+    /// the previous space go; global ones stay (the upper half's).
+    ///
+    /// # Safety
+    ///
+    /// The space must map, as the current one does, the code running, its
+    /// stack and everything it uses until it switches back.
+    pub unsafe fn activate(&self) {
+        // SAFETY: the caller guarantees that execution can go on.
+        unsafe { Cr3::write(self.root, Cr3Flags::empty()) };
+    }
+}
