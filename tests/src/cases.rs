@@ -1,4 +1,4 @@
-//! The boot tests: one QEMU boot per property (STYLE.md, item 11).
+//! The boot tests: one QEMU boot per property.
 //!
 //! Each case names the image it boots (kernel build, medium, command line),
 //! the machine, and what must hold afterwards: the exit status (from
@@ -162,7 +162,7 @@ pub const NEVER: &[&str] = &[];
 /// then checks the exact report).
 pub const NEVER_UNLESS_FAULTING: &[&str] = &["baton: EXCEPTION", "baton: PANIC"];
 
-/// What every complete boot logs about the handover (issue 2).
+/// What every complete boot logs about the handover.
 pub const HANDOVER: &[&str] = &[
     "] INFO  baton * booting",
     "cpu: own stack, GDT/TSS (IST for #DF, NMI, #MC) and IDT loaded; TSC * MHz",
@@ -173,7 +173,7 @@ pub const HANDOVER: &[&str] = &[
     "boot: paging *-level",
     "boot: command line \"*\"",
     "boot: memory map: * Limine entries*",
-    // The handoff (issue 3): the switch, the checks of the live tables and
+    // The handoff: the switch, the checks of the live tables and
     // their statistics. Limine maps nothing in the lower half under every
     // base revision baton accepts (2 to 5; only revision 0 had an identity
     // map), on every machine the cases boot.
@@ -194,7 +194,7 @@ pub const HANDOVER: &[&str] = &[
     "handoff: bootloader-reclaimable memory: * KiB, reusable once every CPU has left Limine's code",
     "handoff: phases: parse * us, plan * us, build * us, switch * us, verify * us, efi * us, total * us",
     "selftest: ok   handoff: page-table frames equal the minimum for the page sizes",
-    // Memory services and the other CPUs (issue 5).
+    // Memory services and the other CPUs.
     "mm: vmemmap at 0x*: * KiB of descriptors for * MiB of RAM",
     "mm: frames: * MiB free (* MiB of boot-services memory released after SetVirtualAddressMap), * MiB allocated, * MiB reserved",
     "mm: vmalloc 0x*-0x*; heap of up to * MiB there, * KiB mapped",
@@ -438,7 +438,7 @@ pub fn all() -> Vec<Case> {
             lines: &["reboot: EFI ResetSystem(EfiResetCold)"],
             ..BASE
         },
-        // Memory services and SMP (issue 5).
+        // Memory services and SMP.
         Case {
             name: "mm-128m",
             about: "memory services with 128 MiB and one CPU",
@@ -502,7 +502,7 @@ pub fn all() -> Vec<Case> {
             ],
             ..STOPS
         },
-        // Hostile boot data (issue 7): each injected defect is one error
+        // Hostile boot data: each injected defect is one error
         // line and a clean stop with the failure verdict.
         Case {
             name: "inject-overlap",
@@ -576,7 +576,7 @@ pub fn all() -> Vec<Case> {
             ],
             ..STOPS
         },
-        // Deliberate faults (issue 7): the exact diagnostic, then the
+        // Deliberate faults: the exact diagnostic, then the
         // failure verdict; never a triple fault or a timeout.
         Case {
             name: "fault-null",
@@ -692,7 +692,7 @@ pub fn all() -> Vec<Case> {
             ],
             ..STOPS
         },
-        // CPU protections (issue 7).
+        // CPU protections.
         Case {
             name: "protections-max",
             about: "-cpu max: NXE, WP, SMEP, SMAP, UMIP and global pages all on",
