@@ -207,8 +207,7 @@ pub const HANDOVER: &[&str] = &[
     "selftest: ok   mm: vmalloc memory works and its guard page faults at its address",
     "selftest: ok   mm: the heap serves Box, Vec and String, and grows",
     "selftest: ok   mm: W^X holds over vmalloc, the vmemmap and the heap",
-    "selftest: ok   smp: every CPU runs on baton's CR3",
-    "selftest: all * tests passed",
+    "selftest: * tests: * passed, 0 failed, * skipped",
 ];
 
 pub fn all() -> Vec<Case> {
@@ -459,10 +458,12 @@ pub fn all() -> Vec<Case> {
                 "smp: 4 of 4 CPUs online, all on baton's page tables*",
                 "mm: 1 GiB block at 0x*",
                 "selftest: ok   mm: 2 MiB and 1 GiB blocks are naturally aligned",
+                "selftest: ok   smp: every CPU runs on baton's CR3",
                 "selftest: ok   smp: every CPU has the protections, PAT, IDT and its own GDT and TSS loaded",
                 "selftest: ok   smp: an unmapped page leaves every CPU's TLB (shootdown)",
                 "selftest: ok   smp: a large unmap flushes every CPU's whole TLB",
-                "selftest: ok   mm: ioremap maps the local APIC uncached and the framebuffer write-combining and write-through",
+                "selftest: ok   mm: ioremap maps the local APIC's registers uncached",
+                "selftest: ok   mm: ioremap maps the framebuffer write-combining and write-through",
             ],
             ..BASE
         },
@@ -475,8 +476,10 @@ pub fn all() -> Vec<Case> {
                 "boot: paging 5-level",
                 "smp: 4 of 4 CPUs online, all on baton's page tables*",
                 "smp: CPU 2 (APIC *) online: *; protections: NXE on, WP on, SMEP on, SMAP on, UMIP on, global pages on",
+                "selftest: ok   smp: every CPU runs on baton's CR3",
                 "selftest: ok   smp: every CPU has the protections, PAT, IDT and its own GDT and TSS loaded",
                 "selftest: ok   smp: an unmapped page leaves every CPU's TLB (shootdown)",
+                "selftest: ok   smp: a large unmap flushes every CPU's whole TLB",
             ],
             ..BASE
         },
@@ -485,7 +488,13 @@ pub fn all() -> Vec<Case> {
             about: "4 CPUs and memory services on a BIOS boot",
             firmware: Firmware::SeaBios,
             smp: 4,
-            lines: &["smp: 4 of 4 CPUs online, all on baton's page tables*"],
+            lines: &[
+                "smp: 4 of 4 CPUs online, all on baton's page tables*",
+                "selftest: ok   smp: every CPU runs on baton's CR3",
+                "selftest: ok   smp: every CPU has the protections, PAT, IDT and its own GDT and TSS loaded",
+                "selftest: ok   smp: an unmapped page leaves every CPU's TLB (shootdown)",
+                "selftest: ok   smp: a large unmap flushes every CPU's whole TLB",
+            ],
             ..BASE
         },
         Case {

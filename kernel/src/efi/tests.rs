@@ -43,6 +43,24 @@ pub const TESTS: &[Test] = &[
     },
 ];
 
+/// The runtime services, or the reason the test that needs them skips.
+fn runtime() -> Result<&'static super::Services, crate::selftest::NotPassed> {
+    if let Some(rt) = services() {
+        return Ok(rt);
+    }
+    let firmware = boot::info().firmware;
+    if firmware != boot::Firmware::Uefi64 {
+        Err(crate::selftest::skipped(format_args!(
+            "no runtime services: {} firmware",
+            firmware.name()
+        )))
+    } else {
+        Err(crate::selftest::skipped(format_args!(
+            "runtime services unavailable on this boot (see the efi: lines)"
+        )))
+    }
+}
+
 fn available_on_uefi() -> TestResult {
     let uefi = boot::info().firmware == boot::Firmware::Uefi64;
     let injected = testing::is_injected(Inject::SvamVersion);
@@ -78,7 +96,13 @@ fn temporary_tables_released() -> TestResult {
             reserved.get_or_insert((frame, reason));
         }
     });
-    check!(!uefi || n > 0, "no temporary page tables given back");
+    if !uefi {
+        crate::skip!(
+            "no SetVirtualAddressMap: {} firmware",
+            boot::info().firmware.name()
+        );
+    }
+    check!(n > 0, "no temporary page tables given back");
     if let Some((frame, reason)) = reserved {
         return Err(fail!(
             "temporary page table {:#x} still reserved ({reason})",
@@ -89,7 +113,7 @@ fn temporary_tables_released() -> TestResult {
 }
 
 fn in_window() -> TestResult {
-    let Some(rt) = services() else { return Ok(()) };
+    let rt = runtime()?;
     let layout = kspace::get().layout();
     let window = layout.efi_window_start()..layout.efi_window_end();
     let table = rt.table_address();
@@ -107,7 +131,7 @@ fn in_window() -> TestResult {
 }
 
 fn get_time() -> TestResult {
-    let Some(rt) = services() else { return Ok(()) };
+    let rt = runtime()?;
     let t = rt.get_time().map_err(|e| fail!("GetTime: {e}"))?;
     check!(
         (2024..2100).contains(&t.year)
@@ -123,7 +147,7 @@ fn get_time() -> TestResult {
 }
 
 fn list_variables() -> TestResult {
-    let Some(rt) = services() else { return Ok(()) };
+    let rt = runtime()?;
     let mut boot_order = false;
     let n = rt
         .for_each_variable(|name, vendor| {
@@ -143,7 +167,7 @@ fn list_variables() -> TestResult {
 }
 
 fn set_get_variable() -> TestResult {
-    let Some(rt) = services() else { return Ok(()) };
+    let rt = runtime()?;
     let name = Name::new("BatonSelfTest").expect("short ASCII name");
     let value = crate::time::tsc().to_le_bytes();
     // After ExitBootServices only non-volatile variables can be written.
@@ -186,7 +210,7 @@ fn set_get_variable() -> TestResult {
 }
 
 fn boot_counter() -> TestResult {
-    let Some(rt) = services() else { return Ok(()) };
+    let rt = runtime()?;
     let name = Name::new("BatonBootCount").expect("short ASCII name");
     let attrs = VariableAttributes::NON_VOLATILE
         | VariableAttributes::BOOTSERVICE_ACCESS
