@@ -40,7 +40,7 @@ ACCEL ?= tcg
 BOOT_TESTS ?=
 BENCH ?=
 FUZZ_TIME ?= 30
-FUZZ_TARGETS ?= memmap normalise efi_runtime plan
+FUZZ_TARGETS ?= memmap normalise efi_runtime plan pe
 
 export BUILD_DIR := $(BUILD)
 export BATON_CMDLINE := $(value CMDLINE)

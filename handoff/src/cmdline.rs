@@ -58,6 +58,14 @@ pub enum Inject {
     /// baton's new tables get a present lower-half top-level entry before
     /// the checks that precede the switch (`inject=lower-half`).
     LowerHalf,
+    /// The firmware faults in its first runtime call: the page of GetTime's
+    /// entry is left unmapped in the EFI address space (`inject=efi-fault`);
+    /// the fault must be contained and runtime services switched off.
+    EfiFault,
+    /// The firmware's memory attributes table is ignored
+    /// (`inject=efi-no-mat`): the window's permissions come from the
+    /// runtime images' PE/COFF headers.
+    EfiNoMat,
 }
 
 impl Inject {
@@ -69,6 +77,8 @@ impl Inject {
             "desc-size" => Inject::DescSize,
             "svam-version" => Inject::SvamVersion,
             "lower-half" => Inject::LowerHalf,
+            "efi-fault" => Inject::EfiFault,
+            "efi-no-mat" => Inject::EfiNoMat,
             _ => return None,
         })
     }
@@ -341,6 +351,8 @@ mod tests {
             ("no-efi-map", Inject::NoEfiMap),
             ("svam-version", Inject::SvamVersion),
             ("lower-half", Inject::LowerHalf),
+            ("efi-fault", Inject::EfiFault),
+            ("efi-no-mat", Inject::EfiNoMat),
         ] {
             assert_eq!(Inject::parse(v), Some(i));
         }

@@ -53,7 +53,7 @@ fn expected(target: &str, name: &str) -> Reached {
         (_, "seed-efi-2049-entries") => Reached::Refused,
         (_, "seed-ovmf-6g-overlapping") => Reached::Parsed,
         ("memmap" | "normalise", _) => Reached::Built,
-        ("efi_runtime", _) => Reached::Window,
+        ("efi_runtime" | "pe", _) => Reached::Window,
         _ => Reached::Verified,
     }
 }
@@ -230,6 +230,11 @@ proptest! {
 proptest! {
     // Each case may build page tables: fewer of them.
     #![proptest_config(config(64))]
+
+    #[test]
+    fn any_bytes_as_runtime_images(data in prop::collection::vec(any::<u8>(), 0..8192)) {
+        common::check_pe(&data);
+    }
 
     #[test]
     fn any_bytes_as_plan_input(data in prop::collection::vec(any::<u8>(), 0..512)) {

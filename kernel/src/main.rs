@@ -96,6 +96,7 @@ extern "C" fn kmain() -> ! {
     }
     if options.ptdump {
         let _ = kernel.ptdump(&mut console::Writer);
+        let _ = efi::ptdump(kernel, &mut console::Writer);
     }
     if let Some(fault) = testing::fault() {
         faults::provoke(fault);
@@ -185,8 +186,11 @@ fn reboot() -> ! {
     if let Some(rt) = efi::services() {
         info!("reboot: EFI ResetSystem(EfiResetCold)");
         cpu::ipi::stop_others();
-        rt.reset(uefi_raw::table::runtime::ResetType::COLD);
-        warn!("reboot: EFI ResetSystem returned; resetting through the keyboard controller");
+        let status = rt.reset(uefi_raw::table::runtime::ResetType::COLD);
+        warn!(
+            "reboot: EFI ResetSystem returned ({status:?}); resetting through the keyboard \
+             controller"
+        );
     } else {
         info!("reboot: no EFI runtime services; resetting through the keyboard controller");
     }
@@ -199,8 +203,8 @@ fn poweroff(verdict: Option<exit::Verdict>) -> ! {
     if let Some(rt) = efi::services() {
         info!("poweroff: EFI ResetSystem(EfiResetShutdown)");
         cpu::ipi::stop_others();
-        rt.reset(uefi_raw::table::runtime::ResetType::SHUTDOWN);
-        warn!("poweroff: EFI ResetSystem returned");
+        let status = rt.reset(uefi_raw::table::runtime::ResetType::SHUTDOWN);
+        warn!("poweroff: EFI ResetSystem returned ({status:?})");
     }
     info!("poweroff: boot complete, powering off through isa-debug-exit");
     exit::qemu_exit(verdict.unwrap_or(exit::Verdict::Pass));

@@ -194,6 +194,7 @@ pub const HANDOVER: &[&str] = &[
     "handoff: bootloader-reclaimable memory: * KiB, reusable once every CPU has left Limine's code",
     "handoff: phases: parse * us, plan * us, build * us, switch * us, verify * us, efi * us, total * us",
     "selftest: ok   handoff: page-table frames equal the minimum for the page sizes",
+    "selftest: ok   efi: the kernel's tables map nothing in the EFI window",
     // Memory services and the other CPUs.
     "mm: vmemmap at 0x*: * KiB of descriptors for * MiB of RAM",
     "mm: frames: * MiB free (* MiB of boot-services memory released after SetVirtualAddressMap), * MiB allocated, * MiB reserved",
@@ -316,7 +317,8 @@ pub fn all() -> Vec<Case> {
         },
         Case {
             name: "ptdump",
-            about: "ptdump prints the live tables in Linux's format with section markers",
+            about: "ptdump prints the live tables in Linux's format with section markers, and the \
+                    EFI address space after them, the window's pages in it only and never global",
             cmdline: "test ptdump",
             lines: &[
                 "---[ User Space ]---",
@@ -325,8 +327,11 @@ pub fn all() -> Vec<Case> {
                 "0xffff888000000000-0x* RW * GLB NX pte",
                 "---[ vmalloc() Area ]---",
                 "---[ EFI Runtime Services ]---",
-                "0xfffffffe*-0xfffffffe* RW * GLB NX pte",
-                "0xfffffffe*-0xfffffffe* ro * GLB x  pte",
+                // The kernel's tables: nothing from the window to the image.
+                "0xffffffef00000000-0xffffffff80000000          66G * pud",
+                "---[ EFI address space (root 0x*) ]---",
+                "0xfffffffe*-0xfffffffe* RW                     NX pte",
+                "0xfffffffe*-0xfffffffe* ro                     x  pte",
                 "---[ High Kernel Mapping ]---",
                 "0xffffffff80000000-0x* ro * GLB x  pte",
                 "---[ Modules ]---",
@@ -338,6 +343,7 @@ pub fn all() -> Vec<Case> {
                 "---[ Fixmap Area ]---",
                 "0xffffffffff000000-0x0000000000000000          16M * pud",
             ],
+            absent: &["0xfffffffe*GLB*"],
             ..BASE
         },
         Case {
@@ -351,12 +357,14 @@ pub fn all() -> Vec<Case> {
                 "efi: system table at 0x*: UEFI 2.*, firmware EDK II revision 0x*",
                 "efi: memory attributes table: * entries",
                 "efi: runtime 0x*-0x* RUNTIME_SERVICES_CODE WB -> 0xfffffffe*",
-                "efi: window: * mappings, permissions per descriptor",
+                "efi: window: * mappings, permissions per descriptor, in the EFI address space only",
                 "efi: window after SetVirtualAddressMap: * mappings, permissions from the memory \
                  attributes table",
                 "efi: SetVirtualAddressMap(* descriptors) from a temporary address space * success",
                 "efi: runtime services at 0xfffffffe*",
-                "efi: live tables match the plan with the EFI window: * leaves in all, EFI window 4K *",
+                "efi: the EFI address space matches the plan with the window: * leaves in all, EFI window 4K *; the kernel's tables: EFI window 4K 0 / 2M 0 / 1G 0",
+                "efi: EFI address space: x86/mm: Checked W+X mappings: passed, no W+X pages found.",
+                "efi: the runtime images' PE sections agree with the attributes table on every code page",
                 "efi: GetTime: 20*-*-* *:*:*",
                 "efi: * variables, BootOrder among them: true",
                 "selftest: ok   efi: runtime services and their code live in the EFI window",
@@ -425,6 +433,62 @@ pub fn all() -> Vec<Case> {
                 "x86/mm: Checked W+X mappings: passed, no W+X pages found.",
             ],
             absent: &["efi: runtime services at", "W+X mappings: FAILED"],
+            ..BASE
+        },
+        Case {
+            name: "efi-fault",
+            about: "the firmware faults in a runtime call (GetTime's page unmapped in the EFI \
+                    address space, injected): the fault is contained, the call returns \
+                    EFI_ABORTED, runtime services go off, the boot and the self-tests go on",
+            cmdline: "test inject=efi-fault",
+            lines: &[
+                "inject: window 0xfffffffe*-0xfffffffe* (holding 0xfffffffe*) unmapped in the EFI \
+                 address space",
+                "efi: firmware fault in GetTime: * (vector 14) at RIP 0xfffffffe*, error code \
+                 0x1*, CR2 0xfffffffe*; the call returns EFI_ABORTED",
+                "efi: runtime services are off for the rest of the boot",
+                "efi: GetTime failed: ABORTED",
+                "selftest: ok   efi: runtime services exactly on UEFI boots, their window unmapped \
+                 otherwise",
+                "selftest: skip efi: GetTime gives a plausible date (*)",
+                "selftest: skip efi: SetVariable then GetVariable reads the value back (*)",
+            ],
+            absent: &[
+                "efi: firmware fault in GetVariable*",
+                "efi: firmware fault in SetVariable*",
+            ],
+            ..BASE
+        },
+        Case {
+            name: "efi-no-mat",
+            about: "without the memory attributes table (ignored, injected) the runtime images' \
+                    PE/COFF sections give the window's permissions: SetVirtualAddressMap, \
+                    GetTime, variables and ResetSystem work, W^X holds in both address spaces",
+            cmdline: "test inject=efi-no-mat poweroff",
+            debug_exit: false,
+            exit: Exit::Shutdown,
+            lines: &[
+                "inject: the memory attributes table at 0x* ignored",
+                "efi: runtime code 0x*-0x*: * PE/COFF images, * pages in none",
+                "efi: no memory attributes table: permissions from the runtime images' PE/COFF \
+                 sections*",
+                "efi: SetVirtualAddressMap(* descriptors) from a temporary address space * success",
+                "efi: window after SetVirtualAddressMap: * mappings, permissions from the runtime \
+                 images' PE/COFF headers",
+                "efi: EFI address space: x86/mm: Checked W+X mappings: passed, no W+X pages found.",
+                "x86/mm: Checked W+X mappings: passed, no W+X pages found.",
+                "efi: GetTime: 20*-*-* *:*:*",
+                "selftest: skip efi: the runtime images' PE sections agree with the memory \
+                 attributes table (*)",
+                "selftest: ok   efi: GetTime gives a plausible date",
+                "selftest: ok   efi: SetVariable then GetVariable reads the value back",
+                "selftest: ok   efi: GetNextVariableName lists the variables",
+                "poweroff: EFI ResetSystem(EfiResetShutdown)",
+            ],
+            absent: &[
+                "efi: firmware fault*",
+                "efi: memory attributes table: * entries",
+            ],
             ..BASE
         },
         Case {

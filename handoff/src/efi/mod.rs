@@ -36,6 +36,8 @@ pub use crate::memmap::decode_descriptor as descriptor;
 use crate::memtype::{MemType, Mtrrs, Pat, effective_runs};
 use crate::paging::{Mapping, PageSize};
 
+pub mod pe;
+pub mod services;
 #[cfg(test)]
 mod tests;
 
@@ -133,6 +135,14 @@ pub enum EfiError {
     TooManyMappings,
     /// The PAT has no entry for a type the window needs.
     NoPatEntry(MemType),
+    /// The attributes table or the runtime images describe a runtime
+    /// region in a way baton cannot map.
+    BadRefinement {
+        /// Which source.
+        source: &'static str,
+        /// What is wrong.
+        why: &'static str,
+    },
 }
 
 impl fmt::Display for EfiError {
@@ -156,6 +166,7 @@ impl fmt::Display for EfiError {
                 write!(f, "more than {MAX_MAPPINGS} EFI window mappings")
             }
             EfiError::NoPatEntry(ty) => write!(f, "the PAT has no entry for {ty}"),
+            EfiError::BadRefinement { source, why } => write!(f, "{source}: {why}"),
         }
     }
 }
@@ -438,20 +449,6 @@ impl Access {
             Access::ReadWrite
         }
     }
-
-    /// The access an attributes-table entry asks for. `RO` drops write,
-    /// `XP` drops execute; an entry with neither keeps its region's default
-    /// rather than becoming writable and executable.
-    fn from_table(attr: MemoryAttribute, region: &RuntimeRegion) -> Self {
-        let ro = attr.contains(MemoryAttribute::READ_ONLY);
-        let xp = attr.contains(MemoryAttribute::EXECUTE_PROTECT);
-        match (ro, xp) {
-            (true, false) => Access::ReadExecute,
-            (true, true) => Access::ReadOnly,
-            (false, true) => Access::ReadWrite,
-            (false, false) => Self::default_for(region),
-        }
-    }
 }
 
 /// One mapping of the EFI window with its access.
@@ -539,20 +536,21 @@ impl Window {
     }
 
     /// The window's mappings for `runtime`: each region with its default
-    /// access, refined by `table` where the firmware has one. Caching: the
-    /// region's [`RuntimeRegion::mem_type`] through `pat`. `nx` and `global` say
-    /// whether the CPU has those bits.
+    /// access, refined by `refine` (the attributes table, or the runtime
+    /// images' sections) where there is one. Caching: the region's
+    /// [`RuntimeRegion::mem_type`] through `pat`. `nx` and `global` say
+    /// whether the CPU has those bits and the window wants them.
     pub fn make(
         &mut self,
         runtime: &RuntimeRegions,
-        table: Option<&AttributesTable<'_>>,
+        refine: Option<&dyn Refine>,
         pat: &Pat,
         mtrrs: &Mtrrs,
         nx: bool,
         global: bool,
     ) -> Result<(), EfiError> {
         self.len = 0;
-        self.refined = table.is_some();
+        self.refined = refine.is_some();
         // In virtual order, which differs from the physical one when the
         // map is unsorted.
         let regions = runtime.regions();
@@ -567,22 +565,22 @@ impl Window {
             let cache = pat
                 .flags_any_size(mem_type)
                 .ok_or(EfiError::NoPatEntry(mem_type))?;
-            let base = cache
-                | if global {
-                    PageTableFlags::GLOBAL
-                } else {
-                    PageTableFlags::empty()
-                };
-            // Each piece is cut where the effective memory type (MTRR type
-            // with this PAT type) changes, so that no large page spans two.
-            let mut piece = |start: u64, end: u64, access: Access| -> Result<(), EfiError> {
+            let global = if global {
+                PageTableFlags::GLOBAL
+            } else {
+                PageTableFlags::empty()
+            };
+            let (pieces, n) = pieces(region, refine)?;
+            for &(start, end, access) in &pieces[..n] {
+                // Cut where the effective memory type (MTRR type with this
+                // PAT type) changes, so that no large page spans two.
                 for run in effective_runs(mtrrs, start, end, mem_type) {
                     self.push(WindowMapping {
                         mapping: Mapping {
                             virt: region.virt + (run.start - region.phys),
                             phys: PhysAddr::new(run.start),
                             len: run.end - run.start,
-                            flags: base | access.flags(nx),
+                            flags: cache | global | access.flags(nx),
                             max_page: PageSize::Size2M,
                         },
                         access,
@@ -590,41 +588,147 @@ impl Window {
                         effective: run.effective,
                     })?;
                 }
-                Ok(())
-            };
-            let default = Access::default_for(region);
-            let end = region.phys + region.len;
-            let mut at = region.phys;
-            if let Some(table) = table {
-                // Table entries inside the region, by address; gaps between
-                // them keep the default.
-                let mut entries: [(u64, u64, Access); 256] = [(0, 0, Access::ReadOnly); 256];
-                let mut n = 0;
-                for a in table.iter() {
-                    let (s, e) = (a.phys.max(region.phys), (a.phys + a.len).min(end));
-                    if s < e {
-                        if n == entries.len() {
-                            return Err(EfiError::BadAttributesTable(
-                                "more than 256 entries in one runtime region",
-                            ));
-                        }
-                        entries[n] = (s, e, Access::from_table(a.attr, region));
-                        n += 1;
-                    }
-                }
-                entries[..n].sort_unstable_by_key(|e| e.0);
-                for &(s, e, access) in &entries[..n] {
-                    if s < at {
-                        return Err(EfiError::BadAttributesTable("overlapping entries"));
-                    }
-                    piece(at, s, default)?;
-                    piece(s, e, access)?;
-                    at = e;
-                }
             }
-            piece(at, end, default)?;
         }
         Ok(())
+    }
+
+    /// Where this window and `other` disagree on whether a runtime page
+    /// is executable: `(virt, len)` of each such stretch, in order.
+    pub fn exec_disagreements<'a>(
+        &'a self,
+        other: &'a Window,
+    ) -> impl Iterator<Item = (u64, u64)> + 'a {
+        let exec = |w: &Window, va: u64| {
+            w.mappings()
+                .iter()
+                .find(|m| m.mapping.contains(va))
+                .map(|m| m.access == Access::ReadExecute)
+        };
+        let mut pages = self.mappings().iter().flat_map(|m| {
+            (m.mapping.virt..m.mapping.virt + m.mapping.len).step_by(PAGE_SIZE as usize)
+        });
+        let mut pending: Option<(u64, u64)> = None;
+        core::iter::from_fn(move || {
+            for va in pages.by_ref() {
+                if exec(self, va) == exec(other, va) {
+                    if let Some(done) = pending.take() {
+                        return Some(done);
+                    }
+                    continue;
+                }
+                match &mut pending {
+                    Some((start, len)) if *start + *len == va => *len += PAGE_SIZE,
+                    Some(_) => return pending.replace((va, PAGE_SIZE)),
+                    None => pending = Some((va, PAGE_SIZE)),
+                }
+            }
+            pending.take()
+        })
+    }
+}
+
+/// The most refinements inside one runtime region.
+const MAX_PIECES: usize = 256;
+
+/// A region's pieces: `(start, end, access)`.
+type Pieces = [(u64, u64, Access); MAX_PIECES];
+
+/// `region` cut into pieces of one access each, in address order: the
+/// refinements inside it, the gaps between them with the region's
+/// default. Returns the pieces as `(start, end, access)` and their count.
+fn pieces(
+    region: &RuntimeRegion,
+    refine: Option<&dyn Refine>,
+) -> Result<(Pieces, usize), EfiError> {
+    let default = Access::default_for(region);
+    let end = region.phys + region.len;
+    let mut found = [(0, 0, Access::ReadOnly); MAX_PIECES];
+    let mut n = 0;
+    let mut error = None;
+    if let Some(refine) = refine {
+        refine.each(&mut |phys, len, access| {
+            let (s, e) = (phys.max(region.phys), phys.saturating_add(len).min(end));
+            if s >= e {
+                return;
+            }
+            if n == MAX_PIECES {
+                error = Some(EfiError::BadRefinement {
+                    source: refine.source(),
+                    why: "more than 256 entries in one runtime region",
+                });
+                return;
+            }
+            found[n] = (s, e, access.unwrap_or(default));
+            n += 1;
+        });
+    }
+    if let Some(error) = error {
+        return Err(error);
+    }
+    found[..n].sort_unstable_by_key(|e| e.0);
+    // With the gaps: at most twice as many, plus the tail.
+    let mut out = [(0, 0, Access::ReadOnly); MAX_PIECES];
+    let mut m = 0;
+    let mut at = region.phys;
+    let mut push = |start: u64, end: u64, access| {
+        if start < end && m < MAX_PIECES {
+            out[m] = (start, end, access);
+            m += 1;
+        }
+    };
+    for &(s, e, access) in &found[..n] {
+        if s < at {
+            return Err(EfiError::BadRefinement {
+                source: refine.map_or("", |r| r.source()),
+                why: "overlapping entries",
+            });
+        }
+        push(at, s, default);
+        push(s, e, access);
+        at = e;
+    }
+    push(at, end, default);
+    if m == MAX_PIECES && at < end {
+        return Err(EfiError::BadRefinement {
+            source: refine.map_or("", |r| r.source()),
+            why: "more than 256 pieces in one runtime region",
+        });
+    }
+    Ok((out, m))
+}
+
+/// Where the window's permissions finer than a region's default come
+/// from: the firmware's memory attributes table, or the section headers of
+/// the runtime images themselves ([`pe::Images`]).
+pub trait Refine {
+    /// What it is, for logs and errors.
+    fn source(&self) -> &'static str;
+
+    /// Calls `visit(phys, len, access)` for every range it describes;
+    /// `None` keeps the region's default.
+    fn each(&self, visit: &mut dyn FnMut(u64, u64, Option<Access>));
+}
+
+impl Refine for AttributesTable<'_> {
+    fn source(&self) -> &'static str {
+        "the memory attributes table"
+    }
+
+    /// `RO` drops write, `XP` drops execute; an entry with neither keeps
+    /// its region's default rather than becoming writable and executable.
+    fn each(&self, visit: &mut dyn FnMut(u64, u64, Option<Access>)) {
+        for a in self.iter() {
+            let ro = a.attr.contains(MemoryAttribute::READ_ONLY);
+            let xp = a.attr.contains(MemoryAttribute::EXECUTE_PROTECT);
+            let access = match (ro, xp) {
+                (true, false) => Some(Access::ReadExecute),
+                (true, true) => Some(Access::ReadOnly),
+                (false, true) => Some(Access::ReadWrite),
+                (false, false) => None,
+            };
+            visit(a.phys, a.len, access);
+        }
     }
 }
 

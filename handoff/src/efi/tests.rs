@@ -1,6 +1,7 @@
 use proptest::prelude::*;
 use uefi_raw::table::boot::{MemoryAttribute as A, MemoryType as T};
 
+use super::pe;
 use super::*;
 use crate::Levels;
 use crate::memtype::PageKind;
@@ -537,4 +538,112 @@ proptest! {
         }
         prop_assert_eq!(mapped, rt.regions().iter().map(|r| r.len).sum::<u64>());
     }
+}
+
+/// The runtime images of the OVMF-like code region, as `pe::Images`: one
+/// driver at 0x3f60_0000 with a page of headers, 0x1b pages of text and 4
+/// of data, `text` bytes of text.
+fn ovmf_images(text: u32) -> pe::Images {
+    let page = pe::sample_headers(
+        &[
+            (".text", 0x1000, text, pe::SAMPLE_TEXT),
+            (".data", 0x1c000, 0x4000, pe::SAMPLE_DATA),
+        ],
+        0x20000,
+    );
+    let mut images = pe::Images::new();
+    let scan = images.scan(0x3f60_0000, 0x30000, |phys, out| {
+        *out = if phys == 0x3f60_0000 { page } else { [0; 4096] };
+        true
+    });
+    assert_eq!(scan.images, 1);
+    images
+}
+
+#[test]
+fn pe_sections_refine_code_like_the_attributes_table() {
+    let bytes = ovmf();
+    let mut rt = RuntimeRegions::new();
+    rt.assign(&parse(&bytes), layout()).unwrap();
+    let mut from_pe = Window::new();
+    from_pe
+        .make(
+            &rt,
+            Some(&ovmf_images(0x1b000)),
+            &Pat::BATON,
+            &wb_mtrrs(),
+            true,
+            false,
+        )
+        .unwrap();
+    let code: Vec<_> = from_pe
+        .mappings()
+        .iter()
+        .filter(|m| (0x3f60_0000..0x3f63_0000).contains(&m.mapping.phys.as_u64()))
+        .map(|m| (m.mapping.phys.as_u64(), m.mapping.len, m.access))
+        .collect();
+    assert_eq!(
+        code,
+        [
+            (0x3f60_0000, 0x1000, Access::ReadOnly),
+            (0x3f60_1000, 0x1b000, Access::ReadExecute),
+            // The image's data and, after the image, pool memory no image
+            // owns: data, as EDK2's table says; merged with the runtime
+            // data region after the code region.
+            (0x3f61_c000, 0x54000, Access::ReadWrite),
+        ]
+    );
+    for m in from_pe.mappings() {
+        let f = m.mapping.flags;
+        assert!(!f.contains(PageTableFlags::WRITABLE) || f.contains(PageTableFlags::NO_EXECUTE));
+        // A window made not global has no global page.
+        assert!(!f.contains(PageTableFlags::GLOBAL));
+    }
+    // The table of `attributes_table_refines_code_into_text_and_data`.
+    let table = mat(&[
+        (
+            T::RUNTIME_SERVICES_CODE,
+            0x3f60_0000,
+            0x1,
+            A::RUNTIME | A::EXECUTE_PROTECT | A::READ_ONLY,
+        ),
+        (
+            T::RUNTIME_SERVICES_CODE,
+            0x3f60_1000,
+            0x1b,
+            A::RUNTIME | A::READ_ONLY,
+        ),
+        // The image's data and the pool memory after it.
+        (
+            T::RUNTIME_SERVICES_CODE,
+            0x3f61_c000,
+            0x14,
+            A::RUNTIME | A::EXECUTE_PROTECT,
+        ),
+    ]);
+    let table = AttributesTable::parse(&table).unwrap();
+    let mut from_table = Window::new();
+    from_table
+        .make(&rt, Some(&table), &Pat::BATON, &wb_mtrrs(), true, false)
+        .unwrap();
+    assert_eq!(
+        from_pe.exec_disagreements(&from_table).collect::<Vec<_>>(),
+        []
+    );
+    // An image whose text ends two pages early disagrees on exactly those.
+    let mut short = Window::new();
+    short
+        .make(
+            &rt,
+            Some(&ovmf_images(0x19000)),
+            &Pat::BATON,
+            &wb_mtrrs(),
+            true,
+            false,
+        )
+        .unwrap();
+    let region = rt.region_of(0x3f60_0000).unwrap();
+    let va = region.virt_of(0x3f61_a000).unwrap();
+    let found: Vec<_> = short.exec_disagreements(&from_table).collect();
+    assert_eq!(found, [(va, 0x2000)]);
 }

@@ -147,12 +147,13 @@ pub fn check_runtime(
     }
 
     let mut window = Box::new(Window::new());
-    match window.make(&rt, table, pat, mtrrs, nx, global) {
+    let refine = table.map(|t| t as &dyn Refine);
+    match window.make(&rt, refine, pat, mtrrs, nx, global) {
         Ok(()) => check_window(&window, &rt, disjoint, table, layout, nx, global),
         Err(err) => {
             let _ = err.to_string();
             match err {
-                EfiError::TooManyMappings | EfiError::BadAttributesTable(_) => {
+                EfiError::TooManyMappings | EfiError::BadRefinement { .. } => {
                     assert!(table.is_some() || err == EfiError::TooManyMappings)
                 }
                 EfiError::NoPatEntry(ty) => assert!(pat.index_for(ty).is_none_or(|i| i >= 4)),

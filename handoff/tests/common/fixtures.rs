@@ -430,5 +430,20 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
             compact(Some(&ovmf_efi(6144)), &ovmf_limine(6144), 40, 48, false),
         ),
     ));
+    // pe: OVMF-like runtime drivers back to back, and a junk page.
+    let driver = handoff::efi::pe::sample_headers(
+        &[
+            (".text", 0x1000, 0x3000, handoff::efi::pe::SAMPLE_TEXT),
+            (".rdata", 0x4000, 0x800, handoff::efi::pe::SAMPLE_RDATA),
+            (".data", 0x5000, 0x1800, handoff::efi::pe::SAMPLE_DATA),
+        ],
+        0x7000,
+    );
+    let mut region = driver.to_vec();
+    region.resize(7 * 4096, 0);
+    region.extend([0xcc; 4096]);
+    region.extend(driver);
+    region.resize(15 * 4096, 0);
+    out.push(("pe", "seed-two-drivers".into(), region));
     out
 }

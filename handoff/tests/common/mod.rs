@@ -15,11 +15,13 @@
 //! * [`check_efi_runtime`]: runtime-window assignment, the rewritten map
 //!   for SetVirtualAddressMap, the attributes table and the window;
 //! * [`check_plan`]: the plan for a map that parses, built into
-//!   [`handoff::sim`] and held to the plan by [`plan::verify`].
+//!   [`handoff::sim`] and held to the plan by [`plan::verify`];
+//! * [`check_pe`]: the runtime images' PE/COFF headers, scanned in a
+//!   runtime-code region and made into the window's permissions.
 //!
 //! By concern: [`input`] decodes and encodes the input formats,
-//! [`memmap_checks`], [`efi_checks`] and [`plan_checks`] hold the check
-//! families with their model oracles, [`fixtures`] the realistic maps and
+//! [`memmap_checks`], [`efi_checks`], [`plan_checks`] and [`pe_checks`]
+//! hold the check families with their model oracles, [`fixtures`] the realistic maps and
 //! the seeds.
 //!
 //! The invariants: no panic and no arithmetic overflow (fuzz targets and
@@ -34,7 +36,7 @@
 
 use std::vec::Vec;
 
-use handoff::efi::{self, Access, AttributesTable, EfiError, RuntimeRegions, Window};
+use handoff::efi::{self, Access, AttributesTable, EfiError, Refine, RuntimeRegions, Window};
 use handoff::layout::Layout;
 use handoff::memmap::{
     self, EfiEntry, EfiMemoryMap, Kind, LimineEntry, LimineMap, MapError, MemoryMap, Scratch,
@@ -58,29 +60,33 @@ mod efi_checks;
 mod fixtures;
 mod input;
 mod memmap_checks;
+mod pe_checks;
 mod plan_checks;
 
 pub use efi_checks::*;
 pub use fixtures::*;
 pub use input::*;
 pub use memmap_checks::*;
+pub use pe_checks::*;
 pub use plan_checks::*;
 
 /// A fuzz target's check.
 pub type Check = fn(&[u8]) -> Reached;
 
 /// The fuzz targets, each with its check.
-pub const TARGETS: [(&str, Check); 4] = [
+pub const TARGETS: [(&str, Check); 5] = [
     ("memmap", check_memmap),
     ("normalise", check_normalise),
     ("efi_runtime", check_efi_runtime),
     ("plan", check_plan),
+    ("pe", check_pe),
 ];
 
 /// The same with the strict checks, which tolerate no [`OPEN_BUGS`].
-pub const STRICT_TARGETS: [(&str, Check); 4] = [
+pub const STRICT_TARGETS: [(&str, Check); 5] = [
     ("memmap", check_memmap),
     ("normalise", check_normalise),
     ("efi_runtime", check_efi_runtime_strict),
     ("plan", check_plan_strict),
+    ("pe", check_pe),
 ];

@@ -14,12 +14,14 @@ pub(super) fn damage(raw: &mut RawMaps, what: Inject) {
         Inject::LowerHalf => {
             warn!("inject: the new tables will get a present lower-half entry")
         }
-        Inject::SvamVersion if raw.efi_info.is_none() => {
+        Inject::SvamVersion | Inject::EfiFault | Inject::EfiNoMat if raw.efi_info.is_none() => {
             warn!("inject: {what:?} needs UEFI; nothing done")
         }
         Inject::SvamVersion => {
             warn!("inject: SetVirtualAddressMap will get a wrong descriptor version")
         }
+        Inject::EfiFault => warn!("inject: the firmware will fault in its first runtime call"),
+        Inject::EfiNoMat => warn!("inject: the memory attributes table will be ignored"),
         Inject::Overlap if raw.efi_info.is_none() => overlap_limine(raw),
         Inject::Overlap | Inject::Truncate | Inject::NoEfiMap | Inject::DescSize => {
             damage_efi(raw, what)
@@ -74,6 +76,6 @@ fn damage_efi(raw: &mut RawMaps, what: Inject) {
             raw.efi_info = Some(efi);
             warn!("inject: EFI desc_size set to 8");
         }
-        Inject::SvamVersion | Inject::LowerHalf => {}
+        Inject::SvamVersion | Inject::LowerHalf | Inject::EfiFault | Inject::EfiNoMat => {}
     }
 }

@@ -8,6 +8,7 @@ use core::cell::UnsafeCell;
 pub mod apic;
 pub mod features;
 pub mod gdt;
+pub mod guard;
 pub mod ipi;
 pub mod tests;
 pub mod tlb;

@@ -14,7 +14,7 @@ use x86_64::VirtAddr;
 use x86_64::registers::control::Cr2;
 use x86_64::structures::idt::InterruptDescriptorTable;
 
-use super::{apic, gdt, ipi, tlb};
+use super::{apic, gdt, guard, ipi, tlb};
 
 /// The saved state of an interrupted context, in stack order.
 #[repr(C)]
@@ -304,6 +304,7 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         2 if ipi::stopping() => ipi::on_stop(),
         v if v == u64::from(apic::SPURIOUS_VECTOR) => return,
         13 | 14 if recover_probe(frame) => return,
+        _ if guard::recover(frame) => return,
         _ => {}
     }
     let report = FATAL.load(Ordering::SeqCst);

@@ -7,20 +7,27 @@
 //!    ([`systab`]);
 //! 2. the runtime regions merged, placed top-down in the EFI window and
 //!    mapped there per descriptor (code RX, data RW + NX, MMIO uncached)
-//!    ([`window`]);
+//!    ([`window`]), in the EFI address space only ([`space`]: the kernel's
+//!    upper half plus the window, loaded for the length of a call);
 //! 3. SetVirtualAddressMap called once, from a temporary address space that
 //!    adds one-to-one mappings of the runtime regions, the rewritten map and
-//!    page 0 (and the boot-services regions) to baton's upper half
-//!    ([`svam`]); then, when the firmware has a memory attributes table,
-//!    the window remapped with its `RO` and `XP` (Linux's
-//!    efi_runtime_update_mappings);
+//!    page 0 (and the boot-services regions) to the EFI space's upper half
+//!    ([`svam`]); then the window remapped with finer permissions (Linux's
+//!    efi_runtime_update_mappings): the memory attributes table's `RO` and
+//!    `XP`, or, without one, the runtime images' own PE/COFF sections
+//!    ([`images`]), which also check the table where there is one;
 //! 4. the calls: GetTime, GetVariable, GetNextVariableName, SetVariable,
-//!    ResetSystem, through the window ([`runtime`], [`call`]).
+//!    QueryVariableInfo, ResetSystem ([`runtime`]), each guarded ([`call`]):
+//!    a fault in the firmware ends the call with `EFI_ABORTED` and switches
+//!    runtime services off; the services the firmware says it does not
+//!    support are never called.
 //!
 //! Any failure leaves runtime services unavailable and the boot going.
 
 pub mod call;
+mod images;
 pub mod runtime;
+mod space;
 mod svam;
 mod systab;
 pub mod tests;
@@ -28,7 +35,9 @@ mod window;
 
 use core::fmt;
 
-use handoff::efi::EfiError;
+use handoff::cmdline::Inject;
+use handoff::efi::pe::Images;
+use handoff::efi::{AttributesTable, EfiError, Refine};
 use handoff::memmap::{EfiMemoryMap, MapError};
 use handoff::paging::BuildError;
 use handoff::plan::{self, PlanError};
@@ -36,16 +45,16 @@ use log::{info, warn};
 use uefi_raw::table::runtime::RuntimeServices;
 
 use crate::boot::{self, BootInfo, Firmware};
-use crate::kspace::KernelSpace;
+use crate::kspace::{AddressSpace, KernelSpace};
 pub use runtime::{EfiStatus, Name, Services};
 pub use svam::release_temporary_tables;
 
 /// The runtime services, once SetVirtualAddressMap succeeded.
 static SERVICES: spin::Once<Services> = spin::Once::new();
 
-/// The runtime services, when they work.
+/// The runtime services, when they work (not after a firmware fault).
 pub fn services() -> Option<&'static Services> {
-    SERVICES.get()
+    SERVICES.get().filter(|_| !call::off())
 }
 
 /// Why runtime services are unavailable.
@@ -109,11 +118,14 @@ from_error!(
 );
 
 /// Sets up the runtime services; logs why when they cannot be (and then
-/// takes the EFI window out of the page tables again, if it was mapped).
+/// takes the EFI window out of the EFI address space again, if it was
+/// mapped).
 pub fn init(boot: &BootInfo, kernel: &'static KernelSpace) {
     if let Err(e) = try_init(boot, kernel) {
         warn!("efi: {e}; runtime services unavailable");
-        window::unmap(kernel);
+        if let Some(space) = space::get() {
+            window::unmap(space);
+        }
     }
 }
 
@@ -123,14 +135,8 @@ fn try_init(boot: &BootInfo, kernel: &'static KernelSpace) -> Result<(), Unavail
         .efi_system_table
         .ok_or(Unavailable::SystemTable("Limine gave no system table"))?;
     let system = systab::read(kernel, st_phys)?;
+    call::set_supported(systab::supported_services(kernel, &system)?);
     let mat = systab::attributes_table(kernel, &system)?;
-    match &mat {
-        Some(t) => info!("efi: memory attributes table: {} entries", t.len()),
-        None => warn!(
-            "efi: no memory attributes table: runtime code stays read-only + executable \
-             and runtime data non-executable, per descriptor"
-        ),
-    }
     let raw = boot::RAW_MAPS.lock();
     let (bytes, meta) = raw
         .efi()
@@ -139,17 +145,56 @@ fn try_init(boot: &BootInfo, kernel: &'static KernelSpace) -> Result<(), Unavail
     let efi_map = EfiMemoryMap::parse(bytes, meta.desc_size, meta.desc_version, max_phys_bits)?;
     let mut runtime = window::RUNTIME.lock();
     runtime.assign(&efi_map, kernel.layout())?;
-    window::make(kernel, &runtime, mat.as_ref())?;
-    window::map(kernel)?;
-    let rt: RuntimeServices = systab::runtime_services(kernel, &system)?;
-    svam::call(kernel, &efi_map, meta, &runtime, &rt)?;
-    let rt_va = systab::converted_runtime_services(kernel, &system, &runtime)?;
-    if mat.is_some() {
-        window::refine(kernel)?;
+    let images = images::scan(kernel, &runtime);
+    let refine = permissions(mat.as_ref(), images.as_deref());
+    window::make(kernel, &runtime, refine)?;
+    if let (Some(_), Some(images)) = (&mat, &images) {
+        window::compare_with_images(kernel, &runtime, &**images)?;
     }
-    window::verify(kernel)?;
-    publish(rt_va);
+    let space = space::create(kernel)?;
+    window::map(kernel, space)?;
+    let rt = systab::runtime_services(kernel, &system)?;
+    svam::call(kernel, space, &efi_map, meta, &runtime, &rt)?;
+    let rt_va = systab::converted_runtime_services(kernel, &system, &runtime)?;
+    if let Some(refine) = refine {
+        window::refine(kernel, space, refine.source())?;
+    }
+    window::verify(kernel, space)?;
+    // The table, read again: its pointers are window addresses now.
+    let converted = systab::runtime_services(kernel, &system)?;
+    if crate::testing::is_injected(Inject::EfiFault) {
+        window::unmap_leaf(space, converted.get_time as usize as u64);
+    }
+    publish(converted, rt_va, space);
     Ok(())
+}
+
+/// Where the window's finer permissions come from: the attributes table
+/// when the firmware has one, else the runtime images' sections; logged.
+fn permissions<'a>(
+    mat: Option<&'a AttributesTable<'static>>,
+    images: Option<&'a Images>,
+) -> Option<&'a dyn Refine> {
+    match (mat, images) {
+        (Some(t), _) => {
+            info!("efi: memory attributes table: {} entries", t.len());
+            Some(t)
+        }
+        (None, Some(images)) => {
+            info!(
+                "efi: no memory attributes table: permissions from the runtime images' PE/COFF \
+                 sections (text RX, data RW + NX, headers and read-only data R + NX)"
+            );
+            Some(images)
+        }
+        (None, None) => {
+            warn!(
+                "efi: no memory attributes table and no parsable runtime image: runtime code \
+                 stays read + execute and runtime data non-executable, per descriptor"
+            );
+            None
+        }
+    }
 }
 
 /// Only 64-bit UEFI firmware has runtime services baton can call.
@@ -163,14 +208,14 @@ fn check_firmware(firmware: Firmware) -> Result<(), Unavailable> {
     }
 }
 
-/// Publishes the runtime services at their window address `rt_va` (only
-/// now: every step that can still fail, and unmap the window again, is
-/// done) and reads the time once.
-fn publish(rt_va: u64) {
-    // SAFETY: the table lies in a runtime region mapped in the window,
-    // where the firmware just moved its runtime services, and the live
-    // tables were just verified to hold the window.
-    let services = SERVICES.call_once(|| unsafe { Services::new(rt_va as *const RuntimeServices) });
+/// Publishes the runtime services (`rt`, the table at window address
+/// `rt_va`), called in `space`, only now: every step that can still fail,
+/// and unmap the window again, is done. Reads the time once.
+fn publish(rt: RuntimeServices, rt_va: u64, space: &'static AddressSpace) {
+    // SAFETY: `rt`'s pointers are the firmware's, converted into the
+    // window by SetVirtualAddressMap; the window is mapped in `space`,
+    // just verified.
+    let services = SERVICES.call_once(|| unsafe { Services::new(rt, rt_va, space) });
     match services.get_time() {
         Ok(t) => info!(
             "efi: GetTime: {:04}-{:02}-{:02} {:02}:{:02}:{:02}",
@@ -178,4 +223,20 @@ fn publish(rt_va: u64) {
         ),
         Err(e) => warn!("efi: GetTime failed: {e}"),
     }
+}
+
+/// Prints the EFI address space in Linux's ptdump format (Linux's
+/// `EFI_PGT_DUMP`), if there is one.
+pub fn ptdump(kernel: &KernelSpace, out: &mut dyn core::fmt::Write) -> core::fmt::Result {
+    let Some(space) = space::get() else {
+        return Ok(());
+    };
+    writeln!(
+        out,
+        "---[ EFI address space (root {:#x}) ]---",
+        space.root().start_address().as_u64()
+    )?;
+    space
+        .walker()
+        .ptdump(out, &kernel.layout().ptdump_markers())
 }

@@ -8,6 +8,7 @@
 use core::cell::UnsafeCell;
 
 use handoff::cmdline::Inject;
+use handoff::efi::services::Service;
 use handoff::efi::{self, RuntimeRegions};
 use handoff::memmap::{EfiMemoryMap, Kind};
 use log::{info, warn};
@@ -62,16 +63,18 @@ fn rewrite(
     Ok((phys, len?))
 }
 
-/// The temporary address space: the kernel's upper half plus 1:1 mappings
-/// of the runtime regions and of `extra` ranges.
+/// The temporary address space: the EFI address space's upper half (the
+/// kernel's, and the window) plus 1:1 mappings of the runtime regions and
+/// of `extra` ranges.
 fn temporary_space(
     kernel: &KernelSpace,
+    efi_space: &AddressSpace,
     runtime: &RuntimeRegions,
     extra: &[(u64, u64)],
 ) -> Result<AddressSpace, Unavailable> {
     let mut early = kernel.early_frames();
     let frames = early.as_mut().ok_or(Unavailable::NoFrames)?;
-    let temp = kernel
+    let temp = efi_space
         .sharing_upper_half(frames)
         .map_err(|_| Unavailable::NoFrames)?;
     let lower_end = kernel.layout().lower_half_end();
@@ -174,6 +177,7 @@ pub fn release_temporary_tables() {
 /// the rewritten map; CR3 returns to the kernel's tables right after.
 pub fn call(
     kernel: &KernelSpace,
+    efi_space: &AddressSpace,
     efi_map: &EfiMemoryMap<'_>,
     meta: EfiMapInfo,
     runtime: &RuntimeRegions,
@@ -182,7 +186,7 @@ pub fn call(
     let map_copy = rewrite(kernel, efi_map, runtime)?;
     let mut extra = [(0u64, 0u64); 64];
     let n = extra_ranges(kernel, runtime, map_copy, &mut extra);
-    let temp = temporary_space(kernel, runtime, &extra[..n])?;
+    let temp = temporary_space(kernel, efi_space, runtime, &extra[..n])?;
     let (map_phys, map_len) = map_copy;
     let version = if crate::testing::is_injected(Inject::SvamVersion) {
         let bad = meta.desc_version + 0x100;
@@ -191,23 +195,17 @@ pub fn call(
     } else {
         meta.desc_version
     };
-    // SAFETY: the temporary tables share the kernel's upper half (this
-    // code, its stack and data, the EFI stack) and map the firmware 1:1,
-    // as it runs before switching to virtual addressing; CR3 goes back to
-    // the kernel's tables right after.
-    let status = unsafe {
-        temp.activate();
-        let status = call::call(|| {
-            (rt.set_virtual_address_map)(
-                map_len,
-                meta.desc_size,
-                version,
-                map_phys as *mut MemoryDescriptor,
-            )
-        });
-        kernel.activate();
-        status
-    };
+    // SAFETY: SetVirtualAddressMap with the rewritten map, at its physical
+    // address, mapped 1:1 in the temporary space, with its stride and
+    // length.
+    let status = call::call(Service::SetVirtualAddressMap, &temp, || unsafe {
+        (rt.set_virtual_address_map)(
+            map_len,
+            meta.desc_size,
+            version,
+            map_phys as *mut MemoryDescriptor,
+        )
+    });
     if !status.is_success() {
         return Err(Unavailable::SetVirtualAddressMap(EfiStatus(status)));
     }

@@ -4,6 +4,7 @@
 
 use core::fmt::Write;
 
+use handoff::efi::services::{self, Service, Supported};
 use handoff::efi::{self, AttributesTable, RuntimeRegions};
 use log::{info, warn};
 use static_cell::ConstStaticCell;
@@ -73,6 +74,10 @@ pub fn attributes_table(
     let Some(table) = find_config_table(kernel, system, efi::MEMORY_ATTRIBUTES_TABLE_GUID)? else {
         return Ok(None);
     };
+    if crate::testing::is_injected(handoff::cmdline::Inject::EfiNoMat) {
+        warn!("inject: the memory attributes table at {table:#x} ignored");
+        return Ok(None);
+    }
     let mut header = [0u8; efi::MAT_HEADER_SIZE];
     if !kernel.read_phys(table, &mut header) {
         warn!("efi: memory attributes table at {table:#x} is not in RAM; ignored");
@@ -99,6 +104,49 @@ pub fn attributes_table(
             Ok(None)
         }
     }
+}
+
+/// The services the firmware supports after ExitBootServices, from its
+/// `EFI_RT_PROPERTIES_TABLE` (every service when it has none).
+pub fn supported_services(kernel: &KernelSpace, system: &System) -> Result<Supported, Unavailable> {
+    let Some(table) = find_config_table(kernel, system, services::RT_PROPERTIES_TABLE_GUID)? else {
+        info!("efi: no RT properties table: every runtime service taken as supported");
+        return Ok(Supported::ALL);
+    };
+    let mut bytes = [0u8; 8];
+    let supported = kernel
+        .read_phys(table, &mut bytes)
+        .then(|| Supported::from_table(&bytes))
+        .flatten();
+    let Some(supported) = supported else {
+        warn!(
+            "efi: RT properties table at {table:#x} unreadable; every service taken as supported"
+        );
+        return Ok(Supported::ALL);
+    };
+    info!(
+        "efi: RT properties table: supported services {:#06x}{}",
+        supported.mask(),
+        if supported == Supported::ALL {
+            " (all)"
+        } else {
+            ""
+        }
+    );
+    for service in [
+        Service::GetTime,
+        Service::GetVariable,
+        Service::GetNextVariableName,
+        Service::SetVariable,
+        Service::SetVirtualAddressMap,
+        Service::ResetSystem,
+        Service::QueryVariableInfo,
+    ] {
+        if !supported.supports(service) {
+            info!("efi:   {service} not supported: answered EFI_UNSUPPORTED without a call");
+        }
+    }
+    Ok(supported)
 }
 
 /// The physical address of the configuration table with `guid`, if the

@@ -1,11 +1,14 @@
-//! Self-tests of the UEFI runtime services through baton's tables.
+//! Self-tests of the UEFI runtime services, the EFI address space they run
+//! in, and the rules baton keeps when calling them.
 
 use uefi_raw::table::runtime::VariableAttributes;
 use uefi_raw::{Guid, guid};
 
 use handoff::cmdline::Inject;
 
-use super::{Name, services, window};
+use handoff::efi::services::{MIN_VARIABLE_RESERVE, Service, Supported};
+
+use super::{Name, call, services, space, window};
 use crate::selftest::{Test, TestResult};
 use crate::{boot, check, fail, kspace, testing};
 
@@ -16,6 +19,22 @@ pub const TESTS: &[Test] = &[
     Test {
         name: "efi: runtime services exactly on UEFI boots, their window unmapped otherwise",
         run: available_on_uefi,
+    },
+    Test {
+        name: "efi: the kernel's tables map nothing in the EFI window",
+        run: window_not_in_kernel_tables,
+    },
+    Test {
+        name: "efi: the runtime images' PE sections agree with the memory attributes table",
+        run: images_agree_with_table,
+    },
+    Test {
+        name: "efi: a service the firmware does not support is answered without entering it",
+        run: unsupported_not_called,
+    },
+    Test {
+        name: "efi: a write that would leave less than 5 KiB of variable storage is refused",
+        run: variable_reserve_kept,
     },
     Test {
         name: "efi: the temporary address space's page tables are back with the allocator",
@@ -63,24 +82,121 @@ fn runtime() -> Result<&'static super::Services, crate::selftest::NotPassed> {
 
 fn available_on_uefi() -> TestResult {
     let uefi = boot::info().firmware == boot::Firmware::Uefi64;
-    let injected = testing::is_injected(Inject::SvamVersion);
+    let svam = testing::is_injected(Inject::SvamVersion);
+    let fault = testing::is_injected(Inject::EfiFault);
     check!(
-        services().is_some() == (uefi && !injected),
-        "firmware {:?}, SetVirtualAddressMap failure injected: {injected}, runtime services \
-         available: {}",
+        services().is_some() == (uefi && !svam && !fault),
+        "firmware {:?}, SetVirtualAddressMap failure injected: {svam}, firmware fault \
+         injected: {fault}, runtime services available: {}",
         boot::info().firmware,
         services().is_some()
     );
-    if services().is_none() {
+    check!(
+        call::off() == (uefi && fault && !svam),
+        "runtime services switched off after a firmware fault: {}",
+        call::off()
+    );
+    if services().is_none()
+        && !call::off()
+        && let Some(space) = space::get()
+    {
         // Whatever was placed in the window is mapped no more.
         for r in window::RUNTIME.lock().regions() {
             check!(
-                window::window_phys(kspace::get(), r.virt).is_none(),
+                window::window_phys(space, r.virt).is_none(),
                 "window address {:#x} still mapped without runtime services",
                 r.virt
             );
         }
     }
+    Ok(())
+}
+
+/// The window exists in the EFI address space only: walked from the
+/// kernel's root, the whole range holds no leaf.
+fn window_not_in_kernel_tables() -> TestResult {
+    let kernel = kspace::get();
+    let region = kernel
+        .layout()
+        .region(handoff::layout::RegionKind::EfiRuntime);
+    let leaves = kernel.walker().leaf_count_in(region.start, region.end);
+    check!(
+        leaves.total() == 0,
+        "the kernel's tables map {leaves} in the EFI window {:#x}-{:#x}",
+        region.start,
+        region.end
+    );
+    if let Some(rt) = services() {
+        let get_time = rt.get_time_address();
+        check!(
+            kernel.translate(get_time).is_none(),
+            "GetTime's window address {get_time:#x} is mapped in the kernel's tables"
+        );
+    }
+    Ok(())
+}
+
+fn images_agree_with_table() -> TestResult {
+    let Some(pages) = window::disagreeing_pages() else {
+        crate::skip!("not both an attributes table and parsable runtime images to compare");
+    };
+    check!(
+        pages == 0,
+        "the PE sections and the attributes table disagree on {pages} pages (see the efi: lines)"
+    );
+    Ok(())
+}
+
+fn unsupported_not_called() -> TestResult {
+    let rt = runtime()?;
+    let supported = call::supported();
+    let before = call::entered();
+    call::set_supported(Supported::from_mask(
+        supported.mask() & !Service::GetTime.bit(),
+    ));
+    let answer = rt.get_time();
+    call::set_supported(supported);
+    check!(
+        answer == Err(super::EfiStatus(uefi_raw::Status::UNSUPPORTED)),
+        "GetTime, marked unsupported, answered {answer:?}"
+    );
+    check!(
+        call::entered() == before,
+        "GetTime, marked unsupported, entered the firmware"
+    );
+    rt.get_time()
+        .map_err(|e| fail!("GetTime once supported again: {e}"))?;
+    Ok(())
+}
+
+fn variable_reserve_kept() -> TestResult {
+    let rt = runtime()?;
+    let attrs = VariableAttributes::NON_VOLATILE
+        | VariableAttributes::BOOTSERVICE_ACCESS
+        | VariableAttributes::RUNTIME_ACCESS;
+    let (_, remaining, _) = rt
+        .query_variable_info(attrs)
+        .map_err(|e| fail!("QueryVariableInfo: {e}"))?;
+    check!(
+        remaining > MIN_VARIABLE_RESERVE,
+        "only {remaining} bytes of storage left"
+    );
+    // Just too much: it would leave one byte less than the reserve.
+    let data = alloc::vec![0x5au8; (remaining - MIN_VARIABLE_RESERVE + 1) as usize];
+    let name = Name::new("BatonTooLarge").expect("short ASCII name");
+    let before = call::entered();
+    let refused = rt.set_variable(&name, &BATON_GUID, attrs, &data);
+    check!(
+        refused == Err(super::EfiStatus(uefi_raw::Status::OUT_OF_RESOURCES)),
+        "a write of {} bytes with {remaining} left: {refused:?}",
+        data.len()
+    );
+    // QueryVariableInfo was called; SetVariable was not.
+    check!(
+        call::entered() == before + 1,
+        "{} firmware calls for a refused write",
+        call::entered() - before
+    );
     Ok(())
 }
 
@@ -115,6 +231,8 @@ fn temporary_tables_released() -> TestResult {
 fn in_window() -> TestResult {
     let rt = runtime()?;
     let layout = kspace::get().layout();
+    let space =
+        space::get().ok_or_else(|| fail!("runtime services without an EFI address space"))?;
     let window = layout.efi_window_start()..layout.efi_window_end();
     let table = rt.table_address();
     check!(
@@ -124,7 +242,7 @@ fn in_window() -> TestResult {
     let get_time = rt.get_time_address();
     check!(window.contains(&get_time), "GetTime at {get_time:#x}");
     check!(
-        window::window_phys(kspace::get(), get_time).is_some(),
+        window::window_phys(space, get_time).is_some(),
         "GetTime's address {get_time:#x} is not mapped"
     );
     Ok(())

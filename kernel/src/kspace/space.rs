@@ -5,6 +5,7 @@
 
 use core::borrow::Borrow;
 use core::fmt;
+use core::ops::Range;
 
 use handoff::Levels;
 use handoff::paging::{
@@ -24,6 +25,9 @@ const UPPER_HALF: usize = 256;
 pub struct AddressSpace {
     root: PhysFrame,
     levels: Levels,
+    /// A range of the upper half this space does not share with the one
+    /// it was made from (see [`AddressSpace::sharing_upper_half_except`]).
+    private: Option<Range<u64>>,
     /// Where the tables are read.
     window: DirectMap,
     /// The same window for writing: every change to this space's tables
@@ -51,6 +55,7 @@ impl AddressSpace {
         Self {
             root,
             levels,
+            private: None,
             window: window.duplicate(),
             writer: spin::Mutex::new(window.duplicate()),
         }
@@ -133,6 +138,82 @@ impl AddressSpace {
         Ok(AddressSpace::new(root, self.levels, &window))
     }
 
+    /// Like [`sharing_upper_half`](Self::sharing_upper_half), except for
+    /// `private`: a range of the upper half inside one top-level entry,
+    /// covering whole entries at some level. The tables on the way to it
+    /// are the new space's own copies, so that what is mapped in `private`
+    /// exists in the new space only (Linux's `efi_mm` and its EFI region);
+    /// everything else in them is shared, and [`sync_from`](Self::sync_from)
+    /// brings later changes over.
+    pub fn sharing_upper_half_except<F: FrameSource + ?Sized>(
+        &self,
+        private: Range<u64>,
+        frames: &mut F,
+    ) -> Result<AddressSpace, NoFrame> {
+        let mut space = self.sharing_upper_half(frames)?;
+        let mut window = space.writer.lock();
+        let (mut own, mut theirs) = (space.root, Some(self.root));
+        for level in (private_level(&private, self.levels) + 1..=self.levels.count()).rev() {
+            let i = index(private.start, level);
+            let copy = frames.allocate_frame().ok_or(NoFrame)?;
+            let child = theirs.and_then(|t| child_of(&window, t, i));
+            match child {
+                Some(c) => {
+                    let content = window.table(c).clone();
+                    *window.table_mut(copy) = content;
+                }
+                None => window.table_mut(copy).zero(),
+            }
+            window.table_mut(own)[i].set_frame(copy, TABLE_FLAGS);
+            (own, theirs) = (copy, child);
+        }
+        drop(window);
+        space.private = Some(private);
+        Ok(space)
+    }
+
+    /// Brings over what changed in `from`'s upper half since this space
+    /// was made from it: every shared entry, on the way to the private
+    /// range too (a runtime call must see, say, a new vmalloc stack).
+    pub fn sync_from(&self, from: &AddressSpace) {
+        let mut window = self.writer.lock();
+        let private = self.private.clone().unwrap_or(0..0);
+        let bottom = private_level(&private, self.levels);
+        let (mut own, mut theirs) = (self.root, Some(from.root));
+        let mut level = self.levels.count();
+        while let Some(t) = theirs {
+            let skip = |i: usize| {
+                if self.private.is_none() || level < bottom {
+                    false
+                } else if level == bottom {
+                    let span = 1u64 << (12 + 9 * (level - 1));
+                    let va = self
+                        .levels
+                        .sign_extend((private.start & !((span << 9) - 1)) + i as u64 * span);
+                    private.contains(&va)
+                } else {
+                    i == index(private.start, level)
+                }
+            };
+            let first = if level == self.levels.count() {
+                UPPER_HALF
+            } else {
+                0
+            };
+            let source = window.table(t).clone();
+            for i in (first..512).filter(|&i| !skip(i)) {
+                window.table_mut(own)[i] = source[i].clone();
+            }
+            if self.private.is_none() || level == bottom {
+                break;
+            }
+            let i = index(private.start, level);
+            own = child_of(&window, own, i).expect("the private path is the space's own");
+            theirs = child_of(&window, t, i);
+            level -= 1;
+        }
+    }
+
     /// Calls `visit` with the root and every table under the lower half:
     /// the tables that are this space's own when it shares its upper half.
     /// Stops (and returns false) when `visit` does.
@@ -174,4 +255,33 @@ impl AddressSpace {
         // SAFETY: the caller guarantees that execution can go on.
         unsafe { Cr3::write(self.root, Cr3Flags::empty()) };
     }
+}
+
+/// The flags of an entry pointing to a lower table (leaves decide the
+/// permissions), as handoff's builder writes them.
+const TABLE_FLAGS: PageTableFlags = PageTableFlags::PRESENT.union(PageTableFlags::WRITABLE);
+
+/// The index of `va`'s entry in a table at `level` (1 = page table).
+fn index(va: u64, level: usize) -> usize {
+    ((va >> (12 + 9 * (level - 1))) & 511) as usize
+}
+
+/// The level at which `private` covers whole entries (3 for the EFI
+/// window: 1 GiB entries), where the private path ends.
+fn private_level(private: &Range<u64>, levels: Levels) -> usize {
+    (1..=levels.count())
+        .rev()
+        .find(|&level| {
+            let span = 1u64 << (12 + 9 * (level - 1));
+            private.start.is_multiple_of(span) && (private.end - private.start).is_multiple_of(span)
+        })
+        .unwrap_or(1)
+}
+
+/// The table entry `i` of `table` points to, if present (not a leaf).
+fn child_of(window: &DirectMap, table: PhysFrame, i: usize) -> Option<PhysFrame> {
+    let entry = &window.table(table)[i];
+    let flags = entry.flags();
+    (flags.contains(PageTableFlags::PRESENT) && !flags.contains(PageTableFlags::HUGE_PAGE))
+        .then(|| PhysFrame::containing_address(entry.addr()))
 }
