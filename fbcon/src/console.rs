@@ -7,18 +7,28 @@
 //!
 //! Drawing writes only the pixels a glyph covers: a cell is background
 //! until drawn, because rows are cleared when the screen is cleared and
-//! when they scroll in. Scrolling moves pixel rows up with one
-//! `copy_within` and clears the rows freed at the bottom; no glyph is drawn
-//! again. When the cursor passes the last row the console scrolls by
-//! `scroll_step` rows at once (jump scrolling, as terminals do when text
-//! comes faster than they can scroll): moving the screen is the costly
-//! part of a line, and this moves it once per `scroll_step` lines.
+//! when they scroll in. Scrolling moves pixel rows up and clears the rows
+//! freed at the bottom; no glyph is drawn again. Moving the screen is the
+//! costly part of a line, so the console keeps it small twice:
+//!
+//! - it moves only what holds text: it knows how far each text row has
+//!   been written, copies that much of each pixel row, and clears what the
+//!   row held beyond it (log lines are shorter than the screen is wide);
+//! - when the cursor passes the last row it scrolls by `scroll_step` rows
+//!   at once (jump scrolling, as terminals do when text comes faster than
+//!   they can scroll): the screen moves once per `scroll_step` lines.
+//!
+//! At most [`MAX_ROWS`] text rows are used (a 4320-pixel-high screen in
+//! the smallest font has 270).
 
 use core::fmt;
 
 use crate::font::FontSize;
 use crate::format::{PixelFormat, Rgb};
 use crate::style::{STYLES, Style};
+
+/// The most text rows a console uses.
+pub const MAX_ROWS: usize = 256;
 
 /// The shape of a framebuffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -104,7 +114,52 @@ pub struct Console {
     style: Style,
     /// Per style, the pixel value of each coverage byte.
     shades: [[u32; 256]; STYLES],
+    /// Per printable ASCII character, where its glyph has ink.
+    ink: [Ink; 95],
+    /// Per text row, the columns written since it was last cleared.
+    used: [u16; MAX_ROWS],
     stats: Stats,
+}
+
+/// The rows and columns of a glyph that have ink (coverage above 0):
+/// drawing on a black background touches only those.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Ink {
+    top: u8,
+    bottom: u8,
+    left: u8,
+    right: u8,
+}
+
+impl Ink {
+    /// The inked box of `glyph`, `width` pixels wide; empty for a blank.
+    fn of(glyph: &[u8], width: usize) -> Ink {
+        let mut ink = Ink {
+            top: u8::MAX,
+            bottom: 0,
+            left: u8::MAX,
+            right: 0,
+        };
+        for (y, row) in glyph.chunks_exact(width).enumerate() {
+            for (x, &a) in row.iter().enumerate() {
+                if a != 0 {
+                    ink.top = ink.top.min(y as u8);
+                    ink.bottom = ink.bottom.max(y as u8 + 1);
+                    ink.left = ink.left.min(x as u8);
+                    ink.right = ink.right.max(x as u8 + 1);
+                }
+            }
+        }
+        if ink.bottom == 0 {
+            ink = Ink {
+                top: 0,
+                bottom: 0,
+                left: 0,
+                right: 0,
+            };
+        }
+        ink
+    }
 }
 
 impl fmt::Debug for Console {
@@ -131,7 +186,7 @@ impl Console {
     ) -> Result<Console, ConsoleError> {
         let min_len = geometry.min_len().ok_or(ConsoleError::BadGeometry)?;
         let cols = geometry.width / font.width();
-        let rows = geometry.height / font.height();
+        let rows = (geometry.height / font.height()).min(MAX_ROWS);
         if cols == 0 || rows == 0 {
             return Err(ConsoleError::TooSmall);
         }
@@ -142,10 +197,21 @@ impl Console {
                 *px = geometry.format.encode(fg.over(bg, alpha as u8));
             }
         }
+        let mut ink = [Ink {
+            top: 0,
+            bottom: 0,
+            left: 0,
+            right: 0,
+        }; 95];
+        for (i, slot) in ink.iter_mut().enumerate() {
+            *slot = Ink::of(font.glyph(char::from(b' ' + i as u8)), font.width());
+        }
         Ok(Console {
             geometry,
             min_len,
             font,
+            ink,
+            used: [0; MAX_ROWS],
             cols,
             rows,
             col: 0,
@@ -224,6 +290,7 @@ impl Console {
         fb[..self.min_len].fill(0);
         self.col = 0;
         self.row = 0;
+        self.used = [0; MAX_ROWS];
     }
 
     /// Writes `s`: `\n` starts a new line, `\r` returns to its start, `\t`
@@ -261,6 +328,8 @@ impl Console {
         }
         self.draw(fb, c, self.col, self.row);
         self.col += 1;
+        let used = &mut self.used[self.row];
+        *used = (*used).max(self.col as u16);
         self.stats.glyphs += 1;
     }
 
@@ -274,20 +343,34 @@ impl Console {
     }
 
     /// [`draw`](Self::draw) for pixels of `N` bytes. On a black background
-    /// only covered pixels are written: the cell is background already.
+    /// only the glyph's inked box is drawn: the cell is background already.
     fn draw_n<const N: usize>(&self, fb: &mut [u8], c: char, col: usize, row: usize) {
         let (fw, fh) = (self.font.width(), self.font.height());
         let shades = &self.shades[self.style.index()];
-        let opaque = self.style.colours().1 != Rgb::BLACK;
         let glyph = self.font.glyph(c);
-        for (y, coverage) in glyph.chunks_exact(fw).enumerate() {
-            let start = (row * fh + y) * self.geometry.pitch + col * fw * N;
-            let line = &mut fb[start..start + fw * N];
+        let opaque = self.style.colours().1 != Rgb::BLACK;
+        let ink = match (c as u32)
+            .checked_sub(0x20)
+            .and_then(|i| self.ink.get(i as usize))
+        {
+            Some(&ink) if !opaque => ink,
+            _ => Ink {
+                top: 0,
+                bottom: fh as u8,
+                left: 0,
+                right: fw as u8,
+            },
+        };
+        let (left, right) = (ink.left as usize, ink.right as usize);
+        for y in ink.top as usize..ink.bottom as usize {
+            let coverage = &glyph[y * fw + left..y * fw + right];
+            let start = (row * fh + y) * self.geometry.pitch + (col * fw + left) * N;
+            let line = &mut fb[start..start + (right - left) * N];
+            // Uncovered pixels in the box get the background they have
+            // already: no branch per pixel.
             for (px, &alpha) in line.chunks_exact_mut(N).zip(coverage) {
-                if alpha != 0 || opaque {
-                    let value = shades[alpha as usize].to_le_bytes();
-                    px.copy_from_slice(&value[..N]);
-                }
+                let value = shades[alpha as usize].to_le_bytes();
+                px.copy_from_slice(&value[..N]);
             }
         }
     }
@@ -306,14 +389,29 @@ impl Console {
     }
 
     /// Moves the text up by `scroll_step` rows and clears the rows freed at
-    /// the bottom.
+    /// the bottom, each pixel row only as far as text reaches.
     fn scroll(&mut self, fb: &mut [u8]) {
-        let band = self.font.height() * self.geometry.pitch;
-        let end = (self.rows * band).min(self.min_len);
-        let kept = (self.rows - self.scroll_step) * band;
-        // With every row scrolled away there is nothing to move.
-        fb.copy_within((self.scroll_step * band).min(end)..end, 0);
-        fb[kept..end].fill(0);
+        let (fh, pitch) = (self.font.height(), self.geometry.pitch);
+        let cell = self.font.width() * self.geometry.format.bytes();
+        let step = self.scroll_step;
+        for row in 0..self.rows {
+            let old = self.used[row] as usize * cell;
+            let new = match self.used.get(row + step) {
+                Some(&used) if row + step < self.rows => used as usize * cell,
+                _ => 0,
+            };
+            for y in row * fh..(row + 1) * fh {
+                let dst = y * pitch;
+                if new > 0 {
+                    let src = dst + step * fh * pitch;
+                    fb.copy_within(src..src + new, dst);
+                }
+                if old > new {
+                    fb[dst + new..dst + old].fill(0);
+                }
+            }
+            self.used[row] = (new / cell) as u16;
+        }
         self.stats.scrolls += 1;
     }
 }

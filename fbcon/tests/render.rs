@@ -354,6 +354,18 @@ fn jump_scrolling_moves_a_step_of_rows_at_once() {
 }
 
 #[test]
+fn a_very_tall_screen_uses_max_rows() {
+    let g = Geometry {
+        width: 70,
+        height: 16 * 300,
+        pitch: 280,
+        format: PixelFormat::XRGB8888,
+    };
+    let con = Console::new(g, FontSize::S16, 1).unwrap();
+    assert_eq!(con.rows(), fbcon::console::MAX_ROWS);
+}
+
+#[test]
 fn styles_end_with_their_line_but_alerts_last() {
     let mut s = Screen::new(300, 100, 1200, PixelFormat::XRGB8888, FontSize::S16);
     s.con.set_style(Style::Level(Level::Error));

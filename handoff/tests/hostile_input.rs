@@ -348,6 +348,7 @@ fn efi_window_large_pages_keep_one_memory_type() {
         pat: &Pat::BATON,
         cpu,
         kernel: &kernel,
+        framebuffer: None,
     };
     let mut plan = Box::new(Plan::new());
     plan.make(&inputs).unwrap();
@@ -419,6 +420,7 @@ fn plans_hold_every_map_the_normaliser_makes() {
             global: true,
         },
         kernel: &kernel,
+        framebuffer: None,
     };
     let mut plan = Box::new(Plan::new());
     // 2046 physmap mappings and 4 kernel sections.

@@ -179,6 +179,48 @@ pub struct Framebuffer {
     pub height: u64,
     pub pitch: u64,
     pub bpp: u16,
+    /// Whether Limine's memory model is RGB (the only one it defines).
+    pub rgb: bool,
+    /// Red, green and blue: each mask's size and shift in bits.
+    pub masks: [(u8, u8); 3],
+}
+
+/// The first framebuffer, where Limine's HHDM maps it, and how many
+/// Limine reported: for the screen console, which starts before
+/// [`collect`] and draws through the HHDM until the CR3 switch.
+#[derive(Debug, Clone, Copy)]
+pub struct EarlyFramebuffer {
+    pub fb: Framebuffer,
+    /// The HHDM address of its first pixel.
+    pub virt: u64,
+    /// Framebuffers in Limine's response (the console uses the first).
+    pub count: usize,
+}
+
+/// Limine's first framebuffer, or `None` without one (or without the
+/// HHDM, which its address needs).
+pub fn first_framebuffer() -> Option<EarlyFramebuffer> {
+    let hhdm = hhdm_offset()?;
+    let response = FRAMEBUFFER.get_response()?;
+    let fb = response.framebuffers().next()?;
+    let virt = fb.addr() as u64;
+    Some(EarlyFramebuffer {
+        fb: Framebuffer {
+            phys: virt.checked_sub(hhdm)?,
+            width: fb.width(),
+            height: fb.height(),
+            pitch: fb.pitch(),
+            bpp: fb.bpp(),
+            rgb: fb.memory_model() == limine::framebuffer::MemoryModel::RGB,
+            masks: [
+                (fb.red_mask_size(), fb.red_mask_shift()),
+                (fb.green_mask_size(), fb.green_mask_shift()),
+                (fb.blue_mask_size(), fb.blue_mask_shift()),
+            ],
+        },
+        virt,
+        count: response.framebuffers().count(),
+    })
 }
 
 /// The most CPUs baton starts.
@@ -437,18 +479,7 @@ pub fn collect() -> Result<&'static BootInfo, BootError> {
         cpus_phys: (r.cpus().as_ptr() as u64).wrapping_sub(hhdm_offset),
     });
 
-    let framebuffer = FRAMEBUFFER
-        .get_response()
-        .and_then(|r| r.framebuffers().next())
-        .and_then(|fb| {
-            Some(Framebuffer {
-                phys: (fb.addr() as u64).checked_sub(hhdm_offset)?,
-                width: fb.width(),
-                height: fb.height(),
-                pitch: fb.pitch(),
-                bpp: fb.bpp(),
-            })
-        });
+    let framebuffer = first_framebuffer().map(|early| early.fb);
 
     let (bootloader_name, bootloader_version) =
         bootloader.unwrap_or((FixedStr::from_str_truncating("unknown"), FixedStr::new()));

@@ -61,6 +61,7 @@ extern "C" fn kmain() -> ! {
     if options.test {
         exit::set_test_mode();
     }
+    console::configure(options.consoles, options.font);
 
     info!("baton {} booting", env!("CARGO_PKG_VERSION"));
     info!(
@@ -69,6 +70,7 @@ extern "C" fn kmain() -> ! {
         tsc_hz / 1_000 % 1_000
     );
     info!("cpu: protections: {}", cpu::protect());
+    console::report();
     for problem in cmdline.problems() {
         warn!("cmdline: {problem}");
     }
@@ -91,15 +93,19 @@ extern "C" fn kmain() -> ! {
         _ => {}
     }
 
+    let drawn = console::fb::drawing_time();
     if let Err(e) = shim::run(boot) {
         error!("handoff: {e}");
         error!("handoff: cannot continue; stopping");
         exit::fatal();
     }
+    console::fb::report_switch();
 
     efi::init(boot);
     shim::phase_done("efi");
+    let drawn = console::fb::drawing_time() - drawn;
     shim::report_phases();
+    console::fb::report_handoff_share(drawn);
     if let Err(e) = mm::init() {
         error!("mm: {e}");
         error!("mm: cannot continue; stopping");
@@ -134,6 +140,7 @@ extern "C" fn kmain() -> ! {
         _ => {}
     }
 
+    console::fb::report_cost();
     finish(options)
 }
 

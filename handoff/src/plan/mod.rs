@@ -12,6 +12,9 @@
 //! * **kernel image** at its link address, per section: text RX, rodata R +
 //!   NX, data and bss RW + NX, with the guard page below the boot stack
 //!   left unmapped.
+//! * **framebuffer window** in the fixmap, when the kernel asks for one:
+//!   the firmware's framebuffer, write-combining, read-write, never
+//!   executable (see [`framebuffer`]).
 //! * vmalloc, the vmemmap and the EFI window stay empty: later stages fill
 //!   the top-level entries the layout gives them. The lower half stays
 //!   empty: there is no identity map.
@@ -36,6 +39,9 @@ use crate::paging::{
 };
 use crate::phys::PhysWindow;
 
+pub mod framebuffer;
+#[cfg(test)]
+mod framebuffer_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -129,6 +135,8 @@ pub enum Purpose {
     Kernel(Perm),
     /// Part of the EFI runtime window.
     EfiRuntime(crate::efi::Access),
+    /// The framebuffer window in the fixmap.
+    Framebuffer,
 }
 
 /// The purpose and the effective memory type of one mapping.
@@ -272,6 +280,7 @@ pub struct Plan {
     /// [`verify`] leaves their leaves alone.
     dynamic: [(u64, u64); 4],
     dynamic_len: usize,
+    framebuffer: Option<Result<framebuffer::FramebufferWindow, framebuffer::FramebufferError>>,
 }
 
 impl fmt::Debug for Plan {
@@ -312,6 +321,8 @@ pub struct Inputs<'a> {
     pub cpu: CpuCaps,
     /// The kernel image.
     pub kernel: &'a KernelImage,
+    /// The framebuffer to map for the screen console, if any.
+    pub framebuffer: Option<framebuffer::Framebuffer>,
 }
 
 impl Plan {
@@ -355,6 +366,7 @@ impl Plan {
             max_page: PageSize::Size2M,
             dynamic: [(0, 0); 4],
             dynamic_len: 0,
+            framebuffer: None,
         }
     }
 
@@ -391,6 +403,15 @@ impl Plan {
     /// [`mappings`](Self::mappings).
     pub fn meta(&self) -> &[Meta] {
         &self.meta[..self.len]
+    }
+
+    /// The framebuffer window, if [`Inputs::framebuffer`] asked for one:
+    /// where it is, or why there is none (a framebuffer the plan cannot map
+    /// is left out, never an error of the whole plan).
+    pub fn framebuffer(
+        &self,
+    ) -> Option<Result<framebuffer::FramebufferWindow, framebuffer::FramebufferError>> {
+        self.framebuffer
     }
 
     /// The paging mode the plan is for.
@@ -433,6 +454,7 @@ impl Plan {
         self.unmapped_ram = 0;
         self.physmap_bytes = 0;
         self.dynamic_len = 0;
+        self.framebuffer = None;
 
         // The ideal: every contiguous RAM run as one mapping.
         let ideal_leaves = count_leaves(self.ideal_physmap(inputs));
@@ -479,6 +501,9 @@ impl Plan {
 
         for section in &inputs.kernel.sections {
             self.push_kernel_section(inputs, section)?;
+        }
+        if let Some(fb) = inputs.framebuffer {
+            self.push_framebuffer(inputs, fb)?;
         }
 
         // The ideal table count: the same kernel mappings with the ideal
@@ -648,6 +673,38 @@ impl Plan {
         )
     }
 
+    /// Maps `fb` in the fixmap, above the kernel image, if it can be:
+    /// otherwise records why not.
+    fn push_framebuffer(
+        &mut self,
+        inputs: &Inputs<'_>,
+        fb: framebuffer::Framebuffer,
+    ) -> Result<(), PlanError> {
+        let window = framebuffer::window(
+            fb,
+            inputs.layout,
+            inputs.map,
+            inputs.pat,
+            inputs.cpu.nx,
+            inputs.cpu.global,
+        );
+        self.framebuffer = Some(window);
+        let Ok(w) = window else {
+            return Ok(());
+        };
+        let start = w.mapping.phys.as_u64();
+        let effective = uniform_effective(inputs.mtrrs, start, start + w.mapping.len, w.mem_type)
+            .unwrap_or(w.mem_type);
+        self.push(
+            w.mapping,
+            Meta {
+                purpose: Purpose::Framebuffer,
+                pat_type: w.mem_type,
+                effective,
+            },
+        )
+    }
+
     /// Adds the EFI runtime window's mappings (after the switch, once the
     /// firmware's tables are readable), keeping the plan in ascending
     /// virtual order.
@@ -713,7 +770,7 @@ impl Plan {
             .mappings()
             .iter()
             .zip(self.meta())
-            .filter(|(_, meta)| matches!(meta.purpose, Purpose::Kernel(_)))
+            .filter(|(_, meta)| matches!(meta.purpose, Purpose::Kernel(_) | Purpose::Framebuffer))
             .map(|(m, _)| *m);
         minimum_tables_sorted(physmap.chain(kernel), self.levels)
     }
@@ -782,6 +839,13 @@ pub enum VerifyError {
         /// The first physical address of another type.
         at: u64,
     },
+    /// A framebuffer-window leaf over RAM.
+    FramebufferOverRam {
+        /// The leaf's virtual address.
+        virt: u64,
+        /// The first RAM address under it.
+        ram: u64,
+    },
     /// A physmap leaf whose PAT-encoded memory type is not the one the EFI
     /// attributes of the RAM under it call for.
     TypeMismatch {
@@ -818,6 +882,9 @@ impl fmt::Display for VerifyError {
                 "{size:?} leaf at {virt:#x} covers RAM whose EFI attributes change \
                  the memory type at {at:#x}"
             ),
+            VerifyError::FramebufferOverRam { virt, ram } => {
+                write!(f, "framebuffer leaf at {virt:#x} maps RAM at {ram:#x}")
+            }
             VerifyError::TypeMismatch {
                 virt,
                 size,
@@ -952,12 +1019,29 @@ pub fn verify<W: PhysWindow + ?Sized>(
         if inputs.pat.type_for_flags(leaf.flags, kind) != meta[i].pat_type {
             return Err(wrong("selects another memory type than planned"));
         }
-        if matches!(meta[i].purpose, Purpose::EfiRuntime(_)) {
+        if matches!(
+            meta[i].purpose,
+            Purpose::EfiRuntime(_) | Purpose::Framebuffer
+        ) {
             let start = leaf.phys.as_u64();
             if uniform_effective(mtrrs, start, start + size, meta[i].pat_type).is_none() {
                 return Err(VerifyError::NotUniform {
                     virt: leaf.virt,
                     size: leaf.size,
+                });
+            }
+        }
+        if meta[i].purpose == Purpose::Framebuffer {
+            // From the map, not the plan: device memory, never RAM.
+            let start = leaf.phys.as_u64();
+            if let Some(r) = map
+                .regions()
+                .iter()
+                .find(|r| r.kind.is_ram() && r.start < start + size && start < r.end)
+            {
+                return Err(VerifyError::FramebufferOverRam {
+                    virt: leaf.virt,
+                    ram: r.start.max(start),
                 });
             }
         }

@@ -123,6 +123,7 @@ pub fn verify_live(physmap: &DirectMap) -> Result<plan::Verified, plan::VerifyEr
         pat: &s.pat,
         cpu: s.cpu,
         kernel: &s.kernel,
+        framebuffer: crate::console::fb::wanted(),
     };
     plan::verify(&PLAN.lock(), &walker, &inputs)
 }
@@ -454,9 +455,11 @@ pub fn run(boot: &BootInfo) -> Result<&'static State, ShimError> {
         pat: &pat,
         cpu,
         kernel: &kernel,
+        framebuffer: crate::console::fb::wanted(),
     };
     let mut plan = PLAN.lock();
     plan.make(&inputs)?;
+    crate::console::fb::planned(plan.framebuffer());
     let minimum = plan.minimum_tables();
     let leaves = plan.leaves();
     info!(
