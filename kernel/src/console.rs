@@ -53,6 +53,11 @@ pub fn configure(consoles: handoff::cmdline::Consoles, font: Option<u16>) {
 
 static CONSOLES: Mutex<Option<(handoff::cmdline::Consoles, bool)>> = Mutex::new(None);
 
+/// Whether the command line left the screen among the consoles.
+pub fn screen_asked() -> bool {
+    CONSOLES.lock().is_some_and(|(asked, _)| asked.screen)
+}
+
 /// Logs which consoles get the log, and the screen console's setup.
 pub fn report() {
     let Some((asked, screen)) = *CONSOLES.lock() else {

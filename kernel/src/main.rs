@@ -200,6 +200,7 @@ fn finish(options: Options) -> ! {
             efi::tests::TESTS,
             mm::tests::TESTS,
             smp::TESTS,
+            console::fb::TESTS,
         ]);
         if passed {
             exit::Verdict::Pass

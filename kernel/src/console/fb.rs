@@ -442,3 +442,97 @@ pub fn report_cost() {
         stats.scrolls
     );
 }
+
+/// Self-tests of the screen console.
+pub const TESTS: &[crate::selftest::Test] = &[crate::selftest::Test {
+    name: "console: the screen is drawn through baton's WC window in the fixmap, never the physmap",
+    run: drawn_through_the_window,
+}];
+
+fn drawn_through_the_window() -> crate::selftest::TestResult {
+    use crate::{check, fail};
+    let fb = boot::info().framebuffer;
+    let s = crate::shim::state();
+    let plan = crate::shim::PLAN.lock();
+    let plan_window = plan
+        .mappings()
+        .iter()
+        .zip(plan.meta())
+        .find(|(_, m)| m.purpose == handoff::plan::Purpose::Framebuffer)
+        .map(|(m, _)| *m);
+    drop(plan);
+    // What the console holds, copied out: checks log, and logging takes
+    // the console's lock.
+    let state = SCREEN.lock().as_mut().map(|screen| {
+        let row = screen.console.font().height() * screen.console.geometry().pitch;
+        (screen.window, screen.base(), row)
+    });
+    let Some((window, base, row)) = state else {
+        // No screen console: only where none was asked for or there is no
+        // framebuffer, and then no window either.
+        check!(
+            !crate::console::screen_asked()
+                || fb.is_none()
+                || !matches!(*SETUP.lock(), Setup::Drawing),
+            "a framebuffer, the screen asked for, and no screen console"
+        );
+        check!(
+            plan_window.is_none(),
+            "a framebuffer window without a screen console"
+        );
+        return Ok(());
+    };
+    let fb = fb.ok_or_else(|| fail!("a screen console without a framebuffer"))?;
+    let window = window.ok_or_else(|| fail!("no window after the handoff"))?;
+    check!(
+        base == Some(window.virt),
+        "drawing through {base:#x?}, not the window at {:#x}",
+        window.virt
+    );
+    check!(
+        plan_window.is_some_and(|m| m.virt <= window.virt && window.virt < m.virt + m.len),
+        "the window {:#x} is not the plan's",
+        window.virt
+    );
+    // SAFETY: the physmap maps all RAM, page tables included.
+    let physmap = unsafe { crate::shim::direct::DirectMap::new(s.layout.page_offset_base()) };
+    let walker = Walker::new(&physmap, s.root, s.levels);
+    let t = walker
+        .translate(window.virt)
+        .ok_or_else(|| fail!("the window {:#x} is not mapped", window.virt))?;
+    check!(
+        t.phys.as_u64() == fb.phys,
+        "the window maps {:#x}, the framebuffer is at {:#x}",
+        t.phys.as_u64(),
+        fb.phys
+    );
+    let kind = if t.leaf.size == PageSize::Size4K {
+        PageKind::Size4KiB
+    } else {
+        PageKind::Large
+    };
+    let ty = s.pat.type_for_flags(t.leaf.flags, kind);
+    let want = if s.pat.index_for(MemType::Wc).is_some() {
+        MemType::Wc
+    } else {
+        MemType::Uc
+    };
+    check!(ty == want, "the window is {ty}, not {want}");
+    check!(
+        walker
+            .translate(s.layout.page_offset_base() + fb.phys)
+            .is_none(),
+        "the physmap maps the framebuffer"
+    );
+    // The first text row holds text: some of its pixels are lit.
+    let lit = {
+        let _guard = SCREEN.lock();
+        // SAFETY: the window maps at least the console's first text row
+        // (its `len` bytes, checked when planned), readable; the lock keeps
+        // the console from drawing meanwhile.
+        let top = unsafe { core::slice::from_raw_parts(window.virt as *const u8, row) };
+        top.iter().any(|&b| b != 0)
+    };
+    check!(lit, "the first text row is black");
+    Ok(())
+}

@@ -383,7 +383,14 @@ fn ioremap_types() -> TestResult {
     if let Some(fb) = crate::boot::info().framebuffer {
         // The screen console draws nothing meanwhile, and every pixel
         // written here is put back: the screen shows the log, not the test.
-        crate::console::fb::paused(|| framebuffer_types(fb.phys, fb.pitch * fb.height))?;
+        let mut kept = None;
+        crate::console::fb::paused(|| framebuffer_types(fb.phys, fb.pitch * fb.height, &mut kept))?;
+        if let Some(kept) = kept {
+            log::info!(
+                "mm: the console's window was unmapped for the WT mapping; its {kept} page-table \
+                 frames from the handoff stay reserved"
+            );
+        }
     }
     Ok(())
 }
@@ -403,7 +410,9 @@ fn poke_pixel(va: u64, value: u32) -> u32 {
     }
 }
 
-fn framebuffer_types(phys: u64, len: u64) -> TestResult {
+/// `kept`: how many of the handoff's page tables the window's unmapping
+/// left reserved (logged once the console draws again).
+fn framebuffer_types(phys: u64, len: u64, kept: &mut Option<usize>) -> TestResult {
     // Write-combining, beside the console's own WC window: two mappings,
     // one type.
     let io = vmalloc::ioremap(phys, len, MemType::Wc).map_err(|e| fail!("{e}"))?;
@@ -418,8 +427,7 @@ fn framebuffer_types(phys: u64, len: u64) -> TestResult {
     // planned (the live tables are held to the plan again later).
     let window = console_window();
     if let Some(w) = window {
-        super::mapper::unmap(w.virt, w.len, |_| {})
-            .map_err(|e| fail!("unmapping the console's window: {e}"))?;
+        *kept = Some(unmap_keeping_tables(w.virt, w.len)?);
     }
     let result = write_through(phys, len);
     if let Some(w) = window {
@@ -431,6 +439,26 @@ fn framebuffer_types(phys: u64, len: u64) -> TestResult {
         );
     }
     result
+}
+
+/// Unmaps `virt..virt + len` (the console's window) and flushes it from
+/// every TLB. The tables it empties were built by the handoff, which the
+/// frame allocator keeps reserved for good: they are left so, not freed
+/// (the window's restoration takes new ones).
+fn unmap_keeping_tables(virt: u64, len: u64) -> Result<usize, crate::selftest::Failed> {
+    let s = shim::state();
+    let mut window = physmap();
+    let mut kept = 0;
+    handoff::paging::Unmapper::new(&mut window, s.root, s.levels)
+        .unmap(
+            virt,
+            len,
+            |leaf| crate::cpu::invlpg(leaf.virt),
+            |_, _| kept += 1,
+        )
+        .map_err(|e| fail!("unmapping the console's window: {e:?}"))?;
+    crate::smp::shootdown(virt, len);
+    Ok(kept)
 }
 
 fn write_through(phys: u64, len: u64) -> TestResult {
