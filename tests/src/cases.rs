@@ -352,13 +352,16 @@ pub fn all() -> Vec<Case> {
                 "---[ High Kernel Mapping ]---",
                 "0xffffffff80000000-0x* ro * GLB x  pte",
                 "---[ Modules ]---",
-                // Empty from the modules area up: the top PUD entry's run
-                // splits at Linux's "End Modules" and "Fixmap Area", both
-                // at MODULES_END.
-                "0xffffffffc0000000-0xffffffffff000000        1008M * pud",
+                // The modules area is empty; the fixmap holds the screen
+                // console's framebuffer window, write-combining (PWT
+                // selects WC in baton's PAT), read-write, never executable:
+                // a 2 MiB page, then 4 KiB pages to the end of QEMU's
+                // 1280x800 framebuffer.
+                "0xffffffffa0000000-0xffffffffff000000        1520M * pmd",
                 "---[ End Modules ]---",
                 "---[ Fixmap Area ]---",
-                "0xffffffffff000000-0x0000000000000000          16M * pud",
+                "0xffffffffff000000-0xffffffffff200000           2M     RW PWT     PSE     GLB NX pmd",
+                "0xffffffffff200000-0xffffffffff3e8000        1952K     RW PWT             GLB NX pte",
             ],
             ..BASE
         },
