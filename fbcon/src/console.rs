@@ -368,7 +368,8 @@ impl Console {
             let line = &mut fb[start..start + (right - left) * N];
             // Uncovered pixels in the box get the background they have
             // already: no branch per pixel.
-            for (px, &alpha) in line.chunks_exact_mut(N).zip(coverage) {
+            let (pixels, _) = line.as_chunks_mut::<N>();
+            for (px, &alpha) in pixels.iter_mut().zip(coverage) {
                 let value = shades[alpha as usize].to_le_bytes();
                 px.copy_from_slice(&value[..N]);
             }
