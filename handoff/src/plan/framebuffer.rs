@@ -88,7 +88,7 @@ fn window_start(layout: &Layout, phys: u64) -> u64 {
 }
 
 /// How many bytes of a framebuffer starting at `phys` the window holds
-/// (the fixmap from [`window_start`] on, less the offset within the first
+/// (the fixmap from where its first page goes, less its offset in that
 /// page): the console can size itself before the plan is made.
 pub fn capacity(layout: &Layout, phys: u64) -> u64 {
     layout.region(RegionKind::Fixmap).end - window_start(layout, phys) - phys % PAGE_SIZE
