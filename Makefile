@@ -10,7 +10,8 @@
 #   make test            rustfmt, clippy, host tests, QEMU boot tests
 #   make bench           time the page-table builder against per-page mapping
 #                        (table in build/bench.md; with BENCH=filter in
-#                        build/bench-filtered.md)
+#                        build/bench-filtered.md), and the screen console's
+#                        cost per log line and per scroll
 #   make fuzz            fuzz handoff's parsers and planner (nightly, cargo-fuzz)
 #   make deps            check and install prerequisites
 #
@@ -102,13 +103,14 @@ fmt-check:
 # build from scratch, so `make bench` builds that.
 clippy:
 	cargo clippy -p handoff --all-targets --all-features -- -D warnings
+	cargo clippy -p fbcon --all-targets -- -D warnings
 	cargo clippy -p boot-tests --all-targets -- -D warnings
 	cargo clippy -p handoff-bench --lib -- -D warnings
 	cargo clippy -p kernel --target $(TARGET) --release -- -D warnings
 	cargo clippy -p kernel --target $(TARGET) --release --all-features -- -D warnings
 
 host-test:
-	cargo test -p handoff -p boot-tests
+	cargo test -p handoff -p fbcon -p boot-tests
 
 boot-test: kernel
 	cargo run -q --release -p boot-tests -- --kernel $(KERNEL) $(BOOT_TESTS)
@@ -117,7 +119,8 @@ boot-test: kernel
 # it to $(BUILD)/bench.md, or to $(BUILD)/bench-filtered.md when BENCH
 # leaves something untimed (criterion's data goes to $(BUILD)/criterion).
 bench:
-	BENCH_OUT=$(abspath $(BUILD))/bench.md cargo bench -p handoff-bench -- $(BENCH)
+	BENCH_OUT=$(abspath $(BUILD))/bench.md cargo bench -p handoff-bench --bench handoff -- $(BENCH)
+	cargo bench -p handoff-bench --bench console -- $(BENCH)
 
 # Fuzzing (fuzz/, its own workspace): libFuzzer through cargo-fuzz on
 # nightly, with overflow checks and debug assertions on. Each target starts

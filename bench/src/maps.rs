@@ -283,6 +283,7 @@ impl Machine {
             pat: &Pat::BATON,
             cpu: self.cpu,
             kernel: &self.kernel,
+            framebuffer: None,
         }
     }
 }

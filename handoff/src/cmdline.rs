@@ -24,6 +24,9 @@ pub enum LogLevel {
 }
 
 impl LogLevel {
+    /// The values `loglevel=` takes, for messages.
+    pub const VALID: &'static str = "off, error, warn, info, debug, trace, 0-5";
+
     /// Parses `off|error|warn|info|debug|trace` or the digits `0` to `5`.
     pub fn parse(value: &str) -> Option<Self> {
         Some(match value {
@@ -69,6 +72,10 @@ pub enum Inject {
 }
 
 impl Inject {
+    /// The values `inject=` takes, for messages.
+    pub const VALID: &'static str =
+        "overlap, truncate, no-efi-map, desc-size, svam-version, lower-half";
+
     fn parse(value: &str) -> Option<Self> {
         Some(match value {
             "overlap" => Inject::Overlap,
@@ -107,9 +114,17 @@ pub enum Fault {
     /// (`fault=heap-frames`; within the heap's reservation under a small
     /// `-m`).
     HeapOutOfFrames,
+    /// Read address 0 from inside the console, halfway through writing a
+    /// log line with its locks held (`fault=console`): the report must
+    /// still reach every console.
+    InConsole,
 }
 
 impl Fault {
+    /// The values `fault=` takes, for messages.
+    pub const VALID: &'static str = "null, rodata, nx, stack-overflow, vmalloc-stack-overflow, \
+                                     ud, heap-oom, heap-frames, console";
+
     fn parse(value: &str) -> Option<Self> {
         Some(match value {
             "null" => Fault::NullRead,
@@ -120,9 +135,66 @@ impl Fault {
             "ud" => Fault::InvalidOpcode,
             "heap-oom" => Fault::HeapOutOfMemory,
             "heap-frames" => Fault::HeapOutOfFrames,
+            "console" => Fault::InConsole,
             _ => return None,
         })
     }
+}
+
+/// The consoles that get the log (`console=`). As in Linux, every
+/// console named gets it, and only those; `console=` may repeat. Without
+/// any, the log goes to the serial port and to the screen where there is
+/// a framebuffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Consoles {
+    /// COM1: `console=serial`, or Linux's `ttyS0` (with or without
+    /// `,115200n8`-style settings, which baton ignores: it always runs at
+    /// 115200 8N1).
+    pub serial: bool,
+    /// The framebuffer: `console=fb`, or Linux's `tty0`.
+    pub screen: bool,
+    /// Whether `console=` chose them, rather than the default.
+    pub named: bool,
+}
+
+impl Consoles {
+    /// Both, when no `console=` is given.
+    pub const DEFAULT: Consoles = Consoles {
+        serial: true,
+        screen: true,
+        named: false,
+    };
+
+    /// The values `console=` takes, for messages.
+    pub const VALID: &'static str = "serial (or ttyS0), fb (or tty0)";
+
+    fn parse(value: &str) -> Option<Token<'_>> {
+        match value {
+            "serial" | "ttyS0" => Some(Token::Console(true)),
+            "fb" | "tty0" => Some(Token::Console(false)),
+            v if v.starts_with("ttyS0,") => Some(Token::Console(true)),
+            _ => None,
+        }
+    }
+}
+
+/// The font sizes of the screen console (`fbcon=font:<size>`), the heights
+/// of its font's cells in pixels.
+pub const FONT_SIZES: [u16; 4] = [16, 20, 24, 32];
+
+/// The values `fbcon=` takes, for messages.
+pub const FBCON_VALID: &str = "font:16, font:20, font:24, font:32";
+
+/// Parses `fbcon=`'s value: `font:<size>`.
+fn parse_fbcon(value: &str) -> Option<Token<'_>> {
+    let size = match value.strip_prefix("font:")? {
+        "16" => 16,
+        "20" => 20,
+        "24" => 24,
+        "32" => 32,
+        _ => return None,
+    };
+    Some(Token::Font(size))
 }
 
 /// The options baton understands, parsed from the command line.
@@ -142,6 +214,11 @@ pub struct Options {
     pub inject: Option<Inject>,
     /// `fault=`: a fault to provoke (honoured in test runs only).
     pub fault: Option<Fault>,
+    /// `console=`: where the log goes.
+    pub consoles: Consoles,
+    /// `fbcon=font:<size>`: the screen console's font size (one of
+    /// [`FONT_SIZES`]); chosen from the screen's size when not given.
+    pub font: Option<u16>,
 }
 
 /// Something on the command line baton could not use.
@@ -155,6 +232,8 @@ pub enum Problem<'a> {
         option: &'a str,
         /// The value given.
         value: &'a str,
+        /// The values it takes.
+        valid: &'static str,
     },
     /// A flag option given a value (`test=1`).
     UnexpectedValue(&'a str),
@@ -164,9 +243,14 @@ impl fmt::Display for Problem<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Problem::Unknown(tok) => write!(f, "unknown option `{tok}` ignored"),
-            Problem::BadValue { option, value } => {
-                write!(f, "bad value `{value}` for `{option}=` ignored")
-            }
+            Problem::BadValue {
+                option,
+                value,
+                valid,
+            } => write!(
+                f,
+                "bad value `{value}` for `{option}=` ignored; valid: {valid}"
+            ),
             Problem::UnexpectedValue(tok) => {
                 write!(f, "option `{tok}` takes no value; ignored")
             }
@@ -187,6 +271,10 @@ enum Token<'a> {
     LogLevel(LogLevel),
     Inject(Inject),
     Fault(Fault),
+    /// `console=`: the serial port (`true`) or the screen.
+    Console(bool),
+    /// `fbcon=font:`.
+    Font(u16),
     Problem(Problem<'a>),
 }
 
@@ -195,27 +283,38 @@ fn classify(tok: &str) -> Token<'_> {
         Some((n, v)) => (n, Some(v)),
         None => (tok, None),
     };
-    let bad = || {
+    let bad = |valid| {
         Token::Problem(Problem::BadValue {
             option: name,
             value: value.unwrap_or(""),
+            valid,
         })
     };
     let flag: fn(&mut Options) = match name {
         "inject" => {
             return value
                 .and_then(Inject::parse)
-                .map_or_else(bad, Token::Inject);
+                .map_or_else(|| bad(Inject::VALID), Token::Inject);
         }
-        "fault" => return value.and_then(Fault::parse).map_or_else(bad, Token::Fault),
+        "fault" => {
+            return value
+                .and_then(Fault::parse)
+                .map_or_else(|| bad(Fault::VALID), Token::Fault);
+        }
         "loglevel" => {
-            return match value.and_then(LogLevel::parse) {
-                Some(level) => Token::LogLevel(level),
-                None => Token::Problem(Problem::BadValue {
-                    option: name,
-                    value: value.unwrap_or(""),
-                }),
-            };
+            return value
+                .and_then(LogLevel::parse)
+                .map_or_else(|| bad(LogLevel::VALID), Token::LogLevel);
+        }
+        "console" => {
+            return value
+                .and_then(Consoles::parse)
+                .unwrap_or_else(|| bad(Consoles::VALID));
+        }
+        "fbcon" => {
+            return value
+                .and_then(parse_fbcon)
+                .unwrap_or_else(|| bad(FBCON_VALID));
         }
         "test" => |o| o.test = true,
         "poweroff" => |o| o.poweroff = true,
@@ -240,6 +339,8 @@ impl<'a> Cmdline<'a> {
             ptdump: false,
             inject: None,
             fault: None,
+            consoles: Consoles::DEFAULT,
+            font: None,
         };
         for tok in text.split_ascii_whitespace() {
             match classify(tok) {
@@ -247,6 +348,22 @@ impl<'a> Cmdline<'a> {
                 Token::LogLevel(level) => options.loglevel = Some(level),
                 Token::Inject(inject) => options.inject = Some(inject),
                 Token::Fault(fault) => options.fault = Some(fault),
+                Token::Console(serial) => {
+                    let c = &mut options.consoles;
+                    if !c.named {
+                        *c = Consoles {
+                            serial: false,
+                            screen: false,
+                            named: true,
+                        };
+                    }
+                    if serial {
+                        c.serial = true;
+                    } else {
+                        c.screen = true;
+                    }
+                }
+                Token::Font(size) => options.font = Some(size),
                 Token::Problem(_) => {}
             }
         }
@@ -291,6 +408,8 @@ mod tests {
                 ptdump: false,
                 inject: None,
                 fault: None,
+                consoles: Consoles::DEFAULT,
+                font: None,
             }
         );
         assert_eq!(c.problems().count(), 0);
@@ -328,16 +447,23 @@ mod tests {
                 Problem::Unknown("quiet"),
                 Problem::BadValue {
                     option: "loglevel",
-                    value: "loud"
+                    value: "loud",
+                    valid: LogLevel::VALID,
                 },
                 Problem::UnexpectedValue("test=1"),
                 Problem::BadValue {
                     option: "loglevel",
-                    value: ""
+                    value: "",
+                    valid: LogLevel::VALID,
                 },
             ]
         );
         assert_eq!(problems[0].to_string(), "unknown option `quiet` ignored");
+        assert_eq!(
+            problems[1].to_string(),
+            "bad value `loud` for `loglevel=` ignored; valid: off, error, warn, info, debug, \
+             trace, 0-5"
+        );
     }
 
     #[test]
@@ -364,6 +490,7 @@ mod tests {
             ("vmalloc-stack-overflow", Fault::VmallocStackOverflow),
             ("heap-oom", Fault::HeapOutOfMemory),
             ("heap-frames", Fault::HeapOutOfFrames),
+            ("console", Fault::InConsole),
         ] {
             assert_eq!(Fault::parse(v), Some(f));
         }
@@ -374,14 +501,128 @@ mod tests {
             vec![
                 Problem::BadValue {
                     option: "inject",
-                    value: "everything"
+                    value: "everything",
+                    valid: Inject::VALID,
                 },
                 Problem::BadValue {
                     option: "fault",
-                    value: ""
+                    value: "",
+                    valid: Fault::VALID,
                 },
             ]
         );
+    }
+
+    #[test]
+    fn every_listed_value_parses() {
+        let list = |valid: &'static str| valid.split(", ").map(|v| v.to_owned());
+        for v in list(Fault::VALID) {
+            assert!(Fault::parse(&v).is_some(), "fault={v}");
+        }
+        for v in list(Inject::VALID) {
+            assert!(Inject::parse(&v).is_some(), "inject={v}");
+        }
+        for v in list(FBCON_VALID) {
+            assert!(parse_fbcon(&v).is_some(), "fbcon={v}");
+        }
+        for v in ["off", "error", "warn", "info", "debug", "trace", "0", "5"] {
+            assert!(LogLevel::VALID.contains(v.chars().next().unwrap()));
+            assert!(LogLevel::parse(v).is_some());
+        }
+    }
+
+    #[test]
+    fn both_consoles_by_default() {
+        let c = Cmdline::parse("test loglevel=debug").options().consoles;
+        assert_eq!(c, Consoles::DEFAULT);
+        assert!(c.serial && c.screen && !c.named);
+    }
+
+    #[test]
+    fn named_consoles_accumulate_and_only_they_get_the_log() {
+        let only = |line| Cmdline::parse(line).options().consoles;
+        let c = only("console=serial");
+        assert_eq!((c.serial, c.screen, c.named), (true, false, true));
+        let c = only("console=fb");
+        assert_eq!((c.serial, c.screen, c.named), (false, true, true));
+        let c = only("console=fb test console=serial");
+        assert_eq!((c.serial, c.screen, c.named), (true, true, true));
+        // Linux's names, settings after the comma included.
+        let c = only("console=ttyS0,115200n8");
+        assert_eq!((c.serial, c.screen), (true, false));
+        let c = only("console=tty0 console=ttyS0");
+        assert_eq!((c.serial, c.screen), (true, true));
+        // A console twice is still one.
+        let c = only("console=fb console=fb");
+        assert_eq!((c.serial, c.screen), (false, true));
+    }
+
+    #[test]
+    fn bad_console_values_are_one_problem_each_listing_the_valid_ones() {
+        let c = Cmdline::parse("console=vga console=ttyS1 console console=fb");
+        // The bad ones are ignored; the good one still counts.
+        let consoles = c.options().consoles;
+        assert_eq!((consoles.serial, consoles.screen), (false, true));
+        let problems: Vec<_> = c.problems().collect();
+        assert_eq!(problems.len(), 3);
+        assert_eq!(
+            problems[0].to_string(),
+            "bad value `vga` for `console=` ignored; valid: serial (or ttyS0), fb (or tty0)"
+        );
+        assert_eq!(
+            problems[1],
+            Problem::BadValue {
+                option: "console",
+                value: "ttyS1",
+                valid: Consoles::VALID,
+            }
+        );
+        // Only bad values: no console named, so the default stays.
+        let c = Cmdline::parse("console=lp0");
+        assert_eq!(c.options().consoles, Consoles::DEFAULT);
+    }
+
+    #[test]
+    fn font_sizes() {
+        for (line, size) in [
+            ("fbcon=font:16", Some(16)),
+            ("fbcon=font:32", Some(32)),
+            ("fbcon=font:20 fbcon=font:24", Some(24)),
+            ("", None),
+        ] {
+            assert_eq!(Cmdline::parse(line).options().font, size, "{line}");
+        }
+        for bad in [
+            "fbcon=font:18",
+            "fbcon=font:",
+            "fbcon=16",
+            "fbcon=font:+16",
+            "fbcon",
+        ] {
+            let c = Cmdline::parse(bad);
+            assert_eq!(c.options().font, None, "{bad}");
+            let problems: Vec<_> = c.problems().collect();
+            assert_eq!(problems.len(), 1, "{bad}");
+            assert!(
+                problems[0]
+                    .to_string()
+                    .ends_with("ignored; valid: font:16, font:20, font:24, font:32"),
+                "{}",
+                problems[0]
+            );
+        }
+    }
+
+    #[test]
+    fn the_font_sizes_are_the_consoles() {
+        let sizes: Vec<u16> = fbcon::FontSize::ALL
+            .iter()
+            .map(|f| f.height() as u16)
+            .collect();
+        assert_eq!(sizes, FONT_SIZES);
+        for size in FONT_SIZES {
+            assert!(FBCON_VALID.contains(&std::format!("font:{size}")));
+        }
     }
 
     #[test]

@@ -28,7 +28,9 @@
 //!  0xffff_ffff_0000_0000                                            .. unused hole (EFI_VA_START) ..
 //!  0xffff_ffff_8000_0000                           512 MiB          kernel image (__START_KERNEL_map)
 //!  0xffff_ffff_a000_0000                           1520 MiB         modules (reserved)
-//!  0xffff_ffff_ff00_0000                           14 MiB           fixmap and vsyscall slot (reserved)
+//!  0xffff_ffff_ff00_0000                           14 MiB           fixmap: the framebuffer window
+//!                                                                   (see plan::framebuffer), the rest
+//!                                                                   and the vsyscall slot reserved
 //!  0xffff_ffff_ffe0_0000                           2 MiB            .. unused hole ..
 //! ```
 //!
@@ -238,7 +240,8 @@ pub enum RegionKind {
     KernelImage,
     /// Module space; reserved.
     Modules,
-    /// The fixmap and vsyscall slot; reserved.
+    /// The fixmap: the framebuffer window for the screen console from its
+    /// start, the rest (vsyscall slot included) reserved.
     Fixmap,
 }
 

@@ -353,6 +353,7 @@ fn efi_window_large_pages_keep_one_memory_type() {
         pat: &Pat::BATON,
         cpu,
         kernel: &kernel,
+        framebuffer: None,
     };
     let mut plan = Box::new(Plan::new());
     plan.make(&inputs).unwrap();
@@ -425,6 +426,7 @@ fn plans_hold_every_map_the_normaliser_makes() {
             global: true,
         },
         kernel: &kernel,
+        framebuffer: None,
     };
     let mut plan = Box::new(Plan::new());
     // 2046 physmap mappings and 4 kernel sections.

@@ -1,12 +1,17 @@
-//! The serial console on COM1 and the `log` backend that writes to it.
+//! The consoles: COM1 and the screen ([`fb`]), and the `log` backend that
+//! writes every line to each (`console=` picks them; both by default).
 //!
 //! Every line is prefixed with the time since the CPU came out of reset
 //! (from the TSC, see [`crate::time`]) and the level, Linux-style:
-//! `[    0.004211] INFO  handoff: ...`.
+//! `[    0.004211] INFO  handoff: ...`. The screen gets the same text, its
+//! level shown by colour, drawn before the serial port gets it.
+
+pub mod fb;
 
 use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicBool, Ordering};
 
-use log::{LevelFilter, Log, Metadata, Record};
+use log::{LevelFilter, Log, Metadata, Record, info};
 use spin::Mutex;
 use uart_16550::backend::PioBackend;
 use uart_16550::{BaudRate, Config, Uart16550Tty};
@@ -15,6 +20,8 @@ const COM1: u16 = 0x3f8;
 
 static SERIAL: Mutex<Option<Uart16550Tty<PioBackend>>> = Mutex::new(None);
 static LOGGER: Logger = Logger;
+/// Whether the serial port gets the log (`console=`).
+static SERIAL_ON: AtomicBool = AtomicBool::new(true);
 
 /// Brings up COM1 at 115200 8N1 and installs the logger at `info`.
 /// Without a working UART the kernel runs on silently.
@@ -34,10 +41,56 @@ pub fn init() {
     log::set_max_level(LevelFilter::Info);
 }
 
-/// Writes to the console, also when the lock is held by the interrupted
+/// Picks the consoles `console=` names and brings up the screen console
+/// (in font size `font`, if given); call before the first log line. With
+/// the screen alone asked for but no screen to be had, the serial port
+/// keeps the log. [`report`] logs the outcome.
+pub fn configure(consoles: handoff::cmdline::Consoles, font: Option<u16>) {
+    let screen = consoles.screen && matches!(fb::init(font), fb::Setup::Drawing);
+    SERIAL_ON.store(consoles.serial || !screen, Ordering::Relaxed);
+    *CONSOLES.lock() = Some((consoles, screen));
+}
+
+static CONSOLES: Mutex<Option<(handoff::cmdline::Consoles, bool)>> = Mutex::new(None);
+
+/// Whether the command line left the screen among the consoles.
+pub fn screen_asked() -> bool {
+    CONSOLES.lock().is_some_and(|(asked, _)| asked.screen)
+}
+
+/// Logs which consoles get the log, and the screen console's setup.
+pub fn report() {
+    let Some((asked, screen)) = *CONSOLES.lock() else {
+        return;
+    };
+    let serial = SERIAL_ON.load(Ordering::Relaxed);
+    let source = if asked.named {
+        "as console= asks"
+    } else {
+        "by default"
+    };
+    match (serial, screen) {
+        (true, true) => info!("console: the log goes to COM1 and the screen, {source}"),
+        (false, true) => info!("console: the log goes to the screen only, {source}"),
+        (true, false) if asked.screen => {
+            info!("console: the log goes to COM1 only: the screen console is not available")
+        }
+        _ => info!("console: the log goes to COM1 only, {source}"),
+    }
+    fb::report_setup();
+}
+
+/// Writes to the consoles, also when a lock is held by the interrupted
 /// code (a fault or panic while printing). Only for paths that stop the
 /// machine afterwards.
 pub fn emergency_print(args: fmt::Arguments<'_>) {
+    if SERIAL_ON.load(Ordering::Relaxed) {
+        emergency_serial(args);
+    }
+    fb::emergency(args);
+}
+
+fn emergency_serial(args: fmt::Arguments<'_>) {
     let mut guard = match SERIAL.try_lock() {
         Some(guard) => guard,
         None => {
@@ -60,8 +113,33 @@ pub struct Writer;
 
 impl Write for Writer {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        if let Some(tty) = SERIAL.lock().as_mut() {
-            tty.write_str(s)?;
+        let mut serial = SERIAL_ON.load(Ordering::Relaxed).then(|| SERIAL.lock());
+        let mut screen = fb::lock();
+        if let Some(screen) = screen.as_mut() {
+            screen.set_style(fbcon::Style::Plain);
+        }
+        Tee {
+            serial: serial.as_mut().and_then(|s| s.as_mut()),
+            screen: screen.as_mut(),
+        }
+        .write_str(s)
+    }
+}
+
+/// Both consoles at once: the screen first, so that a line on the serial
+/// port is on the screen already.
+struct Tee<'a> {
+    serial: Option<&'a mut Uart16550Tty<PioBackend>>,
+    screen: Option<&'a mut fb::Lock>,
+}
+
+impl Write for Tee<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        if let Some(screen) = self.screen.as_mut() {
+            screen.write_str(s)?;
+        }
+        if let Some(serial) = self.serial.as_mut() {
+            serial.write_str(s)?;
         }
         Ok(())
     }
@@ -90,14 +168,28 @@ impl Log for Logger {
         }
         let (secs, micros) = crate::time::since_reset();
         let level = match record.level() {
-            log::Level::Error => "ERROR",
-            log::Level::Warn => "WARN ",
-            log::Level::Info => "INFO ",
-            log::Level::Debug => "DEBUG",
-            log::Level::Trace => "TRACE",
+            log::Level::Error => fbcon::Level::Error,
+            log::Level::Warn => fbcon::Level::Warn,
+            log::Level::Info => fbcon::Level::Info,
+            log::Level::Debug => fbcon::Level::Debug,
+            log::Level::Trace => fbcon::Level::Trace,
         };
-        if let Some(tty) = SERIAL.lock().as_mut() {
-            let _ = writeln!(tty, "[{secs:5}.{micros:06}] {level} {}", record.args());
+        let mut serial = SERIAL_ON.load(Ordering::Relaxed).then(|| SERIAL.lock());
+        let mut screen = fb::lock();
+        if let Some(screen) = screen.as_mut() {
+            screen.set_style(fbcon::Style::Time);
+        }
+        let mut out = Tee {
+            serial: serial.as_mut().and_then(|s| s.as_mut()),
+            screen: screen.as_mut(),
+        };
+        let _ = write!(out, "[{secs:5}.{micros:06}] ");
+        if let Some(screen) = out.screen.as_mut() {
+            screen.set_style(fbcon::Style::Level(level));
+        }
+        let _ = writeln!(out, "{} {}", level.word(), record.args());
+        if let Some(screen) = screen.as_mut() {
+            screen.record();
         }
     }
 

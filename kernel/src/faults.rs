@@ -84,10 +84,27 @@ pub fn provoke(fault: Fault) {
                 }
             }
         }
+        Fault::InConsole => {
+            // The read happens while the console formats this line, its
+            // locks held and the line half written.
+            info!("fault: inside the console: {}", NullInDisplay);
+        }
         Fault::InvalidOpcode => {
             // SAFETY: none; ud2 raises #UD.
             unsafe { asm!("ud2", options(nostack)) };
         }
+    }
+}
+
+/// Reads address 0 when displayed: a fault from inside the console.
+struct NullInDisplay;
+
+impl core::fmt::Display for NullInDisplay {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        // SAFETY: none; this read of address 0 is meant to fault in the
+        // empty lower half.
+        unsafe { asm!("mov {0}, qword ptr [0]", out(reg) _, options(nostack)) };
+        f.write_str("(not reached)")
     }
 }
 

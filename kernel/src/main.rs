@@ -12,7 +12,8 @@ extern crate alloc;
 
 /// Limine's requests, and the copy of what baton keeps from them.
 mod boot;
-/// The serial console and the `log` backend.
+/// The consoles (serial, and the screen through the framebuffer) and the
+/// `log` backend.
 mod console;
 /// Each CPU's state: stacks, GDT/TSS, IDT and traps, protections, the
 /// local APIC, TLB maintenance and IPIs.
@@ -73,10 +74,14 @@ extern "C" fn kmain() -> ! {
     let options = early();
     let boot = boot::collect().unwrap_or_else(|e| stop("boot", e));
     let mut phases = time::Phases::start();
+    let drawn = console::fb::drawing_time();
     let kernel = shim::run(boot, &mut phases).unwrap_or_else(|e| stop("handoff", e));
+    console::fb::report_switch();
     efi::init(boot, kernel);
     phases.done("efi");
+    let drawn = console::fb::drawing_time() - drawn;
     phases.report("handoff");
+    console::fb::report_handoff_share(drawn);
     mm::init(kernel).unwrap_or_else(|e| stop("mm", e));
     efi::release_temporary_tables();
     match mm::guard_ist_stacks() {
@@ -103,6 +108,7 @@ extern "C" fn kmain() -> ! {
         error!("fault: {fault:?} did not fault");
         exit::fatal();
     }
+    console::fb::report_cost();
     finish(options)
 }
 
@@ -122,6 +128,7 @@ fn early() -> Options {
     if options.test {
         exit::set_test_mode();
     }
+    console::configure(options.consoles, options.font);
     info!("baton {} booting", env!("CARGO_PKG_VERSION"));
     info!(
         "cpu: own stack, GDT/TSS (IST for #DF, NMI, #MC) and IDT loaded; TSC {}.{:03} MHz ({tsc_source:?})",
@@ -129,6 +136,7 @@ fn early() -> Options {
         tsc_hz / 1_000 % 1_000
     );
     info!("cpu: protections: {}", cpu::protect());
+    console::report();
     for problem in cmdline.problems() {
         warn!("cmdline: {problem}");
     }

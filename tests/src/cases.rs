@@ -68,6 +68,10 @@ pub enum Exit {
     /// into an exit), e.g. through EFI ResetSystem(EfiResetCold): no
     /// shutdown request in QEMU's trace, and never a triple fault.
     Reset,
+    /// The guest halted for good (status 0 once the runner, having read
+    /// the screen, ends QEMU): a case without isa-debug-exit whose kernel
+    /// stops with its verdict or report on every console.
+    Halted,
 }
 
 impl Exit {
@@ -75,7 +79,7 @@ impl Exit {
         match self {
             Exit::Pass => 33,
             Exit::Fail => 35,
-            Exit::Shutdown | Exit::Reset => 0,
+            Exit::Shutdown | Exit::Reset | Exit::Halted => 0,
         }
     }
 }
@@ -124,6 +128,10 @@ pub struct Case {
     pub faults: bool,
     /// CPUs (`-smp`).
     pub smp: u8,
+    /// Read the screen once the serial log ends with a line ending in this
+    /// (and every CPU halted), and compare it with the log replayed on the
+    /// kernel's console: pixel for pixel.
+    pub screen: Option<&'static str>,
 }
 
 const BASE: Case = Case {
@@ -146,6 +154,7 @@ const BASE: Case = Case {
     boots: 1,
     faults: false,
     smp: 1,
+    screen: None,
 };
 
 /// A test run that must stop cleanly with the failure verdict.
@@ -209,6 +218,18 @@ pub const HANDOVER: &[&str] = &[
     "selftest: ok   mm: the heap serves Box, Vec and String, and grows",
     "selftest: ok   mm: W^X holds over vmalloc, the vmemmap and the heap",
     "selftest: * tests: * passed, 0 failed, * skipped",
+];
+
+/// The last line of a test run without isa-debug-exit: the kernel halts.
+const NO_DEBUG_EXIT: &str = "selftest: no isa-debug-exit device to report the verdict; halting";
+
+/// What a boot with the screen console logs about it.
+const SCREEN_LINES: [&str; 5] = [
+    "console: the log goes to COM1 and the screen, by default",
+    "console: screen *x*, pitch *, 32 bpp, red 8@16 green 8@8 blue 8@0; Noto Sans Mono 16 (7x16 cells): *x* text, scrolling * rows at a time",
+    "console: drawing through Limine's HHDM at 0x*, write-combining",
+    "console: since the CR3 switch, drawing through baton's framebuffer window at 0xffffffffff000000 in the fixmap, write-combining through baton's PAT",
+    "selftest: ok   console: the screen is drawn through baton's WC window in the fixmap, never the physmap",
 ];
 
 pub fn all() -> Vec<Case> {
@@ -335,13 +356,16 @@ pub fn all() -> Vec<Case> {
                 "---[ High Kernel Mapping ]---",
                 "0xffffffff80000000-0x* ro * GLB x  pte",
                 "---[ Modules ]---",
-                // Empty from the modules area up: the top PUD entry's run
-                // splits at Linux's "End Modules" and "Fixmap Area", both
-                // at MODULES_END.
-                "0xffffffffc0000000-0xffffffffff000000        1008M * pud",
+                // The modules area is empty; the fixmap holds the screen
+                // console's framebuffer window, write-combining (PWT
+                // selects WC in baton's PAT), read-write, never executable:
+                // a 2 MiB page, then 4 KiB pages to the end of QEMU's
+                // 1280x800 framebuffer.
+                "0xffffffffa0000000-0xffffffffff000000        1520M * pmd",
                 "---[ End Modules ]---",
                 "---[ Fixmap Area ]---",
-                "0xffffffffff000000-0x0000000000000000          16M * pud",
+                "0xffffffffff000000-0xffffffffff200000           2M     RW PWT     PSE     GLB NX pmd",
+                "0xffffffffff200000-0xffffffffff3e8000        1952K     RW PWT             GLB NX pte",
             ],
             absent: &["0xfffffffe*GLB*"],
             ..BASE
@@ -835,6 +859,59 @@ pub fn all() -> Vec<Case> {
             ],
             absent: &["selftest:"],
             ..BASE
+        },
+        // The screen console (issue 17): the screen read back at the end
+        // and compared with the serial log replayed on the same console.
+        Case {
+            name: "screen-uefi",
+            about: "the whole log on the screen under OVMF: the last lines of a test run, \
+                    pixel for pixel, after scrolling",
+            debug_exit: false,
+            exit: Exit::Halted,
+            screen: Some(NO_DEBUG_EXIT),
+            lines: &SCREEN_LINES,
+            ..BASE
+        },
+        Case {
+            name: "screen-bios",
+            about: "the whole log on the screen under SeaBIOS (Limine's VBE framebuffer)",
+            firmware: Firmware::SeaBios,
+            debug_exit: false,
+            exit: Exit::Halted,
+            screen: Some(NO_DEBUG_EXIT),
+            lines: &SCREEN_LINES,
+            ..BASE
+        },
+        Case {
+            name: "screen-fault-null",
+            about: "a null-pointer read: the exception report on the screen, in the report's \
+                    colours",
+            cmdline: "test fault=null",
+            debug_exit: false,
+            exit: Exit::Halted,
+            faults: true,
+            screen: Some("baton: halted."),
+            lines: &[
+                "baton: EXCEPTION #PF page fault (vector 14) error code 0x0",
+                "  CR2 0x0000000000000000: not present, read, supervisor",
+            ],
+            ..STOPS
+        },
+        Case {
+            name: "screen-fault-in-console",
+            about: "a fault inside the console, its locks held mid-line: the report still \
+                    reaches the screen",
+            cmdline: "test fault=console",
+            debug_exit: false,
+            exit: Exit::Halted,
+            faults: true,
+            screen: Some("baton: halted."),
+            lines: &[
+                "INFO  fault: inside the console: ",
+                "baton: EXCEPTION #PF page fault (vector 14) error code 0x0",
+            ],
+            absent: &["(not reached)"],
+            ..STOPS
         },
         Case {
             name: "gdb-break-kmain",

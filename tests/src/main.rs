@@ -10,6 +10,7 @@
 mod cases;
 mod check;
 mod qemu;
+mod screen;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -123,7 +124,9 @@ fn power_off_problem(exit: Exit, qemu_log: &str) -> Option<&'static str> {
     let powered_off = qemu_log.contains(qemu::GUEST_SHUTDOWN);
     match exit {
         Exit::Shutdown if !powered_off => Some("QEMU saw no shutdown request from the guest"),
-        Exit::Reset | Exit::Pass | Exit::Fail if powered_off => Some("the guest powered off"),
+        Exit::Reset | Exit::Pass | Exit::Fail | Exit::Halted if powered_off => {
+            Some("the guest powered off")
+        }
         _ => None,
     }
 }
@@ -344,8 +347,12 @@ fn run_case(cfg: &Config, case: &Case, image: &Path) -> (Verdict, String) {
     let mut problems = Vec::new();
     let mut elapsed = Duration::ZERO;
     let mut run = None;
+    let ppm = logs.join(format!("{}.screen.ppm", case.name));
+    let screendump = case
+        .screen
+        .map(|marker| qemu::Screendump { marker, ppm: &ppm });
     for boot in 1..=case.boots {
-        let r = qemu::boot(&args, &serial_log, &qemu_log, TIMEOUT);
+        let r = qemu::boot(&args, &serial_log, &qemu_log, TIMEOUT, screendump);
         elapsed += r.elapsed;
         let which = if case.boots > 1 {
             format!("boot {boot}: ")
@@ -380,6 +387,15 @@ fn run_case(cfg: &Config, case: &Case, image: &Path) -> (Verdict, String) {
     }
     let run = run.expect("at least one boot");
     let lines = check::clean_lines(&run.serial);
+    if let Some(result) = &run.screendump {
+        let expected = logs.join(format!("{}.expected.ppm", case.name));
+        if let Err(e) = result
+            .clone()
+            .and_then(|()| check_screen(&run.serial, &lines, &ppm, &expected))
+        {
+            problems.push(format!("screen: {e}"));
+        }
+    }
     for pattern in case.common.iter().chain(case.lines) {
         if check::find(&lines, pattern).is_none() {
             problems.push(format!("no line matches \"{pattern}\""));
@@ -417,6 +433,31 @@ fn run_case(cfg: &Config, case: &Case, image: &Path) -> (Verdict, String) {
     }
 }
 
+/// Compares the screen QEMU dumped into `ppm` with the kernel's serial log
+/// replayed on its console; what was expected goes to `expected`.
+fn check_screen(
+    serial: &[u8],
+    lines: &[String],
+    ppm: &Path,
+    expected: &Path,
+) -> Result<(), String> {
+    let setup = screen::setup(lines)?;
+    let (text, alert_from) = screen::kernel_text(serial)?;
+    let want = screen::expected(&setup, &text, alert_from)?;
+    screen::write_ppm(expected, setup.geometry.width, setup.geometry.height, &want);
+    let got = fs::read(ppm)
+        .map_err(|e| format!("{}: {e}", ppm.display()))
+        .and_then(|data| screen::parse_ppm(&data))?;
+    match screen::compare(&setup, &want, &got) {
+        None => Ok(()),
+        Some(diff) => Err(format!(
+            "{} differs from the log replayed ({}): {diff}",
+            ppm.display(),
+            expected.display()
+        )),
+    }
+}
+
 /// Starts QEMU halted with its gdbstub and has GDB, with the project's
 /// script, break at `kmain`.
 fn gdb_case(
@@ -430,7 +471,7 @@ fn gdb_case(
     let mut args = qemu_args(cfg, case, image, vars);
     args.extend(["-s".into(), "-S".into()]);
     let (run, gdb) = thread::scope(|s| {
-        let qemu = s.spawn(|| qemu::boot(&args, serial_log, qemu_log, TIMEOUT));
+        let qemu = s.spawn(|| qemu::boot(&args, serial_log, qemu_log, TIMEOUT, None));
         // Give QEMU a moment to open its gdbstub.
         thread::sleep(Duration::from_millis(500));
         let gdb = Command::new("timeout")

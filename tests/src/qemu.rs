@@ -1,6 +1,8 @@
 //! Running one QEMU boot with a timeout and collecting its output.
 
 use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::thread;
@@ -68,19 +70,134 @@ pub struct Run {
     /// QEMU's own error output.
     pub stderr: String,
     pub elapsed: Duration,
+    /// With a [`Screendump`]: why the screen could not be read, if so.
+    pub screendump: Option<Result<(), String>>,
+}
+
+/// Reading the screen at the end of a boot: once the serial log holds
+/// `marker` as a whole line and every CPU has halted, the runner asks
+/// QEMU's monitor for a screendump (PPM) into `ppm`, then ends QEMU.
+#[derive(Debug, Clone, Copy)]
+pub struct Screendump<'a> {
+    pub marker: &'a str,
+    pub ppm: &'a Path,
+}
+
+/// A connection to QEMU's human monitor.
+struct Monitor {
+    stream: UnixStream,
+}
+
+impl Monitor {
+    fn connect(path: &Path) -> Result<Monitor, String> {
+        let stream =
+            UnixStream::connect(path).map_err(|e| format!("monitor {}: {e}", path.display()))?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .map_err(|e| e.to_string())?;
+        let mut m = Monitor { stream };
+        m.until_prompt()?;
+        Ok(m)
+    }
+
+    /// Everything up to the next `(qemu) ` prompt.
+    fn until_prompt(&mut self) -> Result<String, String> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !out.ends_with(b"(qemu) ") {
+            let n = self
+                .stream
+                .read(&mut buf)
+                .map_err(|e| format!("reading the monitor: {e}"))?;
+            if n == 0 {
+                return Err("the monitor closed".into());
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+        Ok(String::from_utf8_lossy(&out).into_owned())
+    }
+
+    fn command(&mut self, command: &str) -> Result<String, String> {
+        self.stream
+            .write_all(format!("{command}\n").as_bytes())
+            .map_err(|e| format!("writing to the monitor: {e}"))?;
+        self.until_prompt()
+    }
+}
+
+/// Waits until every CPU is halted (the kernel's final `hlt` with
+/// interrupts off: nothing more will be drawn), then dumps the screen.
+fn screendump(monitor_path: &Path, ppm: &Path) -> Result<(), String> {
+    let mut m = Monitor::connect(monitor_path)?;
+    let start = Instant::now();
+    loop {
+        // Each CPU's state has a line with `HLT=0` or `HLT=1`.
+        let cpus = m.command("info registers -a")?;
+        let listed = cpus.matches(" HLT=").count();
+        let halted = cpus.matches(" HLT=1").count();
+        if listed > 0 && halted == listed {
+            break;
+        }
+        if start.elapsed() > Duration::from_secs(20) {
+            return Err(format!("the CPUs did not halt: {cpus}"));
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    let _ = fs::remove_file(ppm);
+    let reply = m.command(&format!("screendump {}", ppm.display()))?;
+    if !ppm.is_file() {
+        return Err(format!("screendump wrote no file: {reply}"));
+    }
+    // Until QEMU closes the monitor: it has taken the command.
+    m.stream
+        .write_all(b"quit\n")
+        .map_err(|e| format!("writing to the monitor: {e}"))?;
+    let _ = m.stream.read_to_end(&mut Vec::new());
+    Ok(())
+}
+
+/// Whether the serial log holds `marker` as a whole line (its newline
+/// written, so the kernel has drawn it on the screen before).
+fn logged(serial_log: &Path, marker: &str) -> bool {
+    fs::read(serial_log).is_ok_and(|log| {
+        String::from_utf8_lossy(&log)
+            .lines()
+            .any(|l| l.trim_end_matches('\r').ends_with(marker))
+            && log.ends_with(b"\n")
+    })
 }
 
 /// Boots QEMU with `args`; the serial console goes to `serial_log` and
-/// QEMU's reset log (which records triple faults) to `qemu_log`.
-pub fn boot(args: &[String], serial_log: &Path, qemu_log: &Path, timeout: Duration) -> Run {
+/// QEMU's reset log (which records triple faults) to `qemu_log`. With
+/// `screen`, the screen is read at the end (see [`Screendump`]).
+pub fn boot(
+    args: &[String],
+    serial_log: &Path,
+    qemu_log: &Path,
+    timeout: Duration,
+    screen: Option<Screendump<'_>>,
+) -> Run {
     let _ = fs::remove_file(serial_log);
     let _ = fs::remove_file(qemu_log);
+    // A short path: socket addresses hold about 100 bytes.
+    let monitor_path = std::env::temp_dir().join(format!(
+        "baton-{}-{}.monitor",
+        std::process::id(),
+        serial_log
+            .file_stem()
+            .map_or_else(String::new, |s| s.to_string_lossy().into_owned())
+    ));
+    let _ = fs::remove_file(&monitor_path);
+    let monitor = match screen {
+        Some(_) => format!("unix:{},server=on,wait=off", monitor_path.display()),
+        None => "none".to_owned(),
+    };
     let start = Instant::now();
     let mut child = Command::new("qemu-system-x86_64")
         .args(args)
         .arg("-serial")
         .arg(format!("file:{}", serial_log.display()))
-        .args(["-display", "none", "-monitor", "none", "-no-reboot"])
+        .args(["-display", "none", "-monitor", &monitor, "-no-reboot"])
         .args(["-d", "cpu_reset", "-trace", SHUTDOWN_TRACE, "-D"])
         .arg(qemu_log)
         .stdin(Stdio::null())
@@ -88,7 +205,17 @@ pub fn boot(args: &[String], serial_log: &Path, qemu_log: &Path, timeout: Durati
         .stderr(Stdio::piped())
         .spawn()
         .expect("cannot start qemu-system-x86_64");
+    let mut screendumped = None;
     let ending = loop {
+        if let Some(s) = screen
+            && screendumped.is_none()
+            && logged(serial_log, s.marker)
+        {
+            screendumped = Some(screendump(&monitor_path, s.ppm));
+            if screendumped.as_ref().is_some_and(Result::is_err) {
+                let _ = child.kill();
+            }
+        }
         match child.try_wait().expect("waiting for QEMU") {
             Some(status) => {
                 break match status.code() {
@@ -109,12 +236,16 @@ pub fn boot(args: &[String], serial_log: &Path, qemu_log: &Path, timeout: Durati
         use std::io::Read;
         let _ = e.read_to_string(&mut stderr);
     }
+    let _ = fs::remove_file(&monitor_path);
     Run {
         ending,
         serial: fs::read(serial_log).unwrap_or_default(),
         qemu_log: fs::read_to_string(qemu_log).unwrap_or_default(),
         stderr,
         elapsed: start.elapsed(),
+        screendump: screen.map(|_| {
+            screendumped.unwrap_or_else(|| Err("the boot ended before the last line".into()))
+        }),
     }
 }
 

@@ -12,6 +12,9 @@
 //! * **kernel image** at its link address, per section: text RX, rodata R +
 //!   NX, data and bss RW + NX, with the guard page below the boot stack
 //!   left unmapped.
+//! * **framebuffer window** in the fixmap, when the kernel asks for one:
+//!   the firmware's framebuffer, write-combining, read-write, never
+//!   executable (see [`framebuffer`]).
 //! * vmalloc, the vmemmap and the EFI window stay empty: later stages fill
 //!   the top-level entries the layout gives them. The lower half stays
 //!   empty: there is no identity map.
@@ -29,12 +32,17 @@ use crate::Levels;
 use crate::PAGE_SIZE;
 use crate::layout::Layout;
 use crate::memmap::MemoryMap;
-use crate::memtype::{MemType, Mtrrs, PageKind, Pat, effective_runs, effective_type};
+use crate::memtype::{
+    MemType, Mtrrs, PageKind, Pat, effective_runs, effective_type, uniform_effective,
+};
 use crate::paging::{
     LeafCount, Mapping, PAT_4K, PageSize, TableCount, leaf_count, minimum_tables,
     minimum_tables_sorted,
 };
 
+pub mod framebuffer;
+#[cfg(test)]
+mod framebuffer_tests;
 #[cfg(test)]
 mod tests;
 mod verify;
@@ -131,6 +139,8 @@ pub enum Purpose {
     Kernel(Perm),
     /// Part of the EFI runtime window.
     EfiRuntime(crate::efi::Access),
+    /// The framebuffer window in the fixmap.
+    Framebuffer,
 }
 
 /// The purpose and the effective memory type of one mapping.
@@ -257,6 +267,7 @@ pub struct Plan {
     /// [`verify`] leaves their leaves alone.
     dynamic: [(u64, u64); 4],
     dynamic_len: usize,
+    framebuffer: Option<Result<framebuffer::FramebufferWindow, framebuffer::FramebufferError>>,
 }
 
 impl fmt::Debug for Plan {
@@ -297,6 +308,8 @@ pub struct Inputs<'a> {
     pub cpu: CpuCaps,
     /// The kernel image.
     pub kernel: &'a KernelImage,
+    /// The framebuffer to map for the screen console, if any.
+    pub framebuffer: Option<framebuffer::Framebuffer>,
 }
 
 impl Plan {
@@ -340,6 +353,7 @@ impl Plan {
             max_page: PageSize::Size2M,
             dynamic: [(0, 0); 4],
             dynamic_len: 0,
+            framebuffer: None,
         }
     }
 
@@ -376,6 +390,15 @@ impl Plan {
     /// [`mappings`](Self::mappings).
     pub fn meta(&self) -> &[Meta] {
         &self.meta[..self.len]
+    }
+
+    /// The framebuffer window, if [`Inputs::framebuffer`] asked for one:
+    /// where it is, or why there is none (a framebuffer the plan cannot map
+    /// is left out, never an error of the whole plan).
+    pub fn framebuffer(
+        &self,
+    ) -> Option<Result<framebuffer::FramebufferWindow, framebuffer::FramebufferError>> {
+        self.framebuffer
     }
 
     /// The paging mode the plan is for.
@@ -418,6 +441,7 @@ impl Plan {
         self.unmapped_ram = 0;
         self.physmap_bytes = 0;
         self.dynamic_len = 0;
+        self.framebuffer = None;
 
         // The ideal: every contiguous RAM run as one mapping.
         let ideal_leaves = count_leaves(self.ideal_physmap(inputs));
@@ -464,6 +488,9 @@ impl Plan {
 
         for section in &inputs.kernel.sections {
             self.push_kernel_section(inputs, section)?;
+        }
+        if let Some(fb) = inputs.framebuffer {
+            self.push_framebuffer(inputs, fb)?;
         }
 
         // The ideal table count: the same kernel mappings with the ideal
@@ -615,6 +642,38 @@ impl Plan {
         )
     }
 
+    /// Maps `fb` in the fixmap, above the kernel image, if it can be:
+    /// otherwise records why not.
+    fn push_framebuffer(
+        &mut self,
+        inputs: &Inputs<'_>,
+        fb: framebuffer::Framebuffer,
+    ) -> Result<(), PlanError> {
+        let window = framebuffer::window(
+            fb,
+            inputs.layout,
+            inputs.map,
+            inputs.pat,
+            inputs.cpu.nx,
+            inputs.cpu.global,
+        );
+        self.framebuffer = Some(window);
+        let Ok(w) = window else {
+            return Ok(());
+        };
+        let start = w.mapping.phys.as_u64();
+        let effective = uniform_effective(inputs.mtrrs, start, start + w.mapping.len, w.mem_type)
+            .unwrap_or(w.mem_type);
+        self.push(
+            w.mapping,
+            Meta {
+                purpose: Purpose::Framebuffer,
+                pat_type: w.mem_type,
+                effective,
+            },
+        )
+    }
+
     /// Adds the EFI runtime window's mappings (after the switch, once the
     /// firmware's tables are readable), keeping the plan in ascending
     /// virtual order.
@@ -680,7 +739,7 @@ impl Plan {
             .mappings()
             .iter()
             .zip(self.meta())
-            .filter(|(_, meta)| matches!(meta.purpose, Purpose::Kernel(_)))
+            .filter(|(_, meta)| matches!(meta.purpose, Purpose::Kernel(_) | Purpose::Framebuffer))
             .map(|(m, _)| *m);
         minimum_tables_sorted(physmap.chain(kernel), self.levels)
     }

@@ -140,6 +140,7 @@ fn plan_build_verify(
         pat: &Pat::BATON,
         cpu,
         kernel: &kernel,
+        framebuffer: None,
     };
     let mut plan = Box::new(Plan::new());
     plan.make(&inputs).unwrap();
@@ -491,7 +492,7 @@ fn kernel_sections_get_their_permissions() {
         .zip(plan.mappings())
         .filter_map(|(meta, m)| match meta.purpose {
             Purpose::Kernel(perm) => Some((perm, m.virt, m.flags)),
-            Purpose::Physmap | Purpose::EfiRuntime(_) => None,
+            Purpose::Physmap | Purpose::EfiRuntime(_) | Purpose::Framebuffer => None,
         })
         .collect();
     let (w, nx, g) = (
@@ -541,6 +542,7 @@ fn plan_errors() {
         pat: &Pat::BATON,
         cpu: CPU_2M,
         kernel: &kernel,
+        framebuffer: None,
     };
     let err = plan.make(&inputs).unwrap_err();
     assert!(matches!(
@@ -594,6 +596,7 @@ fn verify_catches_a_stray_and_a_missing_mapping() {
         pat: &Pat::BATON,
         cpu: CPU_2M,
         kernel: &kernel,
+        framebuffer: None,
     };
     let mut plan = Box::new(Plan::new());
     plan.make(&inputs).unwrap();

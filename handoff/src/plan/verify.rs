@@ -59,6 +59,13 @@ pub enum VerifyError {
         /// The first physical address of another type.
         at: u64,
     },
+    /// A framebuffer-window leaf over RAM.
+    FramebufferOverRam {
+        /// The leaf's virtual address.
+        virt: u64,
+        /// The first RAM address under it.
+        ram: u64,
+    },
     /// A physmap leaf whose PAT-encoded memory type is not the one the EFI
     /// attributes of the RAM under it call for.
     TypeMismatch {
@@ -95,6 +102,9 @@ impl fmt::Display for VerifyError {
                 "{size:?} leaf at {virt:#x} covers RAM whose EFI attributes change \
                  the memory type at {at:#x}"
             ),
+            VerifyError::FramebufferOverRam { virt, ram } => {
+                write!(f, "framebuffer leaf at {virt:#x} maps RAM at {ram:#x}")
+            }
             VerifyError::TypeMismatch {
                 virt,
                 size,
@@ -229,7 +239,10 @@ pub fn verify<W: PhysWindow + ?Sized>(
         if inputs.pat.type_for_flags(leaf.flags, kind) != meta[i].pat_type {
             return Err(wrong("selects another memory type than planned"));
         }
-        if matches!(meta[i].purpose, Purpose::EfiRuntime(_)) {
+        if matches!(
+            meta[i].purpose,
+            Purpose::EfiRuntime(_) | Purpose::Framebuffer
+        ) {
             let start = leaf.phys.as_u64();
             if uniform_effective(mtrrs, start, start + size, meta[i].pat_type).is_none() {
                 return Err(VerifyError::NotUniform {
@@ -240,6 +253,9 @@ pub fn verify<W: PhysWindow + ?Sized>(
         }
         if meta[i].purpose == Purpose::Physmap {
             check_physmap_leaf(&leaf, inputs)?;
+        }
+        if meta[i].purpose == Purpose::Framebuffer {
+            check_framebuffer_leaf(&leaf, inputs.map)?;
         }
         covered[i] += size;
         verified.bytes += size;
@@ -309,4 +325,22 @@ fn check_physmap_leaf(leaf: &Leaf, inputs: &Inputs<'_>) -> Result<(), VerifyErro
         });
     }
     Ok(())
+}
+
+/// Holds a framebuffer-window leaf to the memory map, not to the plan: it
+/// maps device memory, never RAM.
+fn check_framebuffer_leaf(leaf: &Leaf, map: &MemoryMap) -> Result<(), VerifyError> {
+    let start = leaf.phys.as_u64();
+    let end = start + leaf.size.bytes();
+    match map
+        .regions()
+        .iter()
+        .find(|r| r.kind.is_ram() && r.start < end && start < r.end)
+    {
+        Some(r) => Err(VerifyError::FramebufferOverRam {
+            virt: leaf.virt,
+            ram: r.start.max(start),
+        }),
+        None => Ok(()),
+    }
 }

@@ -98,6 +98,7 @@ fn inputs<'a>(
         pat: &Pat::BATON,
         cpu,
         kernel,
+        framebuffer: None,
     }
 }
 

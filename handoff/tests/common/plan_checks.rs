@@ -121,6 +121,7 @@ fn plan_checks(data: &[u8], strict: bool) -> Reached {
         pat: &pat,
         cpu,
         kernel: &kernel,
+        framebuffer: None,
     };
     let mut plan = Box::new(Plan::new());
     if let Err(err) = plan.make(&inputs) {

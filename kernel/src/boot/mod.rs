@@ -182,6 +182,48 @@ pub struct Framebuffer {
     pub height: u64,
     pub pitch: u64,
     pub bpp: u16,
+    /// Whether Limine's memory model is RGB (the only one it defines).
+    pub rgb: bool,
+    /// Red, green and blue: each mask's size and shift in bits.
+    pub masks: [(u8, u8); 3],
+}
+
+/// The first framebuffer, where Limine's HHDM maps it, and how many
+/// Limine reported: for the screen console, which starts before
+/// [`collect`] and draws through the HHDM until the CR3 switch.
+#[derive(Debug, Clone, Copy)]
+pub struct EarlyFramebuffer {
+    pub fb: Framebuffer,
+    /// The HHDM address of its first pixel.
+    pub virt: u64,
+    /// Framebuffers in Limine's response (the console uses the first).
+    pub count: usize,
+}
+
+/// Limine's first framebuffer, or `None` without one (or without the
+/// HHDM, which its address needs).
+pub fn first_framebuffer() -> Option<EarlyFramebuffer> {
+    let hhdm = hhdm_offset()?;
+    let response = FRAMEBUFFER.get_response()?;
+    let fb = response.framebuffers().next()?;
+    let virt = fb.addr() as u64;
+    Some(EarlyFramebuffer {
+        fb: Framebuffer {
+            phys: virt.checked_sub(hhdm)?,
+            width: fb.width(),
+            height: fb.height(),
+            pitch: fb.pitch(),
+            bpp: fb.bpp(),
+            rgb: fb.memory_model() == limine::framebuffer::MemoryModel::RGB,
+            masks: [
+                (fb.red_mask_size(), fb.red_mask_shift()),
+                (fb.green_mask_size(), fb.green_mask_shift()),
+                (fb.blue_mask_size(), fb.blue_mask_shift()),
+            ],
+        },
+        virt,
+        count: response.framebuffers().count(),
+    })
 }
 
 /// Limine's MP response, as baton keeps it: where its per-CPU
@@ -362,7 +404,7 @@ pub fn collect() -> Result<&'static BootInfo, BootError> {
         cmdline: cmdline(),
         efi_system_table,
         mp,
-        framebuffer: framebuffer(hhdm_offset),
+        framebuffer: first_framebuffer().map(|early| early.fb),
     });
     report(info);
     if let Some(defect) = crate::testing::injected() {
@@ -476,18 +518,6 @@ fn copy_maps(firmware: Firmware, in_effect: InEffect, hhdm_offset: u64) -> Resul
         desc_version: r.desc_version(),
     });
     Ok(())
-}
-
-/// The first framebuffer, if Limine set one up.
-fn framebuffer(hhdm_offset: u64) -> Option<Framebuffer> {
-    let fb = FRAMEBUFFER.get_response()?.framebuffers().next()?;
-    Some(Framebuffer {
-        phys: (fb.addr() as u64).checked_sub(hhdm_offset)?,
-        width: fb.width(),
-        height: fb.height(),
-        pitch: fb.pitch(),
-        bpp: fb.bpp(),
-    })
 }
 
 /// Logs what Limine handed over, as baton copied it.

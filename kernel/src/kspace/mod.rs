@@ -187,6 +187,7 @@ impl KernelSpace {
             pat: &self.pat,
             cpu: self.cpu,
             kernel: &self.kernel,
+            framebuffer: crate::console::fb::wanted(),
         }
     }
 

@@ -14,7 +14,7 @@ use x86_64::structures::paging::PhysFrame;
 
 use super::frames::FRAMES;
 use super::{heap, vmalloc};
-use crate::cpu::{gdt, trap};
+use crate::cpu::{gdt, tlb, trap};
 use crate::kspace;
 use crate::selftest::{Test, TestResult};
 use crate::{check, fail};
@@ -396,42 +396,102 @@ fn ioremap_framebuffer() -> TestResult {
     let Some(fb) = crate::boot::info().framebuffer else {
         crate::skip!("Limine set up no framebuffer");
     };
-    let len = fb.pitch * fb.height;
-    let io = vmalloc::ioremap(fb.phys, len, MemType::Wc).map_err(|e| fail!("{e}"))?;
-    check!(
-        mem_type_at(io.virt) == Some(MemType::Wc),
-        "framebuffer mapped {:?}",
-        mem_type_at(io.virt)
-    );
-    // A stripe across the first line, read back.
-    for x in 0..64u64 {
-        let p = (io.virt + x * 4) as *mut u32;
-        // SAFETY: inside the framebuffer just mapped read-write.
-        unsafe { core::ptr::write_volatile(p, 0x00ba_70ba) };
+    // The screen console draws nothing meanwhile, and every pixel written
+    // here is put back: the screen shows the log, not the test.
+    let mut kept = None;
+    crate::console::fb::paused(|| framebuffer_types(fb.phys, fb.pitch * fb.height, &mut kept))?;
+    if let Some(kept) = kept {
+        log::info!(
+            "mm: the console's window was unmapped for the WT mapping; its {kept} page-table \
+             frames from the handoff stay reserved"
+        );
     }
-    // SAFETY: as above.
-    let back = unsafe { core::ptr::read_volatile((io.virt + 60) as *const u32) };
-    check!(back == 0x00ba_70ba, "framebuffer read back {back:#x}");
-    vmalloc::iounmap(io).map_err(|e| fail!("{e}"))?;
+    Ok(())
+}
 
-    // Write-through: the same memory, another mapping (the WC one is
-    // gone, so no two types alias it).
-    let io = vmalloc::ioremap(fb.phys, len, MemType::Wt).map_err(|e| fail!("WT: {e}"))?;
+/// Writes `value` at `va` (a 32-bit pixel of a fresh mapping), reads it
+/// back, and puts the old pixel back.
+fn poke_pixel(va: u64, value: u32) -> u32 {
+    let p = va as *mut u32;
+    // SAFETY: `va` is inside a framebuffer mapping made read-write just
+    // before; the screen console is paused, so nothing else writes there.
+    unsafe {
+        let old = core::ptr::read_volatile(p);
+        core::ptr::write_volatile(p, value);
+        let back = core::ptr::read_volatile(p);
+        core::ptr::write_volatile(p, old);
+        back
+    }
+}
+
+/// `kept`: how many of the handoff's page tables the window's unmapping
+/// left reserved (logged once the console draws again).
+fn framebuffer_types(phys: u64, len: u64, kept: &mut Option<usize>) -> TestResult {
+    // Write-combining, beside the console's own WC window: two mappings,
+    // one type.
+    let io = vmalloc::ioremap(phys, len, MemType::Wc).map_err(|e| fail!("{e}"))?;
+    let wc = mem_type_at(io.virt);
+    let stripe = (0..64u64).all(|x| poke_pixel(io.virt + x * 4, 0x00ba_70ba) == 0x00ba_70ba);
+    vmalloc::iounmap(io).map_err(|e| fail!("{e}"))?;
+    check!(wc == Some(MemType::Wc), "framebuffer mapped {wc:?}");
+    check!(stripe, "a stripe across the first row did not read back");
+
+    // Write-through would alias the console's WC window with another type:
+    // the window goes while the WT mapping exists, and comes back as
+    // planned (the live tables are held to the plan again later).
+    let window = console_window();
+    if let Some(w) = window {
+        *kept = Some(unmap_keeping_tables(w.virt, w.len)?);
+    }
+    let result = write_through(phys, len);
+    if let Some(w) = window {
+        super::mapper::map(&w).map_err(|e| fail!("restoring the console's window: {e}"))?;
+        check!(
+            mem_type_at(w.virt) == Some(MemType::Wc),
+            "the console's window came back {:?}",
+            mem_type_at(w.virt)
+        );
+    }
+    result
+}
+
+/// Unmaps `virt..virt + len` (the console's window) and flushes it from
+/// every TLB. The tables it empties were built by the handoff, which the
+/// frame allocator keeps reserved for good: they are left so, not freed
+/// (the window's restoration takes new ones).
+fn unmap_keeping_tables(virt: u64, len: u64) -> Result<usize, crate::selftest::NotPassed> {
+    let mut kept = 0;
+    kspace::get()
+        .unmap(virt, len, |leaf| tlb::invlpg(leaf.virt), |_, _| kept += 1)
+        .map_err(|e| fail!("unmapping the console's window: {e:?}"))?;
+    tlb::shootdown(virt, len).map_err(|e| fail!("{} CPUs did not answer a shootdown", e.cpus))?;
+    Ok(kept)
+}
+
+fn write_through(phys: u64, len: u64) -> TestResult {
+    let io = vmalloc::ioremap(phys, len, MemType::Wt).map_err(|e| fail!("WT: {e}"))?;
+    let wt = mem_type_at(io.virt);
+    let back = poke_pixel(io.virt + 64, 0x0070_ba70);
+    vmalloc::iounmap(io).map_err(|e| fail!("{e}"))?;
     check!(
-        mem_type_at(io.virt) == Some(MemType::Wt),
-        "framebuffer mapped {:?} when asked for WT",
-        mem_type_at(io.virt)
+        wt == Some(MemType::Wt),
+        "framebuffer mapped {wt:?} when asked for WT"
     );
-    // SAFETY: inside the framebuffer just mapped read-write.
-    unsafe { core::ptr::write_volatile((io.virt + 64) as *mut u32, 0x0070_ba70) };
-    // SAFETY: as above.
-    let back = unsafe { core::ptr::read_volatile((io.virt + 64) as *const u32) };
     check!(
         back == 0x0070_ba70,
         "framebuffer read back {back:#x} through WT"
     );
-    vmalloc::iounmap(io).map_err(|e| fail!("{e}"))?;
     Ok(())
+}
+
+/// The plan's framebuffer window, if the screen console has one.
+fn console_window() -> Option<handoff::paging::Mapping> {
+    let plan = kspace::get().plan();
+    plan.mappings()
+        .iter()
+        .zip(plan.meta())
+        .find(|(_, meta)| meta.purpose == handoff::plan::Purpose::Framebuffer)
+        .map(|(m, _)| *m)
 }
 
 fn wx_after_mm() -> TestResult {

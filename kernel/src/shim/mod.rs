@@ -56,11 +56,9 @@ pub fn run(boot: &BootInfo, phases: &mut Phases) -> Result<&'static KernelSpace,
     let mut hhdm = limine_hhdm(boot);
     kspace::set_boot_window(&hhdm, boot.levels);
     let layout = Layout::for_levels(boot.levels);
-    let limine = report::limine_tables(
-        &Walker::new(&hhdm, Cr3::read().0, boot.levels),
-        boot,
-        layout,
-    );
+    let limine_tables = Walker::new(&hhdm, Cr3::read().0, boot.levels);
+    let limine = report::limine_tables(&limine_tables, boot, layout);
+    report::console_before_switch(&limine_tables);
     let hw = Hardware::read(boot)?;
 
     let map = parse(boot, &hw)?;
@@ -70,6 +68,7 @@ pub fn run(boot: &BootInfo, phases: &mut Phases) -> Result<&'static KernelSpace,
     let inputs = inputs(map, layout, &hw);
     let plan = PLAN.take();
     plan.make(&inputs)?;
+    crate::console::fb::planned(plan.framebuffer());
     let plan_minimum = plan.minimum_tables();
     report::plan(plan, layout);
     phases.done("plan");
@@ -144,6 +143,7 @@ fn inputs<'a>(map: &'a MemoryMap, layout: &'a Layout, hw: &'a Hardware) -> Input
         pat: &hw.pat,
         cpu: hw.cpu,
         kernel: &hw.kernel,
+        framebuffer: crate::console::fb::wanted(),
     }
 }
 

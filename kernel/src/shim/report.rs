@@ -3,7 +3,7 @@
 
 use handoff::layout::{Layout, RegionKind};
 use handoff::memmap::{Kind, MemoryMap, Summary};
-use handoff::memtype::Mtrrs;
+use handoff::memtype::{Mtrrs, PageKind, Pat};
 use handoff::paging::{LOWER_HALF_ENTRIES, Stats, TableCount, Walker};
 use handoff::phys::PhysWindow;
 use handoff::plan::{CpuCaps, Plan};
@@ -260,5 +260,33 @@ pub fn reclaimable(map: &MemoryMap) {
     info!(
         "handoff: bootloader-reclaimable memory: {} KiB, reusable once every CPU has left Limine's code",
         map.bytes(Kind::BootloaderReclaimable) >> 10
+    );
+}
+
+/// The memory type Limine's HHDM gives the screen console's framebuffer,
+/// read from Limine's tables (walked through the HHDM) and the PAT loaded
+/// now, Limine's.
+pub fn console_before_switch<W: PhysWindow>(walker: &Walker<'_, W>) {
+    let Some(virt) = crate::console::fb::hhdm_address() else {
+        return;
+    };
+    let Some(leaf) = walker.translate(virt).map(|t| t.leaf) else {
+        return warn!("console: Limine's HHDM does not map the framebuffer at {virt:#x}");
+    };
+    let kind = if leaf.size == handoff::paging::PageSize::Size4K {
+        PageKind::Size4KiB
+    } else {
+        PageKind::Large
+    };
+    let pat = if crate::cpu::features::detect().pat {
+        // SAFETY: the CPU has the PAT, so IA32_PAT exists.
+        Pat::from_msr(unsafe { crate::cpu::features::rdmsr(handoff::memtype::pat::IA32_PAT) })
+            .unwrap_or(Pat::LIMINE)
+    } else {
+        Pat::RESET
+    };
+    info!(
+        "console: drawing through Limine's HHDM at {virt:#x}, {}",
+        crate::console::fb::type_name(pat.type_for_flags(leaf.flags, kind))
     );
 }

@@ -3,6 +3,7 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use handoff::memtype::{MemType, PageKind};
 use x86_64::registers::control::Cr3;
 use x86_64::structures::paging::PageTableFlags;
 
@@ -51,6 +52,10 @@ pub const TESTS: &[Test] = &[
     Test {
         name: "handoff: baton's PAT is loaded",
         run: pat_loaded,
+    },
+    Test {
+        name: "console: the screen is drawn through baton's WC window in the fixmap, never the physmap",
+        run: screen_drawn_through_the_window,
     },
 ];
 
@@ -213,5 +218,78 @@ fn pat_loaded() -> TestResult {
         "IA32_PAT is {msr:#018x}, expected {:#018x}",
         state().pat().to_msr()
     );
+    Ok(())
+}
+
+/// The screen console's window: planned by the handoff in the fixmap,
+/// write-combining, the framebuffer's own memory; the physmap does not map
+/// the framebuffer; and the console draws through that window.
+fn screen_drawn_through_the_window() -> TestResult {
+    use crate::console::fb;
+    let framebuffer = boot::info().framebuffer;
+    let s = state();
+    let plan_window = {
+        let plan = s.plan();
+        plan.mappings()
+            .iter()
+            .zip(plan.meta())
+            .find(|(_, m)| m.purpose == handoff::plan::Purpose::Framebuffer)
+            .map(|(m, _)| *m)
+    };
+    let Some(drawing) = fb::drawing() else {
+        // No screen console: only where none was asked for or there is no
+        // framebuffer, and then no window either.
+        check!(
+            !crate::console::screen_asked() || framebuffer.is_none() || !fb::set_up(),
+            "a framebuffer, the screen asked for, and no screen console"
+        );
+        check!(
+            plan_window.is_none(),
+            "a framebuffer window without a screen console"
+        );
+        crate::skip!("no screen console on this boot");
+    };
+    let framebuffer = framebuffer.ok_or_else(|| fail!("a screen console without a framebuffer"))?;
+    let window = drawing
+        .window
+        .ok_or_else(|| fail!("no window after the handoff"))?;
+    check!(
+        drawing.base == Some(window.virt),
+        "drawing through {:#x?}, not the window at {:#x}",
+        drawing.base,
+        window.virt
+    );
+    check!(
+        plan_window.is_some_and(|m| m.virt <= window.virt && window.virt < m.virt + m.len),
+        "the window {:#x} is not the plan's",
+        window.virt
+    );
+    let t = s
+        .translate(window.virt)
+        .ok_or_else(|| fail!("the window {:#x} is not mapped", window.virt))?;
+    check!(
+        t.phys.as_u64() == framebuffer.phys,
+        "the window maps {:#x}, the framebuffer is at {:#x}",
+        t.phys.as_u64(),
+        framebuffer.phys
+    );
+    let kind = if t.leaf.size == handoff::paging::PageSize::Size4K {
+        PageKind::Size4KiB
+    } else {
+        PageKind::Large
+    };
+    let ty = s.pat().type_for_flags(t.leaf.flags, kind);
+    let want = if s.pat().index_for(MemType::Wc).is_some() {
+        MemType::Wc
+    } else {
+        MemType::Uc
+    };
+    check!(ty == want, "the window is {ty}, not {want}");
+    check!(
+        s.translate(s.layout().page_offset_base() + framebuffer.phys)
+            .is_none(),
+        "the physmap maps the framebuffer"
+    );
+    check!(fb::first_row_lit(&drawing), "the first text row is black");
     Ok(())
 }
