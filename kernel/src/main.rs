@@ -191,6 +191,7 @@ fn finish(options: Options) -> ! {
             boot::TESTS,
             shim::tests::TESTS,
             efi::tests::TESTS,
+            efi::secure_boot::TESTS,
             mm::tests::TESTS,
             smp::TESTS,
         ]);

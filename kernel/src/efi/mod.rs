@@ -18,6 +18,7 @@
 
 pub mod call;
 pub mod runtime;
+pub mod secure_boot;
 pub mod tests;
 
 use core::cell::UnsafeCell;
@@ -229,6 +230,7 @@ pub fn init(boot: &BootInfo) {
         warn!("efi: {e}; runtime services unavailable");
         unmap_window();
     }
+    secure_boot::report();
 }
 
 /// Unmaps whatever of the EFI window is mapped and drops it from the plan.
