@@ -61,6 +61,16 @@ pub fn svam_failure_injected() -> bool {
     BAD_SVAM_VERSION.load(Ordering::SeqCst)
 }
 
+/// The bytes of boot-services memory the temporary address space maps
+/// one-to-one for SetVirtualAddressMap, once it is built.
+static SVAM_BOOT_SERVICES: spin::Once<u64> = spin::Once::new();
+
+/// How much boot-services memory SetVirtualAddressMap's address space
+/// mapped one-to-one; `None` before it was built (or on BIOS boots).
+pub fn svam_boot_services_bytes() -> Option<u64> {
+    SVAM_BOOT_SERVICES.get().copied()
+}
+
 /// The most page tables of the temporary address space that are recorded
 /// to be given back.
 pub const MAX_TEMP_TABLES: usize = 128;
@@ -435,37 +445,41 @@ fn try_init(boot: &BootInfo) -> Result<(), Unavailable> {
     let lower_end = s.layout.lower_half_end();
     // 1:1 besides the runtime regions: the rewritten map, page 0 (some
     // firmware writes it during the call) and, as Linux does for firmware
-    // that still touches them, the boot-services regions (not freed yet).
+    // that still touches them, the boot-services regions (not freed yet),
+    // as the EFI map gives them: Limine 9.3 and later call them
+    // bootloader-reclaimable, but they are the firmware's all the same.
     let mut extra = [(0u64, 0u64); 64];
     let mut n = 0;
     extra[n] = (map_phys, map_len as u64);
     n += 1;
-    let map = shim::MAP.lock();
+    let mut boot_services = [(0u64, 0u64); 62];
+    let boot_services = match handoff::memmap::boot_services::ranges(&efi_map, &mut boot_services) {
+        Ok(count) => &boot_services[..count],
+        Err(_) => {
+            warn!("efi: more boot-services ranges than the temporary tables take; none mapped");
+            &boot_services[..0]
+        }
+    };
     let covered = |a: u64| {
-        runtime.region_of(a).is_some()
-            || map
-                .region_at(PhysAddr::new(a))
-                .is_some_and(|r| r.kind == handoff::memmap::Kind::BootServices)
+        runtime.region_of(a).is_some() || boot_services.iter().any(|&(s, e)| s <= a && a < e)
     };
     if !covered(0) {
         extra[n] = (0, 4096);
         n += 1;
     }
-    for r in map
-        .regions()
-        .iter()
-        .filter(|r| r.kind == handoff::memmap::Kind::BootServices)
-    {
+    let mut boot_services_bytes = 0;
+    for &(start, end) in boot_services {
         if n == extra.len() {
             warn!(
                 "efi: more boot-services regions than the temporary tables take; the rest unmapped"
             );
             break;
         }
-        extra[n] = (r.start, r.end - r.start);
+        extra[n] = (start, end - start);
         n += 1;
+        boot_services_bytes += end - start;
     }
-    drop(map);
+    SVAM_BOOT_SERVICES.call_once(|| boot_services_bytes);
     let extra = &extra[..n];
     {
         let mut builder = Builder::on_root(&mut physmap, frames, s.levels, temp_root);
