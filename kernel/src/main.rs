@@ -17,6 +17,7 @@ mod efi;
 mod exit;
 mod faults;
 mod fixed;
+mod handover;
 mod mm;
 mod selftest;
 mod shim;
@@ -85,6 +86,7 @@ extern "C" fn kmain() -> ! {
         }
     };
     log_handover(boot);
+    handover::observe(boot);
     match (options.test, options.inject) {
         (true, Some(inject)) => boot::inject(inject),
         (false, Some(_)) => warn!("cmdline: inject= is honoured in test runs only; ignored"),
@@ -189,6 +191,7 @@ fn finish(options: Options) -> ! {
         let passed = selftest::run(&[
             cpu::tests::TESTS,
             boot::TESTS,
+            handover::TESTS,
             shim::tests::TESTS,
             efi::tests::TESTS,
             efi::secure_boot::TESTS,
