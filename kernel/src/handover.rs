@@ -303,8 +303,9 @@ fn system_table_pointer() -> TestResult {
     Ok(())
 }
 
-/// Every EFI runtime descriptor is runtime memory in baton's normalised
-/// map (headed for the EFI window, never given to the allocator), even
+/// Every EFI runtime descriptor keeps the kind its EFI type gives it in
+/// baton's normalised map (runtime code or data, readable through the
+/// physmap, headed for the EFI window, never given to the allocator), even
 /// where Limine maps it itself and calls it reserved-mapped (revision 5).
 fn runtime_regions() -> TestResult {
     let raw = boot::RAW_MAPS.lock();
@@ -324,10 +325,13 @@ fn runtime_regions() -> TestResult {
             .filter(|r| r.start < d.end() && d.start() < r.end)
         {
             check!(
-                r.is_efi_runtime() && r.policy().allocatable == Allocatable::Never,
-                "runtime descriptor {:#x}-{:#x} lies in a {:?} region {:#x}-{:#x}",
+                r.kind == d.kind()
+                    && r.is_efi_runtime()
+                    && r.policy().allocatable == Allocatable::Never,
+                "runtime descriptor {:#x}-{:#x} ({:?}) lies in a {:?} region {:#x}-{:#x}",
                 d.start(),
                 d.end(),
+                d.kind(),
                 r.kind,
                 r.start,
                 r.end

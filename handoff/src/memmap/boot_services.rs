@@ -11,8 +11,10 @@
 //! (Linux's `efi_map_region` quirk), found by [`ranges`]; and what
 //! [`claims`] counts for the log.
 
+use uefi_raw::table::boot::MemoryType;
+
+use super::EfiMemoryMap;
 use super::limine::{BOOTLOADER_RECLAIMABLE, LimineEntry, USABLE};
-use super::{EfiMemoryMap, Kind};
 
 /// How much of the EFI map's boot-services memory Limine's map calls what.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -27,9 +29,14 @@ pub struct Claims {
 }
 
 /// Whether an EFI descriptor is boot-services memory the OS may reuse
-/// (with the runtime attribute it is runtime memory instead).
+/// (with the runtime attribute it is runtime memory instead). Read from
+/// the firmware's type itself, not from baton's [`Kind`] for it: this is
+/// what the kernel holds its policy to.
 fn is_boot_services(e: &super::EfiEntry<'_>) -> bool {
-    e.kind() == Kind::BootServices
+    matches!(
+        e.desc().ty,
+        MemoryType::BOOT_SERVICES_CODE | MemoryType::BOOT_SERVICES_DATA
+    ) && !e.is_runtime()
 }
 
 fn overlap(a: (u64, u64), b: (u64, u64)) -> u64 {
