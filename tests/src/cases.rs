@@ -68,6 +68,9 @@ pub enum Signing {
     /// longer matches `limine.conf` (an ELF loader ignores trailing bytes,
     /// so only the hash tells).
     TamperedKernel,
+    /// Signed, then a comment line appended to `limine.conf` (harmless to
+    /// its parser): its BLAKE2B no longer matches the one enrolled in Limine.
+    TamperedConfig,
     /// Signed, then the signature removed from Limine's executable: the
     /// same Limine, config hash enrolled, unsigned.
     UnsignedLimine,
@@ -219,6 +222,9 @@ pub const HANDOVER: &[&str] = &[
     "boot: paging *-level",
     "boot: command line \"*\"",
     "boot: memory map: * Limine entries*",
+    // What Limine's HHDM maps, checked against the base revision.
+    "limine: HHDM maps these Limine entries: * (base revision * promises *",
+    "selftest: ok   boot: Limine's HHDM mapped every entry the base revision promises",
     // The handoff (issue 3): the switch, the checks of the live tables and
     // their statistics. Limine maps nothing in the lower half under every
     // base revision baton accepts (2 to 5; only revision 0 had an identity
@@ -552,6 +558,28 @@ pub fn all() -> Vec<Case> {
                 "PANIC: Blake2b hash for URI `boot():/boot/baton` does not match!",
             ],
             absent: &["] INFO  baton"],
+            ..BASE
+        },
+        Case {
+            name: "secure-boot-tampered-config",
+            about: "the signed image with a comment appended to limine.conf (harmless to its \
+                    parser): the signed Limine refuses a config whose hash is not the one \
+                    enrolled in it; baton never runs",
+            across_releases: true,
+            media: Media::UsbDisk,
+            firmware: Firmware::SecureBootOvmf,
+            signing: Signing::TamperedConfig,
+            needs: Needs::SecureBoot,
+            exit: Exit::Stopped,
+            common: &[],
+            kernel_starts: false,
+            stop_at: &["CHECKSUM MISMATCH FOR CONFIG FILE"],
+            deadline: Some(60),
+            lines: &[
+                "BdsDxe: starting Boot* \"UEFI QEMU QEMU USB HARDDRIVE",
+                "PANIC: !!! CHECKSUM MISMATCH FOR CONFIG FILE !!!",
+            ],
+            absent: &["limine: Loading", "] INFO  baton"],
             ..BASE
         },
         // Memory services and SMP (issue 5).

@@ -29,6 +29,18 @@ use limine::Release;
 use qemu::{Ending, Watch};
 
 const TIMEOUT: Duration = Duration::from_secs(90);
+
+/// How long a case may run: longer with 4 GiB of RAM or more, whose
+/// self-test allocates and frees every frame (about a minute for 8 GiB
+/// under TCG on a busy machine).
+fn timeout(case: &Case) -> Duration {
+    let gib = case
+        .memory
+        .strip_suffix('G')
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or(0);
+    if gib >= 4 { TIMEOUT * 2 } else { TIMEOUT }
+}
 const TAIL: usize = 40;
 
 struct Config {
@@ -491,17 +503,17 @@ fn release_lines(job: &Job) -> Vec<String> {
         return Vec::new();
     }
     let v = job.release.version;
+    let revision = v.revision();
     vec![
         format!("boot: bootloader Limine {v}, firmware"),
-        format!(
-            "boot: base revision requested 5, in effect {} (",
-            v.revision()
-        ),
+        format!("boot: base revision requested 5, in effect {revision} ("),
+        format!("limine: HHDM maps these Limine entries: * (base revision {revision} promises "),
     ]
 }
 
-/// What is wrong with how QEMU ended, for a case expecting `exit`.
-fn ending_problem(exit: Exit, ending: &Ending) -> Option<String> {
+/// What is wrong with how QEMU ended, for a case expecting `exit` that
+/// had `timeout`.
+fn ending_problem(exit: Exit, ending: &Ending, timeout: Duration) -> Option<String> {
     match (ending, exit) {
         (Ending::Exited(code), Exit::Stopped) => Some(format!(
             "QEMU exited with {code} by itself; the boot chain should have stopped"
@@ -514,7 +526,7 @@ fn ending_problem(exit: Exit, ending: &Ending) -> Option<String> {
         (Ending::Stopped(_), Exit::Stopped) => None,
         (Ending::Stopped(why), _) => Some(format!("the runner stopped QEMU: {why}")),
         (Ending::Signalled, _) => Some("QEMU was killed by a signal".to_owned()),
-        (Ending::TimedOut, _) => Some(format!("timed out after {} s", TIMEOUT.as_secs())),
+        (Ending::TimedOut, _) => Some(format!("timed out after {} s", timeout.as_secs())),
     }
 }
 
@@ -547,7 +559,7 @@ fn run_case(cfg: &Config, job: &Job, image: &Path) -> (Verdict, String) {
     let mut elapsed = Duration::ZERO;
     let mut run = None;
     for boot in 1..=case.boots {
-        let r = qemu::boot(&args, &serial_log, &qemu_log, TIMEOUT, watch);
+        let r = qemu::boot(&args, &serial_log, &qemu_log, timeout(case), watch);
         elapsed += r.elapsed;
         let which = if case.boots > 1 {
             format!("boot {boot}: ")
@@ -562,7 +574,7 @@ fn run_case(cfg: &Config, job: &Job, image: &Path) -> (Verdict, String) {
         {
             problems.push(format!("{which}{problem}"));
         }
-        if let Some(problem) = ending_problem(case.exit, &r.ending) {
+        if let Some(problem) = ending_problem(case.exit, &r.ending, timeout(case)) {
             problems.push(format!("{which}{problem}"));
         }
         let failed = !problems.is_empty();

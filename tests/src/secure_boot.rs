@@ -81,6 +81,7 @@ pub fn tamper(image: &Path, signing: Signing, scratch: &Path) -> Result<(), Stri
     let (inside, change): (&str, Change) = match signing {
         Signing::Off | Signing::Signed => return Ok(()),
         Signing::TamperedKernel => ("::/boot/baton", append_byte),
+        Signing::TamperedConfig => ("::/boot/limine/limine.conf", append_comment),
         Signing::UnsignedLimine => ("::/EFI/BOOT/BOOTX64.EFI", remove_signature),
     };
     let img = format!("{}{ESP}", image.display());
@@ -106,6 +107,15 @@ fn append_byte(file: &Path) -> Result<(), String> {
         .append(true)
         .open(file)
         .and_then(|mut f| f.write_all(b"\0"))
+        .map_err(|e| format!("{}: {e}", file.display()))
+}
+
+fn append_comment(file: &Path) -> Result<(), String> {
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(file)
+        .and_then(|mut f| f.write_all(b"# tampered\n"))
         .map_err(|e| format!("{}: {e}", file.display()))
 }
 
