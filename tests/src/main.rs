@@ -872,4 +872,70 @@ mod tests {
         assert!(power_off_problem(Exit::Reset, off).is_some());
         assert!(power_off_problem(Exit::Pass, off).is_some());
     }
+
+    fn release(dir: &str, v: limine::Version) -> Release {
+        Release {
+            dir: PathBuf::from(dir),
+            version: v,
+        }
+    }
+
+    #[test]
+    fn every_release_for_the_marked_cases_and_a_skip_per_missing_one() {
+        use limine::Version;
+        let all = cases::all();
+        let releases = Releases {
+            default: release("/d", Version(8, 2, 0)),
+            found: limine::Found {
+                others: vec![release("/e", Version(11, 4, 1))],
+                unusable: Vec::new(),
+                missing: vec![(Version(9, 6, 7), "not installed".into())],
+            },
+        };
+        let planned = plan(&all, &releases);
+        let names: Vec<&str> = planned.iter().map(Planned::name).collect();
+        assert!(names.contains(&"uefi-cd"));
+        assert!(names.contains(&"uefi-cd@11.4.1"));
+        assert!(names.contains(&"secure-boot-tampered-kernel@11.4.1"));
+        // Only the marked cases run on every release.
+        assert!(names.contains(&"ptdump") && !names.contains(&"ptdump@11.4.1"));
+        let skipped = planned
+            .iter()
+            .filter(|p| matches!(p, Planned::Missing { .. }))
+            .count();
+        let marked = all.iter().filter(|c| c.across_releases).count();
+        assert_eq!(skipped, marked);
+        assert_eq!(names.len(), all.len() + 2 * marked);
+        // A job on another release must show that release in its log.
+        let job = planned
+            .iter()
+            .find_map(|p| match p {
+                Planned::Run(j) if j.name == "uefi-cd@11.4.1" => Some(j),
+                _ => None,
+            })
+            .unwrap();
+        let lines = release_lines(job);
+        assert!(lines.iter().any(|l| l.contains("Limine 11.4.1,")));
+        assert!(lines.iter().any(|l| l.contains("in effect 5 (")));
+    }
+
+    #[test]
+    fn stopping_is_a_pass_only_where_the_case_asks_for_it() {
+        let t = TIMEOUT;
+        let stopped = Ending::Stopped("a line matched".into());
+        assert_eq!(ending_problem(Exit::Stopped, &stopped, t), None);
+        assert!(ending_problem(Exit::Pass, &stopped, t).is_some());
+        // A refused chain that boots anyway is caught.
+        assert!(ending_problem(Exit::Stopped, &Ending::Exited(33), t).is_some());
+        assert_eq!(ending_problem(Exit::Pass, &Ending::Exited(33), t), None);
+        assert!(ending_problem(Exit::Pass, &Ending::TimedOut, t).is_some());
+    }
+
+    #[test]
+    fn large_memory_gets_more_time() {
+        let by_name = |name| *cases::all().iter().find(|c| c.name == name).unwrap();
+        assert_eq!(timeout(&by_name("handoff-ovmf-8g")), TIMEOUT * 2);
+        assert_eq!(timeout(&by_name("uefi-cd")), TIMEOUT);
+        assert_eq!(timeout(&by_name("mm-128m")), TIMEOUT);
+    }
 }
