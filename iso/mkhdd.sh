@@ -72,8 +72,8 @@ mkdir -p "$(dirname "$out")"
 rm -f "$out"
 # 64 MiB: partition 1, the EFI system partition, from 1 MiB to 62 MiB;
 # partition 2, a BIOS boot partition of 1 MiB, for Limine's BIOS stage 2
-# (Limine 8 and 9 could embed it in the GPT's own structures; from 10 on
-# \`bios-install\` needs such a partition).
+# (8.2 and 9.6.7 can embed it in the GPT's own structures instead; the
+# \`bios-install\` of 11.4.1 installs it into such a partition only).
 esp_sectors=$(( 61 * 2048 ))
 truncate -s 64M "$out"
 printf 'label: gpt\nstart=2048, size=%d, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name="ESP"\nstart=%d, size=2048, type=21686148-6449-6E6F-744E-656564454649, name="BIOS boot"\n' \
