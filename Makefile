@@ -19,7 +19,10 @@
 # QEMUFLAGS='...', MEM=1G, MACHINE=q35, ACCEL=tcg, OVMF=/path/to/OVMF.fd,
 # OVMF_CODE=... OVMF_VARS=... (split images, as pflash), OVMF_PFLASH=1
 # (prefer the split images),
-# LIMINE_DIR=/path/to/limine, BOOT_TESTS='filter ...' (test names),
+# LIMINE_DIR=/path/to/limine, LIMINE_DIRS=dir1:dir2 (the releases the boot
+# tests also run on; default /usr/share/limine and /usr/share/limine-*),
+# SECURE_BOOT=1 SB_KEY=key.pem SB_CERT=cert.pem (make hdd: a chain signed
+# for UEFI Secure Boot, docs/boot-chains.md), BOOT_TESTS='filter ...' (test names),
 # BENCH='filter' (benchmark maps, e.g. 64TiB), FUZZ_TIME=seconds per
 # fuzz target, FUZZ_TARGETS='memmap plan ...'.
 
@@ -46,7 +49,8 @@ FUZZ_TARGETS ?= memmap normalise efi_runtime plan pe
 export BUILD_DIR := $(BUILD)
 export BATON_CMDLINE := $(value CMDLINE)
 export OVMF OVMF_CODE OVMF_VARS OVMF_PFLASH
-export LIMINE_DIR
+export LIMINE_DIR LIMINE_DIRS
+export SECURE_BOOT SB_KEY SB_CERT
 
 # OVMF's QEMU arguments, into the bash array fw: `-bios OVMF.fd`, or the
 # split images as pflash with a fresh copy of the variable store in

@@ -10,6 +10,12 @@ kernel=$1 out=$2
 # Makefile passes CMDLINE, untouched by the shell).
 if [ $# -ge 3 ]; then cmdline=$3; else cmdline=${BATON_CMDLINE-}; fi
 here=$(cd "$(dirname "$0")" && pwd)
+case ${SECURE_BOOT:-} in
+    ""|0) ;;
+    *) echo "mkiso: SECURE_BOOT=1 is for \`make hdd\`: the ISO's UEFI boot image" \
+            "(limine-uefi-cd.bin) holds an unsigned Limine (docs/boot-chains.md)" >&2
+       exit 1 ;;
+esac
 limine_dir=$("$here/limine-dir.sh")
 stage=$(mktemp -d "${TMPDIR:-/tmp}/baton-iso.XXXXXX")
 trap 'rm -rf "$stage"' EXIT

@@ -184,6 +184,51 @@ impl BootPointer {
     }
 }
 
+/// Whether base revision `revision` promises that Limine's HHDM maps a
+/// memory-map entry of Limine type `ty` covering `start..end`.
+///
+/// Revision 2 (like 0 and 1) maps the first 4 GiB whole and, above them,
+/// every entry but reserved and bad memory. From revision 3 only the
+/// entries of [`hhdm_types`] are mapped.
+pub fn hhdm_promises(revision: u64, ty: u64, start: u64, end: u64) -> bool {
+    use crate::memmap::limine::{BAD_MEMORY, RESERVED};
+    if revision <= 2 {
+        return end <= FOUR_GIB || (start >= FOUR_GIB && !matches!(ty, RESERVED | BAD_MEMORY));
+    }
+    hhdm_types(revision).contains(&ty)
+}
+
+const FOUR_GIB: u64 = 1 << 32;
+
+/// The Limine memory-map types whose entries the HHDM maps under revision
+/// 3 and later (revision 3: usable, bootloader-reclaimable, executable and
+/// modules, framebuffer; 4 adds ACPI tables and NVS; 5 adds the
+/// reserved-mapped EFI runtime regions).
+pub fn hhdm_types(revision: u64) -> &'static [u64] {
+    use crate::memmap::limine::*;
+    const R3: [u64; 7] = [
+        USABLE,
+        BOOTLOADER_RECLAIMABLE,
+        EXECUTABLE_AND_MODULES,
+        FRAMEBUFFER,
+        ACPI_RECLAIMABLE,
+        ACPI_NVS,
+        RESERVED_MAPPED,
+    ];
+    match revision {
+        0..=2 => &[],
+        3 => &R3[..4],
+        4 => &R3[..6],
+        _ => &R3,
+    }
+}
+
+/// How a pointer Limine handed over was given: below the HHDM offset it is
+/// a physical address, at or above it an HHDM one.
+pub fn is_physical_form(value: u64, hhdm_offset: u64) -> bool {
+    value < hhdm_offset
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -282,6 +327,48 @@ mod tests {
             .to_string()
             .contains("baton needs 2 to 5")
         );
+    }
+
+    #[test]
+    fn hhdm_coverage_per_revision() {
+        use crate::memmap::limine::*;
+        let gib = 1u64 << 30;
+        // Revision 2: everything below 4 GiB, reserved included...
+        assert!(hhdm_promises(2, RESERVED, 0xb000_0000, 0xc000_0000));
+        // ...and above, all but reserved and bad memory.
+        assert!(hhdm_promises(2, USABLE, 5 * gib, 6 * gib));
+        assert!(!hhdm_promises(2, RESERVED, 5 * gib, 6 * gib));
+        assert!(!hhdm_promises(2, BAD_MEMORY, 5 * gib, 6 * gib));
+        // An entry across 4 GiB is only partly promised: not claimed whole.
+        assert!(!hhdm_promises(2, RESERVED, 3 * gib, 5 * gib));
+        // Revision 3: only what the kernel and Limine own.
+        for ty in [
+            USABLE,
+            BOOTLOADER_RECLAIMABLE,
+            EXECUTABLE_AND_MODULES,
+            FRAMEBUFFER,
+        ] {
+            assert!((3..=5).all(|r| hhdm_promises(r, ty, 0x1000, 0x2000)));
+        }
+        assert!(!hhdm_promises(3, ACPI_RECLAIMABLE, 0x1000, 0x2000));
+        assert!(!hhdm_promises(3, RESERVED, 0x1000, 0x2000));
+        // Revision 4 adds ACPI, 5 the EFI runtime regions.
+        assert!(hhdm_promises(4, ACPI_NVS, 0x1000, 0x2000));
+        assert!(!hhdm_promises(4, RESERVED_MAPPED, 0x1000, 0x2000));
+        assert!(hhdm_promises(5, RESERVED_MAPPED, 0x1000, 0x2000));
+        assert!(!hhdm_promises(5, RESERVED, 0x1000, 0x2000));
+        assert!(!hhdm_promises(5, BAD_MEMORY, 0x1000, 0x2000));
+    }
+
+    #[test]
+    fn pointer_forms() {
+        let hhdm = 0xffff_8000_0000_0000;
+        assert!(is_physical_form(0x3f5e_c018, hhdm));
+        assert!(!is_physical_form(hhdm + 0x3f5e_c018, hhdm));
+        // The form agrees with what each revision says of the system table.
+        for (rev, physical) in [(2, false), (3, true), (4, true), (5, false)] {
+            assert_eq!(BootPointer::EfiSystemTable.is_physical(rev), physical);
+        }
     }
 
     #[test]

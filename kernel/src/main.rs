@@ -162,8 +162,10 @@ fn finish(options: Options) -> ! {
         let passed = selftest::run(&[
             cpu::tests::TESTS,
             boot::tests::TESTS,
+            shim::handover::TESTS,
             shim::tests::TESTS,
             efi::tests::TESTS,
+            efi::secure_boot::TESTS,
             mm::tests::TESTS,
             smp::tests::TESTS,
         ]);

@@ -51,6 +51,29 @@ pub enum Firmware {
     OvmfPflash,
     /// QEMU's default SeaBIOS (legacy BIOS).
     SeaBios,
+    /// OVMF with Secure Boot enforced (Debian's snakeoil build: its code
+    /// needs SMM, and its variable store enrols the snakeoil test key as PK,
+    /// KEK and db), as pflash with a fresh copy of the variable store.
+    SecureBootOvmf,
+}
+
+/// What the disk image's boot chain is signed with (Secure Boot cases).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Signing {
+    /// Built as `make hdd` builds it: nothing signed, no hashes.
+    Off,
+    /// Built as `make hdd SECURE_BOOT=1` builds it, with the snakeoil key.
+    Signed,
+    /// Signed, then the kernel file grows by one byte: its BLAKE2B no
+    /// longer matches `limine.conf` (an ELF loader ignores trailing bytes,
+    /// so only the hash tells).
+    TamperedKernel,
+    /// Signed, then a comment line appended to `limine.conf` (harmless to
+    /// its parser): its BLAKE2B no longer matches the one enrolled in Limine.
+    TamperedConfig,
+    /// Signed, then the signature removed from Limine's executable: the
+    /// same Limine, config hash enrolled, unsigned.
+    UnsignedLimine,
 }
 
 /// How QEMU must end.
@@ -72,6 +95,9 @@ pub enum Exit {
     /// the screen, ends QEMU): a case without isa-debug-exit whose kernel
     /// stops with its verdict or report on every console.
     Halted,
+    /// The runner stopped QEMU: a line matched the case's `stop_at`, or its
+    /// `deadline` passed (a boot chain that refuses waits for a key).
+    Stopped,
 }
 
 impl Exit {
@@ -80,6 +106,8 @@ impl Exit {
             Exit::Pass => 33,
             Exit::Fail => 35,
             Exit::Shutdown | Exit::Reset | Exit::Halted => 0,
+            // Never an exit status: a QEMU that exits on its own fails.
+            Exit::Stopped => -1,
         }
     }
 }
@@ -94,6 +122,9 @@ pub enum Needs {
     Gdb,
     /// OVMF's split code and variable-store images (pflash).
     PflashOvmf,
+    /// Secure Boot: sbsigntool, openssl, Debian's snakeoil OVMF and key,
+    /// and the release's `limine` host utility (`enroll-config`).
+    SecureBoot,
 }
 
 /// One boot and what must hold about it.
@@ -132,6 +163,19 @@ pub struct Case {
     /// (and every CPU halted), and compare it with the log replayed on the
     /// kernel's console: pixel for pixel.
     pub screen: Option<&'static str>,
+    /// Also run against every other Limine release installed (see
+    /// `limine.rs`), each result reported with its release.
+    pub across_releases: bool,
+    /// Whether the kernel runs at all (it does not where the boot chain
+    /// refuses it): only then must its log name the release.
+    pub kernel_starts: bool,
+    /// How the disk image's boot chain is signed.
+    pub signing: Signing,
+    /// The runner stops QEMU once a serial line matches one of these.
+    pub stop_at: &'static [&'static str],
+    /// The runner stops QEMU after this many seconds (the log is judged
+    /// as usual); without it the timeout applies (a failure).
+    pub deadline: Option<u64>,
 }
 
 const BASE: Case = Case {
@@ -155,6 +199,11 @@ const BASE: Case = Case {
     faults: false,
     smp: 1,
     screen: None,
+    across_releases: false,
+    kernel_starts: true,
+    signing: Signing::Off,
+    stop_at: &[],
+    deadline: None,
 };
 
 /// A test run that must stop cleanly with the failure verdict.
@@ -182,6 +231,9 @@ pub const HANDOVER: &[&str] = &[
     "boot: paging *-level",
     "boot: command line \"*\"",
     "boot: memory map: * Limine entries*",
+    // What Limine's HHDM maps, checked against the base revision.
+    "limine: HHDM maps these Limine entries: * (base revision * promises *",
+    "selftest: ok   boot: Limine's HHDM mapped every entry the base revision promises",
     // The handoff: the switch, the checks of the live tables and
     // their statistics. Limine maps nothing in the lower half under every
     // base revision baton accepts (2 to 5; only revision 0 had an identity
@@ -236,6 +288,7 @@ pub fn all() -> Vec<Case> {
     vec![
         Case {
             name: "uefi-cd",
+            across_releases: true,
             about: "UEFI (OVMF) boot from the ISO: handover logged, self-tests pass",
             lines: &[
                 "firmware UEFI (64-bit)",
@@ -248,6 +301,7 @@ pub fn all() -> Vec<Case> {
         },
         Case {
             name: "bios-cd",
+            across_releases: true,
             about: "legacy BIOS (SeaBIOS) boot from the ISO: no EFI map, still works",
             firmware: Firmware::SeaBios,
             lines: &[
@@ -261,6 +315,7 @@ pub fn all() -> Vec<Case> {
         },
         Case {
             name: "uefi-usb-disk",
+            across_releases: true,
             about: "the GPT disk image as a USB stick (qemu-xhci + usb-storage) under OVMF",
             media: Media::UsbDisk,
             lines: &["firmware UEFI (64-bit)"],
@@ -268,6 +323,7 @@ pub fn all() -> Vec<Case> {
         },
         Case {
             name: "bios-disk",
+            across_releases: true,
             about: "the GPT disk image under SeaBIOS (needs the limine host utility)",
             media: Media::Disk,
             firmware: Firmware::SeaBios,
@@ -306,6 +362,7 @@ pub fn all() -> Vec<Case> {
         },
         Case {
             name: "handoff-ovmf-8g",
+            across_releases: true,
             about: "handoff under OVMF with 8 GiB (RAM above 4 GiB, unsorted EFI map)",
             memory: "8G",
             cpu: Some("qemu64"),
@@ -372,6 +429,7 @@ pub fn all() -> Vec<Case> {
         },
         Case {
             name: "efi-runtime-shutdown",
+            across_releases: true,
             about: "OVMF -bios: SetVirtualAddressMap, GetTime, variables listed, set and read \
                     back, then ResetSystem powers off (no isa-debug-exit)",
             cmdline: "test poweroff",
@@ -405,6 +463,7 @@ pub fn all() -> Vec<Case> {
         },
         Case {
             name: "efi-pflash-persist",
+            across_releases: true,
             about: "pflash OVMF: the flash is a runtime MMIO region; a variable written on \
                     one boot is read back on the next",
             firmware: Firmware::OvmfPflash,
@@ -445,6 +504,7 @@ pub fn all() -> Vec<Case> {
         },
         Case {
             name: "efi-svam-failure",
+            across_releases: true,
             about: "SetVirtualAddressMap fails (wrong descriptor version, injected): runtime \
                     services unavailable, the window unmapped, W^X still clean, the boot goes on",
             cmdline: "test inject=svam-version",
@@ -517,12 +577,96 @@ pub fn all() -> Vec<Case> {
         },
         Case {
             name: "efi-reboot",
+            across_releases: true,
             about: "reboot resets through EFI ResetSystem(EfiResetCold)",
             cmdline: "reboot",
             debug_exit: false,
             exit: Exit::Reset,
             common: &[],
             lines: &["reboot: EFI ResetSystem(EfiResetCold)"],
+            ..BASE
+        },
+        // Secure Boot: firmware -> Limine -> limine.conf -> kernel, on
+        // firmware that enforces it, with Debian's snakeoil test key (the
+        // test's key, never a default of the build).
+        Case {
+            name: "secure-boot-signed",
+            about: "`make hdd SECURE_BOOT=1` under Secure Boot (snakeoil OVMF): the signed Limine \
+                    runs with the config hash enrolled and the kernel's hash in limine.conf; \
+                    baton reads SecureBoot 1, SetupMode 0",
+            across_releases: true,
+            media: Media::UsbDisk,
+            firmware: Firmware::SecureBootOvmf,
+            signing: Signing::Signed,
+            needs: Needs::SecureBoot,
+            lines: &[
+                "BdsDxe: starting Boot* \"UEFI QEMU QEMU USB HARDDRIVE",
+                "efi: secure boot: enabled (SecureBoot 1, SetupMode 0)",
+                "selftest: ok   efi: SecureBoot and SetupMode read through GetVariable",
+            ],
+            ..BASE
+        },
+        Case {
+            name: "secure-boot-unsigned-limine",
+            about: "the signed image's Limine with its signature removed: the firmware refuses \
+                    it (Access Denied); neither Limine nor baton runs",
+            media: Media::UsbDisk,
+            firmware: Firmware::SecureBootOvmf,
+            signing: Signing::UnsignedLimine,
+            needs: Needs::SecureBoot,
+            exit: Exit::Stopped,
+            common: &[],
+            kernel_starts: false,
+            stop_at: &["Access Denied"],
+            deadline: Some(60),
+            lines: &[
+                "BdsDxe: failed to load Boot* \"UEFI QEMU QEMU USB HARDDRIVE *: Access Denied",
+            ],
+            absent: &["limine: ", "] INFO  baton"],
+            ..BASE
+        },
+        Case {
+            name: "secure-boot-tampered-kernel",
+            about: "the signed image with one byte appended to the kernel (harmless to an ELF \
+                    loader): the firmware starts the signed Limine, which refuses the kernel's \
+                    hash; baton never runs",
+            across_releases: true,
+            media: Media::UsbDisk,
+            firmware: Firmware::SecureBootOvmf,
+            signing: Signing::TamperedKernel,
+            needs: Needs::SecureBoot,
+            exit: Exit::Stopped,
+            common: &[],
+            kernel_starts: false,
+            stop_at: &["does not match!"],
+            deadline: Some(60),
+            lines: &[
+                "BdsDxe: starting Boot* \"UEFI QEMU QEMU USB HARDDRIVE",
+                "PANIC: Blake2b hash for URI `boot():/boot/baton` does not match!",
+            ],
+            absent: &["] INFO  baton"],
+            ..BASE
+        },
+        Case {
+            name: "secure-boot-tampered-config",
+            about: "the signed image with a comment appended to limine.conf (harmless to its \
+                    parser): the signed Limine refuses a config whose hash is not the one \
+                    enrolled in it; baton never runs",
+            across_releases: true,
+            media: Media::UsbDisk,
+            firmware: Firmware::SecureBootOvmf,
+            signing: Signing::TamperedConfig,
+            needs: Needs::SecureBoot,
+            exit: Exit::Stopped,
+            common: &[],
+            kernel_starts: false,
+            stop_at: &["CHECKSUM MISMATCH FOR CONFIG FILE"],
+            deadline: Some(60),
+            lines: &[
+                "BdsDxe: starting Boot* \"UEFI QEMU QEMU USB HARDDRIVE",
+                "PANIC: !!! CHECKSUM MISMATCH FOR CONFIG FILE !!!",
+            ],
+            absent: &["limine: Loading", "] INFO  baton"],
             ..BASE
         },
         // Memory services and SMP.
@@ -557,6 +701,7 @@ pub fn all() -> Vec<Case> {
         },
         Case {
             name: "smp4-5-level",
+            across_releases: true,
             about: "4 CPUs on 5-level tables (-cpu max)",
             cpu: Some("max"),
             smp: 4,
@@ -603,6 +748,7 @@ pub fn all() -> Vec<Case> {
         // line and a clean stop with the failure verdict.
         Case {
             name: "inject-overlap",
+            across_releases: true,
             about: "overlapping EFI descriptors: a typed error naming both, a clean stop",
             cmdline: "test inject=overlap",
             lines: &[
@@ -677,6 +823,7 @@ pub fn all() -> Vec<Case> {
         // failure verdict; never a triple fault or a timeout.
         Case {
             name: "fault-null",
+            across_releases: true,
             about: "a null-pointer read: #PF in the empty lower half, with the walk of CR2",
             cmdline: "test fault=null",
             faults: true,
@@ -860,7 +1007,7 @@ pub fn all() -> Vec<Case> {
             absent: &["selftest:"],
             ..BASE
         },
-        // The screen console (issue 17): the screen read back at the end
+        // The screen console: the screen read back at the end
         // and compared with the serial log replayed on the same console.
         Case {
             name: "screen-uefi",

@@ -6,11 +6,17 @@
 //! `$BUILD_DIR/tests/logs/`, and checks the exit status and the log. A
 //! failing case prints why and the tail of its log. Exit status: 0 when
 //! every selected case passed.
+//!
+//! Every case boots the Limine release the image scripts find; the cases
+//! marked `across_releases` also boot every other release installed (see
+//! `limine.rs`), as `NAME@VERSION`. Each result names its release.
 
 mod cases;
 mod check;
+mod limine;
 mod qemu;
 mod screen;
+mod secure_boot;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -19,10 +25,23 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 use std::{env, fs, thread};
 
-use cases::{Case, Exit, Firmware, Kernel, Media, Needs};
-use qemu::Ending;
+use cases::{Case, Exit, Firmware, Kernel, Media, Needs, Signing};
+use limine::Release;
+use qemu::{Ending, Watch};
 
 const TIMEOUT: Duration = Duration::from_secs(90);
+
+/// How long a case may run: longer with 4 GiB of RAM or more, whose
+/// self-test allocates and frees every frame (about a minute for 8 GiB
+/// under TCG on a busy machine).
+fn timeout(case: &Case) -> Duration {
+    let gib = case
+        .memory
+        .strip_suffix('G')
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or(0);
+    if gib >= 4 { TIMEOUT * 2 } else { TIMEOUT }
+}
 const TAIL: usize = 40;
 
 struct Config {
@@ -131,29 +150,54 @@ fn power_off_problem(exit: Exit, qemu_log: &str) -> Option<&'static str> {
     }
 }
 
-/// Why a case cannot run here, if it cannot.
-fn unmet(case: &Case) -> Option<&'static str> {
+/// Why a case cannot run against `release` here, if it cannot.
+fn unmet(cfg: &Config, case: &Case, release: &Release) -> Option<String> {
+    let no_tool = || {
+        format!(
+            "no `limine` host utility of Limine {} (build it with `make -C {}`; \
+             iso/limine-tool.sh)",
+            release.version,
+            release.dir.display()
+        )
+    };
     match case.needs {
         Needs::Nothing => None,
-        Needs::LimineTool => (!limine_tool())
-            .then_some("no `limine` host utility matching the Limine release (iso/limine-tool.sh)"),
-        Needs::Gdb => qemu::on_path("gdb").is_none().then_some("no gdb on PATH"),
-        Needs::PflashOvmf => pflash_images()
+        Needs::LimineTool => (!limine_tool(&release.dir)).then(no_tool),
+        Needs::Gdb => qemu::on_path("gdb")
             .is_none()
-            .then_some("no OVMF_CODE_4M.fd / OVMF_VARS_4M.fd (set OVMF_CODE and OVMF_VARS)"),
+            .then(|| "no gdb on PATH".to_owned()),
+        Needs::PflashOvmf => pflash_images().is_none().then(|| {
+            "no OVMF_CODE_4M.fd / OVMF_VARS_4M.fd (set OVMF_CODE and OVMF_VARS)".to_owned()
+        }),
+        Needs::SecureBoot => match secure_boot_kit(cfg) {
+            Err(why) => Some(why),
+            // `enroll-config` puts the config's hash into Limine.
+            Ok(_) => (!limine_tool(&release.dir)).then(no_tool),
+        },
     }
 }
 
-/// Whether `iso/limine-tool.sh` finds the `limine` host utility that the
-/// image scripts run `bios-install` with: the release's own, or one on PATH
-/// of the release's version. Asked once.
-fn limine_tool() -> bool {
-    static FOUND: OnceLock<bool> = OnceLock::new();
-    *FOUND.get_or_init(|| {
+/// The Secure Boot kit, checked (and the key decrypted) once.
+fn secure_boot_kit(cfg: &Config) -> Result<&'static secure_boot::Kit, String> {
+    static KIT: OnceLock<Result<secure_boot::Kit, String>> = OnceLock::new();
+    KIT.get_or_init(|| secure_boot::kit(&cfg.build.join("tests/secure-boot")))
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+/// Whether `iso/limine-tool.sh` finds, for the release in `dir`, the
+/// `limine` host utility that the image scripts run `bios-install` and
+/// `enroll-config` with: the release's own, or one on PATH of the
+/// release's version. Asked once per release.
+fn limine_tool(dir: &Path) -> bool {
+    static FOUND: OnceLock<Mutex<HashMap<PathBuf, bool>>> = OnceLock::new();
+    let mut found = FOUND.get_or_init(Default::default).lock().unwrap();
+    *found.entry(dir.to_path_buf()).or_insert_with(|| {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"))
             .parent()
             .expect("tests/ has a parent");
         Command::new(root.join("iso/limine-tool.sh"))
+            .arg(dir)
             .current_dir(root)
             .stderr(Stdio::null())
             .output()
@@ -217,16 +261,116 @@ fn build_kernel(cfg: &Config, kernel: Kernel) -> Result<PathBuf, String> {
     Ok(target_dir.join("x86_64-unknown-none/release/baton"))
 }
 
-type ImageKey = (Kernel, bool, &'static str);
+/// The default release and the others the cases marked `across_releases`
+/// run against.
+struct Releases {
+    default: Release,
+    found: limine::Found,
+}
 
-/// Builds every image the cases need, once each.
-fn build_images(cfg: &Config, cases: &[&Case]) -> Result<HashMap<ImageKey, PathBuf>, String> {
+/// Finds the default release as the image scripts do (which may clone
+/// it), and the others installed.
+fn releases(cfg: &Config) -> Result<Releases, String> {
+    let out = Command::new(cfg.root.join("iso/limine-dir.sh"))
+        .current_dir(&cfg.root)
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("iso/limine-dir.sh: {e}"))?;
+    if !out.status.success() {
+        return Err("no Limine release (iso/limine-dir.sh says why, above)".into());
+    }
+    let dir = cfg.root.join(String::from_utf8_lossy(&out.stdout).trim());
+    let default = Release::open(&dir)?;
+    let listed = env::var("LIMINE_DIRS").ok();
+    let explicit = listed.as_deref().is_some_and(|l| !l.trim().is_empty());
+    let candidates = limine::candidate_dirs(listed.as_deref(), Path::new("/usr/share"));
+    let found = limine::discover(&default, &candidates, explicit);
+    Ok(Releases { default, found })
+}
+
+/// One boot: a case against a release.
+struct Job<'a> {
+    case: &'a Case,
+    release: &'a Release,
+    /// The case's name, with `@VERSION` for a release other than the
+    /// default.
+    name: String,
+}
+
+/// What the runner does with a selected case against one release.
+enum Planned<'a> {
+    Run(Job<'a>),
+    /// A release the project tests is not here: skipped, with the reason.
+    Missing {
+        name: String,
+        why: String,
+    },
+}
+
+impl Planned<'_> {
+    fn name(&self) -> &str {
+        match self {
+            Planned::Run(job) => &job.name,
+            Planned::Missing { name, .. } => name,
+        }
+    }
+}
+
+/// Every case against the default release; the `across_releases` ones
+/// also against each other release found, or skipped for each tested one
+/// missing.
+fn plan<'a>(cases: &'a [Case], releases: &'a Releases) -> Vec<Planned<'a>> {
+    let mut planned = Vec::new();
+    for case in cases {
+        planned.push(Planned::Run(Job {
+            case,
+            release: &releases.default,
+            name: case.name.to_owned(),
+        }));
+        if !case.across_releases {
+            continue;
+        }
+        for release in &releases.found.others {
+            planned.push(Planned::Run(Job {
+                case,
+                release,
+                name: format!("{}@{}", case.name, release.version),
+            }));
+        }
+        for (version, why) in &releases.found.missing {
+            planned.push(Planned::Missing {
+                name: format!("{}@{version}", case.name),
+                why: why.clone(),
+            });
+        }
+    }
+    planned
+}
+
+/// What an image is built from: kernel, medium (disk or CD), command
+/// line, signing, release.
+type ImageKey = (Kernel, bool, &'static str, Signing, PathBuf);
+
+fn image_key(job: &Job) -> ImageKey {
+    let case = job.case;
+    (
+        case.kernel,
+        case.media != Media::Cdrom,
+        case.cmdline,
+        case.signing,
+        job.release.dir.clone(),
+    )
+}
+
+/// Builds every image the jobs need, once each.
+fn build_images(cfg: &Config, jobs: &[&Job]) -> Result<HashMap<ImageKey, PathBuf>, String> {
     let dir = cfg.build.join("tests/images");
     fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let mut kernels = HashMap::new();
     let mut images = HashMap::new();
-    for case in cases {
-        let key = image_key(case);
+    for job in jobs {
+        let case = job.case;
+        let key = image_key(job);
         if images.contains_key(&key) {
             continue;
         }
@@ -242,30 +386,42 @@ fn build_images(cfg: &Config, cases: &[&Case]) -> Result<HashMap<ImageKey, PathB
         let script = cfg
             .root
             .join(if disk { "iso/mkhdd.sh" } else { "iso/mkiso.sh" });
-        let status = Command::new(script)
-            .current_dir(&cfg.root)
+        let mut cmd = Command::new(script);
+        cmd.current_dir(&cfg.root)
+            .env("LIMINE_DIR", &job.release.dir)
+            .env_remove("SECURE_BOOT")
             .arg(&kernels[&case.kernel])
             .arg(&path)
-            .arg(case.cmdline)
-            .status()
-            .map_err(|e| e.to_string())?;
+            .arg(case.cmdline);
+        if case.signing != Signing::Off {
+            let kit = secure_boot_kit(cfg)?;
+            cmd.env("SECURE_BOOT", "1")
+                .env("SB_KEY", &kit.key)
+                .env("SB_CERT", &kit.cert);
+        }
+        let status = cmd.status().map_err(|e| e.to_string())?;
         if !status.success() {
             return Err(format!("building image {} failed", path.display()));
         }
+        secure_boot::tamper(&path, case.signing, &dir)
+            .map_err(|e| format!("image {}: {e}", path.display()))?;
         images.insert(key, path);
     }
     Ok(images)
 }
 
-fn image_key(case: &Case) -> ImageKey {
-    (case.kernel, case.media != Media::Cdrom, case.cmdline)
-}
-
 fn qemu_args(cfg: &Config, case: &Case, image: &Path, vars: &Path) -> Vec<String> {
-    let mut a: Vec<String> = ["-M", case.machine, "-accel", "tcg", "-m", case.memory]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let machine = match case.firmware {
+        // The Secure Boot firmware refuses to run without SMM.
+        Firmware::SecureBootOvmf => format!("{},smm=on", case.machine),
+        _ => case.machine.to_owned(),
+    };
+    let mut a: Vec<String> = vec!["-M".into(), machine];
+    a.extend(
+        ["-accel", "tcg", "-m", case.memory]
+            .iter()
+            .map(|s| s.to_string()),
+    );
     if case.debug_exit {
         a.extend([
             "-device".into(),
@@ -278,6 +434,17 @@ fn qemu_args(cfg: &Config, case: &Case, image: &Path, vars: &Path) -> Vec<String
     if case.smp > 1 {
         a.extend(["-smp".into(), case.smp.to_string()]);
     }
+    let pflash = |code: &Path| {
+        [
+            "-drive".into(),
+            format!(
+                "if=pflash,format=raw,unit=0,readonly=on,file={}",
+                code.display()
+            ),
+            "-drive".into(),
+            format!("if=pflash,format=raw,unit=1,file={}", vars.display()),
+        ]
+    };
     match firmware(cfg, case) {
         Firmware::Ovmf => {
             let ovmf = cfg.ovmf.as_ref().expect("firmware() checked");
@@ -285,15 +452,15 @@ fn qemu_args(cfg: &Config, case: &Case, image: &Path, vars: &Path) -> Vec<String
         }
         Firmware::OvmfPflash => {
             let (code, _) = pflash_images().expect("checked by unmet() or at start");
+            a.extend(pflash(&code));
+        }
+        Firmware::SecureBootOvmf => {
+            // Only code running in SMM may write the variable store.
             a.extend([
-                "-drive".into(),
-                format!(
-                    "if=pflash,format=raw,unit=0,readonly=on,file={}",
-                    code.display()
-                ),
-                "-drive".into(),
-                format!("if=pflash,format=raw,unit=1,file={}", vars.display()),
+                "-global".into(),
+                "driver=cfi.pflash01,property=secure,value=on".into(),
             ]);
+            a.extend(pflash(Path::new(secure_boot::OVMF_CODE)));
         }
         Firmware::SeaBios => {}
     }
@@ -319,40 +486,94 @@ fn qemu_args(cfg: &Config, case: &Case, image: &Path, vars: &Path) -> Vec<String
 
 enum Verdict {
     Pass,
-    Skip(&'static str),
+    Skip(String),
     Fail(Vec<String>),
 }
 
-/// Boots one case and judges it.
-fn run_case(cfg: &Config, case: &Case, image: &Path) -> (Verdict, String) {
+/// The variable store a case's pflash firmware starts from, if any.
+fn vars_template(cfg: &Config, case: &Case) -> Option<PathBuf> {
+    match firmware(cfg, case) {
+        Firmware::OvmfPflash => pflash_images().map(|(_, vars)| vars),
+        Firmware::SecureBootOvmf => Some(secure_boot::OVMF_VARS.into()),
+        Firmware::Ovmf | Firmware::SeaBios => None,
+    }
+}
+
+/// Lines the log must hold because of the release the job boots: the
+/// kernel names it, and the base revision it hands over under.
+fn release_lines(job: &Job) -> Vec<String> {
+    if !(job.case.across_releases && job.case.kernel_starts) {
+        return Vec::new();
+    }
+    let v = job.release.version;
+    let revision = v.revision();
+    vec![
+        format!("boot: bootloader Limine {v}, firmware"),
+        format!("boot: base revision requested 5, in effect {revision} ("),
+        format!("limine: HHDM maps these Limine entries: * (base revision {revision} promises "),
+    ]
+}
+
+/// What is wrong with how QEMU ended, for a case expecting `exit` that
+/// had `timeout`.
+fn ending_problem(exit: Exit, ending: &Ending, timeout: Duration) -> Option<String> {
+    match (ending, exit) {
+        (Ending::Exited(code), Exit::Stopped) => Some(format!(
+            "QEMU exited with {code} by itself; the boot chain should have stopped"
+        )),
+        (Ending::Exited(code), _) if *code == exit.status() => None,
+        (Ending::Exited(code), _) => Some(format!(
+            "QEMU exited with {code}, expected {} ({exit:?})",
+            exit.status()
+        )),
+        (Ending::Stopped(_), Exit::Stopped) => None,
+        (Ending::Stopped(why), _) => Some(format!("the runner stopped QEMU: {why}")),
+        (Ending::Signalled, _) => Some("QEMU was killed by a signal".to_owned()),
+        (Ending::TimedOut, _) => Some(format!("timed out after {} s", timeout.as_secs())),
+    }
+}
+
+/// Boots one job and judges it.
+fn run_case(cfg: &Config, job: &Job, image: &Path) -> (Verdict, String) {
+    let case = job.case;
     let logs = cfg.build.join("tests/logs");
     let _ = fs::create_dir_all(&logs);
-    let serial_log = logs.join(format!("{}.log", case.name));
-    let qemu_log = logs.join(format!("{}.qemu.log", case.name));
+    let serial_log = logs.join(format!("{}.log", job.name));
+    let qemu_log = logs.join(format!("{}.qemu.log", job.name));
     // A fresh variable store per case, kept across its boots.
-    let vars = logs.join(format!("{}.vars.fd", case.name));
-    if firmware(cfg, case) == Firmware::OvmfPflash {
-        let (_, template) = pflash_images().expect("checked by unmet() or at start");
-        if let Err(e) = fs::copy(&template, &vars) {
-            return (
-                Verdict::Fail(vec![format!("copying {}: {e}", template.display())]),
-                String::new(),
-            );
-        }
+    let vars = logs.join(format!("{}.vars.fd", job.name));
+    if let Some(template) = vars_template(cfg, case)
+        && let Err(e) = fs::copy(&template, &vars)
+    {
+        return (
+            Verdict::Fail(vec![format!("copying {}: {e}", template.display())]),
+            String::new(),
+        );
     }
     if case.gdb {
         return gdb_case(cfg, case, image, &vars, &serial_log, &qemu_log);
     }
     let args = qemu_args(cfg, case, image, &vars);
+    let watch = Watch {
+        stop_at: case.stop_at,
+        deadline: case.deadline.map(Duration::from_secs),
+    };
     let mut problems = Vec::new();
     let mut elapsed = Duration::ZERO;
     let mut run = None;
-    let ppm = logs.join(format!("{}.screen.ppm", case.name));
+    let ppm = logs.join(format!("{}.screen.ppm", job.name));
     let screendump = case
         .screen
         .map(|marker| qemu::Screendump { marker, ppm: &ppm });
     for boot in 1..=case.boots {
-        let r = qemu::boot(&args, &serial_log, &qemu_log, TIMEOUT, screendump);
+        let r = qemu::boot(
+            &args,
+            &serial_log,
+            &qemu_log,
+            timeout(case),
+            screendump,
+            watch,
+        );
         elapsed += r.elapsed;
         let which = if case.boots > 1 {
             format!("boot {boot}: ")
@@ -367,17 +588,8 @@ fn run_case(cfg: &Config, case: &Case, image: &Path) -> (Verdict, String) {
         {
             problems.push(format!("{which}{problem}"));
         }
-        match r.ending {
-            Ending::Exited(code) if code == case.exit.status() => {}
-            Ending::Exited(code) => problems.push(format!(
-                "{which}QEMU exited with {code}, expected {} ({:?})",
-                case.exit.status(),
-                case.exit
-            )),
-            Ending::Signalled => problems.push(format!("{which}QEMU was killed by a signal")),
-            Ending::TimedOut => {
-                problems.push(format!("{which}timed out after {} s", TIMEOUT.as_secs()))
-            }
+        if let Some(problem) = ending_problem(case.exit, &r.ending, timeout(case)) {
+            problems.push(format!("{which}{problem}"));
         }
         let failed = !problems.is_empty();
         run = Some(r);
@@ -388,7 +600,7 @@ fn run_case(cfg: &Config, case: &Case, image: &Path) -> (Verdict, String) {
     let run = run.expect("at least one boot");
     let lines = check::clean_lines(&run.serial);
     if let Some(result) = &run.screendump {
-        let expected = logs.join(format!("{}.expected.ppm", case.name));
+        let expected = logs.join(format!("{}.expected.ppm", job.name));
         if let Err(e) = result
             .clone()
             .and_then(|()| check_screen(&run.serial, &lines, &ppm, &expected))
@@ -396,24 +608,7 @@ fn run_case(cfg: &Config, case: &Case, image: &Path) -> (Verdict, String) {
             problems.push(format!("screen: {e}"));
         }
     }
-    for pattern in case.common.iter().chain(case.lines) {
-        if check::find(&lines, pattern).is_none() {
-            problems.push(format!("no line matches \"{pattern}\""));
-        }
-    }
-    let never_unless = if case.faults {
-        &[][..]
-    } else {
-        cases::NEVER_UNLESS_FAULTING
-    };
-    for pattern in cases::NEVER.iter().chain(never_unless).chain(case.absent) {
-        if let Some((i, line)) = check::find(&lines, pattern) {
-            problems.push(format!(
-                "line {} matches forbidden \"{pattern}\": {line}",
-                i + 1
-            ));
-        }
-    }
+    problems.extend(log_problems(job, &lines));
     let timing = format!("{:.1} s", elapsed.as_secs_f64());
     if problems.is_empty() {
         (Verdict::Pass, timing)
@@ -458,6 +653,38 @@ fn check_screen(
     }
 }
 
+/// What the serial log lacks or holds against the job's expectations.
+fn log_problems(job: &Job, lines: &[String]) -> Vec<String> {
+    let case = job.case;
+    let mut problems = Vec::new();
+    let required = release_lines(job);
+    let patterns = case
+        .common
+        .iter()
+        .chain(case.lines)
+        .copied()
+        .chain(required.iter().map(String::as_str));
+    for pattern in patterns {
+        if check::find(lines, pattern).is_none() {
+            problems.push(format!("no line matches \"{pattern}\""));
+        }
+    }
+    let never_unless = if case.faults {
+        &[][..]
+    } else {
+        cases::NEVER_UNLESS_FAULTING
+    };
+    for pattern in cases::NEVER.iter().chain(never_unless).chain(case.absent) {
+        if let Some((i, line)) = check::find(lines, pattern) {
+            problems.push(format!(
+                "line {} matches forbidden \"{pattern}\": {line}",
+                i + 1
+            ));
+        }
+    }
+    problems
+}
+
 /// Starts QEMU halted with its gdbstub and has GDB, with the project's
 /// script, break at `kmain`.
 fn gdb_case(
@@ -471,7 +698,8 @@ fn gdb_case(
     let mut args = qemu_args(cfg, case, image, vars);
     args.extend(["-s".into(), "-S".into()]);
     let (run, gdb) = thread::scope(|s| {
-        let qemu = s.spawn(|| qemu::boot(&args, serial_log, qemu_log, TIMEOUT, None));
+        let qemu =
+            s.spawn(|| qemu::boot(&args, serial_log, qemu_log, TIMEOUT, None, Watch::default()));
         // Give QEMU a moment to open its gdbstub.
         thread::sleep(Duration::from_millis(500));
         let gdb = Command::new("timeout")
@@ -506,29 +734,62 @@ fn gdb_case(
     }
 }
 
+/// One result line (and, for a failure, its problems).
+fn report(name: &str, release: Option<&Release>, verdict: &Verdict, timing: &str) -> String {
+    let what = release.map_or(String::new(), |r| format!(" [Limine {}]", r.version));
+    match verdict {
+        Verdict::Pass => format!("PASS {name}{what} ({timing})\n"),
+        Verdict::Skip(why) => format!("SKIP {name}{what}: {why}\n"),
+        Verdict::Fail(problems) => {
+            let mut out = format!("FAIL {name}{what} ({timing})\n");
+            for p in problems {
+                out += &format!("    {p}\n");
+            }
+            out
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cfg = config();
     let all = cases::all();
-    let selected: Vec<&Case> = all
-        .iter()
-        .filter(|c| {
-            cfg.filters.is_empty() || cfg.filters.iter().any(|f| c.name.contains(f.as_str()))
-        })
-        .collect();
     if cfg.list {
-        for c in &selected {
-            println!("{:28} {}", c.name, c.about);
+        for c in all.iter().filter(|c| {
+            cfg.filters.is_empty() || cfg.filters.iter().any(|f| c.name.contains(f.as_str()))
+        }) {
+            let across = if c.across_releases {
+                " [every Limine release]"
+            } else {
+                ""
+            };
+            println!("{:28} {}{across}", c.name, c.about);
         }
         return ExitCode::SUCCESS;
     }
-    if selected.is_empty() {
+    let releases = match releases(&cfg) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("boot-tests: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for why in &releases.found.unusable {
+        eprintln!("boot-tests: not a usable Limine release: {why}");
+    }
+    let planned: Vec<Planned> = plan(&all, &releases)
+        .into_iter()
+        .filter(|p| cfg.filters.is_empty() || cfg.filters.iter().any(|f| p.name().contains(f)))
+        .collect();
+    if planned.is_empty() {
         eprintln!("boot-tests: no case matches {:?}", cfg.filters);
         return ExitCode::FAILURE;
     }
-    let runnable: Vec<&Case> = selected
+    let runnable: Vec<&Job> = planned
         .iter()
-        .copied()
-        .filter(|c| unmet(c).is_none())
+        .filter_map(|p| match p {
+            Planned::Run(job) if unmet(&cfg, job.case, job.release).is_none() => Some(job),
+            _ => None,
+        })
         .collect();
     let images = match build_images(&cfg, &runnable) {
         Ok(images) => images,
@@ -537,39 +798,59 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let others: Vec<String> = releases
+        .found
+        .others
+        .iter()
+        .map(|r| r.version.to_string())
+        .collect();
     println!(
-        "boot-tests: {} cases, {} images, {} at a time",
-        selected.len(),
+        "boot-tests: {} cases, {} images, {} at a time; Limine {} ({}){}",
+        planned.len(),
         images.len(),
-        cfg.jobs
+        cfg.jobs,
+        releases.default.version,
+        releases.default.dir.display(),
+        if others.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", and {} for the cases run on every release",
+                others.join(", ")
+            )
+        }
     );
 
-    let queue = Mutex::new(selected.iter().copied());
+    let queue = Mutex::new(planned.iter());
     let results = Mutex::new(Vec::new());
     thread::scope(|s| {
         for _ in 0..cfg.jobs {
             s.spawn(|| {
                 loop {
-                    let Some(case) = queue.lock().unwrap().next() else {
+                    let Some(planned) = queue.lock().unwrap().next() else {
                         break;
                     };
-                    let (verdict, timing) = match unmet(case) {
-                        Some(why) => (Verdict::Skip(why), String::new()),
-                        None => run_case(&cfg, case, &images[&image_key(case)]),
-                    };
-                    let mut out = String::new();
-                    match &verdict {
-                        Verdict::Pass => out += &format!("PASS {} ({timing})\n", case.name),
-                        Verdict::Skip(why) => out += &format!("SKIP {}: {why}\n", case.name),
-                        Verdict::Fail(problems) => {
-                            out += &format!("FAIL {} ({timing}): {}\n", case.name, case.about);
-                            for p in problems {
-                                out += &format!("    {p}\n");
-                            }
+                    let out = match planned {
+                        Planned::Missing { name, why } => {
+                            let verdict = Verdict::Skip(why.clone());
+                            let out = report(name, None, &verdict, "");
+                            results.lock().unwrap().push(verdict);
+                            out
                         }
-                    }
+                        Planned::Run(job) => {
+                            let (verdict, timing) = match unmet(&cfg, job.case, job.release) {
+                                Some(why) => (Verdict::Skip(why), String::new()),
+                                None => run_case(&cfg, job, &images[&image_key(job)]),
+                            };
+                            let mut out = report(&job.name, Some(job.release), &verdict, &timing);
+                            if matches!(verdict, Verdict::Fail(_)) {
+                                out = out.replacen('\n', &format!(": {}\n", job.case.about), 1);
+                            }
+                            results.lock().unwrap().push(verdict);
+                            out
+                        }
+                    };
                     print!("{out}");
-                    results.lock().unwrap().push(verdict);
                 }
             });
         }
@@ -639,5 +920,71 @@ mod tests {
         assert_eq!(power_off_problem(Exit::Reset, ""), None);
         assert!(power_off_problem(Exit::Reset, off).is_some());
         assert!(power_off_problem(Exit::Pass, off).is_some());
+    }
+
+    fn release(dir: &str, v: limine::Version) -> Release {
+        Release {
+            dir: PathBuf::from(dir),
+            version: v,
+        }
+    }
+
+    #[test]
+    fn every_release_for_the_marked_cases_and_a_skip_per_missing_one() {
+        use limine::Version;
+        let all = cases::all();
+        let releases = Releases {
+            default: release("/d", Version(8, 2, 0)),
+            found: limine::Found {
+                others: vec![release("/e", Version(11, 4, 1))],
+                unusable: Vec::new(),
+                missing: vec![(Version(9, 6, 7), "not installed".into())],
+            },
+        };
+        let planned = plan(&all, &releases);
+        let names: Vec<&str> = planned.iter().map(Planned::name).collect();
+        assert!(names.contains(&"uefi-cd"));
+        assert!(names.contains(&"uefi-cd@11.4.1"));
+        assert!(names.contains(&"secure-boot-tampered-kernel@11.4.1"));
+        // Only the marked cases run on every release.
+        assert!(names.contains(&"ptdump") && !names.contains(&"ptdump@11.4.1"));
+        let skipped = planned
+            .iter()
+            .filter(|p| matches!(p, Planned::Missing { .. }))
+            .count();
+        let marked = all.iter().filter(|c| c.across_releases).count();
+        assert_eq!(skipped, marked);
+        assert_eq!(names.len(), all.len() + 2 * marked);
+        // A job on another release must show that release in its log.
+        let job = planned
+            .iter()
+            .find_map(|p| match p {
+                Planned::Run(j) if j.name == "uefi-cd@11.4.1" => Some(j),
+                _ => None,
+            })
+            .unwrap();
+        let lines = release_lines(job);
+        assert!(lines.iter().any(|l| l.contains("Limine 11.4.1,")));
+        assert!(lines.iter().any(|l| l.contains("in effect 5 (")));
+    }
+
+    #[test]
+    fn stopping_is_a_pass_only_where_the_case_asks_for_it() {
+        let t = TIMEOUT;
+        let stopped = Ending::Stopped("a line matched".into());
+        assert_eq!(ending_problem(Exit::Stopped, &stopped, t), None);
+        assert!(ending_problem(Exit::Pass, &stopped, t).is_some());
+        // A refused chain that boots anyway is caught.
+        assert!(ending_problem(Exit::Stopped, &Ending::Exited(33), t).is_some());
+        assert_eq!(ending_problem(Exit::Pass, &Ending::Exited(33), t), None);
+        assert!(ending_problem(Exit::Pass, &Ending::TimedOut, t).is_some());
+    }
+
+    #[test]
+    fn large_memory_gets_more_time() {
+        let by_name = |name| *cases::all().iter().find(|c| c.name == name).unwrap();
+        assert_eq!(timeout(&by_name("handoff-ovmf-8g")), TIMEOUT * 2);
+        assert_eq!(timeout(&by_name("uefi-cd")), TIMEOUT);
+        assert_eq!(timeout(&by_name("mm-128m")), TIMEOUT);
     }
 }

@@ -9,7 +9,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 /// How a boot ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ending {
     /// QEMU exited with this status.
     Exited(i32),
@@ -17,6 +17,35 @@ pub enum Ending {
     Signalled,
     /// QEMU ran past the timeout and was killed.
     TimedOut,
+    /// The runner stopped QEMU as the case asked (a line matched, or its
+    /// deadline passed); says which.
+    Stopped(String),
+}
+
+/// When the runner stops QEMU before it ends on its own.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Watch<'a> {
+    /// Stop once a serial line matches one of these (see `check::matches`).
+    pub stop_at: &'a [&'a str],
+    /// Stop after this long.
+    pub deadline: Option<Duration>,
+}
+
+impl Watch<'_> {
+    /// Why QEMU should be stopped now, if it should.
+    fn stop(&self, serial_log: &Path, elapsed: Duration) -> Option<String> {
+        if !self.stop_at.is_empty() {
+            let lines = crate::check::clean_lines(&fs::read(serial_log).unwrap_or_default());
+            for pattern in self.stop_at {
+                if crate::check::find(&lines, pattern).is_some() {
+                    return Some(format!("a line matched \"{pattern}\""));
+                }
+            }
+        }
+        self.deadline
+            .filter(|d| elapsed > *d)
+            .map(|d| format!("its deadline of {} s passed", d.as_secs()))
+    }
 }
 
 /// QEMU's trace point for a shutdown request (the guest powering off, not
@@ -169,13 +198,15 @@ fn logged(serial_log: &Path, marker: &str) -> bool {
 
 /// Boots QEMU with `args`; the serial console goes to `serial_log` and
 /// QEMU's reset log (which records triple faults) to `qemu_log`. With
-/// `screen`, the screen is read at the end (see [`Screendump`]).
+/// `screen`, the screen is read at the end (see [`Screendump`]); `watch`
+/// says when to stop it early.
 pub fn boot(
     args: &[String],
     serial_log: &Path,
     qemu_log: &Path,
     timeout: Duration,
     screen: Option<Screendump<'_>>,
+    watch: Watch<'_>,
 ) -> Run {
     let _ = fs::remove_file(serial_log);
     let _ = fs::remove_file(qemu_log);
@@ -206,6 +237,7 @@ pub fn boot(
         .spawn()
         .expect("cannot start qemu-system-x86_64");
     let mut screendumped = None;
+    let mut polls = 0u32;
     let ending = loop {
         if let Some(s) = screen
             && screendumped.is_none()
@@ -215,6 +247,17 @@ pub fn boot(
             if screendumped.as_ref().is_some_and(Result::is_err) {
                 let _ = child.kill();
             }
+        }
+        polls += 1;
+        // The log is read every 250 ms, not at every 50 ms poll.
+        let stop = polls
+            .is_multiple_of(5)
+            .then(|| watch.stop(serial_log, start.elapsed()))
+            .flatten();
+        if let Some(why) = stop {
+            let _ = child.kill();
+            let _ = child.wait();
+            break Ending::Stopped(why);
         }
         match child.try_wait().expect("waiting for QEMU") {
             Some(status) => {

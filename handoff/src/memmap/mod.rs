@@ -24,6 +24,7 @@
 //!
 //! What each kind of memory means for baton lives in one place, [`policy`].
 
+pub mod boot_services;
 mod efi;
 mod error;
 pub mod limine;

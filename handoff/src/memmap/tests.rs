@@ -480,6 +480,30 @@ fn overlay_takes_the_attributes_of_each_descriptor_it_covers() {
     assert_eq!(map.regions(), &expected);
 }
 
+/// Limine 9.3 and later call the firmware's boot-services memory
+/// bootloader-reclaimable: that claim outranks the EFI type, so the kernel
+/// frees the memory with Limine's own (once every CPU has left Limine's
+/// code, which is after SetVirtualAddressMap); boot-services memory Limine
+/// calls usable (8.x) stays boot services.
+#[test]
+fn limine_reclaimable_claim_outranks_boot_services() {
+    use MemoryType as T;
+    let efi = [
+        desc(T::BOOT_SERVICES_DATA, 0x0, 0x10, WB),
+        desc(T::BOOT_SERVICES_CODE, 0x1_0000, 0x10, WB),
+    ];
+    let limine = [
+        entry(0x0, 0x1_0000, USABLE),
+        entry(0x1_0000, 0x1_0000, BOOTLOADER_RECLAIMABLE),
+    ];
+    let (_, map) = build_from(Some(&efi), &limine);
+    let expected = [
+        region(0x0, 0x1_0000, Kind::BootServices, attr(WB)),
+        region(0x1_0000, 0x2_0000, Kind::BootloaderReclaimable, attr(WB)),
+    ];
+    assert_eq!(map.regions(), &expected);
+}
+
 /// Free memory with EFI_MEMORY_SP is soft reserved: not RAM for the
 /// physmap, never allocatable, not in the EFI window; what Limine put in it
 /// (the kernel, its own reclaimable memory) keeps its own kind, so that it

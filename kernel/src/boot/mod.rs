@@ -566,6 +566,13 @@ fn report(boot: &BootInfo) {
     }
 }
 
+/// The EFI system table response's pointer as Limine gave it (physical or
+/// an HHDM address, by base revision). Only before the switch: the
+/// response lives in bootloader memory reached through the HHDM.
+pub fn efi_system_table_pointer() -> Option<u64> {
+    EFI_SYSTEM_TABLE.get_response().map(|r| r.address() as u64)
+}
+
 /// The base revision this build requested.
 pub const fn requested_revision() -> u64 {
     REQUESTED_REVISION

@@ -27,6 +27,7 @@
 pub mod call;
 mod images;
 pub mod runtime;
+pub mod secure_boot;
 mod space;
 mod svam;
 mod systab;
@@ -47,7 +48,7 @@ use uefi_raw::table::runtime::RuntimeServices;
 use crate::boot::{self, BootInfo, Firmware};
 use crate::kspace::{AddressSpace, KernelSpace};
 pub use runtime::{EfiStatus, Name, Services};
-pub use svam::release_temporary_tables;
+pub use svam::{release_temporary_tables, svam_boot_services_bytes};
 
 /// The runtime services, once SetVirtualAddressMap succeeded.
 static SERVICES: spin::Once<Services> = spin::Once::new();
@@ -127,6 +128,7 @@ pub fn init(boot: &BootInfo, kernel: &'static KernelSpace) {
             window::unmap(space);
         }
     }
+    secure_boot::report();
 }
 
 fn try_init(boot: &BootInfo, kernel: &'static KernelSpace) -> Result<(), Unavailable> {

@@ -10,7 +10,7 @@ use core::cell::UnsafeCell;
 use handoff::cmdline::Inject;
 use handoff::efi::services::Service;
 use handoff::efi::{self, RuntimeRegions};
-use handoff::memmap::{EfiMemoryMap, Kind};
+use handoff::memmap::{EfiMemoryMap, boot_services};
 use log::{info, warn};
 use uefi_raw::table::boot::MemoryDescriptor;
 use uefi_raw::table::runtime::RuntimeServices;
@@ -90,42 +90,53 @@ fn temporary_space(
     Ok(temp)
 }
 
+/// The bytes of boot-services memory the temporary address space maps
+/// one-to-one for SetVirtualAddressMap, once it is built.
+static SVAM_BOOT_SERVICES: spin::Once<u64> = spin::Once::new();
+
+/// How much boot-services memory SetVirtualAddressMap's address space
+/// mapped one-to-one; `None` before it was built (or on BIOS boots).
+pub fn svam_boot_services_bytes() -> Option<u64> {
+    SVAM_BOOT_SERVICES.get().copied()
+}
+
 /// What the temporary space maps 1:1 besides the runtime regions: the
 /// rewritten map, page 0 (some firmware writes it during the call) and,
 /// as Linux does for firmware that still touches them, the boot-services
-/// regions (not freed yet). Returns how many of `out` it filled.
+/// regions (not freed yet), as the EFI map gives them: Limine 9.3 and
+/// later call them bootloader-reclaimable, but they are the firmware's
+/// all the same. Returns how many of `out` it filled.
 fn extra_ranges(
-    kernel: &KernelSpace,
+    efi_map: &EfiMemoryMap<'_>,
     runtime: &RuntimeRegions,
     map_copy: (u64, usize),
     out: &mut [(u64, u64); 64],
 ) -> usize {
-    let map = kernel.memory_map();
-    let boot_services = |a: u64| {
-        map.region_at(PhysAddr::new(a))
-            .is_some_and(|r| r.kind == Kind::BootServices)
+    let mut boot_services = [(0u64, 0u64); 62];
+    let boot_services = match boot_services::ranges(efi_map, &mut boot_services) {
+        Ok(count) => &boot_services[..count],
+        Err(_) => {
+            warn!("efi: more boot-services ranges than the temporary tables take; none mapped");
+            &boot_services[..0]
+        }
+    };
+    let covered = |a: u64| {
+        runtime.region_of(a).is_some() || boot_services.iter().any(|&(s, e)| s <= a && a < e)
     };
     let mut n = 0;
     out[n] = (map_copy.0, map_copy.1 as u64);
     n += 1;
-    if runtime.region_of(0).is_none() && !boot_services(0) {
+    if !covered(0) {
         out[n] = (0, 4096);
         n += 1;
     }
-    for r in map
-        .regions()
-        .iter()
-        .filter(|r| r.kind == Kind::BootServices)
-    {
-        if n == out.len() {
-            warn!(
-                "efi: more boot-services regions than the temporary tables take; the rest unmapped"
-            );
-            break;
-        }
-        out[n] = (r.start, r.end - r.start);
+    let mut bytes = 0;
+    for &(start, end) in boot_services {
+        out[n] = (start, end - start);
         n += 1;
+        bytes += end - start;
     }
+    SVAM_BOOT_SERVICES.call_once(|| bytes);
     n
 }
 
@@ -185,7 +196,7 @@ pub fn call(
 ) -> Result<(), Unavailable> {
     let map_copy = rewrite(kernel, efi_map, runtime)?;
     let mut extra = [(0u64, 0u64); 64];
-    let n = extra_ranges(kernel, runtime, map_copy, &mut extra);
+    let n = extra_ranges(efi_map, runtime, map_copy, &mut extra);
     let temp = temporary_space(kernel, efi_space, runtime, &extra[..n])?;
     let (map_phys, map_len) = map_copy;
     let version = if crate::testing::is_injected(Inject::SvamVersion) {

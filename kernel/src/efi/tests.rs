@@ -41,6 +41,10 @@ pub const TESTS: &[Test] = &[
         run: temporary_tables_released,
     },
     Test {
+        name: "efi: SetVirtualAddressMap ran with all boot-services memory mapped one-to-one",
+        run: boot_services_during_svam,
+    },
+    Test {
         name: "efi: runtime services and their code live in the EFI window",
         run: in_window,
     },
@@ -351,5 +355,25 @@ fn boot_counter() -> TestResult {
         "read back {buf:?}"
     );
     log::info!("efi: BatonBootCount was {was}, now {now}");
+    Ok(())
+}
+
+/// SetVirtualAddressMap ran with the EFI map's boot-services memory mapped
+/// one-to-one, whatever Limine called it.
+fn boot_services_during_svam() -> TestResult {
+    let Some(mapped) = super::svam_boot_services_bytes() else {
+        check!(
+            services().is_none(),
+            "runtime services without a record of SetVirtualAddressMap's mappings"
+        );
+        crate::skip!("SetVirtualAddressMap never ran on this boot");
+    };
+    let claims = crate::shim::handover::boot_services_claims()
+        .ok_or_else(|| fail!("SetVirtualAddressMap ran without an EFI map at entry"))?;
+    check!(
+        mapped == claims.total,
+        "{mapped:#x} bytes mapped one-to-one, the EFI map has {:#x} of boot-services memory",
+        claims.total
+    );
     Ok(())
 }

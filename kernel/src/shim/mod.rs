@@ -21,6 +21,7 @@
 
 mod check;
 mod error;
+pub mod handover;
 mod inputs;
 mod report;
 pub mod tests;
@@ -59,6 +60,7 @@ pub fn run(boot: &BootInfo, phases: &mut Phases) -> Result<&'static KernelSpace,
     let limine_tables = Walker::new(&hhdm, Cr3::read().0, boot.levels);
     let limine = report::limine_tables(&limine_tables, boot, layout);
     report::console_before_switch(&limine_tables);
+    handover::observe(boot, &limine_tables);
     let hw = Hardware::read(boot)?;
 
     let map = parse(boot, &hw)?;

@@ -1,0 +1,385 @@
+//! What Limine handed over under the base revision in effect, as baton saw
+//! it on Limine's page tables, and self-tests that baton's decisions follow
+//! from it.
+//!
+//! The releases differ (`handoff::revision`): what the HHDM maps (revision
+//! 2 the first 4 GiB and more, 3 only usable, reclaimable, executable and
+//! framebuffer memory, 4 adds ACPI, 5 the EFI runtime regions, which
+//! Limine's map then calls reserved-mapped), whether the EFI system table
+//! pointer is physical (3 and 4) or an HHDM address, and, from Limine 9.3
+//! on, that the firmware's boot-services memory is bootloader-reclaimable.
+//! [`observe`] records and logs all of it before the switch; the tests
+//! hold baton's decisions to it.
+
+use handoff::memmap::boot_services::{self, Claims};
+use handoff::memmap::{Allocatable, EfiMemoryMap, Kind, limine};
+use handoff::paging::Walker;
+use handoff::phys::PhysWindow;
+use handoff::revision::{self, BootPointer};
+use log::{info, warn};
+use x86_64::PhysAddr;
+
+use crate::boot::{self, BootInfo};
+use crate::kspace;
+use crate::selftest::{Test, TestResult};
+use crate::{check, fail};
+
+/// Limine's memory-map types baton names (0 to 8), and one for newer ones.
+const TYPES: usize = 10;
+
+fn type_name(ty: usize) -> &'static str {
+    [
+        "usable",
+        "reserved",
+        "ACPI",
+        "ACPI NVS",
+        "bad",
+        "bootloader-reclaimable",
+        "executable",
+        "framebuffer",
+        "reserved-mapped",
+        "other",
+    ][ty.min(TYPES - 1)]
+}
+
+/// Entries of one kind, and how many of them Limine's HHDM maps.
+#[derive(Debug, Clone, Copy, Default)]
+struct Coverage {
+    entries: u32,
+    mapped: u32,
+}
+
+/// The first entry the revision promises in the HHDM that is not there.
+#[derive(Debug, Clone, Copy)]
+struct Unmapped {
+    ty: u64,
+    start: u64,
+    end: u64,
+}
+
+/// What baton saw of the handover.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    revision: u64,
+    hhdm_offset: u64,
+    /// Limine's entries per type.
+    types: [Coverage; TYPES],
+    broken_promise: Option<Unmapped>,
+    /// The EFI descriptors with the runtime attribute.
+    runtime: Coverage,
+    /// The EFI system table response's pointer, as Limine gave it.
+    system_table: Option<u64>,
+    /// The EFI map's boot-services memory and what Limine calls it.
+    boot_services: Option<Claims>,
+}
+
+static SEEN: spin::Once<Seen> = spin::Once::new();
+
+/// Whether Limine's HHDM maps `start..end` at `hhdm + start` (its first
+/// and its last byte).
+fn mapped<W: handoff::phys::PhysWindow>(
+    walker: &Walker<'_, W>,
+    hhdm: u64,
+    start: u64,
+    end: u64,
+) -> bool {
+    [start, end - 1].iter().all(|&a| {
+        walker
+            .translate(hhdm + a)
+            .is_some_and(|t| t.phys == PhysAddr::new(a))
+    })
+}
+
+/// Records what Limine handed over and logs it, from Limine's tables
+/// walked through its HHDM (`walker`), before the handoff.
+pub fn observe<W: PhysWindow>(boot: &BootInfo, walker: &Walker<'_, W>) {
+    let revision = boot.revision.revision;
+    let mut seen = Seen {
+        revision,
+        hhdm_offset: boot.hhdm_offset,
+        types: [Coverage::default(); TYPES],
+        broken_promise: None,
+        runtime: Coverage::default(),
+        system_table: boot::efi_system_table_pointer(),
+        boot_services: None,
+    };
+    let raw = boot::RAW_MAPS.lock();
+    for e in raw.limine().iter().filter(|e| e.length != 0) {
+        let end = e.base.saturating_add(e.length);
+        let is_mapped = mapped(walker, boot.hhdm_offset, e.base, end);
+        let c = &mut seen.types[(e.ty as usize).min(TYPES - 1)];
+        c.entries += 1;
+        c.mapped += u32::from(is_mapped);
+        if !is_mapped && revision::hhdm_promises(revision, e.ty, e.base, end) {
+            seen.broken_promise.get_or_insert(Unmapped {
+                ty: e.ty,
+                start: e.base,
+                end,
+            });
+        }
+    }
+    if let Some((bytes, meta)) = raw.efi() {
+        let bits = crate::cpu::features::detect().max_phys_bits;
+        if let Ok(efi) = EfiMemoryMap::parse(bytes, meta.desc_size, meta.desc_version, bits) {
+            for d in efi.iter().filter(|d| d.is_runtime()) {
+                seen.runtime.entries += 1;
+                seen.runtime.mapped +=
+                    u32::from(mapped(walker, boot.hhdm_offset, d.start(), d.end()));
+            }
+            seen.boot_services = Some(boot_services::claims(&efi, raw.limine()));
+        }
+    }
+    drop(raw);
+    report(SEEN.call_once(|| seen));
+}
+
+fn report(seen: &Seen) {
+    let mut line = crate::fixed::FixedStr::<512>::new();
+    for (ty, c) in seen.types.iter().enumerate().filter(|(_, c)| c.entries > 0) {
+        let sep = if line.as_str().is_empty() { "" } else { ", " };
+        let _ = core::fmt::write(
+            &mut line,
+            format_args!("{sep}{} {}/{}", type_name(ty), c.mapped, c.entries),
+        );
+    }
+    info!(
+        "limine: HHDM maps these Limine entries: {line} (base revision {} promises {})",
+        seen.revision,
+        Promise(seen.revision)
+    );
+    if seen.runtime.entries > 0 {
+        let reserved_mapped = seen.types[limine::RESERVED_MAPPED as usize].entries;
+        info!(
+            "limine: EFI runtime regions in Limine's HHDM: {} of {} descriptors; {} \
+             reserved-mapped entries in Limine's map; baton maps them in its own EFI window",
+            seen.runtime.mapped, seen.runtime.entries, reserved_mapped
+        );
+    }
+    if let Some(ptr) = seen.system_table {
+        let physical = revision::is_physical_form(ptr, seen.hhdm_offset);
+        info!(
+            "limine: EFI system table pointer {ptr:#x} is {}; base revision {} gives it {}",
+            if physical {
+                "physical"
+            } else {
+                "an HHDM address"
+            },
+            seen.revision,
+            if BootPointer::EfiSystemTable.is_physical(seen.revision) {
+                "physical"
+            } else {
+                "as an HHDM address"
+            }
+        );
+    }
+    if let Some(c) = seen.boot_services {
+        info!(
+            "limine: EFI boot-services memory {} KiB: Limine calls {} KiB of it \
+             bootloader-reclaimable (freed once every CPU has left Limine's code), {} KiB usable \
+             (freed after SetVirtualAddressMap)",
+            c.total >> 10,
+            c.reclaimable >> 10,
+            c.usable >> 10
+        );
+    }
+    if let Some(u) = seen.broken_promise {
+        warn!(
+            "limine: base revision {} promises {} entry {:#x}-{:#x} in the HHDM, but it is not \
+             mapped there",
+            seen.revision,
+            type_name(u.ty as usize),
+            u.start,
+            u.end
+        );
+    }
+}
+
+/// What a revision promises in the HHDM, for the log.
+struct Promise(u64);
+
+impl core::fmt::Display for Promise {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        if self.0 <= 2 {
+            return f.write_str("the first 4 GiB, and above them all but reserved and bad memory");
+        }
+        for (i, &ty) in revision::hhdm_types(self.0).iter().enumerate() {
+            let sep = if i == 0 { "" } else { ", " };
+            write!(f, "{sep}{}", type_name(ty as usize))?;
+        }
+        f.write_str(" only")
+    }
+}
+
+pub const TESTS: &[Test] = &[
+    Test {
+        name: "boot: Limine's HHDM mapped every entry the base revision promises",
+        run: hhdm_as_promised,
+    },
+    Test {
+        name: "boot: the system table pointer (UEFI) had the form the base revision gives it",
+        run: system_table_pointer,
+    },
+    Test {
+        name: "handoff: EFI runtime regions are baton's to map, whatever Limine's map calls them",
+        run: runtime_regions,
+    },
+    Test {
+        name: "handoff: boot-services memory is freed when what Limine calls it allows",
+        run: boot_services_release,
+    },
+];
+
+fn seen() -> Result<&'static Seen, crate::selftest::NotPassed> {
+    SEEN.get()
+        .ok_or_else(|| fail!("the handover was never observed"))
+}
+
+/// baton reads Limine's responses, memory maps and page tables and writes
+/// its own tables through the HHDM before the switch: all of them lie in
+/// memory every revision promises there, which must hold.
+fn hhdm_as_promised() -> TestResult {
+    let seen = seen()?;
+    if let Some(u) = seen.broken_promise {
+        return Err(fail!(
+            "{} entry {:#x}-{:#x} is not in the HHDM",
+            type_name(u.ty as usize),
+            u.start,
+            u.end
+        ));
+    }
+    for ty in [
+        limine::USABLE,
+        limine::BOOTLOADER_RECLAIMABLE,
+        limine::EXECUTABLE_AND_MODULES,
+    ] {
+        let c = seen.types[ty as usize];
+        check!(
+            c.entries > 0 && c.mapped == c.entries,
+            "{}: {} of {} entries mapped",
+            type_name(ty as usize),
+            c.mapped,
+            c.entries
+        );
+    }
+    Ok(())
+}
+
+/// The system table pointer was physical exactly where the revision says,
+/// so the address baton derived from it is the table's.
+fn system_table_pointer() -> TestResult {
+    let seen = seen()?;
+    let uefi = boot::info().firmware.is_uefi();
+    let Some(ptr) = seen.system_table else {
+        check!(!uefi, "a UEFI boot without an EFI system table response");
+        return Ok(());
+    };
+    let physical = revision::is_physical_form(ptr, seen.hhdm_offset);
+    check!(
+        physical == BootPointer::EfiSystemTable.is_physical(seen.revision),
+        "pointer {ptr:#x} is {} but base revision {} says otherwise",
+        if physical { "physical" } else { "in the HHDM" },
+        seen.revision
+    );
+    let derived = boot::info().efi_system_table;
+    let expected = if physical {
+        ptr
+    } else {
+        ptr - seen.hhdm_offset
+    };
+    check!(
+        derived == Some(expected),
+        "baton took the table to be at {derived:x?}, the pointer says {expected:#x}"
+    );
+    Ok(())
+}
+
+/// Every EFI runtime descriptor keeps the kind its EFI type gives it in
+/// baton's normalised map (runtime code or data, readable through the
+/// physmap, headed for the EFI window, never given to the allocator), even
+/// where Limine maps it itself and calls it reserved-mapped (revision 5).
+fn runtime_regions() -> TestResult {
+    let raw = boot::RAW_MAPS.lock();
+    let Some((bytes, meta)) = raw.efi() else {
+        crate::skip!("no EFI memory map: no runtime regions");
+    };
+    let bits = crate::cpu::features::detect().max_phys_bits;
+    let efi = EfiMemoryMap::parse(bytes, meta.desc_size, meta.desc_version, bits)
+        .map_err(|e| fail!("{e}"))?;
+    let map = kspace::get().memory_map();
+    let mut n = 0;
+    for d in efi.iter().filter(|d| d.is_runtime()) {
+        n += 1;
+        for r in map
+            .regions()
+            .iter()
+            .filter(|r| r.start < d.end() && d.start() < r.end)
+        {
+            check!(
+                r.kind == d.kind()
+                    && r.is_efi_runtime()
+                    && r.policy().allocatable == Allocatable::Never,
+                "runtime descriptor {:#x}-{:#x} ({:?}) lies in a {:?} region {:#x}-{:#x}",
+                d.start(),
+                d.end(),
+                d.kind(),
+                r.kind,
+                r.start,
+                r.end
+            );
+        }
+    }
+    check!(
+        n == seen()?.runtime.entries,
+        "{n} runtime descriptors now, {} at entry",
+        seen()?.runtime.entries
+    );
+    Ok(())
+}
+
+/// The normalised map follows Limine's claim on the firmware's
+/// boot-services memory: what Limine calls reclaimable is bootloader
+/// memory (freed after every CPU has left Limine's code), the rest boot
+/// services (freed after SetVirtualAddressMap).
+fn boot_services_release() -> TestResult {
+    let Some(claims) = seen()?.boot_services else {
+        crate::skip!("no EFI memory map: no boot-services memory");
+    };
+    let raw = boot::RAW_MAPS.lock();
+    let (bytes, meta) = raw.efi().ok_or_else(|| fail!("EFI map gone"))?;
+    let bits = crate::cpu::features::detect().max_phys_bits;
+    let efi = EfiMemoryMap::parse(bytes, meta.desc_size, meta.desc_version, bits)
+        .map_err(|e| fail!("{e}"))?;
+    let mut ranges = [(0, 0); 256];
+    let n = boot_services::ranges(&efi, &mut ranges)
+        .map_err(|_| fail!("more than 256 boot-services ranges"))?;
+    let map = kspace::get().memory_map();
+    let (mut as_bootloader, mut as_boot_services) = (0, 0);
+    for &(start, end) in &ranges[..n] {
+        for r in map.regions() {
+            let bytes = r.end.min(end).saturating_sub(r.start.max(start));
+            match r.kind {
+                Kind::BootloaderReclaimable => as_bootloader += bytes,
+                Kind::BootServices => as_boot_services += bytes,
+                _ => {}
+            }
+        }
+    }
+    check!(
+        as_bootloader == claims.reclaimable,
+        "{as_bootloader:#x} bytes of boot-services memory are bootloader-reclaimable in baton's \
+         map, Limine claimed {:#x}",
+        claims.reclaimable
+    );
+    check!(
+        as_boot_services == claims.total - claims.reclaimable,
+        "{as_boot_services:#x} bytes are boot services in baton's map, {:#x} expected",
+        claims.total - claims.reclaimable
+    );
+    Ok(())
+}
+
+/// The firmware's boot-services memory and what Limine called it, as seen
+/// at entry (UEFI boots).
+pub fn boot_services_claims() -> Option<Claims> {
+    SEEN.get().and_then(|seen| seen.boot_services)
+}
