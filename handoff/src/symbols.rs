@@ -4,16 +4,16 @@
 //! it (`name+0x1a/0x40`, demangled), and a bounded walk of the
 //! frame-pointer chain for call traces.
 //!
-//! The index keeps only offsets (from the link base, and into the string
-//! table): the names stay in the file, which the kernel reaches through
-//! whatever window it has at the time of a lookup. A lookup neither
+//! The index holds its own copy of the names (demangled, without their
+//! hashes), so the file is read only while it is built: a bootloader may
+//! hand the file over in memory it later reclaims. A lookup neither
 //! allocates nor locks, so it works in an exception handler with the heap
 //! broken and every lock held.
 //!
 //! Addresses are link addresses: a kernel loaded elsewhere than it was
 //! linked (a randomised base) converts with [`SymbolIndex::link_address`].
 
-use core::fmt;
+use core::fmt::{self, Write};
 use core::ops::Range;
 
 use elf::ElfBytes;
@@ -26,14 +26,12 @@ use elf::string_table::StringTable;
 struct Entry {
     /// Start, as an offset from the link base.
     start: u32,
-    /// Size in bytes; for a label, up to the next entry (0, naming
-    /// nothing, when the index is incomplete).
+    /// Size in bytes: 0 for a label while the index is built, then up to
+    /// the next entry (0, naming nothing, when the index is incomplete).
     size: u32,
-    /// The name's offset in the string table.
+    /// The name: while building, its offset in the file's string table;
+    /// then its offset in the index's names.
     name: u32,
-    /// 0 for a function (preferred when two share an address), 1 for a
-    /// label.
-    rank: u8,
 }
 
 impl Entry {
@@ -41,7 +39,6 @@ impl Entry {
         start: 0,
         size: 0,
         name: 0,
-        rank: 0,
     };
 }
 
@@ -75,17 +72,20 @@ impl fmt::Display for SymbolError {
 pub struct Indexed {
     /// Functions and code labels indexed.
     pub symbols: usize,
-    /// Functions and code labels left out because the index was full.
+    /// Functions and code labels left out because the index or its room
+    /// for names was full.
     pub dropped: usize,
     /// Entries of the symbol table.
     pub table_entries: usize,
+    /// Bytes of names kept.
+    pub name_bytes: usize,
 }
 
 /// A function found by [`SymbolIndex::lookup`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Symbol<'f> {
-    /// The name as the symbol table holds it (mangled).
-    pub name: &'f str,
+pub struct Symbol<'a> {
+    /// The name, demangled, without its hash.
+    pub name: &'a str,
     /// How far into the function the address lies.
     pub offset: u64,
     /// The function's size.
@@ -93,42 +93,36 @@ pub struct Symbol<'f> {
 }
 
 impl fmt::Display for Symbol<'_> {
-    /// `name+0x1a/0x40`, the name demangled without its hash.
+    /// `name+0x1a/0x40`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{:#}+{:#x}/{:#x}",
-            rustc_demangle::demangle(self.name),
-            self.offset,
-            self.size
-        )
+        write!(f, "{}+{:#x}/{:#x}", self.name, self.offset, self.size)
     }
 }
 
-/// Up to `N` functions of a kernel's ELF file, sorted by address.
+/// Up to `N` functions of a kernel's ELF file, sorted by address, with up
+/// to `M` bytes of their names.
 #[derive(Debug, Clone)]
-pub struct SymbolIndex<const N: usize> {
+pub struct SymbolIndex<const N: usize, const M: usize> {
     entries: [Entry; N],
     len: usize,
+    names: [u8; M],
     link_base: u64,
-    /// Where the string table lies in the file.
-    strtab: Range<usize>,
 }
 
-impl<const N: usize> Default for SymbolIndex<N> {
+impl<const N: usize, const M: usize> Default for SymbolIndex<N, M> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<const N: usize> SymbolIndex<N> {
+impl<const N: usize, const M: usize> SymbolIndex<N, M> {
     /// An empty index: every lookup fails.
     pub const fn new() -> Self {
         Self {
             entries: [Entry::EMPTY; N],
             len: 0,
+            names: [0; M],
             link_base: 0,
-            strtab: 0..0,
         }
     }
 
@@ -162,21 +156,11 @@ impl<const N: usize> SymbolIndex<N> {
         self.len = 0;
         let elf = ElfBytes::<LittleEndian>::minimal_parse(file).map_err(|_| SymbolError::NotElf)?;
         let (link_base, text_end) = load_bounds(&elf)?;
-        let (symbols, _) = elf
+        let (symbols, strings) = elf
             .symbol_table()
             .map_err(|_| SymbolError::BadTable)?
             .ok_or(SymbolError::NoSymbolTable)?;
         let shdrs = elf.section_headers().ok_or(SymbolError::NoSymbolTable)?;
-        let strtab = shdrs
-            .iter()
-            .find(|s| s.sh_type == abi::SHT_SYMTAB)
-            .and_then(|symtab| shdrs.get(symtab.sh_link as usize).ok())
-            .and_then(|s| {
-                let start = usize::try_from(s.sh_offset).ok()?;
-                Some(start..start.checked_add(usize::try_from(s.sh_size).ok()?)?)
-            })
-            .ok_or(SymbolError::BadTable)?;
-        let strings = file.get(strtab.clone()).ok_or(SymbolError::BadTable)?;
         let executable = |shndx: u16| {
             shndx != abi::SHN_UNDEF
                 && shndx < abi::SHN_LORESERVE
@@ -186,19 +170,14 @@ impl<const N: usize> SymbolIndex<N> {
         };
         let (mut len, mut dropped) = (0, 0);
         for sym in symbols.iter() {
-            let rank = match sym.st_symtype() {
-                abi::STT_FUNC if sym.st_size > 0 => 0,
-                abi::STT_NOTYPE
-                    if !StringTable::new(strings)
-                        .get_raw(sym.st_name as usize)
-                        .is_ok_and(|n| n.is_empty() || n.starts_with(b"__")) =>
-                {
-                    1
-                }
+            let name = strings.get_raw(sym.st_name as usize).unwrap_or(b"");
+            let size = match sym.st_symtype() {
+                abi::STT_FUNC if sym.st_size > 0 => sym.st_size,
+                abi::STT_NOTYPE if !name.is_empty() && !name.starts_with(b"__") => 0,
                 _ => continue,
             };
             let offset = sym.st_value.wrapping_sub(link_base);
-            let (Ok(start), Ok(size)) = (u32::try_from(offset), u32::try_from(sym.st_size)) else {
+            let (Ok(start), Ok(size)) = (u32::try_from(offset), u32::try_from(size)) else {
                 continue;
             };
             if !executable(sym.st_shndx) {
@@ -212,12 +191,12 @@ impl<const N: usize> SymbolIndex<N> {
                 start,
                 size,
                 name: sym.st_name,
-                rank,
             };
             len += 1;
         }
         let entries = &mut self.entries[..len];
-        entries.sort_unstable_by_key(|e| (e.start, e.rank, u32::MAX - e.size));
+        // A function before a label at the same address, the larger first.
+        entries.sort_unstable_by_key(|e| (e.start, u32::MAX - e.size));
         let len = dedup_by_start(entries);
         let text_end = u32::try_from(text_end - link_base).unwrap_or(u32::MAX);
         // With functions left out, the next entry is not the next symbol:
@@ -225,21 +204,52 @@ impl<const N: usize> SymbolIndex<N> {
         if dropped == 0 {
             size_labels(&mut self.entries[..len], text_end);
         }
+        let (len, name_bytes) = self.copy_names(len, &strings, &mut dropped);
         self.len = len;
         self.link_base = link_base;
-        self.strtab = strtab;
         Ok(Indexed {
             symbols: len,
             dropped,
             table_entries: symbols.len(),
+            name_bytes,
         })
     }
 
-    /// The function holding the link address `addr`, its name read from
-    /// `file` (the same file the index was built from). None outside every
-    /// function (padding between them included) or when `file` is not
-    /// that file.
-    pub fn lookup<'f>(&self, file: &'f [u8], addr: u64) -> Option<Symbol<'f>> {
+    /// Copies the names of the first `len` entries, demangled, into the
+    /// index, leaving out the entries whose name does not fit (counted in
+    /// `dropped`). Returns the entries kept and the bytes used.
+    fn copy_names(
+        &mut self,
+        len: usize,
+        strings: &StringTable<'_>,
+        dropped: &mut usize,
+    ) -> (usize, usize) {
+        let (mut kept, mut used) = (0, 0);
+        for i in 0..len {
+            let mut entry = self.entries[i];
+            let raw = strings.get(entry.name as usize).unwrap_or("?");
+            let mut out = Names {
+                buf: &mut self.names[used..],
+                len: 0,
+            };
+            // An empty name still needs its NUL.
+            if out.write_str("").is_err()
+                || write!(out, "{:#}", rustc_demangle::demangle(raw)).is_err()
+            {
+                *dropped += 1;
+                continue;
+            }
+            entry.name = used as u32;
+            used += out.len + 1;
+            self.entries[kept] = entry;
+            kept += 1;
+        }
+        (kept, used)
+    }
+
+    /// The function holding the link address `addr`. None outside every
+    /// function (padding between them included).
+    pub fn lookup(&self, addr: u64) -> Option<Symbol<'_>> {
         let offset = u32::try_from(addr.checked_sub(self.link_base)?).ok()?;
         let entries = &self.entries[..self.len];
         let at = entries.partition_point(|e| e.start <= offset);
@@ -248,13 +258,34 @@ impl<const N: usize> SymbolIndex<N> {
         if into >= entry.size {
             return None;
         }
-        let strings = StringTable::new(file.get(self.strtab.clone())?);
-        let name = strings.get(entry.name as usize).ok()?;
+        let names = self.names.get(entry.name as usize..)?;
+        let end = names.iter().position(|&b| b == 0)?;
         Some(Symbol {
-            name,
+            name: core::str::from_utf8(&names[..end]).ok()?,
             offset: u64::from(into),
             size: u64::from(entry.size),
         })
+    }
+}
+
+/// A writer of one NUL-terminated name into the rest of the names; fails
+/// when it does not fit.
+struct Names<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+}
+
+impl Write for Names<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        // Room for the name's end (a NUL) is always kept.
+        let end = self.len + s.len();
+        if end >= self.buf.len() {
+            return Err(fmt::Error);
+        }
+        self.buf[self.len..end].copy_from_slice(s.as_bytes());
+        self.buf[end] = 0;
+        self.len = end;
+        Ok(())
     }
 }
 
@@ -298,7 +329,6 @@ fn size_labels(entries: &mut [Entry], text_end: u32) {
         }
     }
 }
-
 /// How a [`FrameWalk`] ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WalkEnd {

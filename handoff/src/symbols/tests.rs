@@ -166,25 +166,26 @@ fn sample() -> Vec<u8> {
     ])
 }
 
-fn name_at(index: &SymbolIndex<16>, file: &[u8], offset: u64) -> Option<String> {
-    index.lookup(file, LINK + offset).map(|s| s.to_string())
+fn name_at(index: &SymbolIndex<16, 1024>, offset: u64) -> Option<String> {
+    index.lookup(LINK + offset).map(|s| s.to_string())
 }
 
 #[test]
 fn functions_and_labels_are_named_with_offset_and_size() {
     let file = sample();
-    let mut index = SymbolIndex::<16>::new();
+    let mut index = SymbolIndex::<16, 1024>::new();
     let found = index.build(&file).unwrap();
     assert_eq!(
         found,
         Indexed {
             symbols: 3,
             dropped: 0,
-            table_entries: 9
+            table_entries: 9,
+            name_bytes: "baton::faults::provoke\0kmain\0baton_trap_stubs\0".len(),
         }
     );
     assert_eq!(index.link_base(), LINK);
-    let at = |offset| name_at(&index, &file, offset);
+    let at = |offset| name_at(&index, offset);
     assert_eq!(
         at(0x11a).as_deref(),
         Some("baton::faults::provoke+0x1a/0x40")
@@ -202,18 +203,18 @@ fn functions_and_labels_are_named_with_offset_and_size() {
     for offset in [0x0, 0x50, 0x140, 0x280, TEXT, TEXT + 4, u64::MAX - LINK] {
         assert_eq!(at(offset), None, "{offset:#x}");
     }
-    assert_eq!(index.lookup(&file, 0x100), None);
-    let provoke = index.lookup(&file, LINK + 0x11a).unwrap();
+    assert_eq!(index.lookup(0x100), None);
+    let provoke = index.lookup(LINK + 0x11a).unwrap();
     assert_eq!(
         (provoke.name, provoke.offset, provoke.size),
-        (PROVOKE, 0x1a, 0x40)
+        ("baton::faults::provoke", 0x1a, 0x40)
     );
 }
 
 #[test]
 fn a_relocated_image_resolves_through_its_load_base() {
     let file = sample();
-    let mut index = SymbolIndex::<16>::new();
+    let mut index = SymbolIndex::<16, 1024>::new();
     index.build(&file).unwrap();
     // Loaded 0x2340_0000 lower than linked.
     let load = LINK - 0x2340_0000;
@@ -221,32 +222,32 @@ fn a_relocated_image_resolves_through_its_load_base() {
     let addr = index.link_address(rip, load);
     assert_eq!(addr, LINK + 0x11a);
     assert_eq!(
-        index.lookup(&file, addr).unwrap().to_string(),
+        index.lookup(addr).unwrap().to_string(),
         "baton::faults::provoke+0x1a/0x40"
     );
     // Without the conversion the runtime address names nothing.
-    assert_eq!(index.lookup(&file, rip), None);
+    assert_eq!(index.lookup(rip), None);
 }
 
 #[test]
 fn a_full_index_counts_what_it_left_out_and_never_misnames() {
     let file = sample();
-    let mut index = SymbolIndex::<2>::new();
+    let mut index = SymbolIndex::<2, 1024>::new();
     let found = index.build(&file).unwrap();
     assert_eq!((found.symbols, found.dropped), (2, 2));
     assert_eq!(
-        index.lookup(&file, LINK + 0x101).unwrap().to_string(),
+        index.lookup(LINK + 0x101).unwrap().to_string(),
         "baton::faults::provoke+0x1/0x40"
     );
     // The label kmain_alias was indexed, kmain and the stubs were not: the
     // label's size is then unknown, and it names nothing.
-    assert_eq!(index.lookup(&file, LINK + 0x201), None);
-    assert_eq!(index.lookup(&file, LINK + 0x300), None);
+    assert_eq!(index.lookup(LINK + 0x201), None);
+    assert_eq!(index.lookup(LINK + 0x300), None);
 }
 
 #[test]
 fn bad_files_give_errors() {
-    let mut index = SymbolIndex::<16>::new();
+    let mut index = SymbolIndex::<16, 1024>::new();
     assert_eq!(index.build(b"not an ELF file"), Err(SymbolError::NotElf));
     assert_eq!(index.build(&[]), Err(SymbolError::NotElf));
     // Stripped: the symbol table's type changed to PROGBITS.
@@ -260,17 +261,47 @@ fn bad_files_give_errors() {
     bad[size_at..size_at + 8].copy_from_slice(&(1u64 << 40).to_le_bytes());
     assert_eq!(index.build(&bad), Err(SymbolError::BadTable));
     assert!(index.is_empty());
-    // A lookup in another file than the index's names nothing wrong.
-    index.build(&sample()).unwrap();
-    assert_eq!(index.lookup(b"short", LINK + 0x100), None);
+}
+
+#[test]
+fn names_that_do_not_fit_leave_their_functions_out() {
+    let file = sample();
+    // Room for "baton::faults::provoke\0kmain\0" and no more.
+    let mut index = SymbolIndex::<16, 29>::new();
+    let found = index.build(&file).unwrap();
+    assert_eq!((found.symbols, found.dropped, found.name_bytes), (2, 1, 29));
+    assert_eq!(
+        index.lookup(LINK + 0x27f).unwrap().to_string(),
+        "kmain+0x7f/0x80"
+    );
+    assert_eq!(index.lookup(LINK + 0x300), None);
+    // One byte less: kmain is left out too, provoke stays.
+    let mut index = SymbolIndex::<16, 28>::new();
+    let found = index.build(&file).unwrap();
+    assert_eq!((found.symbols, found.dropped), (1, 2));
+    assert_eq!(index.lookup(LINK + 0x27f), None);
+    assert_eq!(
+        index.lookup(LINK + 0x101).unwrap().name,
+        "baton::faults::provoke"
+    );
 }
 
 #[test]
 fn the_test_binary_itself_resolves_its_own_functions() {
     // A real ELF file (position-independent: linked at 0, loaded
     // elsewhere), with thousands of symbols.
+    // The index is built on a thread with room for it on its stack.
+    std::thread::Builder::new()
+        .stack_size(256 << 20)
+        .spawn(resolve_own_functions)
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+fn resolve_own_functions() {
     let file = std::fs::read("/proc/self/exe").expect("the test binary");
-    let mut index = Box::new(SymbolIndex::<65536>::new());
+    let mut index = Box::new(SymbolIndex::<65536, { 16 << 20 }>::new());
     let found = index.build(&file).unwrap();
     assert!(found.symbols > 1000 && found.dropped == 0, "{found:?}");
     let me = the_test_binary_itself_resolves_its_own_functions as fn() as usize as u64;
@@ -290,7 +321,7 @@ fn the_test_binary_itself_resolves_its_own_functions() {
     assert_eq!(linked.len(), 1, "{linked:x?}");
     let load_base = me - linked[0] + index.link_base();
     let name = index
-        .lookup(&file, index.link_address(other + 3, load_base))
+        .lookup(index.link_address(other + 3, load_base))
         .map(|s| s.to_string());
     let name = name.expect("the other test function is found");
     assert!(
@@ -409,14 +440,14 @@ proptest! {
         }
         syms.reverse();
         let file = elf(&syms);
-        let mut index = SymbolIndex::<64>::new();
+        let mut index = SymbolIndex::<64, 4096>::new();
         index.build(&file).unwrap();
         for p in probes {
             let expected = spans
                 .iter()
                 .find(|(s, e, _)| (*s..*e).contains(&p))
                 .map(|(s, e, n)| format!("{n}+{:#x}/{:#x}", p - s, e - s));
-            prop_assert_eq!(index.lookup(&file, LINK + p).map(|s| s.to_string()), expected);
+            prop_assert_eq!(index.lookup(LINK + p).map(|s| s.to_string()), expected);
         }
     }
 
@@ -431,10 +462,10 @@ proptest! {
             file[at % len] = byte;
         }
         file.truncate(cut.max(1).min(file.len()));
-        let mut index = SymbolIndex::<16>::new();
+        let mut index = SymbolIndex::<16, 1024>::new();
         let _ = index.build(&file);
         for offset in (0..TEXT).step_by(16) {
-            let _ = index.lookup(&file, LINK + offset).map(|s| s.to_string());
+            let _ = index.lookup(LINK + offset).map(|s| s.to_string());
         }
     }
 }
