@@ -197,6 +197,13 @@ pub struct MpInfo {
     pub cpus_phys: u64,
 }
 
+/// baton's own ELF file, as Limine loaded it (for its symbol table).
+#[derive(Debug, Clone, Copy)]
+pub struct KernelFile {
+    pub phys: u64,
+    pub size: u64,
+}
+
 /// Everything baton keeps from Limine besides the memory maps.
 #[derive(Debug, Clone, Copy)]
 pub struct BootInfo {
@@ -215,6 +222,8 @@ pub struct BootInfo {
     /// Limine's MP response, when it answered the request.
     pub mp: Option<MpInfo>,
     pub framebuffer: Option<Framebuffer>,
+    /// The kernel's ELF file in memory, when Limine gave it.
+    pub kernel_file: Option<KernelFile>,
 }
 
 static BOOT_INFO: spin::Once<BootInfo> = spin::Once::new();
@@ -450,6 +459,13 @@ pub fn collect() -> Result<&'static BootInfo, BootError> {
             })
         });
 
+    let kernel_file = EXECUTABLE_FILE.get_response().and_then(|r| {
+        Some(KernelFile {
+            phys: (r.file().addr() as u64).checked_sub(hhdm_offset)?,
+            size: r.file().size(),
+        })
+    });
+
     let (bootloader_name, bootloader_version) =
         bootloader.unwrap_or((FixedStr::from_str_truncating("unknown"), FixedStr::new()));
     Ok(BOOT_INFO.call_once(|| BootInfo {
@@ -465,6 +481,7 @@ pub fn collect() -> Result<&'static BootInfo, BootError> {
         efi_system_table,
         mp,
         framebuffer,
+        kernel_file,
     }))
 }
 

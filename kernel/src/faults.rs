@@ -13,7 +13,8 @@ use crate::shim;
 static RODATA_TARGET: u64 = 0x0ba7_0ba7;
 
 /// Provokes `fault`. Returns only if the CPU did not fault, which the
-/// caller reports as a failure.
+/// caller reports as a failure. Never inlined: fault reports name it.
+#[inline(never)]
 pub fn provoke(fault: Fault) {
     // The other CPUs busy with interrupts off: the fatal path must stop
     // them all the same. Not while the heap runs dry: its undo shoots

@@ -21,6 +21,7 @@ mod mm;
 mod selftest;
 mod shim;
 mod smp;
+mod symbols;
 mod time;
 
 use core::arch::naked_asm;
@@ -84,6 +85,7 @@ extern "C" fn kmain() -> ! {
             exit::fatal();
         }
     };
+    symbols::init(boot);
     log_handover(boot);
     match (options.test, options.inject) {
         (true, Some(inject)) => boot::inject(inject),
@@ -193,6 +195,7 @@ fn finish(options: Options) -> ! {
             efi::tests::TESTS,
             mm::tests::TESTS,
             smp::TESTS,
+            symbols::TESTS,
         ]);
         if passed {
             exit::Verdict::Pass
@@ -248,5 +251,6 @@ fn panic(info: &PanicInfo<'_>) -> ! {
         location.map_or(0, |l| l.line()),
         info.message()
     ));
+    symbols::print_trace_here(&mut console::EmergencyWriter);
     exit::fatal()
 }

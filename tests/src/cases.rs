@@ -111,6 +111,9 @@ pub struct Case {
     pub lines: &'static [&'static str],
     /// Patterns that must match no line.
     pub absent: &'static [&'static str],
+    /// Patterns that must match consecutive lines, in order (a call
+    /// trace).
+    pub block: &'static [&'static str],
     pub needs: Needs,
     /// Instead of booting to the end: stop at `kmain` under GDB.
     pub gdb: bool,
@@ -140,6 +143,7 @@ const BASE: Case = Case {
     common: HANDOVER,
     lines: &[],
     absent: &[],
+    block: &[],
     needs: Needs::Nothing,
     gdb: false,
     debug_exit: true,
@@ -208,6 +212,7 @@ pub const HANDOVER: &[&str] = &[
     "selftest: ok   mm: the heap serves Box, Vec and String, and grows",
     "selftest: ok   mm: W^X holds over vmalloc, the vmemmap and the heap",
     "selftest: ok   smp: every CPU runs on baton's CR3",
+    "selftest: ok   symbols: functions are named from the kernel's ELF file",
     "selftest: all * tests passed",
 ];
 
@@ -490,9 +495,15 @@ pub fn all() -> Vec<Case> {
         },
         Case {
             name: "fault-vmalloc-stack-overflow",
-            about: "overflowing a vmalloc stack: its guard page, a double fault, where it happened",
+            about: "overflowing a vmalloc stack: its guard page, a double fault, where it happened, \
+                    a call trace from the vmalloc stack back to the boot stack",
             cmdline: "test fault=vmalloc-stack-overflow",
             faults: true,
+            block: &[
+                " ... the line above * more times",
+                " baton::faults::provoke+0x*/0x*",
+                " kmain+0x*/0x*",
+            ],
             lines: &[
                 "fault: recursing on the vmalloc stack 0x*-0x*",
                 "baton: EXCEPTION #DF double fault (vector 8) error code 0x0",
@@ -580,15 +591,23 @@ pub fn all() -> Vec<Case> {
         // failure verdict; never a triple fault or a timeout.
         Case {
             name: "fault-null",
-            about: "a null-pointer read: #PF in the empty lower half, with the walk of CR2",
+            about: "a null-pointer read: #PF in the empty lower half, with the walk of CR2, \
+                    the faulting function and the call trace through it",
             cmdline: "test fault=null",
             faults: true,
             lines: &[
                 "fault: provoking NullRead",
                 "baton: EXCEPTION #PF page fault (vector 14) error code 0x0",
                 "  RIP 0xffffffff8* CS 0x8 RFLAGS 0x* RSP 0xffffffff8* SS 0x10",
+                "  RIP: 0008:baton::faults::provoke+0x*/0x*",
                 "  CR2 0x0000000000000000: not present, read, supervisor",
                 "  page-table walk of CR2: PML4[0]=0x0 not present",
+            ],
+            block: &[
+                "Call Trace:",
+                " baton::faults::provoke+0x*/0x*",
+                " kmain+0x*/0x*",
+                " _start+0x*/0x*",
             ],
             ..STOPS
         },
@@ -633,14 +652,33 @@ pub fn all() -> Vec<Case> {
                 "  CR2 0xffff888*: protection violation, read, supervisor, instruction fetch",
                 "  page-table walk of CR2: PML4[273]=0x* ( RW * GLB NX ) -> 0x*",
             ],
+            // No function holds RIP: the return address on the stack
+            // names the caller.
+            block: &[
+                "Call Trace:",
+                " 0xffff888*",
+                " ? baton::faults::provoke+0x*/0x*",
+                " kmain+0x*/0x*",
+            ],
             ..STOPS
         },
         Case {
             name: "fault-stack-overflow",
-            about: "a kernel stack overflow: guard page, double fault on its IST stack",
+            about: "a kernel stack overflow: guard page, double fault on its IST stack, the \
+                    recursion in the call trace as one line",
             cmdline: "test fault=stack-overflow",
             faults: true,
+            block: &[
+                "Call Trace:",
+                " baton::faults::recurse+0x*/0x*",
+                " baton::faults::recurse+0x*/0x*",
+                " ... the line above * more times",
+                " baton::faults::provoke+0x*/0x*",
+                " kmain+0x*/0x*",
+                " _start+0x*/0x*",
+            ],
             lines: &[
+                "  RIP: 0008:baton::faults::recurse+0x*/0x*",
                 "baton: EXCEPTION #DF double fault (vector 8) error code 0x0",
                 "  on the double-fault IST stack (RSP 0x*); CR2 0x*",
                 "baton: kernel stack overflow: the boot stack ran into its guard page 0x*-0x* (RSP 0x*, RIP 0x*)",
@@ -650,13 +688,21 @@ pub fn all() -> Vec<Case> {
         },
         Case {
             name: "fault-heap-oom",
-            about: "heap out of memory: the request and the heap's state reported, a clean stop",
+            about: "heap out of memory: the request and the heap's state reported, the panic's \
+                    call trace, a clean stop",
             cmdline: "test fault=heap-oom",
             faults: true,
+            block: &[
+                " baton::faults::provoke+0x*/0x*",
+                " kmain+0x*/0x*",
+                " _start+0x*/0x*",
+            ],
             lines: &[
                 "fault: provoking HeapOutOfMemory",
                 "ERROR heap: out of memory: 2147483648 bytes (align 1) requested; * KiB mapped, * KiB used, 1024 MiB reserved; growing failed: its 1024 MiB of virtual space are used up",
                 "baton: PANIC at *: memory allocation of 2147483648 bytes failed",
+                "Call Trace:",
+                " __rustc::rust_begin_unwind+0x*/0x*",
             ],
             ..STOPS
         },

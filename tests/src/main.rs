@@ -385,6 +385,12 @@ fn run_case(cfg: &Config, case: &Case, image: &Path) -> (Verdict, String) {
             problems.push(format!("no line matches \"{pattern}\""));
         }
     }
+    if !check::find_block(&lines, case.block) {
+        problems.push(format!(
+            "no consecutive lines match, in order: \"{}\"",
+            case.block.join("\", \"")
+        ));
+    }
     let never_unless = if case.faults {
         &[][..]
     } else {

@@ -348,6 +348,7 @@ fn report(frame: &TrapFrame) {
         "  RIP {:#018x} CS {:#x} RFLAGS {:#x} RSP {:#018x} SS {:#x}",
         frame.rip, frame.cs, frame.rflags, frame.rsp, frame.ss
     );
+    crate::symbols::print_rip(&mut out, frame.cs, frame.rip);
     let cr2 = Cr2::read_raw();
     if frame.vector == 14 {
         let _ = writeln!(
@@ -439,4 +440,5 @@ fn report(frame: &TrapFrame) {
         frame.r14,
         frame.r15
     );
+    crate::symbols::print_trace(&mut out, Some(frame.rip), Some(frame.rsp), frame.rbp);
 }
