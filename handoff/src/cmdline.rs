@@ -24,17 +24,26 @@ pub enum LogLevel {
 }
 
 impl LogLevel {
+    /// The levels by name, most to least severe; each also goes by its
+    /// position, `0` to `5`.
+    const NAMES: [&'static str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+    const ALL: [LogLevel; 6] = [
+        Self::Off,
+        Self::Error,
+        Self::Warn,
+        Self::Info,
+        Self::Debug,
+        Self::Trace,
+    ];
+
     /// Parses `off|error|warn|info|debug|trace` or the digits `0` to `5`.
     pub fn parse(value: &str) -> Option<Self> {
-        Some(match value {
-            "off" | "0" => Self::Off,
-            "error" | "1" => Self::Error,
-            "warn" | "2" => Self::Warn,
-            "info" | "3" => Self::Info,
-            "debug" | "4" => Self::Debug,
-            "trace" | "5" => Self::Trace,
-            _ => return None,
-        })
+        let digit = match value.as_bytes() {
+            [d @ b'0'..=b'9'] => Some(usize::from(d - b'0')),
+            _ => None,
+        };
+        let at = digit.or_else(|| Self::NAMES.iter().position(|n| *n == value))?;
+        Self::ALL.get(at).copied()
     }
 }
 
@@ -61,16 +70,25 @@ pub enum Inject {
 }
 
 impl Inject {
+    const NAMES: [&'static str; 6] = [
+        "overlap",
+        "truncate",
+        "no-efi-map",
+        "desc-size",
+        "svam-version",
+        "lower-half",
+    ];
+    const ALL: [Inject; 6] = [
+        Inject::Overlap,
+        Inject::Truncate,
+        Inject::NoEfiMap,
+        Inject::DescSize,
+        Inject::SvamVersion,
+        Inject::LowerHalf,
+    ];
+
     fn parse(value: &str) -> Option<Self> {
-        Some(match value {
-            "overlap" => Inject::Overlap,
-            "truncate" => Inject::Truncate,
-            "no-efi-map" => Inject::NoEfiMap,
-            "desc-size" => Inject::DescSize,
-            "svam-version" => Inject::SvamVersion,
-            "lower-half" => Inject::LowerHalf,
-            _ => return None,
-        })
+        Some(Self::ALL[Self::NAMES.iter().position(|n| *n == value)?])
     }
 }
 
@@ -100,18 +118,58 @@ pub enum Fault {
 }
 
 impl Fault {
+    const NAMES: [&'static str; 8] = [
+        "null",
+        "rodata",
+        "nx",
+        "stack-overflow",
+        "vmalloc-stack-overflow",
+        "ud",
+        "heap-oom",
+        "heap-frames",
+    ];
+    const ALL: [Fault; 8] = [
+        Fault::NullRead,
+        Fault::RodataWrite,
+        Fault::PhysmapExec,
+        Fault::StackOverflow,
+        Fault::VmallocStackOverflow,
+        Fault::InvalidOpcode,
+        Fault::HeapOutOfMemory,
+        Fault::HeapOutOfFrames,
+    ];
+
     fn parse(value: &str) -> Option<Self> {
-        Some(match value {
-            "null" => Fault::NullRead,
-            "rodata" => Fault::RodataWrite,
-            "nx" => Fault::PhysmapExec,
-            "stack-overflow" => Fault::StackOverflow,
-            "vmalloc-stack-overflow" => Fault::VmallocStackOverflow,
-            "ud" => Fault::InvalidOpcode,
-            "heap-oom" => Fault::HeapOutOfMemory,
-            "heap-frames" => Fault::HeapOutOfFrames,
+        Some(Self::ALL[Self::NAMES.iter().position(|n| *n == value)?])
+    }
+}
+
+/// The values an option accepts, as its warning lists them.
+struct Valid {
+    names: &'static [&'static str],
+    also: &'static str,
+}
+
+impl Valid {
+    fn of(option: &str) -> Option<Valid> {
+        let (names, also): (&'static [&'static str], _) = match option {
+            "loglevel" => (&LogLevel::NAMES, " (or 0 to 5)"),
+            "inject" => (&Inject::NAMES, ""),
+            "fault" => (&Fault::NAMES, ""),
             _ => return None,
-        })
+        };
+        Some(Valid { names, also })
+    }
+}
+
+impl fmt::Display for Valid {
+    /// `a, b, c` and what else is accepted.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, name) in self.names.iter().enumerate() {
+            let sep = if i == 0 { "" } else { ", " };
+            write!(f, "{sep}{name}")?;
+        }
+        f.write_str(self.also)
     }
 }
 
@@ -155,7 +213,11 @@ impl fmt::Display for Problem<'_> {
         match self {
             Problem::Unknown(tok) => write!(f, "unknown option `{tok}` ignored"),
             Problem::BadValue { option, value } => {
-                write!(f, "bad value `{value}` for `{option}=` ignored")
+                write!(f, "bad value `{value}` for `{option}=` ignored")?;
+                match Valid::of(option) {
+                    Some(valid) => write!(f, "; valid: {valid}"),
+                    None => Ok(()),
+                }
             }
             Problem::UnexpectedValue(tok) => {
                 write!(f, "option `{tok}` takes no value; ignored")
@@ -328,6 +390,38 @@ mod tests {
             ]
         );
         assert_eq!(problems[0].to_string(), "unknown option `quiet` ignored");
+        assert_eq!(
+            problems[1].to_string(),
+            "bad value `loud` for `loglevel=` ignored; valid: off, error, warn, info, debug, \
+             trace (or 0 to 5)"
+        );
+    }
+
+    #[test]
+    fn bad_values_list_every_valid_one() {
+        for (line, option, names) in [
+            ("loglevel=bogus", "loglevel", &LogLevel::NAMES[..]),
+            ("inject=bogus", "inject", &Inject::NAMES[..]),
+            ("fault=bogus", "fault", &Fault::NAMES[..]),
+        ] {
+            let problem = Cmdline::parse(line).problems().next().unwrap();
+            let text = problem.to_string();
+            let expected = format!("bad value `bogus` for `{option}=` ignored; valid: ");
+            assert!(text.starts_with(&expected), "{text}");
+            let listed: Vec<&str> = text[expected.len()..]
+                .trim_end_matches(" (or 0 to 5)")
+                .split(", ")
+                .collect();
+            assert_eq!(listed, names, "{text}");
+            // Each listed value is accepted.
+            for name in listed {
+                let line = format!("{option}={name}");
+                assert_eq!(Cmdline::parse(&line).problems().count(), 0, "{line}");
+            }
+        }
+        let digits = (0..6).map(|d| LogLevel::parse(&d.to_string()));
+        assert!(digits.eq(LogLevel::ALL.map(Some)));
+        assert_eq!(LogLevel::parse("00"), None);
     }
 
     #[test]
