@@ -226,6 +226,25 @@ impl fmt::Display for Problem<'_> {
     }
 }
 
+/// Writes `bytes` (a command line as the bootloader hands it over) to `out`
+/// as text, each invalid UTF-8 sequence replaced by U+FFFD, so that the
+/// valid options around it still parse. Returns the byte offset of the
+/// first invalid sequence, if any, for the one warning about it.
+pub fn decode_lossy(bytes: &[u8], out: &mut impl fmt::Write) -> Option<usize> {
+    let mut first_bad = None;
+    let mut at = 0;
+    for chunk in bytes.utf8_chunks() {
+        let _ = out.write_str(chunk.valid());
+        at += chunk.valid().len();
+        if !chunk.invalid().is_empty() {
+            first_bad.get_or_insert(at);
+            let _ = out.write_char(char::REPLACEMENT_CHARACTER);
+            at += chunk.invalid().len();
+        }
+    }
+    first_bad
+}
+
 /// A parsed command line: the options and the text they came from.
 #[derive(Debug, Clone, Copy)]
 pub struct Cmdline<'a> {
@@ -464,6 +483,34 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced_and_its_offset_given() {
+        let mut text = String::new();
+        let bad = decode_lossy(b"test caf\xe9 poweroff \xff\xfeloglevel=warn", &mut text);
+        assert_eq!(bad, Some(8));
+        assert_eq!(
+            text,
+            "test caf\u{fffd} poweroff \u{fffd}\u{fffd}loglevel=warn"
+        );
+        let c = Cmdline::parse(&text);
+        assert!(c.options().test && c.options().poweroff);
+        // The bytes glued to the option make it unknown, reported as such.
+        assert_eq!(
+            c.problems().collect::<Vec<_>>(),
+            [
+                Problem::Unknown("caf\u{fffd}"),
+                Problem::Unknown("\u{fffd}\u{fffd}loglevel=warn")
+            ]
+        );
+        let mut text = String::new();
+        assert_eq!(decode_lossy("test é".as_bytes(), &mut text), None);
+        assert_eq!(text, "test é");
+        // A sequence cut short at the end.
+        let mut text = String::new();
+        assert_eq!(decode_lossy(b"ok \xe2\x82", &mut text), Some(3));
+        assert_eq!(text, "ok \u{fffd}");
     }
 
     #[test]

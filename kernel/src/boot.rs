@@ -277,13 +277,17 @@ impl core::fmt::Display for BootError {
 
 /// The command line, read before anything else so that `test` and
 /// `loglevel=` apply to the rest of the boot. Empty when Limine gave none.
-pub fn cmdline() -> FixedStr<2048> {
+/// Bytes that are not UTF-8 become U+FFFD, so the options around them
+/// still apply; the offset of the first such byte comes with the text.
+pub fn cmdline() -> (FixedStr<2048>, Option<usize>) {
     let text = match (CMDLINE.get_response(), EXECUTABLE_FILE.get_response()) {
         (Some(r), _) => r.cmdline(),
         (None, Some(f)) => f.file().string(),
         (None, None) => c"",
     };
-    FixedStr::from_str_truncating(text.to_str().unwrap_or("(not UTF-8)"))
+    let mut out = FixedStr::new();
+    let bad = handoff::cmdline::decode_lossy(text.to_bytes(), &mut out);
+    (out, bad)
 }
 
 /// Reads a C string from bootloader memory, tolerating bad UTF-8.
@@ -477,7 +481,7 @@ pub fn collect() -> Result<&'static BootInfo, BootError> {
         kernel_phys: exec.physical_base(),
         kernel_virt: exec.virtual_base(),
         levels,
-        cmdline: cmdline(),
+        cmdline: cmdline().0,
         efi_system_table,
         mp,
         framebuffer,

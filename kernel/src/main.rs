@@ -53,7 +53,7 @@ extern "C" fn kmain() -> ! {
     cpu::init();
     let (tsc_hz, tsc_source) = time::init();
 
-    let cmdline_text = boot::cmdline();
+    let (cmdline_text, bad_byte) = boot::cmdline();
     let cmdline = Cmdline::parse(cmdline_text.as_str());
     let options = cmdline.options();
     if let Some(level) = options.loglevel {
@@ -72,6 +72,12 @@ extern "C" fn kmain() -> ! {
     info!("cpu: protections: {}", cpu::protect());
     for problem in cmdline.problems() {
         warn!("cmdline: {problem}");
+    }
+    if let Some(at) = bad_byte {
+        warn!(
+            "cmdline: not valid UTF-8: first bad byte at offset {at}; bad bytes read as U+FFFD, the \
+             other options apply"
+        );
     }
     if cmdline_text.truncated() {
         warn!("cmdline: longer than baton keeps; truncated");

@@ -99,6 +99,7 @@ pub struct Case {
     pub about: &'static str,
     pub kernel: Kernel,
     pub media: Media,
+    /// The command line; `\xHH` stands for the byte HH.
     pub cmdline: &'static str,
     pub firmware: Firmware,
     pub machine: &'static str,
@@ -794,6 +795,22 @@ pub fn all() -> Vec<Case> {
             common: &[],
             lines: &["WARN  cmdline: unknown option `bogus` ignored"],
             absent: &["INFO "],
+            ..BASE
+        },
+        Case {
+            name: "cmdline-not-utf8",
+            about: "a command line with a byte that is not UTF-8: one warning naming its offset, \
+                    `test poweroff` still honoured",
+            cmdline: "test caf\\xe9 poweroff",
+            debug_exit: false,
+            exit: Exit::Shutdown,
+            lines: &[
+                "WARN  cmdline: not valid UTF-8: first bad byte at offset 8; *",
+                "WARN  cmdline: unknown option `caf\u{fffd}` ignored",
+                "boot: command line \"test caf\u{fffd} poweroff\"",
+                "poweroff: EFI ResetSystem(EfiResetShutdown)",
+            ],
+            absent: &["not UTF-8)"],
             ..BASE
         },
         Case {

@@ -243,7 +243,7 @@ fn build_images(cfg: &Config, cases: &[&Case]) -> Result<HashMap<ImageKey, PathB
             .current_dir(&cfg.root)
             .arg(&kernels[&case.kernel])
             .arg(&path)
-            .arg(case.cmdline)
+            .arg(cmdline_bytes(case.cmdline))
             .status()
             .map_err(|e| e.to_string())?;
         if !status.success() {
@@ -252,6 +252,32 @@ fn build_images(cfg: &Config, cases: &[&Case]) -> Result<HashMap<ImageKey, PathB
         images.insert(key, path);
     }
     Ok(images)
+}
+
+/// A case's command line as the bytes to bake into the image: `\xHH`
+/// stands for the byte HH, so that a case can hold bytes that are not
+/// UTF-8.
+fn cmdline_bytes(cmdline: &str) -> std::ffi::OsString {
+    use std::os::unix::ffi::OsStringExt;
+    let mut out = Vec::new();
+    let mut rest = cmdline.as_bytes();
+    while let Some((&b, tail)) = rest.split_first() {
+        let hex = tail
+            .strip_prefix(b"x")
+            .and_then(|t| t.get(..2))
+            .and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
+        match hex {
+            Some(byte) if b == b'\\' => {
+                out.push(byte);
+                rest = &tail[3..];
+            }
+            _ => {
+                out.push(b);
+                rest = tail;
+            }
+        }
+    }
+    std::ffi::OsString::from_vec(out)
 }
 
 fn image_key(case: &Case) -> ImageKey {
@@ -592,6 +618,14 @@ mod tests {
         let args = qemu_args(&without, &bios, Path::new("x.iso"), Path::new("v.fd"));
         assert!(args.iter().any(|a| a.starts_with("if=pflash")), "{args:?}");
         assert!(!args.iter().any(|a| a == "-bios"), "{args:?}");
+    }
+
+    #[test]
+    fn command_lines_may_hold_any_byte() {
+        use std::os::unix::ffi::OsStrExt;
+        let bytes = cmdline_bytes("test caf\\xe9 poweroff \\x4 \\xzz \\x41");
+        assert_eq!(bytes.as_bytes(), b"test caf\xe9 poweroff \\x4 \\xzz A");
+        assert_eq!(cmdline_bytes("test").as_bytes(), b"test");
     }
 
     #[test]
