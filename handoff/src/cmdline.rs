@@ -112,8 +112,8 @@ pub enum Fault {
     /// Ask the heap for more than it can ever hold (`fault=heap-oom`).
     HeapOutOfMemory,
     /// Grow the heap 1 MiB at a time until physical memory runs out
-    /// (`fault=heap-frames`; within the heap's reservation under a small
-    /// `-m`).
+    /// (`fault=heap-frames`; the heap reserves more virtual space than
+    /// there is RAM).
     HeapOutOfFrames,
 }
 

@@ -700,8 +700,8 @@ pub fn all() -> Vec<Case> {
             ],
             lines: &[
                 "fault: provoking HeapOutOfMemory",
-                "ERROR heap: out of memory: 2147483648 bytes (align 1) requested; * KiB mapped, * KiB used, 1024 MiB reserved; growing failed: its 1024 MiB of virtual space are used up",
-                "baton: PANIC at *: memory allocation of 2147483648 bytes failed",
+                "ERROR heap: out of memory: 4294967296 bytes (align 1) requested; * KiB mapped, * KiB used, 2048 MiB reserved; growing failed: its 2048 MiB of virtual space are used up",
+                "baton: PANIC at *: memory allocation of 4294967296 bytes failed",
                 "Call Trace:",
                 " __rustc::rust_begin_unwind+0x*/0x*",
             ],
@@ -717,7 +717,7 @@ pub fn all() -> Vec<Case> {
             lines: &[
                 "fault: provoking HeapOutOfFrames",
                 "fault: the heap holds 32 MiB",
-                "ERROR heap: out of memory: 1048576 bytes (align 1) requested; * KiB mapped, * KiB used, 1024 MiB reserved; growing failed: out of physical memory",
+                "ERROR heap: out of memory: 1048576 bytes (align 1) requested; * KiB mapped, * KiB used, 2048 MiB reserved; growing failed: out of physical memory",
                 "baton: PANIC at *: memory allocation of 1048576 bytes failed",
             ],
             absent: &[
@@ -725,6 +725,22 @@ pub fn all() -> Vec<Case> {
                 "vmalloc: freeing frame",
                 "mapper: freeing",
             ],
+            ..STOPS
+        },
+        Case {
+            name: "fault-heap-frames-4g",
+            about: "the heap grows until physical memory runs out on a 4 GiB guest, past 1 GiB: \
+                    its reservation is larger than RAM",
+            cmdline: "test fault=heap-frames",
+            memory: "4G",
+            faults: true,
+            lines: &[
+                "mm: vmalloc 0x*-0x*; heap of up to 5120 MiB there, * KiB mapped",
+                "fault: the heap holds 3072 MiB",
+                "ERROR heap: out of memory: 1048576 bytes (align 1) requested; * KiB mapped, * KiB used, 5120 MiB reserved; growing failed: out of physical memory",
+                "baton: PANIC at *: memory allocation of 1048576 bytes failed",
+            ],
+            absent: &["virtual space are used up"],
             ..STOPS
         },
         Case {

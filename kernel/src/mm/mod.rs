@@ -159,13 +159,13 @@ pub fn init() -> Result<(), MmError> {
             plan.allow_dynamic(r.start, r.end);
         }
     }
-    heap::init().map_err(MmError::Heap)?;
+    heap::init(stats.ram_frames * PAGE_SIZE).map_err(MmError::Heap)?;
     let (mapped, _) = heap::usage();
     info!(
         "mm: vmalloc {:#x}-{:#x}; heap of up to {} MiB there, {} KiB mapped",
         layout.vmalloc_base(),
         layout.vmalloc_end(),
-        heap::RESERVE >> 20,
+        heap::reserved() >> 20,
         mapped >> 10
     );
     Ok(())
