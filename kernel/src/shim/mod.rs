@@ -20,6 +20,7 @@
 //! reads the hardware, applies, and reports.
 
 pub mod direct;
+pub mod switch;
 pub mod tests;
 
 use core::fmt::{self, Write};
@@ -32,7 +33,7 @@ use handoff::plan::{self, CpuCaps, Inputs, KernelImage, KernelSection, Perm, Pla
 use handoff::{Levels, PAGE_SIZE};
 use log::{debug, info, warn};
 use x86_64::PhysAddr;
-use x86_64::registers::control::{Cr3, Cr3Flags, Cr4, Cr4Flags};
+use x86_64::registers::control::{Cr3, Cr4, Cr4Flags};
 use x86_64::registers::model_specific::{Efer, EferFlags};
 use x86_64::structures::paging::PhysFrame;
 
@@ -538,7 +539,7 @@ pub fn run(boot: &BootInfo) -> Result<&'static State, ShimError> {
     // and TSS stay reachable) and the physmap; nothing baton still uses
     // points into the lower half or Limine's HHDM (boot::collect copied
     // it all out).
-    unsafe { Cr3::write(root, Cr3Flags::empty()) };
+    unsafe { switch::load_cr3(root, boot.levels, layout, &map) };
     TABLE_WINDOW.store(
         layout.page_offset_base(),
         core::sync::atomic::Ordering::Relaxed,
@@ -549,6 +550,7 @@ pub fn run(boot: &BootInfo) -> Result<&'static State, ShimError> {
         // planned for this PAT; entries 0, 2 and 3 (the WB, UC- and UC the
         // switch path uses) mean the same under Limine's.
         unsafe { crate::cpu::load_pat(pat.to_msr()) };
+        switch::record_pat(pat.to_msr());
     }
     info!(
         "handoff: CR3 = {:#x}: running on baton's {}-level tables{}",
