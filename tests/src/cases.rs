@@ -16,17 +16,41 @@ pub enum Kernel {
     /// Built to ask for base revision 1 (feature `test-base-revision-1`),
     /// which Limine honours and baton must refuse.
     BaseRevision1,
+    /// Unoptimised, as `make debug` builds it (cargo profile `gdb`).
+    Gdb,
 }
 
 impl Kernel {
     /// The cargo feature selecting this build, if any.
     pub fn feature(self) -> Option<&'static str> {
         match self {
-            Kernel::Default => None,
+            Kernel::Default | Kernel::Gdb => None,
             Kernel::OmitHhdm => Some("test-omit-hhdm-request"),
             Kernel::BaseRevision1 => Some("test-base-revision-1"),
         }
     }
+
+    /// The cargo profile of this build.
+    pub fn profile(self) -> &'static str {
+        match self {
+            Kernel::Gdb => "gdb",
+            _ => "release",
+        }
+    }
+}
+
+/// A GDB session a case runs (with baton.gdb and its helpers) instead of
+/// booting to the end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gdb {
+    /// `break kmain` stops in kmain: the symbol of the stop address.
+    BreakKmain,
+    /// `break kmain` stops in kmain's own source, not in an inlined callee.
+    KmainSourceLine,
+    /// Through the handoff with the helpers: stops on each side of the
+    /// CR3 switch by name, translates a physmap address with baton-walk,
+    /// dumps the tables as the kernel's ptdump does, shows the memory map.
+    Handoff,
 }
 
 /// How the image reaches the machine.
@@ -116,8 +140,8 @@ pub struct Case {
     /// trace).
     pub block: &'static [&'static str],
     pub needs: Needs,
-    /// Instead of booting to the end: stop at `kmain` under GDB.
-    pub gdb: bool,
+    /// Instead of booting to the end: a GDB session.
+    pub gdb: Option<Gdb>,
     /// Whether QEMU gets the isa-debug-exit device.
     pub debug_exit: bool,
     /// Boots of the same machine (same variable store) in a row; each must
@@ -146,7 +170,7 @@ const BASE: Case = Case {
     absent: &[],
     block: &[],
     needs: Needs::Nothing,
-    gdb: false,
+    gdb: None,
     debug_exit: true,
     boots: 1,
     faults: false,
@@ -846,7 +870,39 @@ pub fn all() -> Vec<Case> {
             name: "gdb-break-kmain",
             about: "baton.gdb loads the kernel's symbols: `break kmain` stops there",
             needs: Needs::Gdb,
-            gdb: true,
+            gdb: Some(Gdb::BreakKmain),
+            common: &[],
+            ..BASE
+        },
+        Case {
+            name: "gdb-debug-build",
+            about: "in the unoptimised build (make debug) `break kmain` stops at kmain's own line",
+            kernel: Kernel::Gdb,
+            needs: Needs::Gdb,
+            gdb: Some(Gdb::KmainSourceLine),
+            common: &[],
+            ..BASE
+        },
+        Case {
+            name: "gdb-handoff",
+            about: "GDB through the handoff: breaks on each side of the CR3 switch by name; \
+                    baton-walk translates a physmap address, baton-ptdump prints what the \
+                    kernel's ptdump does, baton-memmap shows the kernel's region",
+            kernel: Kernel::Gdb,
+            cmdline: "test ptdump",
+            needs: Needs::Gdb,
+            gdb: Some(Gdb::Handoff),
+            common: &[],
+            ..BASE
+        },
+        Case {
+            name: "gdb-handoff-5-level",
+            about: "the GDB helpers on 5-level tables (-cpu max)",
+            kernel: Kernel::Gdb,
+            cmdline: "test ptdump",
+            cpu: Some("max"),
+            needs: Needs::Gdb,
+            gdb: Some(Gdb::Handoff),
             common: &[],
             ..BASE
         },

@@ -9,6 +9,7 @@
 
 mod cases;
 mod check;
+mod gdb;
 mod qemu;
 
 use std::collections::HashMap;
@@ -22,6 +23,8 @@ use cases::{Case, Exit, Firmware, Kernel, Media, Needs};
 use qemu::Ending;
 
 const TIMEOUT: Duration = Duration::from_secs(90);
+/// How long GDB may take over a session (it stops the machine too).
+const GDB_TIMEOUT: Duration = Duration::from_secs(150);
 const TAIL: usize = 40;
 
 struct Config {
@@ -188,30 +191,50 @@ fn pflash_images() -> Option<(PathBuf, PathBuf)> {
     .find(|(c, v)| c.is_file() && v.is_file())
 }
 
-/// Builds a kernel variant in its own target directory.
+/// Where a kernel variant's ELF file is: `--kernel` for the default
+/// build, else under `target/`.
+fn kernel_path(cfg: &Config, kernel: Kernel) -> PathBuf {
+    let built = |dir: PathBuf| {
+        dir.join("x86_64-unknown-none")
+            .join(kernel.profile())
+            .join("baton")
+    };
+    match (kernel.feature(), kernel) {
+        (Some(feature), _) => built(cfg.root.join("target/variants").join(feature)),
+        (None, Kernel::Default) => cfg.kernel.clone(),
+        (None, _) => built(cfg.root.join("target")),
+    }
+}
+
+/// Builds a kernel variant (the default one is `make kernel`'s).
 fn build_kernel(cfg: &Config, kernel: Kernel) -> Result<PathBuf, String> {
-    let Some(feature) = kernel.feature() else {
-        if !cfg.kernel.is_file() {
+    let path = kernel_path(cfg, kernel);
+    if kernel == Kernel::Default {
+        if !path.is_file() {
             return Err(format!(
                 "{} does not exist: run `make kernel` first",
-                cfg.kernel.display()
+                path.display()
             ));
         }
-        return Ok(cfg.kernel.clone());
-    };
-    let target_dir = cfg.root.join("target/variants").join(feature);
-    let status = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .current_dir(&cfg.root)
-        .args(["build", "-q", "-p", "kernel", "--release"])
-        .args(["--target", "x86_64-unknown-none", "--features", feature])
-        .arg("--target-dir")
-        .arg(&target_dir)
-        .status()
-        .map_err(|e| format!("cargo: {e}"))?;
-    if !status.success() {
-        return Err(format!("building the kernel with feature {feature} failed"));
+        return Ok(path);
     }
-    Ok(target_dir.join("x86_64-unknown-none/release/baton"))
+    let mut cargo = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cargo
+        .current_dir(&cfg.root)
+        .args(["build", "-q", "-p", "kernel", "--profile", kernel.profile()])
+        .args(["--target", "x86_64-unknown-none"]);
+    if let Some(feature) = kernel.feature() {
+        // Its own target directory: features would otherwise rebuild the
+        // default kernel's dependencies each time.
+        cargo
+            .args(["--features", feature, "--target-dir"])
+            .arg(cfg.root.join("target/variants").join(feature));
+    }
+    let status = cargo.status().map_err(|e| format!("cargo: {e}"))?;
+    if !status.success() {
+        return Err(format!("building the {kernel:?} kernel failed"));
+    }
+    Ok(path)
 }
 
 type ImageKey = (Kernel, bool, &'static str);
@@ -363,8 +386,8 @@ fn run_case(cfg: &Config, case: &Case, image: &Path) -> (Verdict, String) {
             );
         }
     }
-    if case.gdb {
-        return gdb_case(cfg, case, image, &vars, &serial_log, &qemu_log);
+    if let Some(session) = case.gdb {
+        return gdb_case(cfg, case, session, (image, &vars, &serial_log, &qemu_log));
     }
     let args = qemu_args(cfg, case, image, &vars);
     let mut problems = Vec::new();
@@ -449,32 +472,52 @@ fn run_case(cfg: &Config, case: &Case, image: &Path) -> (Verdict, String) {
     }
 }
 
-/// Starts QEMU halted with its gdbstub and has GDB, with the project's
-/// script, break at `kmain`.
+/// Starts QEMU halted with its gdbstub on a port of its own and has GDB,
+/// with the project's script and helpers, run the case's session.
 fn gdb_case(
     cfg: &Config,
     case: &Case,
-    image: &Path,
-    vars: &Path,
-    serial_log: &Path,
-    qemu_log: &Path,
+    session: cases::Gdb,
+    paths: (&Path, &Path, &Path, &Path),
 ) -> (Verdict, String) {
+    let (image, vars, serial_log, qemu_log) = paths;
+    let port = match std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()) {
+        Ok(addr) => addr.port(),
+        Err(e) => {
+            return (
+                Verdict::Fail(vec![format!("no free port: {e}")]),
+                String::new(),
+            );
+        }
+    };
     let mut args = qemu_args(cfg, case, image, vars);
-    args.extend(["-s".into(), "-S".into()]);
-    let (run, gdb) = thread::scope(|s| {
-        let qemu = s.spawn(|| qemu::boot(&args, serial_log, qemu_log, TIMEOUT));
+    args.extend(["-gdb".into(), format!("tcp:127.0.0.1:{port}"), "-S".into()]);
+    let kernel = kernel_path(cfg, case.kernel);
+    let mut gdb = Command::new("timeout");
+    gdb.current_dir(&cfg.root)
+        .env("BATON_GDB_PORT", port.to_string())
+        .args([
+            &GDB_TIMEOUT.as_secs().to_string(),
+            "gdb",
+            "-batch",
+            "-nx",
+            "-x",
+            "baton.gdb",
+        ])
+        .arg("-ex")
+        .arg(format!("file {}", kernel.display()));
+    for command in gdb::commands(session) {
+        gdb.arg("-ex").arg(command);
+    }
+    let (run, output) = thread::scope(|s| {
+        let qemu = s.spawn(|| qemu::boot(&args, serial_log, qemu_log, GDB_TIMEOUT + TIMEOUT));
         // Give QEMU a moment to open its gdbstub.
         thread::sleep(Duration::from_millis(500));
-        let gdb = Command::new("timeout")
-            .current_dir(&cfg.root)
-            .args(["60", "gdb", "-batch", "-nx", "-x", "baton.gdb"])
-            .args(["-ex", "break kmain", "-ex", "continue"])
-            .args(["-ex", "info symbol $pc", "-ex", "kill"])
-            .output();
-        (qemu.join().expect("QEMU thread"), gdb)
+        let output = gdb.output();
+        (qemu.join().expect("QEMU thread"), output)
     });
     let timing = format!("{:.1} s", run.elapsed.as_secs_f64());
-    let output = match gdb {
+    let output = match output {
         Ok(o) => format!(
             "{}{}",
             String::from_utf8_lossy(&o.stdout),
@@ -482,19 +525,15 @@ fn gdb_case(
         ),
         Err(e) => return (Verdict::Fail(vec![format!("cannot run gdb: {e}")]), timing),
     };
-    // GDB stops after kmain's prologue and may name a callee inlined
-    // there; the symbol of the stop address is what proves the breakpoint.
-    let stopped = output.lines().any(|l| l.starts_with("Breakpoint 1, "));
-    let in_kmain = output.lines().any(|l| {
-        l.ends_with(" in section .text") && (l.starts_with("kmain in") || l.starts_with("kmain + "))
-    });
-    if stopped && in_kmain {
-        (Verdict::Pass, timing)
-    } else {
-        let mut problems = vec!["GDB did not stop at kmain; its output:".to_owned()];
-        problems.extend(output.lines().map(|l| format!("  | {l}")));
-        (Verdict::Fail(problems), timing)
+    let _ = fs::write(serial_log.with_extension("gdb.log"), &output);
+    let serial = check::clean_lines(&run.serial);
+    let mut problems = gdb::judge(session, &output, &serial);
+    if problems.is_empty() {
+        return (Verdict::Pass, timing);
     }
+    problems.push("--- GDB's output ---".to_owned());
+    problems.extend(output.lines().map(|l| format!("  | {l}")));
+    (Verdict::Fail(problems), timing)
 }
 
 fn main() -> ExitCode {
