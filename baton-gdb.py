@@ -6,14 +6,15 @@
 #   baton-ptdump           the live page tables in baton's ptdump format
 #   baton-layout           the address-space layout in effect
 #   baton-memmap           baton's memory map (firmware's and Limine's merged)
-#   baton-phys ADDR [N]    N quadwords of physical memory at ADDR
+#   baton-phys[/N] ADDR    N quadwords of physical memory at ADDR
 #   $baton_phys(ADDR)      the physical address ADDR maps to (-1: unmapped)
 #   $baton_physmap(PHYS)   the physmap address of PHYS
 #   baton-connect [PORT]   attach to QEMU (port: $BATON_GDB_PORT, else 1234)
 #
 # Arguments are GDB expressions, evaluated as C whatever language GDB is in
-# (its Rust mode rejects `$cr3 & ~0xfff`); all arithmetic is done here, in
-# Python. Physical memory is read through QEMU's gdbstub in its physical
+# (its Rust mode rejects `$cr3 & ~0xfff`), else in GDB's language (Rust
+# paths: `baton-walk baton::shim::MAP` walks that static's address); all
+# other arithmetic is done here, in Python. Physical memory is read through QEMU's gdbstub in its physical
 # mode (`Qqemu.PhyMemMode`), else through baton's physmap once its tables
 # are live. What GDB cannot read itself (the layout, the PAT) comes from
 # the kernel's `baton_debug` record (kernel/src/shim/switch.rs).
@@ -57,9 +58,24 @@ def language(lang):
 
 
 def evaluate(expr):
-    """An integer GDB expression, evaluated as C."""
-    with language("c"):
-        return int(gdb.parse_and_eval("(unsigned long)(%s)" % expr)) & MASK
+    """An address or number given as a GDB expression: as C (so that
+    `$cr3 & ~0xfff` works), else in GDB's language (Rust paths such as
+    `baton::shim::MAP`); a function, array or static by its address."""
+    try:
+        with language("c"):
+            return int(gdb.parse_and_eval("(unsigned long)(%s)" % expr)) & MASK
+    except gdb.error:
+        value = gdb.parse_and_eval(expr)
+        if value.type.strip_typedefs().code in (gdb.TYPE_CODE_STRUCT, gdb.TYPE_CODE_UNION):
+            value = value.address
+        return as_int(value)
+
+
+def as_int(value):
+    """A gdb.Value as an address: a function or array by its address."""
+    if value.type.strip_typedefs().code in (gdb.TYPE_CODE_FUNC, gdb.TYPE_CODE_ARRAY):
+        value = value.address
+    return int(value) & MASK
 
 
 def register(name):
@@ -325,7 +341,7 @@ class PhysOf(gdb.Function):
         super().__init__("baton_phys")
 
     def invoke(self, addr):
-        _, phys = walk(int(addr) & MASK)
+        _, phys = walk(as_int(addr))
         return -1 if phys is None else phys
 
 
@@ -337,7 +353,7 @@ class PhysmapOf(gdb.Function):
         super().__init__("baton_physmap")
 
     def invoke(self, phys):
-        return (Record.read().page_offset_base() + int(phys)) & MASK
+        return (Record.read().page_offset_base() + as_int(phys)) & MASK
 
 
 # ptdump, as handoff/src/paging/ptdump.rs prints it.
@@ -533,17 +549,20 @@ handoff planned the tables from it (with each range's EFI attributes)."""
 
 
 class Phys(gdb.Command):
-    """Show physical memory: baton-phys ADDR [COUNT] (quadwords, default 4)."""
+    """Show physical memory: baton-phys[/COUNT] ADDR (COUNT quadwords, 4 by
+default)."""
 
     def __init__(self):
         super().__init__("baton-phys", gdb.COMMAND_DATA)
 
     def invoke(self, arg, from_tty):
-        args = gdb.string_to_argv(arg)
-        if not args:
-            raise BatonError("usage: baton-phys ADDR [COUNT]")
-        addr = evaluate(args[0])
-        count = evaluate(args[1]) if len(args) > 1 else 4
+        count = 4
+        match = re.match(r"\s*/(\d+)\s*(.*)", arg)
+        if match:
+            count, arg = int(match.group(1)), match.group(2)
+        if not arg.strip() or count == 0:
+            raise BatonError("usage: baton-phys[/COUNT] ADDR")
+        addr = evaluate(arg)
         words = struct.unpack("<%dQ" % count, read_phys(addr, 8 * count))
         for i in range(0, count, 2):
             pair = "  ".join("%#018x" % w for w in words[i : i + 2])
@@ -573,8 +592,9 @@ At `baton_cr3_switch` the `mov cr3` that loads baton's tables is next; at
         super().__init__("baton-break-switch", gdb.COMMAND_BREAKPOINTS)
 
     def invoke(self, arg, from_tty):
-        gdb.Breakpoint("*baton_cr3_switch")
-        gdb.Breakpoint("*baton_cr3_switched")
+        # By address: GDB's Rust mode does not find these assembly symbols.
+        for name in ["baton_cr3_switch", "baton_cr3_switched"]:
+            gdb.Breakpoint("*%#x" % evaluate(name))
 
 
 Walk()
