@@ -6,7 +6,8 @@
 #   make run             QEMU (q35, OVMF), serial on the terminal
 #   make run-bios        the same under SeaBIOS
 #   make run-hdd         the disk image as a USB stick under OVMF
-#   make debug           QEMU waiting for GDB (then: gdb -x baton.gdb)
+#   make debug           an unoptimised kernel in QEMU waiting for GDB (then:
+#                        gdb -x baton.gdb; see docs/gdb.md)
 #   make test            rustfmt, clippy, host tests, QEMU boot tests
 #   make bench           time the page-table builder against per-page mapping
 #                        (table in build/bench.md; with BENCH=filter in
@@ -23,6 +24,7 @@
 # tests also run on; default /usr/share/limine and /usr/share/limine-*),
 # SECURE_BOOT=1 SB_KEY=key.pem SB_CERT=cert.pem (make hdd: a chain signed
 # for UEFI Secure Boot, docs/boot-chains.md), BOOT_TESTS='filter ...' (test names),
+# DEBUG_PROFILE=release (`make debug` of the optimised kernel),
 # BENCH='filter' (benchmark maps, e.g. 64TiB), FUZZ_TIME=seconds per
 # fuzz target, FUZZ_TARGETS='memmap plan ...'.
 
@@ -31,7 +33,11 @@ SHELL := bash
 
 BUILD ?= build
 TARGET := x86_64-unknown-none
-KERNEL_ELF := target/$(TARGET)/release/baton
+# The cargo profile the kernel is built with: `make debug` uses
+# $(DEBUG_PROFILE) (see Cargo.toml), everything else release.
+PROFILE ?= release
+DEBUG_PROFILE ?= gdb
+KERNEL_ELF = target/$(TARGET)/$(PROFILE)/baton
 KERNEL := $(BUILD)/baton
 ISO := $(BUILD)/baton.iso
 HDD := $(BUILD)/baton.hdd
@@ -68,7 +74,7 @@ QEMU_OK = || [ $$? -eq 33 ]
 all: kernel
 
 kernel:
-	cargo build -p kernel --target $(TARGET) --release
+	cargo build -p kernel --target $(TARGET) --profile $(PROFILE)
 	@mkdir -p $(BUILD)
 	cp $(KERNEL_ELF) $(KERNEL)
 
@@ -91,6 +97,9 @@ run-hdd: deps hdd
 		-drive if=none,id=stick,format=raw,file=$(HDD) \
 		-device usb-storage,bus=xhci.0,drive=stick $(QEMUFLAGS) $(QEMU_OK)
 
+# build/baton (which baton.gdb loads) is then the unoptimised kernel, until
+# the next build.
+debug: PROFILE = $(DEBUG_PROFILE)
 debug: deps iso
 	@echo "QEMU is waiting for GDB on localhost:1234. In another terminal: gdb -x baton.gdb"
 	$(OVMF_ARGS) $(QEMU) $(QEMU_BASE) "$${fw[@]}" -cdrom $(ISO) -s -S $(QEMUFLAGS) $(QEMU_OK)

@@ -1,11 +1,17 @@
 # GDB script for baton: `make debug` in one terminal, then in another:
 #   gdb -x baton.gdb
 # It loads the kernel's symbols (build/baton, linked at its run address, so
-# no offset is needed) and attaches to QEMU's gdbstub. Then e.g.:
+# no offset is needed), baton's helpers (baton-gdb.py: baton-walk,
+# baton-ptdump, baton-layout, baton-memmap, baton-break-switch, ...) and
+# attaches to QEMU's gdbstub. Then e.g.:
 #   break kmain
 #   continue
+# docs/gdb.md walks through a session.
 set confirm off
 set pagination off
 set disassembly-flavor intel
 file build/baton
-target remote localhost:1234
+source baton-gdb.py
+# QEMU's gdbstub: port 1234 (`make debug` starts QEMU with -s), or
+# $BATON_GDB_PORT.
+baton-connect

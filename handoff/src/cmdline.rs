@@ -74,7 +74,7 @@ pub enum Inject {
 impl Inject {
     /// The values `inject=` takes, for messages.
     pub const VALID: &'static str =
-        "overlap, truncate, no-efi-map, desc-size, svam-version, lower-half";
+        "overlap, truncate, no-efi-map, desc-size, svam-version, lower-half, efi-fault, efi-no-mat";
 
     fn parse(value: &str) -> Option<Self> {
         Some(match value {
@@ -111,8 +111,8 @@ pub enum Fault {
     /// Ask the heap for more than it can ever hold (`fault=heap-oom`).
     HeapOutOfMemory,
     /// Grow the heap 1 MiB at a time until physical memory runs out
-    /// (`fault=heap-frames`; within the heap's reservation under a small
-    /// `-m`).
+    /// (`fault=heap-frames`; the heap reserves more virtual space than
+    /// there is RAM).
     HeapOutOfFrames,
     /// Read address 0 from inside the console, halfway through writing a
     /// log line with its locks held (`fault=console`): the report must
@@ -256,6 +256,25 @@ impl fmt::Display for Problem<'_> {
             }
         }
     }
+}
+
+/// Writes `bytes` (a command line as the bootloader hands it over) to `out`
+/// as text, each invalid UTF-8 sequence replaced by U+FFFD, so that the
+/// valid options around it still parse. Returns the byte offset of the
+/// first invalid sequence, if any, for the one warning about it.
+pub fn decode_lossy(bytes: &[u8], out: &mut impl fmt::Write) -> Option<usize> {
+    let mut first_bad = None;
+    let mut at = 0;
+    for chunk in bytes.utf8_chunks() {
+        let _ = out.write_str(chunk.valid());
+        at += chunk.valid().len();
+        if !chunk.invalid().is_empty() {
+            first_bad.get_or_insert(at);
+            let _ = out.write_char(char::REPLACEMENT_CHARACTER);
+            at += chunk.invalid().len();
+        }
+    }
+    first_bad
 }
 
 /// A parsed command line: the options and the text they came from.
@@ -532,6 +551,38 @@ mod tests {
     }
 
     #[test]
+    fn every_value_is_listed() {
+        let listed = |valid: &'static str| valid.split(", ").collect::<Vec<_>>();
+        let injects = listed(Inject::VALID);
+        for i in [
+            Inject::Overlap,
+            Inject::Truncate,
+            Inject::NoEfiMap,
+            Inject::DescSize,
+            Inject::SvamVersion,
+            Inject::LowerHalf,
+            Inject::EfiFault,
+            Inject::EfiNoMat,
+        ] {
+            assert!(injects.iter().any(|v| Inject::parse(v) == Some(i)), "{i:?}");
+        }
+        let faults = listed(Fault::VALID);
+        for f in [
+            Fault::NullRead,
+            Fault::RodataWrite,
+            Fault::PhysmapExec,
+            Fault::StackOverflow,
+            Fault::VmallocStackOverflow,
+            Fault::InvalidOpcode,
+            Fault::HeapOutOfMemory,
+            Fault::HeapOutOfFrames,
+            Fault::InConsole,
+        ] {
+            assert!(faults.iter().any(|v| Fault::parse(v) == Some(f)), "{f:?}");
+        }
+    }
+
+    #[test]
     fn both_consoles_by_default() {
         let c = Cmdline::parse("test loglevel=debug").options().consoles;
         assert_eq!(c, Consoles::DEFAULT);
@@ -623,6 +674,34 @@ mod tests {
         for size in FONT_SIZES {
             assert!(FBCON_VALID.contains(&std::format!("font:{size}")));
         }
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced_and_its_offset_given() {
+        let mut text = String::new();
+        let bad = decode_lossy(b"test caf\xe9 poweroff \xff\xfeloglevel=warn", &mut text);
+        assert_eq!(bad, Some(8));
+        assert_eq!(
+            text,
+            "test caf\u{fffd} poweroff \u{fffd}\u{fffd}loglevel=warn"
+        );
+        let c = Cmdline::parse(&text);
+        assert!(c.options().test && c.options().poweroff);
+        // The bytes glued to the option make it unknown, reported as such.
+        assert_eq!(
+            c.problems().collect::<Vec<_>>(),
+            [
+                Problem::Unknown("caf\u{fffd}"),
+                Problem::Unknown("\u{fffd}\u{fffd}loglevel=warn")
+            ]
+        );
+        let mut text = String::new();
+        assert_eq!(decode_lossy("test é".as_bytes(), &mut text), None);
+        assert_eq!(text, "test é");
+        // A sequence cut short at the end.
+        let mut text = String::new();
+        assert_eq!(decode_lossy(b"ok \xe2\x82", &mut text), Some(3));
+        assert_eq!(text, "ok \u{fffd}");
     }
 
     #[test]

@@ -53,6 +53,7 @@ pub mod plan;
 pub mod revision;
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;
+pub mod symbols;
 pub mod vmalloc;
 
 /// The base page size.

@@ -13,7 +13,8 @@ use crate::{cpu, kspace};
 static RODATA_TARGET: u64 = 0x0ba7_0ba7;
 
 /// Provokes `fault`. Returns only if the CPU did not fault, which the
-/// caller reports as a failure.
+/// caller reports as a failure. Never inlined: fault reports name it.
+#[inline(never)]
 pub fn provoke(fault: Fault) {
     // The other CPUs busy with interrupts off: the fatal path must stop
     // them all the same. Not while the heap runs dry: its undo shoots
@@ -65,14 +66,14 @@ pub fn provoke(fault: Fault) {
         }
         Fault::HeapOutOfMemory => {
             // Twice the heap's whole reservation.
-            let size = 2 * crate::mm::heap::RESERVE as usize;
+            let size = 2 * crate::mm::heap::reserved() as usize;
             let v: alloc::vec::Vec<u8> = alloc::vec::Vec::with_capacity(size);
             info!("fault: got {} bytes", v.capacity());
         }
         Fault::HeapOutOfFrames => {
             // Small steps, kept for good: the heap grows until the frame
-            // allocator has nothing left, long before its reservation is
-            // used up (under -m 128M).
+            // allocator has nothing left, before its reservation (larger
+            // than all RAM) is used up.
             const CHUNK: usize = 1 << 20;
             let mut total = 0usize;
             loop {

@@ -1,10 +1,25 @@
 //! baton: a Limine-booted x86_64 kernel whose early code replays the
 //! firmware's memory map into page tables of its own.
 //!
-//! The modules, in the order the boot uses them; each imports only from
-//! those above it (cpu, console and time know nothing of the rest; boot
-//! reads Limine; kspace owns address spaces; the shim builds the kernel's
-//! and switches to it; mm, efi and smp use it; main orders them):
+//! The modules, layer by layer in the order the boot uses them; each
+//! imports only from the layers above it in this list:
+//!
+//! - `time`, `fixed`, `selftest`, `testing`: the TSC and boot phases,
+//!   fixed-size strings, the self-test harness, the test switches;
+//! - `boot`: Limine's requests, and the copy of what baton keeps of them;
+//! - `console`: the serial port and the screen, and the `log` backend;
+//! - `cpu`: each CPU's state (GDT, IDT and traps, APIC, TLB, IPIs);
+//! - `exit`: fatal stops, test verdicts, resets;
+//! - `kspace`: the owner of the kernel's address space, and address spaces
+//!   as objects;
+//! - `shim`: the handoff (parse, plan, build, switch CR3, verify), which
+//!   hands the kernel space over;
+//! - `mm`: memory services on the kernel space;
+//! - `efi`, `smp`: runtime services in an address space of their own; the
+//!   other CPUs onto baton's tables;
+//! - `symbols`, `oops`, `faults`: function names, fatal reports, faults
+//!   provoked on purpose;
+//! - this file: the order of it all.
 #![no_std]
 #![no_main]
 
@@ -38,6 +53,8 @@ mod selftest;
 mod shim;
 /// The other CPUs onto baton's tables.
 mod smp;
+/// Function names for fault reports, from the kernel's own symbol table.
+mod symbols;
 /// The test switches (`inject=`, `fault=`) the other modules ask about.
 mod testing;
 /// Time since reset from the TSC, and the phases of the boot.
@@ -73,6 +90,7 @@ unsafe extern "C" fn _start() -> ! {
 extern "C" fn kmain() -> ! {
     let options = early();
     let boot = boot::collect().unwrap_or_else(|e| stop("boot", e));
+    symbols::init(boot);
     let mut phases = time::Phases::start();
     let drawn = console::fb::drawing_time();
     let kernel = shim::run(boot, &mut phases).unwrap_or_else(|e| stop("handoff", e));
@@ -119,7 +137,7 @@ fn early() -> Options {
     cpu::init();
     cpu::trap::set_fatal_handler(oops::exception);
     let (tsc_hz, tsc_source) = time::init();
-    let cmdline_text = boot::cmdline();
+    let (cmdline_text, bad_byte) = boot::cmdline();
     let cmdline = Cmdline::parse(cmdline_text.as_str());
     let options = cmdline.options();
     if let Some(level) = options.loglevel {
@@ -139,6 +157,12 @@ fn early() -> Options {
     console::report();
     for problem in cmdline.problems() {
         warn!("cmdline: {problem}");
+    }
+    if let Some(at) = bad_byte {
+        warn!(
+            "cmdline: not valid UTF-8: first bad byte at offset {at}; bad bytes read as U+FFFD, the \
+             other options apply"
+        );
     }
     if cmdline_text.truncated() {
         warn!("cmdline: longer than baton keeps; truncated");
@@ -168,6 +192,7 @@ fn finish(options: Options) -> ! {
             efi::secure_boot::TESTS,
             mm::tests::TESTS,
             smp::tests::TESTS,
+            symbols::TESTS,
         ]);
         if passed {
             exit::Verdict::Pass

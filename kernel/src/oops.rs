@@ -30,6 +30,7 @@ pub fn exception(frame: &TrapFrame) -> ! {
         "  RIP {:#018x} CS {:#x} RFLAGS {:#x} RSP {:#018x} SS {:#x}",
         frame.rip, frame.cs, frame.rflags, frame.rsp, frame.ss
     );
+    crate::symbols::print_rip(&mut out, frame.cs, frame.rip);
     let cr2 = x86_64::registers::control::Cr2::read_raw();
     if frame.vector == 14 {
         page_fault(&mut out, frame, cr2);
@@ -38,6 +39,7 @@ pub fn exception(frame: &TrapFrame) -> ! {
         double_fault(&mut out, frame, cr2);
     }
     registers(&mut out, frame);
+    crate::symbols::print_trace(&mut out, Some(frame.rip), Some(frame.rsp), frame.rbp);
     exit::fatal()
 }
 
@@ -157,5 +159,6 @@ pub fn panic(info: &PanicInfo<'_>) -> ! {
         location.map_or(0, |l| l.line()),
         info.message()
     ));
+    crate::symbols::print_trace_here(&mut EmergencyWriter);
     exit::fatal()
 }

@@ -16,17 +16,41 @@ pub enum Kernel {
     /// Built to ask for base revision 1 (feature `test-base-revision-1`),
     /// which Limine honours and baton must refuse.
     BaseRevision1,
+    /// Unoptimised, as `make debug` builds it (cargo profile `gdb`).
+    Gdb,
 }
 
 impl Kernel {
     /// The cargo feature selecting this build, if any.
     pub fn feature(self) -> Option<&'static str> {
         match self {
-            Kernel::Default => None,
+            Kernel::Default | Kernel::Gdb => None,
             Kernel::OmitHhdm => Some("test-omit-hhdm-request"),
             Kernel::BaseRevision1 => Some("test-base-revision-1"),
         }
     }
+
+    /// The cargo profile of this build.
+    pub fn profile(self) -> &'static str {
+        match self {
+            Kernel::Gdb => "gdb",
+            _ => "release",
+        }
+    }
+}
+
+/// A GDB session a case runs (with baton.gdb and its helpers) instead of
+/// booting to the end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gdb {
+    /// `break kmain` stops in kmain: the symbol of the stop address.
+    BreakKmain,
+    /// `break kmain` stops in kmain's own source, not in an inlined callee.
+    KmainSourceLine,
+    /// Through the handoff with the helpers: stops on each side of the
+    /// CR3 switch by name, translates a physmap address with baton-walk,
+    /// dumps the tables as the kernel's ptdump does, shows the memory map.
+    Handoff,
 }
 
 /// How the image reaches the machine.
@@ -134,6 +158,7 @@ pub struct Case {
     pub about: &'static str,
     pub kernel: Kernel,
     pub media: Media,
+    /// The command line; `\xHH` stands for the byte HH.
     pub cmdline: &'static str,
     pub firmware: Firmware,
     pub machine: &'static str,
@@ -146,9 +171,12 @@ pub struct Case {
     pub lines: &'static [&'static str],
     /// Patterns that must match no line.
     pub absent: &'static [&'static str],
+    /// Patterns that must match consecutive lines, in order (a call
+    /// trace).
+    pub block: &'static [&'static str],
     pub needs: Needs,
-    /// Instead of booting to the end: stop at `kmain` under GDB.
-    pub gdb: bool,
+    /// Instead of booting to the end: a GDB session.
+    pub gdb: Option<Gdb>,
     /// Whether QEMU gets the isa-debug-exit device.
     pub debug_exit: bool,
     /// Boots of the same machine (same variable store) in a row; each must
@@ -192,8 +220,9 @@ const BASE: Case = Case {
     common: HANDOVER,
     lines: &[],
     absent: &[],
+    block: &[],
     needs: Needs::Nothing,
-    gdb: false,
+    gdb: None,
     debug_exit: true,
     boots: 1,
     faults: false,
@@ -269,6 +298,7 @@ pub const HANDOVER: &[&str] = &[
     "selftest: ok   mm: vmalloc memory works and its guard page faults at its address",
     "selftest: ok   mm: the heap serves Box, Vec and String, and grows",
     "selftest: ok   mm: W^X holds over vmalloc, the vmemmap and the heap",
+    "selftest: ok   symbols: functions are named from the kernel's ELF file",
     "selftest: * tests: * passed, 0 failed, * skipped",
 ];
 
@@ -683,10 +713,12 @@ pub fn all() -> Vec<Case> {
             about: "memory services with 8 GiB and 4 CPUs: shootdowns reach them all",
             memory: "8G",
             smp: 4,
+            // The stacks lie in vmalloc space after the heap's reservation,
+            // which grows with RAM.
             lines: &[
                 "smp: local APIC in *APIC mode at 0x*",
-                "smp: CPU 1 (APIC *) online: CR3 0x*, stack top 0xffffc900*; protections: NXE on, WP on, *, global pages on",
-                "smp: CPU 3 (APIC *) online: CR3 0x*, stack top 0xffffc900*; protections: NXE on, WP on, *, global pages on",
+                "smp: CPU 1 (APIC *) online: CR3 0x*, stack top 0xffffc9*; protections: NXE on, WP on, *, global pages on",
+                "smp: CPU 3 (APIC *) online: CR3 0x*, stack top 0xffffc9*; protections: NXE on, WP on, *, global pages on",
                 "smp: 4 of 4 CPUs online, all on baton's page tables*",
                 "mm: 1 GiB block at 0x*",
                 "selftest: ok   mm: 2 MiB and 1 GiB blocks are naturally aligned",
@@ -732,9 +764,15 @@ pub fn all() -> Vec<Case> {
         },
         Case {
             name: "fault-vmalloc-stack-overflow",
-            about: "overflowing a vmalloc stack: its guard page, a double fault, where it happened",
+            about: "overflowing a vmalloc stack: its guard page, a double fault, where it happened, \
+                    a call trace from the vmalloc stack back to the boot stack",
             cmdline: "test fault=vmalloc-stack-overflow",
             faults: true,
+            block: &[
+                " ... the line above * more times",
+                " baton::faults::provoke+0x*/0x*",
+                " kmain+0x*/0x*",
+            ],
             lines: &[
                 "fault: recursing on the vmalloc stack 0x*-0x*",
                 "baton: EXCEPTION #DF double fault (vector 8) error code 0x0",
@@ -824,15 +862,23 @@ pub fn all() -> Vec<Case> {
         Case {
             name: "fault-null",
             across_releases: true,
-            about: "a null-pointer read: #PF in the empty lower half, with the walk of CR2",
+            about: "a null-pointer read: #PF in the empty lower half, with the walk of CR2, \
+                    the faulting function and the call trace through it",
             cmdline: "test fault=null",
             faults: true,
             lines: &[
                 "fault: provoking NullRead",
                 "baton: EXCEPTION #PF page fault (vector 14) error code 0x0",
                 "  RIP 0xffffffff8* CS 0x8 RFLAGS 0x* RSP 0xffffffff8* SS 0x10",
+                "  RIP: 0008:baton::faults::provoke+0x*/0x*",
                 "  CR2 0x0000000000000000: not present, read, supervisor",
                 "  page-table walk of CR2: PML4[0]=0x0 not present",
+            ],
+            block: &[
+                "Call Trace:",
+                " baton::faults::provoke+0x*/0x*",
+                " kmain+0x*/0x*",
+                " _start+0x*/0x*",
             ],
             ..STOPS
         },
@@ -877,14 +923,33 @@ pub fn all() -> Vec<Case> {
                 "  CR2 0xffff888*: protection violation, read, supervisor, instruction fetch",
                 "  page-table walk of CR2: PML4[273]=0x* ( RW * GLB NX ) -> 0x*",
             ],
+            // No function holds RIP: the return address on the stack
+            // names the caller.
+            block: &[
+                "Call Trace:",
+                " 0xffff888*",
+                " ? baton::faults::provoke+0x*/0x*",
+                " kmain+0x*/0x*",
+            ],
             ..STOPS
         },
         Case {
             name: "fault-stack-overflow",
-            about: "a kernel stack overflow: guard page, double fault on its IST stack",
+            about: "a kernel stack overflow: guard page, double fault on its IST stack, the \
+                    recursion in the call trace as one line",
             cmdline: "test fault=stack-overflow",
             faults: true,
+            block: &[
+                "Call Trace:",
+                " baton::faults::recurse+0x*/0x*",
+                " baton::faults::recurse+0x*/0x*",
+                " ... the line above * more times",
+                " baton::faults::provoke+0x*/0x*",
+                " kmain+0x*/0x*",
+                " _start+0x*/0x*",
+            ],
             lines: &[
+                "  RIP: 0008:baton::faults::recurse+0x*/0x*",
                 "baton: EXCEPTION #DF double fault (vector 8) error code 0x0",
                 "  on the double-fault IST stack (RSP 0x*); CR2 0x*",
                 "baton: kernel stack overflow: the boot stack ran into its guard page 0x*-0x* (RSP 0x*, RIP 0x*)",
@@ -894,13 +959,21 @@ pub fn all() -> Vec<Case> {
         },
         Case {
             name: "fault-heap-oom",
-            about: "heap out of memory: the request and the heap's state reported, a clean stop",
+            about: "heap out of memory: the request and the heap's state reported, the panic's \
+                    call trace, a clean stop",
             cmdline: "test fault=heap-oom",
             faults: true,
+            block: &[
+                " baton::faults::provoke+0x*/0x*",
+                " kmain+0x*/0x*",
+                " _start+0x*/0x*",
+            ],
             lines: &[
                 "fault: provoking HeapOutOfMemory",
-                "ERROR heap: out of memory: 2147483648 bytes (align 1) requested; * KiB mapped, * KiB used, 1024 MiB reserved; growing failed: its 1024 MiB of virtual space are used up",
-                "baton: PANIC at *: memory allocation of 2147483648 bytes failed",
+                "ERROR heap: out of memory: 4294967296 bytes (align 1) requested; * KiB mapped, * KiB used, 2048 MiB reserved; growing failed: its 2048 MiB of virtual space are used up",
+                "baton: PANIC at *: memory allocation of 4294967296 bytes failed",
+                "Call Trace:",
+                " __rustc::rust_begin_unwind+0x*/0x*",
             ],
             ..STOPS
         },
@@ -914,7 +987,7 @@ pub fn all() -> Vec<Case> {
             lines: &[
                 "fault: provoking HeapOutOfFrames",
                 "fault: the heap holds 32 MiB",
-                "ERROR heap: out of memory: 1048576 bytes (align 1) requested; * KiB mapped, * KiB used, 1024 MiB reserved; growing failed: out of physical memory",
+                "ERROR heap: out of memory: 1048576 bytes (align 1) requested; * KiB mapped, * KiB used, 2048 MiB reserved; growing failed: out of physical memory",
                 "baton: PANIC at *: memory allocation of 1048576 bytes failed",
             ],
             absent: &[
@@ -922,6 +995,22 @@ pub fn all() -> Vec<Case> {
                 "vmalloc: freeing frame",
                 "mapper: freeing",
             ],
+            ..STOPS
+        },
+        Case {
+            name: "fault-heap-frames-4g",
+            about: "the heap grows until physical memory runs out on a 4 GiB guest, past 1 GiB: \
+                    its reservation is larger than RAM",
+            cmdline: "test fault=heap-frames",
+            memory: "4G",
+            faults: true,
+            lines: &[
+                "mm: vmalloc 0x*-0x*; heap of up to 5120 MiB there, * KiB mapped",
+                "fault: the heap holds 3072 MiB",
+                "ERROR heap: out of memory: 1048576 bytes (align 1) requested; * KiB mapped, * KiB used, 5120 MiB reserved; growing failed: out of physical memory",
+                "baton: PANIC at *: memory allocation of 1048576 bytes failed",
+            ],
+            absent: &["virtual space are used up"],
             ..STOPS
         },
         Case {
@@ -995,6 +1084,22 @@ pub fn all() -> Vec<Case> {
             ..BASE
         },
         Case {
+            name: "cmdline-not-utf8",
+            about: "a command line with a byte that is not UTF-8: one warning naming its offset, \
+                    `test poweroff` still honoured",
+            cmdline: "test caf\\xe9 poweroff",
+            debug_exit: false,
+            exit: Exit::Shutdown,
+            lines: &[
+                "WARN  cmdline: not valid UTF-8: first bad byte at offset 8; *",
+                "WARN  cmdline: unknown option `caf\u{fffd}` ignored",
+                "boot: command line \"test caf\u{fffd} poweroff\"",
+                "poweroff: EFI ResetSystem(EfiResetShutdown)",
+            ],
+            absent: &["not UTF-8)"],
+            ..BASE
+        },
+        Case {
             name: "poweroff-bios",
             about: "poweroff without EFI runtime services ends the run through isa-debug-exit",
             cmdline: "poweroff",
@@ -1064,7 +1169,39 @@ pub fn all() -> Vec<Case> {
             name: "gdb-break-kmain",
             about: "baton.gdb loads the kernel's symbols: `break kmain` stops there",
             needs: Needs::Gdb,
-            gdb: true,
+            gdb: Some(Gdb::BreakKmain),
+            common: &[],
+            ..BASE
+        },
+        Case {
+            name: "gdb-debug-build",
+            about: "in the unoptimised build (make debug) `break kmain` stops at kmain's own line",
+            kernel: Kernel::Gdb,
+            needs: Needs::Gdb,
+            gdb: Some(Gdb::KmainSourceLine),
+            common: &[],
+            ..BASE
+        },
+        Case {
+            name: "gdb-handoff",
+            about: "GDB through the handoff: breaks on each side of the CR3 switch by name; \
+                    baton-walk translates a physmap address, baton-ptdump prints what the \
+                    kernel's ptdump does, baton-memmap shows the kernel's region",
+            kernel: Kernel::Gdb,
+            cmdline: "test ptdump",
+            needs: Needs::Gdb,
+            gdb: Some(Gdb::Handoff),
+            common: &[],
+            ..BASE
+        },
+        Case {
+            name: "gdb-handoff-5-level",
+            about: "the GDB helpers on 5-level tables (-cpu max)",
+            kernel: Kernel::Gdb,
+            cmdline: "test ptdump",
+            cpu: Some("max"),
+            needs: Needs::Gdb,
+            gdb: Some(Gdb::Handoff),
             common: &[],
             ..BASE
         },

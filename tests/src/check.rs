@@ -52,6 +52,17 @@ pub fn find<'a>(lines: &'a [String], pattern: &str) -> Option<(usize, &'a str)> 
         .map(|(i, l)| (i, l.as_str()))
 }
 
+/// Whether consecutive lines match `patterns`, one each, in order.
+pub fn find_block(lines: &[String], patterns: &[&str]) -> bool {
+    patterns.is_empty()
+        || lines.windows(patterns.len()).any(|window| {
+            window
+                .iter()
+                .zip(patterns)
+                .all(|(line, pattern)| matches(pattern, line))
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,5 +83,19 @@ mod tests {
         assert!(!matches("a*c", "xxcbbbaxx"));
         assert!(matches("", "anything"));
         assert!(!matches("paging 5-level", "paging 4-level"));
+    }
+
+    #[test]
+    fn blocks_of_consecutive_lines() {
+        let lines: Vec<String> = ["Call Trace:", " f+0x1/0x2", " kmain+0x3/0x4", "x"]
+            .map(String::from)
+            .to_vec();
+        assert!(find_block(&lines, &["Call Trace:", " f+*", " kmain+*"]));
+        assert!(find_block(&lines, &[" kmain+*", "x"]));
+        assert!(find_block(&lines, &[]));
+        // Out of order, with a gap, or past the end.
+        assert!(!find_block(&lines, &[" kmain+*", " f+*"]));
+        assert!(!find_block(&lines, &["Call Trace:", " kmain+*"]));
+        assert!(!find_block(&lines, &["x", "y"]));
     }
 }

@@ -13,6 +13,7 @@
 
 mod cases;
 mod check;
+mod gdb;
 mod limine;
 mod qemu;
 mod screen;
@@ -42,6 +43,8 @@ fn timeout(case: &Case) -> Duration {
         .unwrap_or(0);
     if gib >= 4 { TIMEOUT * 2 } else { TIMEOUT }
 }
+/// How long GDB may take over a session (it stops the machine too).
+const GDB_TIMEOUT: Duration = Duration::from_secs(150);
 const TAIL: usize = 40;
 
 struct Config {
@@ -235,30 +238,50 @@ fn pflash_images() -> Option<(PathBuf, PathBuf)> {
     .find(|(c, v)| c.is_file() && v.is_file())
 }
 
-/// Builds a kernel variant in its own target directory.
+/// Where a kernel variant's ELF file is: `--kernel` for the default
+/// build, else under `target/`.
+fn kernel_path(cfg: &Config, kernel: Kernel) -> PathBuf {
+    let built = |dir: PathBuf| {
+        dir.join("x86_64-unknown-none")
+            .join(kernel.profile())
+            .join("baton")
+    };
+    match (kernel.feature(), kernel) {
+        (Some(feature), _) => built(cfg.root.join("target/variants").join(feature)),
+        (None, Kernel::Default) => cfg.kernel.clone(),
+        (None, _) => built(cfg.root.join("target")),
+    }
+}
+
+/// Builds a kernel variant (the default one is `make kernel`'s).
 fn build_kernel(cfg: &Config, kernel: Kernel) -> Result<PathBuf, String> {
-    let Some(feature) = kernel.feature() else {
-        if !cfg.kernel.is_file() {
+    let path = kernel_path(cfg, kernel);
+    if kernel == Kernel::Default {
+        if !path.is_file() {
             return Err(format!(
                 "{} does not exist: run `make kernel` first",
-                cfg.kernel.display()
+                path.display()
             ));
         }
-        return Ok(cfg.kernel.clone());
-    };
-    let target_dir = cfg.root.join("target/variants").join(feature);
-    let status = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .current_dir(&cfg.root)
-        .args(["build", "-q", "-p", "kernel", "--release"])
-        .args(["--target", "x86_64-unknown-none", "--features", feature])
-        .arg("--target-dir")
-        .arg(&target_dir)
-        .status()
-        .map_err(|e| format!("cargo: {e}"))?;
-    if !status.success() {
-        return Err(format!("building the kernel with feature {feature} failed"));
+        return Ok(path);
     }
-    Ok(target_dir.join("x86_64-unknown-none/release/baton"))
+    let mut cargo = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cargo
+        .current_dir(&cfg.root)
+        .args(["build", "-q", "-p", "kernel", "--profile", kernel.profile()])
+        .args(["--target", "x86_64-unknown-none"]);
+    if let Some(feature) = kernel.feature() {
+        // Its own target directory: features would otherwise rebuild the
+        // default kernel's dependencies each time.
+        cargo
+            .args(["--features", feature, "--target-dir"])
+            .arg(cfg.root.join("target/variants").join(feature));
+    }
+    let status = cargo.status().map_err(|e| format!("cargo: {e}"))?;
+    if !status.success() {
+        return Err(format!("building the {kernel:?} kernel failed"));
+    }
+    Ok(path)
 }
 
 /// The default release and the others the cases marked `across_releases`
@@ -392,7 +415,7 @@ fn build_images(cfg: &Config, jobs: &[&Job]) -> Result<HashMap<ImageKey, PathBuf
             .env_remove("SECURE_BOOT")
             .arg(&kernels[&case.kernel])
             .arg(&path)
-            .arg(case.cmdline);
+            .arg(cmdline_bytes(case.cmdline));
         if case.signing != Signing::Off {
             let kit = secure_boot_kit(cfg)?;
             cmd.env("SECURE_BOOT", "1")
@@ -408,6 +431,32 @@ fn build_images(cfg: &Config, jobs: &[&Job]) -> Result<HashMap<ImageKey, PathBuf
         images.insert(key, path);
     }
     Ok(images)
+}
+
+/// A case's command line as the bytes to bake into the image: `\xHH`
+/// stands for the byte HH, so that a case can hold bytes that are not
+/// UTF-8.
+fn cmdline_bytes(cmdline: &str) -> std::ffi::OsString {
+    use std::os::unix::ffi::OsStringExt;
+    let mut out = Vec::new();
+    let mut rest = cmdline.as_bytes();
+    while let Some((&b, tail)) = rest.split_first() {
+        let hex = tail
+            .strip_prefix(b"x")
+            .and_then(|t| t.get(..2))
+            .and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
+        match hex {
+            Some(byte) if b == b'\\' => {
+                out.push(byte);
+                rest = &tail[3..];
+            }
+            _ => {
+                out.push(b);
+                rest = tail;
+            }
+        }
+    }
+    std::ffi::OsString::from_vec(out)
 }
 
 fn qemu_args(cfg: &Config, case: &Case, image: &Path, vars: &Path) -> Vec<String> {
@@ -550,8 +599,8 @@ fn run_case(cfg: &Config, job: &Job, image: &Path) -> (Verdict, String) {
             String::new(),
         );
     }
-    if case.gdb {
-        return gdb_case(cfg, case, image, &vars, &serial_log, &qemu_log);
+    if let Some(session) = case.gdb {
+        return gdb_case(cfg, case, session, (image, &vars, &serial_log, &qemu_log));
     }
     let args = qemu_args(cfg, case, image, &vars);
     let watch = Watch {
@@ -674,6 +723,12 @@ fn log_problems(job: &Job, lines: &[String]) -> Vec<String> {
     } else {
         cases::NEVER_UNLESS_FAULTING
     };
+    if !check::find_block(lines, case.block) {
+        problems.push(format!(
+            "no consecutive lines match, in order: \"{}\"",
+            case.block.join("\", \"")
+        ));
+    }
     for pattern in cases::NEVER.iter().chain(never_unless).chain(case.absent) {
         if let Some((i, line)) = check::find(lines, pattern) {
             problems.push(format!(
@@ -685,33 +740,61 @@ fn log_problems(job: &Job, lines: &[String]) -> Vec<String> {
     problems
 }
 
-/// Starts QEMU halted with its gdbstub and has GDB, with the project's
-/// script, break at `kmain`.
+/// Starts QEMU halted with its gdbstub on a port of its own and has GDB,
+/// with the project's script and helpers, run the case's session.
 fn gdb_case(
     cfg: &Config,
     case: &Case,
-    image: &Path,
-    vars: &Path,
-    serial_log: &Path,
-    qemu_log: &Path,
+    session: cases::Gdb,
+    paths: (&Path, &Path, &Path, &Path),
 ) -> (Verdict, String) {
+    let (image, vars, serial_log, qemu_log) = paths;
+    let port = match std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()) {
+        Ok(addr) => addr.port(),
+        Err(e) => {
+            return (
+                Verdict::Fail(vec![format!("no free port: {e}")]),
+                String::new(),
+            );
+        }
+    };
     let mut args = qemu_args(cfg, case, image, vars);
-    args.extend(["-s".into(), "-S".into()]);
-    let (run, gdb) = thread::scope(|s| {
-        let qemu =
-            s.spawn(|| qemu::boot(&args, serial_log, qemu_log, TIMEOUT, None, Watch::default()));
+    args.extend(["-gdb".into(), format!("tcp:127.0.0.1:{port}"), "-S".into()]);
+    let kernel = kernel_path(cfg, case.kernel);
+    let mut gdb = Command::new("timeout");
+    gdb.current_dir(&cfg.root)
+        .env("BATON_GDB_PORT", port.to_string())
+        .args([
+            &GDB_TIMEOUT.as_secs().to_string(),
+            "gdb",
+            "-batch",
+            "-nx",
+            "-x",
+            "baton.gdb",
+        ])
+        .arg("-ex")
+        .arg(format!("file {}", kernel.display()));
+    for command in gdb::commands(session) {
+        gdb.arg("-ex").arg(command);
+    }
+    let (run, output) = thread::scope(|s| {
+        let qemu = s.spawn(|| {
+            qemu::boot(
+                &args,
+                serial_log,
+                qemu_log,
+                GDB_TIMEOUT + TIMEOUT,
+                None,
+                Watch::default(),
+            )
+        });
         // Give QEMU a moment to open its gdbstub.
         thread::sleep(Duration::from_millis(500));
-        let gdb = Command::new("timeout")
-            .current_dir(&cfg.root)
-            .args(["60", "gdb", "-batch", "-nx", "-x", "baton.gdb"])
-            .args(["-ex", "break kmain", "-ex", "continue"])
-            .args(["-ex", "info symbol $pc", "-ex", "kill"])
-            .output();
-        (qemu.join().expect("QEMU thread"), gdb)
+        let output = gdb.output();
+        (qemu.join().expect("QEMU thread"), output)
     });
     let timing = format!("{:.1} s", run.elapsed.as_secs_f64());
-    let output = match gdb {
+    let output = match output {
         Ok(o) => format!(
             "{}{}",
             String::from_utf8_lossy(&o.stdout),
@@ -719,19 +802,15 @@ fn gdb_case(
         ),
         Err(e) => return (Verdict::Fail(vec![format!("cannot run gdb: {e}")]), timing),
     };
-    // GDB stops after kmain's prologue and may name a callee inlined
-    // there; the symbol of the stop address is what proves the breakpoint.
-    let stopped = output.lines().any(|l| l.starts_with("Breakpoint 1, "));
-    let in_kmain = output.lines().any(|l| {
-        l.ends_with(" in section .text") && (l.starts_with("kmain in") || l.starts_with("kmain + "))
-    });
-    if stopped && in_kmain {
-        (Verdict::Pass, timing)
-    } else {
-        let mut problems = vec!["GDB did not stop at kmain; its output:".to_owned()];
-        problems.extend(output.lines().map(|l| format!("  | {l}")));
-        (Verdict::Fail(problems), timing)
+    let _ = fs::write(serial_log.with_extension("gdb.log"), &output);
+    let serial = check::clean_lines(&run.serial);
+    let mut problems = gdb::judge(session, &output, &serial);
+    if problems.is_empty() {
+        return (Verdict::Pass, timing);
     }
+    problems.push("--- GDB's output ---".to_owned());
+    problems.extend(output.lines().map(|l| format!("  | {l}")));
+    (Verdict::Fail(problems), timing)
 }
 
 /// One result line (and, for a failure, its problems).
@@ -908,6 +987,14 @@ mod tests {
         let args = qemu_args(&without, &bios, Path::new("x.iso"), Path::new("v.fd"));
         assert!(args.iter().any(|a| a.starts_with("if=pflash")), "{args:?}");
         assert!(!args.iter().any(|a| a == "-bios"), "{args:?}");
+    }
+
+    #[test]
+    fn command_lines_may_hold_any_byte() {
+        use std::os::unix::ffi::OsStrExt;
+        let bytes = cmdline_bytes("test caf\\xe9 poweroff \\x4 \\xzz \\x41");
+        assert_eq!(bytes.as_bytes(), b"test caf\xe9 poweroff \\x4 \\xzz A");
+        assert_eq!(cmdline_bytes("test").as_bytes(), b"test");
     }
 
     #[test]

@@ -239,6 +239,13 @@ pub struct MpInfo {
     pub cpus_phys: u64,
 }
 
+/// baton's own ELF file, as Limine loaded it (for its symbol table).
+#[derive(Debug, Clone, Copy)]
+pub struct KernelFile {
+    pub phys: u64,
+    pub size: u64,
+}
+
 /// Everything baton keeps from Limine besides the memory maps.
 #[derive(Debug, Clone, Copy)]
 pub struct BootInfo {
@@ -257,6 +264,8 @@ pub struct BootInfo {
     /// Limine's MP response, when it answered the request.
     pub mp: Option<MpInfo>,
     pub framebuffer: Option<Framebuffer>,
+    /// The kernel's ELF file in memory, when Limine gave it.
+    pub kernel_file: Option<KernelFile>,
 }
 
 static BOOT_INFO: spin::Once<BootInfo> = spin::Once::new();
@@ -310,13 +319,17 @@ impl core::fmt::Display for BootError {
 
 /// The command line, read before anything else so that `test` and
 /// `loglevel=` apply to the rest of the boot. Empty when Limine gave none.
-pub fn cmdline() -> FixedStr<2048> {
+/// Bytes that are not UTF-8 become U+FFFD, so the options around them
+/// still apply; the offset of the first such byte comes with the text.
+pub fn cmdline() -> (FixedStr<2048>, Option<usize>) {
     let text = match (CMDLINE.get_response(), EXECUTABLE_FILE.get_response()) {
         (Some(r), _) => r.cmdline(),
         (None, Some(f)) => f.file().string(),
         (None, None) => c"",
     };
-    FixedStr::from_str_truncating(text.to_str().unwrap_or("(not UTF-8)"))
+    let mut out = FixedStr::new();
+    let bad = handoff::cmdline::decode_lossy(text.to_bytes(), &mut out);
+    (out, bad)
 }
 
 /// Reads a C string from bootloader memory, tolerating bad UTF-8.
@@ -401,10 +414,16 @@ pub fn collect() -> Result<&'static BootInfo, BootError> {
         kernel_phys: exec.physical_base(),
         kernel_virt: exec.virtual_base(),
         levels,
-        cmdline: cmdline(),
+        cmdline: cmdline().0,
         efi_system_table,
         mp,
         framebuffer: first_framebuffer().map(|early| early.fb),
+        kernel_file: EXECUTABLE_FILE.get_response().and_then(|r| {
+            Some(KernelFile {
+                phys: (r.file().addr() as u64).checked_sub(hhdm_offset)?,
+                size: r.file().size(),
+            })
+        }),
     });
     report(info);
     if let Some(defect) = crate::testing::injected() {

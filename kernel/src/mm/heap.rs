@@ -4,6 +4,7 @@
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::{self, NonNull};
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use handoff::PAGE_SIZE;
 use linked_list_allocator::Heap;
@@ -11,8 +12,25 @@ use log::error;
 
 use super::vmalloc;
 
-/// Virtual space the heap may grow into.
-pub const RESERVE: u64 = 1 << 30;
+/// The least and the most virtual space the heap reserves to grow into.
+const MIN_RESERVE: u64 = 1 << 30;
+const MAX_RESERVE: u64 = 4 << 40;
+/// The virtual space reserved ([`reserve_for`] the RAM present).
+static RESERVED: AtomicU64 = AtomicU64::new(0);
+
+/// The virtual space the heap reserves on a machine with `ram` bytes of
+/// RAM: all of it and 1 GiB more, so that physical memory runs out before
+/// the reservation does (within 1 GiB to 4 TiB).
+pub fn reserve_for(ram: u64) -> u64 {
+    ram.saturating_add(MIN_RESERVE)
+        .next_multiple_of(MIN_RESERVE)
+        .clamp(MIN_RESERVE, MAX_RESERVE)
+}
+
+/// The virtual space the heap has reserved (0 before [`init`]).
+pub fn reserved() -> u64 {
+    RESERVED.load(Ordering::Relaxed)
+}
 /// Mapped at start, and the smallest step it grows by.
 const STEP: u64 = 256 * 1024;
 
@@ -31,14 +49,17 @@ pub struct KernelHeap;
 #[global_allocator]
 static HEAP: KernelHeap = KernelHeap;
 
-/// Reserves the heap's virtual space and maps its first part.
-pub fn init() -> Result<(), vmalloc::VmError> {
+/// Reserves the heap's virtual space for a machine with `ram` bytes of RAM
+/// and maps its first part.
+pub fn init(ram: u64) -> Result<(), vmalloc::VmError> {
+    let reserve = reserve_for(ram);
     let area = vmalloc::VMALLOC
         .lock()
         .as_mut()
         .ok_or(vmalloc::VmError::NotReady)?
-        .alloc(RESERVE, PAGE_SIZE)
+        .alloc(reserve, PAGE_SIZE)
         .map_err(vmalloc::VmError::Space)?;
+    RESERVED.store(reserve, Ordering::Relaxed);
     vmalloc::populate(area.start, area.start + STEP)?;
     let mut heap = Heap::empty();
     // SAFETY: `[start, start + STEP)` was just mapped read-write for the
@@ -69,7 +90,9 @@ impl State {
             .mapped_end
             .checked_add(bytes)
             .filter(|&e| e <= self.reserved_end);
-        let end = end.ok_or(vmalloc::VmError::ReservationFull { bytes: RESERVE })?;
+        let end = end.ok_or(vmalloc::VmError::ReservationFull {
+            bytes: self.reserved_end - self.start,
+        })?;
         vmalloc::populate(self.mapped_end, end)?;
         // SAFETY: the new pages follow the heap's top directly and were
         // just mapped read-write for it.
@@ -104,7 +127,7 @@ unsafe impl GlobalAlloc for KernelHeap {
                 layout.align(),
                 mapped >> 10,
                 used >> 10,
-                RESERVE >> 20
+                (state.reserved_end - state.start) >> 20
             );
             return ptr::null_mut();
         }

@@ -61,8 +61,8 @@ fn range(start: u64, end: u64) -> x86_64::structures::paging::frame::PhysFrameRa
 /// left Limine's code ([`release_bootloader_memory`]).
 pub fn init(kernel: &'static KernelSpace) -> Result<(), MmError> {
     let (chunk, pages) = back_vmemmap(kernel)?;
-    start_frames(kernel, chunk, pages)?;
-    start_vmalloc(kernel)
+    let ram_bytes = start_frames(kernel, chunk, pages)?;
+    start_vmalloc(kernel, ram_bytes)
 }
 
 /// Maps the vmemmap's backing (a descriptor per RAM frame) with frames
@@ -84,8 +84,9 @@ fn back_vmemmap(kernel: &KernelSpace) -> Result<(PhysAddr, u64), MmError> {
 
 /// Starts the frame allocator over the map: everything the early frames
 /// handed out (page tables, the vmemmap's backing at `chunk`) and the
-/// first 64 KiB stay out; boot-services memory joins at once.
-fn start_frames(kernel: &KernelSpace, chunk: PhysAddr, pages: u64) -> Result<(), MmError> {
+/// first 64 KiB stay out; boot-services memory joins at once. Returns
+/// the bytes of RAM the allocator describes.
+fn start_frames(kernel: &KernelSpace, chunk: PhysAddr, pages: u64) -> Result<u64, MmError> {
     let map = kernel.memory_map();
     let chunk_end = chunk.as_u64() + pages * PAGE_SIZE;
     let mut exclusions = [None; 6];
@@ -146,11 +147,12 @@ fn start_frames(kernel: &KernelSpace, chunk: PhysAddr, pages: u64) -> Result<(),
         (stats.allocated_frames * PAGE_SIZE) >> 20,
         (stats.reserved_frames * PAGE_SIZE) >> 20
     );
-    Ok(())
+    Ok(stats.ram_frames * PAGE_SIZE)
 }
 
-/// vmalloc and the heap; both regions now change at run time.
-fn start_vmalloc(kernel: &'static KernelSpace) -> Result<(), MmError> {
+/// vmalloc and the heap (sized for `ram_bytes` of RAM); both regions
+/// now change at run time.
+fn start_vmalloc(kernel: &'static KernelSpace, ram_bytes: u64) -> Result<(), MmError> {
     let layout = kernel.layout();
     *vmalloc::VMALLOC.lock() = Some(Vmalloc::for_layout(layout));
     {
@@ -160,13 +162,13 @@ fn start_vmalloc(kernel: &'static KernelSpace) -> Result<(), MmError> {
             plan.allow_dynamic(r.start, r.end);
         }
     }
-    heap::init().map_err(MmError::Heap)?;
+    heap::init(ram_bytes).map_err(MmError::Heap)?;
     let (mapped, _) = heap::usage();
     info!(
         "mm: vmalloc {:#x}-{:#x}; heap of up to {} MiB there, {} KiB mapped",
         layout.vmalloc_base(),
         layout.vmalloc_end(),
-        heap::RESERVE >> 20,
+        heap::reserved() >> 20,
         mapped >> 10
     );
     Ok(())

@@ -353,6 +353,17 @@ pub fn overflowed_stack(rsp: u64) -> Option<(u64, u64)> {
         })
 }
 
+/// The vmalloc stack holding `va`, as `(bottom, top)` (its guard page
+/// left out). Lock-free, for call traces.
+pub fn stack_containing(va: u64) -> Option<(u64, u64)> {
+    STACK_GUARDS
+        .iter()
+        .zip(&STACK_TOPS)
+        .map(|(g, t)| (g.load(Ordering::SeqCst), t.load(Ordering::SeqCst)))
+        .find(|&(g, t)| g != 0 && g != CLAIMED && (g + PAGE_SIZE..t).contains(&va))
+        .map(|(g, t)| (g + PAGE_SIZE, t))
+}
+
 /// The vmalloc stack whose guard page holds `va`, as in
 /// [`overflowed_stack`] (for CR2, which only supports the diagnosis).
 pub fn stack_guard_at(va: u64) -> Option<(u64, u64)> {

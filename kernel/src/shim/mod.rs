@@ -24,6 +24,7 @@ mod error;
 pub mod handover;
 mod inputs;
 mod report;
+pub mod switch;
 pub mod tests;
 
 use handoff::Levels;
@@ -35,7 +36,7 @@ use handoff::phys::{FrameSource, PhysWindow};
 use handoff::plan::{Inputs, Plan};
 use log::warn;
 use static_cell::ConstStaticCell;
-use x86_64::registers::control::{Cr3, Cr3Flags};
+use x86_64::registers::control::Cr3;
 use x86_64::structures::paging::{PageTableFlags, PhysFrame};
 
 use crate::boot::{self, BootInfo};
@@ -78,7 +79,7 @@ pub fn run(boot: &BootInfo, phases: &mut Phases) -> Result<&'static KernelSpace,
     let (root, frames, tables) = build(&mut hhdm, boot.levels, plan, &inputs)?;
     phases.done("build");
 
-    let physmap = switch(root, layout, &hw);
+    let physmap = switch(root, layout, map, &hw);
     let pat_loaded = hw.features.pat;
     let kernel = kspace::install(
         root,
@@ -178,7 +179,7 @@ fn build(
 
 /// Loads the new tables and baton's PAT. Returns the physmap: the new
 /// tables were checked to map every RAM region there.
-fn switch(root: PhysFrame, layout: &Layout, hw: &Hardware) -> DirectMap {
+fn switch(root: PhysFrame, layout: &'static Layout, map: &MemoryMap, hw: &Hardware) -> DirectMap {
     kspace::clear_boot_window();
     let physmap_base = layout.page_offset_base();
     // SAFETY: the new tables map the kernel image at its link address with
@@ -189,7 +190,7 @@ fn switch(root: PhysFrame, layout: &Layout, hw: &Hardware) -> DirectMap {
     // included, read-write at page_offset_base: the physmap this window
     // reads and writes through. This is the one place that vouches for it.
     let physmap = unsafe {
-        Cr3::write(root, Cr3Flags::empty());
+        switch::load_cr3(root, layout.levels(), layout, map);
         DirectMap::new(physmap_base)
     };
     crate::cpu::tlb::flush_all();
@@ -198,6 +199,7 @@ fn switch(root: PhysFrame, layout: &Layout, hw: &Hardware) -> DirectMap {
         // planned for this PAT; entries 0, 2 and 3 (the WB, UC- and UC the
         // switch path uses) mean the same under Limine's.
         unsafe { crate::cpu::load_pat(hw.pat.to_msr()) };
+        switch::record_pat(hw.pat.to_msr());
     }
     physmap
 }
