@@ -111,10 +111,15 @@ pub enum Exit {
     /// ResetSystem(EfiResetShutdown): QEMU's trace shows the guest's
     /// shutdown request.
     Shutdown,
-    /// The machine reset itself (status 0, as `-no-reboot` turns a reset
-    /// into an exit), e.g. through EFI ResetSystem(EfiResetCold): no
-    /// shutdown request in QEMU's trace, and never a triple fault.
+    /// The firmware reset the machine (status 0, as `-no-reboot` turns a
+    /// reset into an exit), through EFI ResetSystem(EfiResetCold): no
+    /// shutdown request and no keyboard-controller reset in QEMU's
+    /// trace, and never a triple fault.
     Reset,
+    /// baton reset the machine through the keyboard controller (0xfe to
+    /// port 0x64), as it does without runtime services: QEMU's trace
+    /// shows the command.
+    KbcReset,
     /// The guest halted for good (status 0 once the runner, having read
     /// the screen, ends QEMU): a case without isa-debug-exit whose kernel
     /// stops with its verdict or report on every console.
@@ -129,7 +134,7 @@ impl Exit {
         match self {
             Exit::Pass => 33,
             Exit::Fail => 35,
-            Exit::Shutdown | Exit::Reset | Exit::Halted => 0,
+            Exit::Shutdown | Exit::Reset | Exit::KbcReset | Exit::Halted => 0,
             // Never an exit status: a QEMU that exits on its own fails.
             Exit::Stopped => -1,
         }
@@ -614,6 +619,19 @@ pub fn all() -> Vec<Case> {
             exit: Exit::Reset,
             common: &[],
             lines: &["reboot: EFI ResetSystem(EfiResetCold)"],
+            absent: &["keyboard controller"],
+            ..BASE
+        },
+        Case {
+            name: "reboot-bios",
+            about: "reboot without runtime services resets through the keyboard controller \
+                    (QEMU's trace shows 0xfe written to port 0x64)",
+            cmdline: "reboot",
+            firmware: Firmware::SeaBios,
+            debug_exit: false,
+            exit: Exit::KbcReset,
+            common: &[],
+            lines: &["reboot: no EFI runtime services; resetting through the keyboard controller"],
             ..BASE
         },
         // Secure Boot: firmware -> Limine -> limine.conf -> kernel, on

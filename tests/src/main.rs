@@ -140,14 +140,23 @@ fn firmware(cfg: &Config, case: &Case) -> Firmware {
 }
 
 /// What is wrong with how the machine ended, judged by QEMU's log (with
-/// the shutdown-request trace): a power-off where none was expected, or
-/// none where one was.
+/// the shutdown-request and keyboard-controller traces): a power-off
+/// where none was expected, or none where one was; a reset by the wrong
+/// hand.
 fn power_off_problem(exit: Exit, qemu_log: &str) -> Option<&'static str> {
     let powered_off = qemu_log.contains(qemu::GUEST_SHUTDOWN);
+    let kbc_reset = qemu::kbc_reset_in(qemu_log);
     match exit {
         Exit::Shutdown if !powered_off => Some("QEMU saw no shutdown request from the guest"),
-        Exit::Reset | Exit::Pass | Exit::Fail | Exit::Halted if powered_off => {
+        Exit::Reset | Exit::KbcReset | Exit::Pass | Exit::Fail | Exit::Halted if powered_off => {
             Some("the guest powered off")
+        }
+        Exit::Reset if kbc_reset => Some(
+            "the keyboard controller reset the machine (0xfe to port 0x64 in QEMU's trace), \
+             not the firmware",
+        ),
+        Exit::KbcReset if !kbc_reset => {
+            Some("QEMU's trace shows no keyboard-controller reset (0xfe to port 0x64)")
         }
         _ => None,
     }
@@ -1006,6 +1015,12 @@ mod tests {
         assert!(power_off_problem(Exit::Shutdown, quit).is_some());
         assert_eq!(power_off_problem(Exit::Reset, ""), None);
         assert!(power_off_problem(Exit::Reset, off).is_some());
+        let kbc = "1234@1.5:pckbd_kbd_write_command 0xfe\n";
+        let other = "1234@1.5:pckbd_kbd_write_command 0xad\n";
+        assert!(power_off_problem(Exit::Reset, kbc).is_some());
+        assert_eq!(power_off_problem(Exit::Reset, other), None);
+        assert_eq!(power_off_problem(Exit::KbcReset, kbc), None);
+        assert!(power_off_problem(Exit::KbcReset, other).is_some());
         assert!(power_off_problem(Exit::Pass, off).is_some());
     }
 

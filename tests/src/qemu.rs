@@ -53,6 +53,19 @@ impl Watch<'_> {
 /// `qemu_system_shutdown_request reason=N`.
 pub const SHUTDOWN_TRACE: &str = "qemu_system_shutdown_request";
 
+/// QEMU's trace point for a command written to the keyboard controller
+/// (port 0x64), written as `pckbd_kbd_write_command 0xNN`: 0xfe pulses
+/// the reset line, the fallback baton uses where the firmware cannot
+/// reset.
+pub const KBC_COMMAND_TRACE: &str = "pckbd_kbd_write_command";
+
+/// Whether QEMU's log shows the keyboard controller's reset command.
+pub fn kbc_reset_in(qemu_log: &str) -> bool {
+    qemu_log
+        .lines()
+        .any(|l| l.contains(KBC_COMMAND_TRACE) && l.trim_end().ends_with(" 0xfe"))
+}
+
 /// `reason=` of a shutdown the guest asked for (QEMU's
 /// `SHUTDOWN_CAUSE_GUEST_SHUTDOWN`).
 pub const GUEST_SHUTDOWN: &str = "qemu_system_shutdown_request reason=6";
@@ -229,7 +242,8 @@ pub fn boot(
         .arg("-serial")
         .arg(format!("file:{}", serial_log.display()))
         .args(["-display", "none", "-monitor", &monitor, "-no-reboot"])
-        .args(["-d", "cpu_reset", "-trace", SHUTDOWN_TRACE, "-D"])
+        .args(["-d", "cpu_reset", "-trace", SHUTDOWN_TRACE])
+        .args(["-trace", KBC_COMMAND_TRACE, "-D"])
         .arg(qemu_log)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
