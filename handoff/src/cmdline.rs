@@ -128,6 +128,10 @@ pub struct Options {
     pub reboot: bool,
     /// `ptdump`: print baton's page tables after the switch.
     pub ptdump: bool,
+    /// `nokaslr`: Linux's fixed bases for the physmap, vmalloc and the
+    /// vmemmap instead of randomised ones (for debugging, and to compare
+    /// with Linux's documented layout).
+    pub nokaslr: bool,
     /// `inject=`: damage to the boot data (honoured in test runs only).
     pub inject: Option<Inject>,
     /// `fault=`: a fault to provoke (honoured in test runs only).
@@ -211,6 +215,7 @@ fn classify(tok: &str) -> Token<'_> {
         "poweroff" => |o| o.poweroff = true,
         "reboot" => |o| o.reboot = true,
         "ptdump" => |o| o.ptdump = true,
+        "nokaslr" => |o| o.nokaslr = true,
         _ => return Token::Problem(Problem::Unknown(tok)),
     };
     match value {
@@ -228,6 +233,7 @@ impl<'a> Cmdline<'a> {
             poweroff: false,
             reboot: false,
             ptdump: false,
+            nokaslr: false,
             inject: None,
             fault: None,
         };
@@ -279,6 +285,7 @@ mod tests {
                 poweroff: false,
                 reboot: false,
                 ptdump: false,
+                nokaslr: false,
                 inject: None,
                 fault: None,
             }
@@ -290,7 +297,7 @@ mod tests {
     fn flags_and_loglevel() {
         let c = Cmdline::parse("  test\tloglevel=debug   poweroff ptdump ");
         let o = c.options();
-        assert!(o.test && o.poweroff && o.ptdump && !o.reboot);
+        assert!(o.test && o.poweroff && o.ptdump && !o.reboot && !o.nokaslr);
         assert_eq!(o.loglevel, Some(LogLevel::Debug));
         assert_eq!(c.problems().count(), 0);
     }
@@ -369,6 +376,18 @@ mod tests {
                     value: ""
                 },
             ]
+        );
+    }
+
+    #[test]
+    fn nokaslr_is_a_flag() {
+        assert!(Cmdline::parse("test nokaslr").options().nokaslr);
+        assert!(!Cmdline::parse("test kaslr").options().nokaslr);
+        let c = Cmdline::parse("nokaslr=1");
+        assert!(!c.options().nokaslr);
+        assert_eq!(
+            c.problems().collect::<Vec<_>>(),
+            vec![Problem::UnexpectedValue("nokaslr=1")]
         );
     }
 
