@@ -32,18 +32,31 @@
 //!  0xffff_ffff_ffe0_0000                           2 MiB            .. unused hole ..
 //! ```
 //!
-//! The table in [`LAYOUT_4`] and [`LAYOUT_5`] is the single source of truth;
-//! the compile-time checks below hold it to the rules baton relies on: regions
-//! are in address order and disjoint, canonical, the per-mode regions start
-//! and end on top-level-entry boundaries (so each region owns whole PML4/PML5
-//! slots and can be built, shared or left empty slot by slot), the EFI window
-//! is 1 GiB aligned and the kernel image, modules and fixmap 2 MiB aligned.
+//! The table in [`LAYOUT_4`] and [`LAYOUT_5`] is the single source of truth
+//! for the fixed layout (`nokaslr`); the compile-time checks below hold it
+//! to the rules baton relies on: regions are in address order and
+//! disjoint, canonical, the per-mode regions start and end on
+//! top-level-entry boundaries, the EFI window is 1 GiB aligned and the
+//! kernel image, modules and fixmap 2 MiB aligned.
+//!
+//! The layout in effect is built once at boot from that table. By default
+//! the physmap, vmalloc and the vmemmap move ([`crate::kaslr`], Linux's
+//! `kernel_randomize_memory`) to 1 GiB-aligned bases between the LDT remap
+//! and the end of the fixed vmemmap, and when Limine loaded the image at a
+//! random address the image region grows to the whole top 2 GiB
+//! ([`Layout::with_relocated_image`]). [`Layout::validate`] checks any
+//! layout against the rules every one keeps: those above, with 1 GiB
+//! alignment for the regions that move and page alignment at the top.
 
 use core::fmt;
 
 use x86_64::PhysAddr;
 
 use crate::Levels;
+
+mod rules;
+
+pub use rules::LayoutError;
 
 const MIB: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;
@@ -72,6 +85,12 @@ pub const MODULES_END: u64 = 0xffff_ffff_ff00_0000;
 /// final 2 MiB hole, vsyscall slot included.
 pub const FIXMAP_END: u64 = 0xffff_ffff_ffe0_0000;
 
+/// The end (exclusive) of the space Limine may load a relocatable kernel
+/// image into: its KASLR keeps the whole image between
+/// [`KERNEL_IMAGE_START`] and the top of the address space, so (pages
+/// being its granularity) the last page is the one it can never use.
+pub const KASLR_IMAGE_END: u64 = 0u64.wrapping_sub(crate::PAGE_SIZE);
+
 /// Limine's HHDM base under 4-level paging (without KASLR): in the guard hole.
 pub const LIMINE_HHDM_4: u64 = 0xffff_8000_0000_0000;
 /// Limine's HHDM base under 5-level paging (without KASLR): in the guard hole.
@@ -79,6 +98,13 @@ pub const LIMINE_HHDM_5: u64 = 0xff00_0000_0000_0000;
 
 /// The number of regions in a [`Layout`].
 pub const REGION_COUNT: usize = 10;
+
+/// The regions the randomisation moves, in address order.
+pub const MOVABLE: [RegionKind; 3] = [
+    RegionKind::Physmap,
+    RegionKind::Vmalloc,
+    RegionKind::Vmemmap,
+];
 
 // ---------------------------------------------------------------------------
 // The table.
@@ -277,23 +303,6 @@ impl RegionKind {
             RegionKind::Fixmap => "Fixmap Area",
         }
     }
-
-    /// The alignment the region's start and end must have in `levels`.
-    const fn alignment(self, levels: Levels) -> u64 {
-        match self {
-            // Per-mode regions own whole top-level entries, like Linux's.
-            RegionKind::LowerHalf
-            | RegionKind::GuardHole
-            | RegionKind::LdtRemap
-            | RegionKind::Physmap
-            | RegionKind::Vmalloc
-            | RegionKind::Vmemmap => levels.top_entry_span(),
-            // Room for 1 GiB pages; Linux's EFI_VA_{START,END} are.
-            RegionKind::EfiRuntime => GIB,
-            // Large-page boundaries.
-            RegionKind::KernelImage | RegionKind::Modules | RegionKind::Fixmap => 2 * MIB,
-        }
-    }
 }
 
 /// One region of the address space: `[start, end)`.
@@ -342,12 +351,57 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// The layout for `levels`.
-    pub const fn for_levels(levels: Levels) -> &'static Layout {
+    /// Linux's fixed table for `levels` (what `nokaslr` keeps, and what the
+    /// randomisation starts from).
+    pub const fn fixed(levels: Levels) -> &'static Layout {
         match levels {
             Levels::Four => &LAYOUT_4,
             Levels::Five => &LAYOUT_5,
         }
+    }
+
+    /// This layout with the physmap, vmalloc and the vmemmap at `spans`
+    /// (`[start, end)` each, in that order), checked.
+    ///
+    /// # Errors
+    ///
+    /// The rule the result would break (see [`validate`](Self::validate)).
+    pub fn with_movable(&self, spans: [(u64, u64); 3]) -> Result<Layout, LayoutError> {
+        let mut layout = *self;
+        for (kind, (start, end)) in MOVABLE.into_iter().zip(spans) {
+            layout.regions[kind as usize] = VirtRegion::new(kind, start, end);
+        }
+        layout.validate()?;
+        Ok(layout)
+    }
+
+    /// This layout with the kernel image region grown to all the space
+    /// Limine's KASLR may load a relocatable image into (from
+    /// [`KERNEL_IMAGE_START`] to [`KASLR_IMAGE_END`]), leaving the modules
+    /// area and the fixmap empty: baton maps neither, and with the image
+    /// anywhere in the top 2 GiB there is no room they could keep for sure.
+    pub fn with_relocated_image(&self) -> Layout {
+        let mut layout = *self;
+        let top = [
+            (RegionKind::KernelImage, KERNEL_IMAGE_START, KASLR_IMAGE_END),
+            (RegionKind::Modules, KASLR_IMAGE_END, KASLR_IMAGE_END),
+            (RegionKind::Fixmap, KASLR_IMAGE_END, KASLR_IMAGE_END),
+        ];
+        for (kind, start, end) in top {
+            layout.regions[kind as usize] = VirtRegion::new(kind, start, end);
+        }
+        layout
+    }
+
+    /// Whether this is Linux's fixed table.
+    pub fn is_fixed(&self) -> bool {
+        self == Layout::fixed(self.levels)
+    }
+
+    /// Whether the kernel image region is the one for an image Limine
+    /// relocated ([`with_relocated_image`](Self::with_relocated_image)).
+    pub const fn image_relocated(&self) -> bool {
+        self.region(RegionKind::KernelImage).end == KASLR_IMAGE_END
     }
 
     /// The paging mode this layout belongs to.
@@ -363,9 +417,9 @@ impl Layout {
 
     /// Linux's ptdump markers for baton's layout, `(start, name)` in
     /// ascending order: each region's [`marker`](RegionKind::marker) where
-    /// it starts, and Linux's "End Modules" at [`MODULES_END`], which
-    /// baton's fixmap starts at too ("End Modules" first, as in Linux's
-    /// `address_markers`). Linux's KASAN, CPU entry area and ESPfix
+    /// it starts, and Linux's "End Modules" where the modules area ends,
+    /// which baton's fixmap starts at too ("End Modules" first, as in
+    /// Linux's `address_markers`). Linux's KASAN, CPU entry area and ESPfix
     /// markers have no region in baton.
     pub const fn ptdump_markers(&self) -> [(u64, &'static str); REGION_COUNT + 1] {
         let mut out = [(0, ""); REGION_COUNT + 1];
@@ -374,7 +428,7 @@ impl Layout {
         while i < REGION_COUNT {
             let r = &self.regions[i];
             if matches!(r.kind, RegionKind::Fixmap) {
-                out[o] = (MODULES_END, "End Modules");
+                out[o] = (self.region(RegionKind::Modules).end, "End Modules");
                 o += 1;
             }
             out[o] = (r.start, r.marker);
@@ -540,30 +594,29 @@ impl Layout {
         }
     }
 
-    /// Panics (at compile time, where it is called) unless the table obeys
-    /// the rules in the module documentation.
+    /// Panics (at compile time, where it is called) unless the fixed table
+    /// obeys [`validate`](Self::validate)'s rules and the stricter ones
+    /// only it promises (see the module documentation).
     const fn check(&self) {
+        assert!(matches!(self.validate(), Ok(())), "the table breaks a rule");
         let levels = self.levels;
         let mut i = 0;
         while i < REGION_COUNT {
             let r = &self.regions[i];
-            assert!(r.kind as usize == i, "regions out of kind order");
-            assert!(r.start < r.end, "empty or inverted region");
-            assert!(
-                levels.is_canonical(r.start) && levels.is_canonical(r.end - 1),
-                "region not canonical"
-            );
-            let align = r.kind.alignment(levels);
+            let align = if (i as u64) < RegionKind::EfiRuntime as u64 {
+                // Per-mode regions own whole top-level entries, like Linux's.
+                levels.top_entry_span()
+            } else if (i as u64) > RegionKind::EfiRuntime as u64 {
+                // Large-page boundaries.
+                2 * MIB
+            } else {
+                GIB
+            };
             assert!(
                 r.start.is_multiple_of(align) && r.end.is_multiple_of(align),
                 "region misaligned"
             );
-            if i > 0 {
-                assert!(
-                    self.regions[i - 1].end <= r.start,
-                    "regions overlap or are out of address order"
-                );
-            }
+            assert!(r.start < r.end, "empty region");
             i += 1;
         }
         assert!(self.regions[0].start == 0, "the lower half starts at 0");
@@ -579,8 +632,7 @@ impl Layout {
             self.region(RegionKind::EfiRuntime).start >= last_entry,
             "top regions leave the last top-level entry"
         );
-        // The direct map spans a power of two, so `phys < size` is the only
-        // check `phys_to_virt` needs.
+        // Linux's direct map spans a power of two.
         assert!(self.physmap_size().is_power_of_two());
     }
 }

@@ -16,21 +16,18 @@ const KINDS: [RegionKind; REGION_COUNT] = [
 ];
 
 fn both() -> [&'static Layout; 2] {
-    [
-        Layout::for_levels(Levels::Four),
-        Layout::for_levels(Levels::Five),
-    ]
+    [Layout::fixed(Levels::Four), Layout::fixed(Levels::Five)]
 }
 
 #[test]
-fn for_levels_picks_the_matching_table() {
-    assert_eq!(Layout::for_levels(Levels::Four).levels(), Levels::Four);
-    assert_eq!(Layout::for_levels(Levels::Five).levels(), Levels::Five);
+fn fixed_picks_the_matching_table() {
+    assert_eq!(Layout::fixed(Levels::Four).levels(), Levels::Four);
+    assert_eq!(Layout::fixed(Levels::Five).levels(), Levels::Five);
 }
 
 #[test]
 fn four_level_values_match_linux() {
-    let l = Layout::for_levels(Levels::Four);
+    let l = Layout::fixed(Levels::Four);
     assert_eq!(l.lower_half_end(), 0x0000_8000_0000_0000);
     assert_eq!(l.page_offset_base(), 0xffff_8880_0000_0000);
     assert_eq!(l.physmap_end(), 0xffff_c880_0000_0000);
@@ -50,7 +47,7 @@ fn four_level_values_match_linux() {
 
 #[test]
 fn five_level_values_match_linux() {
-    let l = Layout::for_levels(Levels::Five);
+    let l = Layout::fixed(Levels::Five);
     assert_eq!(l.lower_half_end(), 0x0100_0000_0000_0000);
     assert_eq!(l.page_offset_base(), 0xff11_0000_0000_0000);
     assert_eq!(l.physmap_end(), 0xff91_0000_0000_0000);
@@ -332,4 +329,170 @@ fn errors_display_their_numbers() {
         PhysmapError::NotInPhysmap { virt: 0x10 }.to_string(),
         "virtual address 0x10 is not in the direct map"
     );
+}
+
+// ---------------------------------------------------------------------------
+// The rules every layout in effect keeps.
+// ---------------------------------------------------------------------------
+
+fn movable(l: &Layout) -> [(u64, u64); 3] {
+    MOVABLE.map(|k| (l.region(k).start, l.region(k).end))
+}
+
+#[test]
+fn the_fixed_tables_and_their_relocated_image_variants_validate() {
+    for l in both() {
+        assert_eq!(l.validate(), Ok(()));
+        assert!(l.is_fixed());
+        assert!(!l.image_relocated());
+        let r = l.with_relocated_image();
+        assert_eq!(r.validate(), Ok(()));
+        assert!(!r.is_fixed());
+        assert!(r.image_relocated());
+        let image = r.region(RegionKind::KernelImage);
+        assert_eq!(
+            (image.start, image.end),
+            (KERNEL_IMAGE_START, KASLR_IMAGE_END)
+        );
+        for kind in [RegionKind::Modules, RegionKind::Fixmap] {
+            assert_eq!(r.region(kind).size(), 0);
+            assert_eq!(r.region_of(KASLR_IMAGE_END).map(|x| x.kind), None);
+        }
+        // Moving nothing gives the table back.
+        assert_eq!(l.with_movable(movable(l)), Ok(*l));
+    }
+}
+
+#[test]
+fn moved_regions_must_keep_the_rules() {
+    const G: u64 = 1 << 30;
+    let l = Layout::fixed(Levels::Four);
+    let [p, v, m] = movable(l);
+    let bad = |spans| l.with_movable(spans).unwrap_err();
+    // 1 GiB alignment.
+    assert_eq!(
+        bad([(p.0 + (2 << 20), p.1), v, m]),
+        LayoutError::Misaligned {
+            kind: RegionKind::Physmap,
+            start: p.0 + (2 << 20),
+            end: p.1,
+            align: G
+        }
+    );
+    // Order and overlap.
+    assert_eq!(
+        bad([(p.0, v.0 + G), v, m]),
+        LayoutError::Overlap {
+            first: RegionKind::Physmap,
+            first_end: v.0 + G,
+            second: RegionKind::Vmalloc,
+            second_start: v.0
+        }
+    );
+    assert!(matches!(
+        bad([p, m, v]),
+        LayoutError::Overlap {
+            first: RegionKind::Vmalloc,
+            ..
+        }
+    ));
+    // Into the LDT remap: it overlaps it.
+    assert!(matches!(
+        bad([(p.0 - G, p.1), v, m]),
+        LayoutError::Overlap {
+            first: RegionKind::LdtRemap,
+            second: RegionKind::Physmap,
+            ..
+        }
+    ));
+    // Past the fixed vmemmap's end, though still below the EFI window.
+    assert_eq!(
+        bad([p, v, (m.0, m.1 + G)]),
+        LayoutError::OutOfBounds {
+            kind: RegionKind::Vmemmap,
+            start: m.0,
+            end: m.1 + G,
+            space_start: p.0,
+            space_end: m.1
+        }
+    );
+    // Empty.
+    assert_eq!(
+        bad([p, (v.0, v.0), m]),
+        LayoutError::Empty {
+            kind: RegionKind::Vmalloc,
+            start: v.0,
+            end: v.0
+        }
+    );
+    assert_eq!(
+        bad([p, v, (m.0, m.1 + G)]).to_string(),
+        "vmemmap 0xffffea0000000000-0xffffeb0040000000 leaves \
+         0xffff888000000000-0xffffeb0000000000"
+    );
+}
+
+#[test]
+fn fixed_regions_must_stay_put() {
+    const G: u64 = 1 << 30;
+    for l in both() {
+        // Each shrunk by a step its alignment allows (the LDT remap, one
+        // top-level entry between two neighbours, cannot change without
+        // breaking an earlier rule).
+        let span = l.levels().top_entry_span();
+        for (kind, start, end) in [
+            (RegionKind::LowerHalf, 0, 0),
+            (RegionKind::GuardHole, span, 0),
+            (RegionKind::EfiRuntime, G, 0),
+        ] {
+            let mut moved = *l;
+            let r = &mut moved.regions[kind as usize];
+            r.start += start;
+            r.end -= if kind == RegionKind::LowerHalf {
+                span
+            } else {
+                end
+            };
+            let r = moved.regions[kind as usize];
+            assert_eq!(
+                moved.validate(),
+                Err(LayoutError::Moved {
+                    kind,
+                    start: r.start,
+                    end: r.end
+                }),
+                "{kind:?}"
+            );
+        }
+        // The image region half-way between the two placements: grown over
+        // the modules area, the fixmap kept.
+        let mut half = *l;
+        half.regions[RegionKind::KernelImage as usize].end = MODULES_END;
+        half.regions[RegionKind::Modules as usize].start = MODULES_END;
+        assert_eq!(half.region(RegionKind::Modules).size(), 0);
+        assert!(matches!(
+            half.validate(),
+            Err(LayoutError::Moved {
+                kind: RegionKind::KernelImage,
+                ..
+            })
+        ));
+        // Kinds out of their slots.
+        let mut swapped = *l;
+        swapped.regions.swap(3, 4);
+        assert_eq!(swapped.validate(), Err(LayoutError::KindOrder { index: 3 }));
+    }
+}
+
+#[test]
+fn ptdump_markers_of_a_relocated_image_layout() {
+    for l in both() {
+        let r = l.with_relocated_image();
+        let markers = r.ptdump_markers();
+        assert!(markers.windows(2).all(|w| w[0].0 <= w[1].0), "{markers:x?}");
+        assert_eq!(markers[7], (KERNEL_IMAGE_START, "High Kernel Mapping"));
+        assert_eq!(markers[8], (KASLR_IMAGE_END, "Modules"));
+        assert_eq!(markers[9], (KASLR_IMAGE_END, "End Modules"));
+        assert_eq!(markers[10], (KASLR_IMAGE_END, "Fixmap Area"));
+    }
 }

@@ -131,7 +131,7 @@ fn plan_build_verify(
     levels: Levels,
     kernel_phys: u64,
 ) -> Box<Plan> {
-    let layout = Layout::for_levels(levels);
+    let layout = Layout::fixed(levels);
     let kernel = KernelImage::sample(kernel_phys);
     let inputs = Inputs {
         map,
@@ -527,7 +527,7 @@ fn without_nx_or_global_the_bits_stay_clear() {
 
 #[test]
 fn plan_errors() {
-    let layout = Layout::for_levels(Levels::Four);
+    let layout = Layout::fixed(Levels::Four);
     let m = mtrrs(MemType::Wb, &[]);
     let map = bios_map(&seabios_5g());
     let mut plan = Box::new(Plan::new());
@@ -583,7 +583,7 @@ fn plan_errors() {
 #[test]
 fn verify_catches_a_stray_and_a_missing_mapping() {
     let levels = Levels::Four;
-    let layout = Layout::for_levels(levels);
+    let layout = Layout::fixed(levels);
     let map = bios_map(&seabios_5g());
     let m = seabios_mtrrs();
     let kernel = KernelImage::sample(0x110_0000);

@@ -55,7 +55,7 @@ static PLAN: ConstStaticCell<Plan> = ConstStaticCell::new(Plan::new());
 pub fn run(boot: &BootInfo, phases: &mut Phases) -> Result<&'static KernelSpace, ShimError> {
     let mut hhdm = limine_hhdm(boot);
     kspace::set_boot_window(&hhdm, boot.levels);
-    let layout = Layout::for_levels(boot.levels);
+    let layout = Layout::fixed(boot.levels);
     let limine = report::limine_tables(
         &Walker::new(&hhdm, Cr3::read().0, boot.levels),
         boot,
