@@ -6,7 +6,8 @@
 #   make run             QEMU (q35, OVMF), serial on the terminal
 #   make run-bios        the same under SeaBIOS
 #   make run-hdd         the disk image as a USB stick under OVMF
-#   make debug           QEMU waiting for GDB (then: gdb -x baton.gdb)
+#   make debug           QEMU waiting for GDB (then: gdb -x baton.gdb), with
+#                        nokaslr added to CMDLINE
 #   make test            rustfmt, clippy, host tests, QEMU boot tests
 #   make bench           time the page-table builder against per-page mapping
 #                        (table in build/bench.md; with BENCH=filter in
@@ -86,7 +87,12 @@ run-hdd: deps hdd
 		-drive if=none,id=stick,format=raw,file=$(HDD) \
 		-device usb-storage,bus=xhci.0,drive=stick $(QEMUFLAGS) $(QEMU_OK)
 
+# The image boots with nokaslr: Linux's fixed bases, and the kernel at its
+# link address (iso/limine-conf.sh writes `kaslr: no`), so that the symbols
+# GDB loads and the addresses it shows hold from one boot to the next.
+debug: export BATON_CMDLINE := nokaslr $(value CMDLINE)
 debug: deps iso
+	@echo "make debug: nokaslr on the command line (fixed layout, kernel at its link address; see docs/kaslr.md)"
 	@echo "QEMU is waiting for GDB on localhost:1234. In another terminal: gdb -x baton.gdb"
 	$(OVMF_ARGS) $(QEMU) $(QEMU_BASE) "$${fw[@]}" -cdrom $(ISO) -s -S $(QEMUFLAGS) $(QEMU_OK)
 

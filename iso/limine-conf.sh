@@ -9,6 +9,13 @@ case $cmdline in *$'\n'*|*$'\r'*) echo "CMDLINE must be one line" >&2; exit 1 ;;
 case $cmdline in *'${'*) echo "CMDLINE must not contain \"\${\" (a Limine macro)" >&2; exit 1 ;; esac
 # awk printing the value as data: the command line may hold characters
 # that sed or awk replacement strings treat specially.
-CMDLINE=$cmdline awk '
+# `nokaslr` asks for Linux's fixed layout: the image at its link address
+# too, which only Limine can do (`kaslr: no`; that also keeps its HHDM in
+# the guard hole).
+kaslr=yes
+read -ra words <<< "$cmdline"
+for word in "${words[@]}"; do [ "$word" = nokaslr ] && kaslr=no; done
+CMDLINE=$cmdline KASLR=$kaslr awk '
     /^[[:space:]]*cmdline:/ { match($0, /^[[:space:]]*/); print substr($0, 1, RLENGTH) "cmdline: " ENVIRON["CMDLINE"]; next }
+    /^[[:space:]]*kaslr:/ { match($0, /^[[:space:]]*/); print substr($0, 1, RLENGTH) "kaslr: " ENVIRON["KASLR"]; next }
     { print }' "$here/../limine.conf"

@@ -2,7 +2,7 @@
 //! firmware's memory map into page tables of its own.
 //!
 //! The modules, in the order the boot uses them; each imports only from
-//! those above it (cpu, console and time know nothing of the rest; boot
+//! those above it (cpu, console, time and random know nothing of the rest; boot
 //! reads Limine; kspace owns address spaces; the shim builds the kernel's
 //! and switches to it; mm, efi and smp use it; main orders them):
 #![no_std]
@@ -31,6 +31,8 @@ mod kspace;
 mod mm;
 /// Fatal reports: unhandled exceptions and panics.
 mod oops;
+/// The CPU's random sources (RDSEED, RDRAND, the TSC) for the layout's seed.
+mod random;
 /// The in-kernel self-tests' harness.
 mod selftest;
 /// The handoff: parse, plan, build, switch CR3, verify.
@@ -73,7 +75,8 @@ extern "C" fn kmain() -> ! {
     let options = early();
     let boot = boot::collect().unwrap_or_else(|e| stop("boot", e));
     let mut phases = time::Phases::start();
-    let kernel = shim::run(boot, &mut phases).unwrap_or_else(|e| stop("handoff", e));
+    let kernel =
+        shim::run(boot, options.nokaslr, &mut phases).unwrap_or_else(|e| stop("handoff", e));
     efi::init(boot, kernel);
     phases.done("efi");
     phases.report("handoff");
@@ -154,6 +157,7 @@ fn finish(options: Options) -> ! {
             cpu::tests::TESTS,
             boot::tests::TESTS,
             shim::tests::TESTS,
+            shim::kaslr::tests::TESTS,
             efi::tests::TESTS,
             mm::tests::TESTS,
             smp::tests::TESTS,

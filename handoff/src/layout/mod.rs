@@ -71,8 +71,9 @@ pub const EFI_VA_END: u64 = 0xffff_ffef_0000_0000;
 /// The end (exclusive) of the EFI runtime window, where its top-down
 /// allocation starts (Linux's `EFI_VA_START`, -4 GiB).
 pub const EFI_VA_START: u64 = 0xffff_ffff_0000_0000;
-/// The kernel image's base (Linux's `__START_KERNEL_map`, -2 GiB); Limine
-/// loads baton's ELF here.
+/// The kernel image's base (Linux's `__START_KERNEL_map`, -2 GiB): baton's
+/// ELF is linked here, and Limine loads it here unless its KASLR slides
+/// it higher (up to [`KASLR_IMAGE_END`]).
 pub const KERNEL_IMAGE_START: u64 = 0xffff_ffff_8000_0000;
 /// The most the kernel image may span (Linux's `KERNEL_IMAGE_SIZE`).
 pub const KERNEL_IMAGE_SIZE: u64 = 512 * MIB;

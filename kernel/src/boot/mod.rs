@@ -15,9 +15,10 @@ use limine::BaseRevision;
 use limine::firmware_type::FirmwareType;
 use limine::paging;
 use limine::request::{
-    BootloaderInfoRequest, EfiMemoryMapRequest, EfiSystemTableRequest, ExecutableAddressRequest,
-    ExecutableCmdlineRequest, ExecutableFileRequest, FirmwareTypeRequest, FramebufferRequest,
-    MemoryMapRequest, MpRequest, PagingModeRequest, RequestsEndMarker, RequestsStartMarker,
+    BootloaderInfoRequest, DateAtBootRequest, EfiMemoryMapRequest, EfiSystemTableRequest,
+    ExecutableAddressRequest, ExecutableCmdlineRequest, ExecutableFileRequest, FirmwareTypeRequest,
+    FramebufferRequest, MemoryMapRequest, MpRequest, PagingModeRequest, RequestsEndMarker,
+    RequestsStartMarker,
 };
 use x86_64::registers::control::{Cr4, Cr4Flags};
 
@@ -98,6 +99,11 @@ static EFI_SYSTEM_TABLE: EfiSystemTableRequest = EfiSystemTableRequest::new();
 #[used]
 #[unsafe(link_section = ".limine_requests")]
 static FRAMEBUFFER: FramebufferRequest = FramebufferRequest::new();
+
+/// The RTC's time at boot: one of the words the layout's seed mixes.
+#[used]
+#[unsafe(link_section = ".limine_requests")]
+static DATE_AT_BOOT: DateAtBootRequest = DateAtBootRequest::new();
 
 /// The other CPUs: Limine starts them and parks them in its own code until
 /// baton gives each an address to jump to.
@@ -215,6 +221,8 @@ pub struct BootInfo {
     /// Limine's MP response, when it answered the request.
     pub mp: Option<MpInfo>,
     pub framebuffer: Option<Framebuffer>,
+    /// The RTC's time at boot in seconds since 1970, when Limine gave it.
+    pub boot_time: Option<u64>,
 }
 
 static BOOT_INFO: spin::Once<BootInfo> = spin::Once::new();
@@ -363,6 +371,7 @@ pub fn collect() -> Result<&'static BootInfo, BootError> {
         efi_system_table,
         mp,
         framebuffer: framebuffer(hhdm_offset),
+        boot_time: DATE_AT_BOOT.get_response().map(|r| r.timestamp().as_secs()),
     });
     report(info);
     if let Some(defect) = crate::testing::injected() {

@@ -22,6 +22,7 @@
 mod check;
 mod error;
 mod inputs;
+pub mod kaslr;
 mod report;
 pub mod tests;
 
@@ -51,19 +52,26 @@ static SCRATCH: ConstStaticCell<Scratch> = ConstStaticCell::new(Scratch::new());
 static PLAN: ConstStaticCell<Plan> = ConstStaticCell::new(Plan::new());
 
 /// Runs the handoff, timing each phase in `phases`. On success baton runs
-/// on its own page tables, which the returned kernel space owns.
-pub fn run(boot: &BootInfo, phases: &mut Phases) -> Result<&'static KernelSpace, ShimError> {
+/// on its own page tables, which the returned kernel space owns, laid out
+/// with randomised bases unless `nokaslr`.
+pub fn run(
+    boot: &BootInfo,
+    nokaslr: bool,
+    phases: &mut Phases,
+) -> Result<&'static KernelSpace, ShimError> {
     let mut hhdm = limine_hhdm(boot);
     kspace::set_boot_window(&hhdm, boot.levels);
-    let layout = Layout::fixed(boot.levels);
+    // Limine's tables are classified by the fixed table's regions: the
+    // guard hole its HHDM starts in and the top 2 GiB its image is in.
     let limine = report::limine_tables(
         &Walker::new(&hhdm, Cr3::read().0, boot.levels),
         boot,
-        layout,
+        Layout::fixed(boot.levels),
     );
     let hw = Hardware::read(boot)?;
 
     let map = parse(boot, &hw)?;
+    let layout = kaslr::choose(boot, map, &hw.kernel, nokaslr);
     phases.done("parse");
 
     report::memory_types(&hw);
