@@ -1,7 +1,9 @@
 //! The handoff shim: from Limine's page tables to baton's own, once.
 //!
 //! 1. **parse**: both memory maps (copied out of bootloader memory by
-//!    `boot::collect`) are validated and merged into one normalised map;
+//!    `boot::collect`) are validated and merged into one normalised map,
+//!    and the layout in effect is chosen from it (`kaslr`: randomised
+//!    bases unless `nokaslr`);
 //! 2. **plan**: the MTRRs, the PAT and the CPU's features decide page sizes
 //!    and memory types; `handoff::plan` says what gets mapped where;
 //! 3. **build**: the tables are written through Limine's HHDM into frames
