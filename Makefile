@@ -7,7 +7,8 @@
 #   make run-bios        the same under SeaBIOS
 #   make run-hdd         the disk image as a USB stick under OVMF
 #   make debug           an unoptimised kernel in QEMU waiting for GDB (then:
-#                        gdb -x baton.gdb; see docs/gdb.md)
+#                        gdb -x baton.gdb; see docs/gdb.md), with nokaslr
+#                        added to CMDLINE
 #   make test            rustfmt, clippy, host tests, QEMU boot tests
 #   make bench           time the page-table builder against per-page mapping
 #                        (table in build/bench.md; with BENCH=filter in
@@ -98,9 +99,14 @@ run-hdd: deps hdd
 		-device usb-storage,bus=xhci.0,drive=stick $(QEMUFLAGS) $(QEMU_OK)
 
 # build/baton (which baton.gdb loads) is then the unoptimised kernel, until
-# the next build.
+# the next build. The image boots with nokaslr: Linux's fixed bases, and the
+# kernel at its link address (iso/limine-conf.sh writes `kaslr: no`), so that
+# the symbols GDB loads and the addresses it shows hold from one boot to the
+# next.
 debug: PROFILE = $(DEBUG_PROFILE)
+debug: export BATON_CMDLINE := nokaslr $(value CMDLINE)
 debug: deps iso
+	@echo "make debug: nokaslr on the command line (fixed layout, kernel at its link address; see docs/kaslr.md)"
 	@echo "QEMU is waiting for GDB on localhost:1234. In another terminal: gdb -x baton.gdb"
 	$(OVMF_ARGS) $(QEMU) $(QEMU_BASE) "$${fw[@]}" -cdrom $(ISO) -s -S $(QEMUFLAGS) $(QEMU_OK)
 

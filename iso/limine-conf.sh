@@ -19,8 +19,15 @@ if [ -n "$hash" ] && ! [[ $hash =~ ^[0-9a-f]{128}$ ]]; then
 fi
 # awk printing the value as data: the command line may hold characters
 # that sed or awk replacement strings treat specially.
-CMDLINE=$cmdline HASH=$hash awk '
+# `nokaslr` asks for Linux's fixed layout: the image at its link address
+# too, which only Limine can do (`kaslr: no`; that also keeps its HHDM in
+# the guard hole).
+kaslr=yes
+read -ra words <<< "$cmdline"
+for word in "${words[@]}"; do [ "$word" = nokaslr ] && kaslr=no; done
+CMDLINE=$cmdline HASH=$hash KASLR=$kaslr awk '
     /^[[:space:]]*cmdline:/ { match($0, /^[[:space:]]*/); print substr($0, 1, RLENGTH) "cmdline: " ENVIRON["CMDLINE"]; next }
+    /^[[:space:]]*kaslr:/ { match($0, /^[[:space:]]*/); print substr($0, 1, RLENGTH) "kaslr: " ENVIRON["KASLR"]; next }
     /^[[:space:]]*kernel_path:/ && ENVIRON["HASH"] != "" { print $0 "#" ENVIRON["HASH"]; next }
     /^timeout:/ && ENVIRON["HASH"] != "" {
         print

@@ -198,7 +198,7 @@ pub fn firmware_mtrrs() -> Mtrrs {
 /// A kernel image of 2 MiB at [`KERNEL_PHYS`]: 1 MiB of text, 512 KiB of
 /// read-only data, 512 KiB of data and bss.
 pub fn kernel_image() -> KernelImage {
-    let base = Layout::for_levels(LEVELS).kernel_image_start();
+    let base = Layout::fixed(LEVELS).kernel_image_start();
     let section = |name, start: u64, end: u64, perm| KernelSection {
         name,
         start: base + start,
@@ -278,7 +278,7 @@ impl Machine {
     pub fn inputs(&self) -> Inputs<'_> {
         Inputs {
             map: &self.map,
-            layout: Layout::for_levels(LEVELS),
+            layout: Layout::fixed(LEVELS),
             mtrrs: &self.mtrrs,
             pat: &Pat::BATON,
             cpu: self.cpu,

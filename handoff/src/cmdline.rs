@@ -210,6 +210,10 @@ pub struct Options {
     pub reboot: bool,
     /// `ptdump`: print baton's page tables after the switch.
     pub ptdump: bool,
+    /// `nokaslr`: Linux's fixed bases for the physmap, vmalloc and the
+    /// vmemmap instead of randomised ones (for debugging, and to compare
+    /// with Linux's documented layout).
+    pub nokaslr: bool,
     /// `inject=`: damage to the boot data (honoured in test runs only).
     pub inject: Option<Inject>,
     /// `fault=`: a fault to provoke (honoured in test runs only).
@@ -339,6 +343,7 @@ fn classify(tok: &str) -> Token<'_> {
         "poweroff" => |o| o.poweroff = true,
         "reboot" => |o| o.reboot = true,
         "ptdump" => |o| o.ptdump = true,
+        "nokaslr" => |o| o.nokaslr = true,
         _ => return Token::Problem(Problem::Unknown(tok)),
     };
     match value {
@@ -356,6 +361,7 @@ impl<'a> Cmdline<'a> {
             poweroff: false,
             reboot: false,
             ptdump: false,
+            nokaslr: false,
             inject: None,
             fault: None,
             consoles: Consoles::DEFAULT,
@@ -425,6 +431,7 @@ mod tests {
                 poweroff: false,
                 reboot: false,
                 ptdump: false,
+                nokaslr: false,
                 inject: None,
                 fault: None,
                 consoles: Consoles::DEFAULT,
@@ -438,7 +445,7 @@ mod tests {
     fn flags_and_loglevel() {
         let c = Cmdline::parse("  test\tloglevel=debug   poweroff ptdump ");
         let o = c.options();
-        assert!(o.test && o.poweroff && o.ptdump && !o.reboot);
+        assert!(o.test && o.poweroff && o.ptdump && !o.reboot && !o.nokaslr);
         assert_eq!(o.loglevel, Some(LogLevel::Debug));
         assert_eq!(c.problems().count(), 0);
     }
@@ -702,6 +709,18 @@ mod tests {
         let mut text = String::new();
         assert_eq!(decode_lossy(b"ok \xe2\x82", &mut text), Some(3));
         assert_eq!(text, "ok \u{fffd}");
+    }
+
+    #[test]
+    fn nokaslr_is_a_flag() {
+        assert!(Cmdline::parse("test nokaslr").options().nokaslr);
+        assert!(!Cmdline::parse("test kaslr").options().nokaslr);
+        let c = Cmdline::parse("nokaslr=1");
+        assert!(!c.options().nokaslr);
+        assert_eq!(
+            c.problems().collect::<Vec<_>>(),
+            vec![Problem::UnexpectedValue("nokaslr=1")]
+        );
     }
 
     #[test]

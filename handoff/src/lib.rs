@@ -16,7 +16,9 @@
 //! - [`memtype`]: the MTRRs and the PAT, and where the effective memory type
 //!   of physical memory changes;
 //! - [`layout`]: the kernel's virtual address space (Linux's layout), one
-//!   table for both paging modes;
+//!   table for both paging modes, and the rules any layout in effect keeps;
+//! - [`kaslr`]: the randomised bases of the physmap, vmalloc and the
+//!   vmemmap, and the mixing of the entropy they are drawn from;
 //! - [`plan`]: what the new page tables map, with which page sizes, and
 //!   the check that built tables say exactly that;
 //! - [`phys`]: the seam to physical memory (a frame source and a window);
@@ -44,6 +46,7 @@ pub mod cmdline;
 pub mod efi;
 pub mod fault;
 pub mod frames;
+pub mod kaslr;
 pub mod layout;
 pub mod memmap;
 pub mod memtype;

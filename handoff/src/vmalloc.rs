@@ -373,7 +373,7 @@ mod tests {
     #[test]
     fn the_layout_region() {
         for levels in [Levels::Four, Levels::Five] {
-            let layout = Layout::for_levels(levels);
+            let layout = Layout::fixed(levels);
             let mut v = Box::new(Vmalloc::<DEFAULT_CAPACITY>::for_layout(layout));
             assert_eq!(v.region(), (layout.vmalloc_base(), layout.vmalloc_end()));
             let size = layout.vmalloc_end() - layout.vmalloc_base() - GUARD_SIZE;

@@ -339,7 +339,7 @@ fn efi_window_large_pages_keep_one_memory_type() {
     };
     let mtrrs = Mtrrs::new(&regs).unwrap();
 
-    let layout = Layout::for_levels(Levels::Four);
+    let layout = Layout::fixed(Levels::Four);
     let kernel = KernelImage::sample(0x200_0000);
     let cpu = CpuCaps {
         gb_pages: true,
@@ -417,7 +417,7 @@ fn plans_hold_every_map_the_normaliser_makes() {
     let kernel = KernelImage::sample(0x200_0000);
     let inputs = Inputs {
         map: &map,
-        layout: Layout::for_levels(Levels::Four),
+        layout: Layout::fixed(Levels::Four),
         mtrrs: &Mtrrs::absent(40).unwrap(),
         pat: &Pat::BATON,
         cpu: CpuCaps {

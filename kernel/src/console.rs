@@ -45,9 +45,17 @@ pub fn init() {
 /// (in font size `font`, if given); call before the first log line. With
 /// the screen alone asked for but no screen to be had, the serial port
 /// keeps the log. [`report`] logs the outcome.
-pub fn configure(consoles: handoff::cmdline::Consoles, font: Option<u16>) {
-    let screen = consoles.screen && matches!(fb::init(font), fb::Setup::Drawing);
-    SERIAL_ON.store(consoles.serial || !screen, Ordering::Relaxed);
+pub fn configure(
+    consoles: handoff::cmdline::Consoles,
+    font: Option<u16>,
+    bootloader_maps: fb::MapsCheck,
+) {
+    let screen = consoles.screen && matches!(fb::init(font, bootloader_maps), fb::Setup::Drawing);
+    // The serial port too while the screen waits for baton's window.
+    SERIAL_ON.store(
+        consoles.serial || !screen || !fb::draws_before_switch(),
+        Ordering::Relaxed,
+    );
     *CONSOLES.lock() = Some((consoles, screen));
 }
 

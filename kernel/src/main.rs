@@ -4,8 +4,9 @@
 //! The modules, layer by layer in the order the boot uses them; each
 //! imports only from the layers above it in this list:
 //!
-//! - `time`, `fixed`, `selftest`, `testing`: the TSC and boot phases,
-//!   fixed-size strings, the self-test harness, the test switches;
+//! - `time`, `random`, `fixed`, `selftest`, `testing`: the TSC and boot
+//!   phases, the CPU's random numbers, fixed-size strings, the self-test
+//!   harness, the test switches;
 //! - `boot`: Limine's requests, and the copy of what baton keeps of them;
 //! - `console`: the serial port and the screen, and the `log` backend;
 //! - `cpu`: each CPU's state (GDT, IDT and traps, APIC, TLB, IPIs);
@@ -47,6 +48,8 @@ mod kspace;
 mod mm;
 /// Fatal reports: unhandled exceptions and panics.
 mod oops;
+/// The CPU's random sources (RDSEED, RDRAND, the TSC) for the layout's seed.
+mod random;
 /// The in-kernel self-tests' harness.
 mod selftest;
 /// The handoff: parse, plan, build, switch CR3, verify.
@@ -93,8 +96,9 @@ extern "C" fn kmain() -> ! {
     symbols::init(boot);
     let mut phases = time::Phases::start();
     let drawn = console::fb::drawing_time();
-    let kernel = shim::run(boot, &mut phases).unwrap_or_else(|e| stop("handoff", e));
-    console::fb::report_switch();
+    let kernel =
+        shim::run(boot, options.nokaslr, &mut phases).unwrap_or_else(|e| stop("handoff", e));
+    console::fb::report_switch(kernel.layout());
     efi::init(boot, kernel);
     phases.done("efi");
     let drawn = console::fb::drawing_time() - drawn;
@@ -146,7 +150,7 @@ fn early() -> Options {
     if options.test {
         exit::set_test_mode();
     }
-    console::configure(options.consoles, options.font);
+    console::configure(options.consoles, options.font, shim::limine_maps);
     info!("baton {} booting", env!("CARGO_PKG_VERSION"));
     info!(
         "cpu: own stack, GDT/TSS (IST for #DF, NMI, #MC) and IDT loaded; TSC {}.{:03} MHz ({tsc_source:?})",
@@ -188,6 +192,7 @@ fn finish(options: Options) -> ! {
             boot::tests::TESTS,
             shim::handover::TESTS,
             shim::tests::TESTS,
+            shim::kaslr::tests::TESTS,
             efi::tests::TESTS,
             efi::secure_boot::TESTS,
             mm::tests::TESTS,

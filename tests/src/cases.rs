@@ -3,7 +3,11 @@
 //! Each case names the image it boots (kernel build, medium, command line),
 //! the machine, and what must hold afterwards: the exit status (from
 //! isa-debug-exit: 33 pass, 35 fail), lines that must appear in the serial
-//! log (`*` matches anything) and lines that must not.
+//! log (`*` matches anything; `{physmap}`, `{vmalloc}`, `{vmemmap}`,
+//! `{kernel-image}` an address inside that region as the boot's `layout:`
+//! lines name it, `{physmap.base}` its first address: the bases move from
+//! boot to boot), lines that must not, and lines that must differ from
+//! one boot to the next.
 
 /// Which kernel build the image holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -179,6 +183,9 @@ pub struct Case {
     /// Patterns that must match consecutive lines, in order (a call
     /// trace).
     pub block: &'static [&'static str],
+    /// Patterns each boot must match with a line no other boot of the case
+    /// prints (the randomised bases), timestamps aside.
+    pub varies: &'static [&'static str],
     pub needs: Needs,
     /// Instead of booting to the end: a GDB session.
     pub gdb: Option<Gdb>,
@@ -226,6 +233,7 @@ const BASE: Case = Case {
     lines: &[],
     absent: &[],
     block: &[],
+    varies: &[],
     needs: Needs::Nothing,
     gdb: None,
     debug_exit: true,
@@ -261,20 +269,29 @@ pub const HANDOVER: &[&str] = &[
     "boot: bootloader Limine *, firmware *",
     "boot: base revision requested 5, in effect *",
     "boot: HHDM offset 0x*",
-    "boot: kernel at physical 0x*, virtual 0xffffffff80000000",
+    "boot: kernel at physical 0x*, virtual 0xffffffff*",
     "boot: paging *-level",
     "boot: command line \"*\"",
     "boot: memory map: * Limine entries*",
     // What Limine's HHDM maps, checked against the base revision.
     "limine: HHDM maps these Limine entries: * (base revision * promises *",
-    "selftest: ok   boot: Limine's HHDM mapped every entry the base revision promises",
+    "selftest: ok   boot: Limine's HHDM mapped every entry the base revision promises that baton relies on",
     // The handoff: the switch, the checks of the live tables and
     // their statistics. Limine maps nothing in the lower half under every
     // base revision baton accepts (2 to 5; only revision 0 had an identity
     // map), on every machine the cases boot.
     "limine:   leaves in lower half: 4K 0 / 2M 0 / 1G 0",
     "handoff: memory map: * descriptors and * Limine entries -> * regions",
-    "handoff: plan: * mappings; physmap * MiB at 0x* with pages up to *",
+    // The layout in effect: every base named once; the tables agree.
+    "layout: physmap 0x*-0x* (*)",
+    "layout: vmalloc 0x*-0x* (*)",
+    "layout: vmemmap 0x*-0x* (*)",
+    "layout: EFI runtime 0xffffffef00000000-0xffffffff00000000 (64 GiB, fixed)",
+    "layout: kernel image 0xffffffff*-0xffffffff* (*)",
+    "kaslr: read back from the live tables: physmap base {physmap.base}",
+    "selftest: ok   kaslr: the live tables map RAM at the physmap base in effect",
+    "selftest: ok   kaslr: every live mapping lies inside a region of the layout in effect",
+    "handoff: plan: * mappings; physmap * MiB with pages up to *",
     "handoff: physmap cuts for memory types: * splits cost * extra leaves*",
     "handoff: built * page-table frames at 0x*",
     "handoff: new tables verified before the switch through Limine's HHDM: * leaves, * MiB mapped; lower half empty (256 top-level entries not present); * RAM samples translate to themselves, * non-RAM samples unmapped",
@@ -291,9 +308,9 @@ pub const HANDOVER: &[&str] = &[
     "selftest: ok   handoff: page-table frames equal the minimum for the page sizes",
     "selftest: ok   efi: the kernel's tables map nothing in the EFI window",
     // Memory services and the other CPUs.
-    "mm: vmemmap at 0x*: * KiB of descriptors for * MiB of RAM",
+    "mm: vmemmap: * KiB of descriptors for * MiB of RAM",
     "mm: frames: * MiB free (* MiB of boot-services memory released after SetVirtualAddressMap), * MiB allocated, * MiB reserved",
-    "mm: vmalloc 0x*-0x*; heap of up to * MiB there, * KiB mapped",
+    "mm: vmalloc: heap of up to * MiB there, * KiB mapped",
     "cpu: IST stacks for #DF, NMI and #MC moved to vmalloc, with guard pages",
     "selftest: ok   mm: the bootstrap CPU's IST stacks have unmapped guard pages below them",
     "smp: * of * CPUs online, all on baton's page tables (CR3 0x*)",
@@ -315,8 +332,10 @@ const SCREEN_LINES: [&str; 5] = [
     "console: the log goes to COM1 and the screen, by default",
     "console: screen *x*, pitch *, 32 bpp, red 8@16 green 8@8 blue 8@0; Noto Sans Mono 16 (7x16 cells): *x* text, scrolling * rows at a time",
     "console: drawing through Limine's HHDM at 0x*, write-combining",
-    "console: since the CR3 switch, drawing through baton's framebuffer window at 0xffffffffff000000 in the fixmap, write-combining through baton's PAT",
-    "selftest: ok   console: the screen is drawn through baton's WC window in the fixmap, never the physmap",
+    // The fixmap's start, or where a relocated image took the fixmap's
+    // place, the image region's.
+    "console: since the CR3 switch, drawing through baton's framebuffer window at 0xffffffff*, write-combining through baton's PAT",
+    "selftest: ok   console: the screen is drawn through baton's WC window, never the physmap",
 ];
 
 pub fn all() -> Vec<Case> {
@@ -370,10 +389,7 @@ pub fn all() -> Vec<Case> {
             name: "uefi-5-level",
             about: "-cpu max: Limine hands over in 5-level paging and baton says so",
             cpu: Some("max"),
-            lines: &[
-                "boot: paging 5-level",
-                "boot: HHDM offset 0xff00000000000000",
-            ],
+            lines: &["boot: paging 5-level"],
             ..BASE
         },
         Case {
@@ -437,7 +453,7 @@ pub fn all() -> Vec<Case> {
                 "---[ User Space ]---",
                 "---[ Low Kernel Mapping ]---",
                 "0x0000000000000000-0xffff800000000000 * pgd",
-                "0xffff888000000000-0x* RW * GLB NX pte",
+                "{physmap.base}-0x* RW * GLB NX pte",
                 "---[ vmalloc() Area ]---",
                 "---[ EFI Runtime Services ]---",
                 // The kernel's tables: nothing from the window to the image.
@@ -446,6 +462,33 @@ pub fn all() -> Vec<Case> {
                 "0xfffffffe*-0xfffffffe* RW                     NX pte",
                 "0xfffffffe*-0xfffffffe* ro                     x  pte",
                 "---[ High Kernel Mapping ]---",
+                "{kernel-image.base}-0x* ro * GLB x  pte",
+                // Limine moved the image: it may lie anywhere in the top
+                // 2 GiB, so the modules area and fixmap are empty at the
+                // last page (the nokaslr case checks Linux's table).
+                "---[ Modules ]---",
+                "---[ End Modules ]---",
+                "---[ Fixmap Area ]---",
+            ],
+            absent: &["0xfffffffe*GLB*"],
+            ..BASE
+        },
+        Case {
+            name: "nokaslr-4-level",
+            about: "nokaslr: Linux's fixed 4-level bases, the image at its link address, \
+                    Limine's HHDM in the guard hole; ptdump shows Linux's table",
+            cmdline: "test nokaslr ptdump",
+            lines: &[
+                "boot: HHDM offset 0xffff800000000000",
+                "boot: kernel at physical 0x*, virtual 0xffffffff80000000",
+                "boot: paging 4-level",
+                "kaslr: off (nokaslr on the command line): Linux's fixed bases",
+                "layout: physmap 0xffff888000000000-0xffffc88000000000 (64 TiB, fixed)",
+                "layout: vmalloc 0xffffc90000000000-0xffffe90000000000 (32 TiB, fixed)",
+                "layout: vmemmap 0xffffea0000000000-0xffffeb0000000000 (1 TiB, fixed)",
+                "layout: kernel image 0xffffffff80000000-0x* (at its link address)",
+                "kaslr: read back from the live tables: physmap base 0xffff888000000000",
+                "0xffff888000000000-0x* RW * GLB NX pte",
                 "0xffffffff80000000-0x* ro * GLB x  pte",
                 "---[ Modules ]---",
                 // The modules area is empty; the fixmap holds the screen
@@ -459,7 +502,52 @@ pub fn all() -> Vec<Case> {
                 "0xffffffffff000000-0xffffffffff200000           2M     RW PWT     PSE     GLB NX pmd",
                 "0xffffffffff200000-0xffffffffff3e8000        1952K     RW PWT             GLB NX pte",
             ],
-            absent: &["0xfffffffe*GLB*"],
+            absent: &[
+                "kaslr: seed from",
+                "Limine's KASLR",
+                "WARN  kaslr:",
+                "0xfffffffe*GLB*",
+            ],
+            ..BASE
+        },
+        Case {
+            name: "nokaslr-5-level",
+            about: "nokaslr under 5-level paging (-cpu max): Linux's fixed 5-level bases",
+            cpu: Some("max"),
+            cmdline: "test nokaslr",
+            lines: &[
+                "boot: HHDM offset 0xff00000000000000",
+                "boot: kernel at physical 0x*, virtual 0xffffffff80000000",
+                "boot: paging 5-level",
+                "kaslr: off (nokaslr on the command line): Linux's fixed bases",
+                "layout: physmap 0xff11000000000000-0xff91000000000000 (32 PiB, fixed)",
+                "layout: vmalloc 0xffa0000000000000-0xffd2000000000000 (12800 TiB, fixed)",
+                "layout: vmemmap 0xffd4000000000000-0xffd6000000000000 (512 TiB, fixed)",
+                "kaslr: read back from the live tables: physmap base 0xff11000000000000",
+            ],
+            absent: &["kaslr: seed from", "Limine's KASLR", "WARN  kaslr:"],
+            ..BASE
+        },
+        Case {
+            name: "kaslr-two-boots",
+            about: "two boots of one image (-cpu max: 5-level, RDRAND) put the physmap, \
+                    vmalloc, the vmemmap and the image at different bases",
+            cpu: Some("max"),
+            boots: 2,
+            lines: &[
+                "boot: paging 5-level",
+                "kaslr: seed from RDRAND, TSC, Limine's HHDM base, Limine's kernel slide, boot time",
+                "layout: physmap 0x*-0x* (11 TiB, base 1 of *)",
+                "layout: kernel image 0x*-0x* (Limine's KASLR, slide 0x*)",
+            ],
+            // Each pair of boots shares a physmap base with probability
+            // about 1 in 13 million (its 5-level slots).
+            varies: &[
+                "layout: physmap 0x*",
+                "layout: vmalloc 0x*",
+                "layout: vmemmap 0x*",
+                "kaslr: read back from the live tables: physmap base 0x*",
+            ],
             ..BASE
         },
         Case {
@@ -735,8 +823,8 @@ pub fn all() -> Vec<Case> {
             // which grows with RAM.
             lines: &[
                 "smp: local APIC in *APIC mode at 0x*",
-                "smp: CPU 1 (APIC *) online: CR3 0x*, stack top 0xffffc9*; protections: NXE on, WP on, *, global pages on",
-                "smp: CPU 3 (APIC *) online: CR3 0x*, stack top 0xffffc9*; protections: NXE on, WP on, *, global pages on",
+                "smp: CPU 1 (APIC *) online: CR3 0x*, stack top {vmalloc}; protections: NXE on, WP on, *, global pages on",
+                "smp: CPU 3 (APIC *) online: CR3 0x*, stack top {vmalloc}; protections: NXE on, WP on, *, global pages on",
                 "smp: 4 of 4 CPUs online, all on baton's page tables*",
                 "mm: 1 GiB block at 0x*",
                 "selftest: ok   mm: 2 MiB and 1 GiB blocks are naturally aligned",
@@ -887,7 +975,7 @@ pub fn all() -> Vec<Case> {
             lines: &[
                 "fault: provoking NullRead",
                 "baton: EXCEPTION #PF page fault (vector 14) error code 0x0",
-                "  RIP 0xffffffff8* CS 0x8 RFLAGS 0x* RSP 0xffffffff8* SS 0x10",
+                "  RIP {kernel-image} CS 0x8 RFLAGS 0x* RSP {kernel-image} SS 0x10",
                 "  RIP: 0008:baton::faults::provoke+0x*/0x*",
                 "  CR2 0x0000000000000000: not present, read, supervisor",
                 "  page-table walk of CR2: PML4[0]=0x0 not present",
@@ -925,8 +1013,8 @@ pub fn all() -> Vec<Case> {
             lines: &[
                 "fault: provoking RodataWrite",
                 "baton: EXCEPTION #PF page fault (vector 14) error code 0x3",
-                "  CR2 0xffffffff8*: protection violation, write, supervisor",
-                "  page-table walk of CR2: PML4[511]=0x* PDPT[510]=0x* PD[0]=0x* PT[*]=0x* ( ro GLB NX ) -> 0x*",
+                "  CR2 {kernel-image}: protection violation, write, supervisor",
+                "  page-table walk of CR2: PML4[511]=0x* PDPT[*]=0x* PD[*]=0x* PT[*]=0x* ( ro GLB NX ) -> 0x*",
             ],
             ..STOPS
         },
@@ -937,9 +1025,9 @@ pub fn all() -> Vec<Case> {
             faults: true,
             lines: &[
                 "baton: EXCEPTION #PF page fault (vector 14) error code 0x11",
-                "  RIP 0xffff888* CS 0x8 *",
-                "  CR2 0xffff888*: protection violation, read, supervisor, instruction fetch",
-                "  page-table walk of CR2: PML4[273]=0x* ( RW * GLB NX ) -> 0x*",
+                "  RIP {physmap} CS 0x8 *",
+                "  CR2 {physmap}: protection violation, read, supervisor, instruction fetch",
+                "  page-table walk of CR2: PML4[*]=0x* ( RW * GLB NX ) -> 0x*",
             ],
             // No function holds RIP: the return address on the stack
             // names the caller.
@@ -1039,7 +1127,7 @@ pub fn all() -> Vec<Case> {
             lines: &[
                 "fault: provoking InvalidOpcode",
                 "baton: EXCEPTION #UD invalid opcode (vector 6) error code 0x0",
-                "  RIP 0xffffffff8* CS 0x8 *",
+                "  RIP {kernel-image} CS 0x8 *",
             ],
             ..STOPS
         },
@@ -1051,7 +1139,10 @@ pub fn all() -> Vec<Case> {
             lines: &[
                 "cpu: protections: NXE on, WP on, SMEP on, SMAP on, UMIP on, global pages on",
                 "selftest: ok   cpu: every protection the CPU has is on",
+                // TCG's -cpu max has RDRAND but no RDSEED.
+                "kaslr: seed from RDRAND, TSC, *",
             ],
+            absent: &["the layout is weakly randomised"],
             ..BASE
         },
         Case {
@@ -1061,6 +1152,8 @@ pub fn all() -> Vec<Case> {
             lines: &[
                 "cpu: protections: NXE on, WP on, SMEP absent, SMAP absent, UMIP absent, global pages on",
                 "selftest: ok   cpu: every protection the CPU has is on",
+                // No RDRAND or RDSEED: the seed is the TSC and Limine's.
+                "WARN  kaslr: no RDRAND or RDSEED: the layout is weakly randomised (seed from TSC, *",
             ],
             ..BASE
         },
@@ -1185,7 +1278,9 @@ pub fn all() -> Vec<Case> {
         },
         Case {
             name: "gdb-break-kmain",
-            about: "baton.gdb loads the kernel's symbols: `break kmain` stops there",
+            about: "baton.gdb loads the kernel's symbols: `break kmain` stops there \
+                    (nokaslr, as `make debug` boots)",
+            cmdline: "test nokaslr",
             needs: Needs::Gdb,
             gdb: Some(Gdb::BreakKmain),
             common: &[],
@@ -1196,6 +1291,7 @@ pub fn all() -> Vec<Case> {
             about: "in the unoptimised build (make debug) `break kmain` stops at kmain's own line",
             kernel: Kernel::Gdb,
             needs: Needs::Gdb,
+            cmdline: "test nokaslr",
             gdb: Some(Gdb::KmainSourceLine),
             common: &[],
             ..BASE
@@ -1206,7 +1302,8 @@ pub fn all() -> Vec<Case> {
                     baton-walk translates a physmap address, baton-ptdump prints what the \
                     kernel's ptdump does, baton-memmap shows the kernel's region",
             kernel: Kernel::Gdb,
-            cmdline: "test ptdump",
+            // As `make debug` boots.
+            cmdline: "test nokaslr ptdump",
             needs: Needs::Gdb,
             gdb: Some(Gdb::Handoff),
             common: &[],
@@ -1216,7 +1313,8 @@ pub fn all() -> Vec<Case> {
             name: "gdb-handoff-5-level",
             about: "the GDB helpers on 5-level tables (-cpu max)",
             kernel: Kernel::Gdb,
-            cmdline: "test ptdump",
+            // As `make debug` boots.
+            cmdline: "test nokaslr ptdump",
             cpu: Some("max"),
             needs: Needs::Gdb,
             gdb: Some(Gdb::Handoff),

@@ -113,7 +113,7 @@ fn judge_handoff(lines: &[&str], serial: &[String]) -> Vec<String> {
     let root = hex_after(serial, "page-table frames at 0x")
         .and(hex_after(serial, "; root 0x"))
         .unwrap_or(0);
-    let physmap = hex_after(serial, " MiB at 0x").unwrap_or(0);
+    let physmap = hex_after(serial, "layout: physmap 0x").unwrap_or(0);
     let kernel = hex_after(serial, "boot: kernel at physical 0x").unwrap_or(0);
     if root == 0 || physmap == 0 || kernel == 0 {
         problems.push(

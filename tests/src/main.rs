@@ -623,6 +623,7 @@ fn run_case(cfg: &Config, job: &Job, image: &Path) -> (Verdict, String) {
     let screendump = case
         .screen
         .map(|marker| qemu::Screendump { marker, ppm: &ppm });
+    let mut varied = Vec::new();
     for boot in 1..=case.boots {
         let r = qemu::boot(
             &args,
@@ -631,6 +632,13 @@ fn run_case(cfg: &Config, job: &Job, image: &Path) -> (Verdict, String) {
             timeout(case),
             screendump,
             watch,
+        );
+        let lines = check::clean_lines(&r.serial);
+        varied.push(
+            case.varies
+                .iter()
+                .map(|p| check::find(&lines, p).map(|(_, l)| without_time(l).to_owned()))
+                .collect::<Vec<_>>(),
         );
         elapsed += r.elapsed;
         let which = if case.boots > 1 {
@@ -657,6 +665,9 @@ fn run_case(cfg: &Config, job: &Job, image: &Path) -> (Verdict, String) {
     }
     let run = run.expect("at least one boot");
     let lines = check::clean_lines(&run.serial);
+    if problems.is_empty() {
+        problems.extend(varying_problems(case.varies, &varied));
+    }
     if let Some(result) = &run.screendump {
         let expected = logs.join(format!("{}.expected.ppm", job.name));
         if let Err(e) = result
@@ -684,6 +695,33 @@ fn run_case(cfg: &Config, job: &Job, image: &Path) -> (Verdict, String) {
         }
         (Verdict::Fail(problems), timing)
     }
+}
+
+/// A log line without its timestamp.
+fn without_time(line: &str) -> &str {
+    line.split_once("] ").map_or(line, |(_, rest)| rest)
+}
+
+/// What is wrong with the lines that must differ from boot to boot:
+/// `varied[boot][i]` is the line `patterns[i]` matched in that boot.
+fn varying_problems(patterns: &[&str], varied: &[Vec<Option<String>>]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (i, pattern) in patterns.iter().enumerate() {
+        for (a, boot) in varied.iter().enumerate() {
+            let Some(line) = &boot[i] else {
+                problems.push(format!("boot {}: no line matches \"{pattern}\"", a + 1));
+                continue;
+            };
+            if let Some(b) = varied[..a].iter().position(|o| o[i].as_ref() == Some(line)) {
+                problems.push(format!(
+                    "boots {} and {} both print \"{line}\"; it must differ from boot to boot",
+                    b + 1,
+                    a + 1
+                ));
+            }
+        }
+    }
+    problems
 }
 
 /// Compares the screen QEMU dumped into `ppm` with the kernel's serial log
@@ -722,8 +760,9 @@ fn log_problems(job: &Job, lines: &[String]) -> Vec<String> {
         .chain(case.lines)
         .copied()
         .chain(required.iter().map(String::as_str));
+    let regions = check::Regions::from_log(lines);
     for pattern in patterns {
-        if check::find(lines, pattern).is_none() {
+        if check::find_in(lines, pattern, &regions).is_none() {
             problems.push(format!("no line matches \"{pattern}\""));
         }
     }
@@ -732,14 +771,14 @@ fn log_problems(job: &Job, lines: &[String]) -> Vec<String> {
     } else {
         cases::NEVER_UNLESS_FAULTING
     };
-    if !check::find_block(lines, case.block) {
+    if !check::find_block(lines, case.block, &regions) {
         problems.push(format!(
             "no consecutive lines match, in order: \"{}\"",
             case.block.join("\", \"")
         ));
     }
     for pattern in cases::NEVER.iter().chain(never_unless).chain(case.absent) {
-        if let Some((i, line)) = check::find(lines, pattern) {
+        if let Some((i, line)) = check::find_in(lines, pattern, &regions) {
             problems.push(format!(
                 "line {} matches forbidden \"{pattern}\": {line}",
                 i + 1
@@ -1004,6 +1043,30 @@ mod tests {
         let bytes = cmdline_bytes("test caf\\xe9 poweroff \\x4 \\xzz \\x41");
         assert_eq!(bytes.as_bytes(), b"test caf\xe9 poweroff \\x4 \\xzz A");
         assert_eq!(cmdline_bytes("test").as_bytes(), b"test");
+    }
+
+    #[test]
+    fn lines_that_must_vary_are_told_apart() {
+        let line = |s: &str| Some(s.to_owned());
+        let varied = vec![
+            vec![line("layout: physmap 0xa"), line("x")],
+            vec![line("layout: physmap 0xb"), line("x")],
+            vec![line("layout: physmap 0xa"), None],
+        ];
+        let problems = varying_problems(&["layout: physmap *", "x"], &varied);
+        assert_eq!(
+            problems,
+            [
+                "boots 1 and 3 both print \"layout: physmap 0xa\"; it must differ from boot to boot",
+                "boots 1 and 2 both print \"x\"; it must differ from boot to boot",
+                "boot 3: no line matches \"x\"",
+            ]
+        );
+        assert!(varying_problems(&["a"], &varied[..0]).is_empty());
+        assert_eq!(
+            without_time("[    7.95] INFO  layout: x"),
+            "INFO  layout: x"
+        );
     }
 
     #[test]

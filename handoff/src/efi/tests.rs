@@ -11,7 +11,7 @@ const GIB: u64 = 1 << 30;
 const MIB: u64 = 1 << 20;
 
 fn layout() -> &'static Layout {
-    Layout::for_levels(Levels::Four)
+    Layout::fixed(Levels::Four)
 }
 
 /// An EFI map with stride 48; the 8 padding bytes of each descriptor hold

@@ -852,7 +852,7 @@ fn vmemmap_backing_holds_exactly_the_ram_descriptors() {
         entry(0x2_0000_0000, 0x1000, BOOTLOADER_RECLAIMABLE),
     ]);
     for levels in [Levels::Four, Levels::Five] {
-        let layout = Layout::for_levels(levels);
+        let layout = Layout::fixed(levels);
         let ranges: Vec<_> = vmemmap::backing(&map, layout, NO_LIMIT).collect();
         let base = layout.vmemmap_base();
         assert_eq!(
@@ -887,7 +887,7 @@ fn vmemmap_backing_maps_into_a_chunk() {
         entry(0x100_0000, 0x40_0000, USABLE),
         entry(0x4_0000_0000, 0x10_0000, USABLE),
     ]);
-    let layout = Layout::for_levels(Levels::Four);
+    let layout = Layout::fixed(Levels::Four);
     let pages = vmemmap::backing_pages(&map, layout, NO_LIMIT);
     let chunk = PhysAddr::new(0x7000_0000);
     let flags = PageTableFlags::WRITABLE | PageTableFlags::NO_EXECUTE | PageTableFlags::GLOBAL;

@@ -11,10 +11,12 @@
 //! map. It is mapped write-combining through the PAT (uncached on a CPU
 //! without a PAT entry for WC), read-write, never executable.
 //!
-//! The window starts at the fixmap's start, moved up by the framebuffer's
+//! The window starts at the fixmap's start (or, where a relocated kernel
+//! image leaves no fixmap, at the image region's start: see
+//! [`Layout::framebuffer_area`]), moved up by the framebuffer's
 //! offset within 2 MiB so that 2 MiB pages fit where the framebuffer is
 //! aligned; it holds as much of the framebuffer as fits before the
-//! fixmap's end (14 MiB: a 1920x1200 screen at 32 bpp; a larger one is
+//! area's end (14 MiB: a 1920x1200 screen at 32 bpp; a larger one is
 //! mapped in part, and the console uses the rows that fit).
 
 use core::fmt;
@@ -23,7 +25,7 @@ use x86_64::PhysAddr;
 use x86_64::structures::paging::PageTableFlags;
 
 use crate::PAGE_SIZE;
-use crate::layout::{Layout, RegionKind};
+use crate::layout::Layout;
 use crate::memmap::MemoryMap;
 use crate::memtype::{MemType, PageKind, Pat};
 use crate::paging::{Mapping, PageSize};
@@ -82,16 +84,18 @@ pub struct FramebufferWindow {
     pub mapping: Mapping,
 }
 
-/// Where in `layout`'s fixmap the page holding `phys` goes.
+/// Where in `layout`'s [framebuffer area](Layout::framebuffer_area) the
+/// page holding `phys` goes.
 fn window_start(layout: &Layout, phys: u64) -> u64 {
-    layout.region(RegionKind::Fixmap).start + (phys & !(PAGE_SIZE - 1)) % LARGE
+    layout.framebuffer_area().0 + (phys & !(PAGE_SIZE - 1)) % LARGE
 }
 
 /// How many bytes of a framebuffer starting at `phys` the window holds
-/// (the fixmap from where its first page goes, less its offset in that
-/// page): the console can size itself before the plan is made.
+/// (the area from where its first page goes, less its offset in that
+/// page): the console can size itself before the plan is made, as every
+/// layout's area has the same size and alignment.
 pub fn capacity(layout: &Layout, phys: u64) -> u64 {
-    layout.region(RegionKind::Fixmap).end - window_start(layout, phys) - phys % PAGE_SIZE
+    layout.framebuffer_area().1 - window_start(layout, phys) - phys % PAGE_SIZE
 }
 
 /// Places `fb` in `layout`'s fixmap with a memory type of `pat`, checking
@@ -125,7 +129,7 @@ pub fn window(
     }
     let (mem_type, cache, max_page) = cache_flags(pat).ok_or(FramebufferError::NoPatEntry)?;
     let virt = window_start(layout, fb.phys);
-    let len = (last - first).min(layout.region(RegionKind::Fixmap).end - virt);
+    let len = (last - first).min(layout.framebuffer_area().1 - virt);
     let mut flags = PageTableFlags::WRITABLE | cache;
     if nx {
         flags |= PageTableFlags::NO_EXECUTE;

@@ -64,7 +64,7 @@ fn inputs<'a>(
 ) -> Inputs<'a> {
     Inputs {
         map,
-        layout: Layout::for_levels(levels),
+        layout: Layout::fixed(levels),
         mtrrs,
         pat,
         cpu: CPU,
@@ -416,4 +416,63 @@ fn verify_catches_a_missing_window_and_a_window_over_ram() {
             ram: 0x8000_0000
         })
     );
+}
+
+#[test]
+fn a_relocated_image_leaves_room_for_the_window_wherever_limine_puts_it() {
+    use crate::layout::{FIXMAP_SIZE, KASLR_IMAGE_END, KERNEL_IMAGE_START, RegionKind};
+    let (map, mtrrs) = map_and_mtrrs();
+    let image = KernelImage::sample(KERNEL_PHYS);
+    let size = image.end() - image.virt_base;
+    let capacity = framebuffer::capacity(Layout::fixed(Levels::Four), QEMU_FB.phys);
+    // Low and middle slides, the last one below the fixmap, one into it,
+    // and the last place the image fits.
+    let top = KASLR_IMAGE_END - size;
+    for base in [
+        KERNEL_IMAGE_START + 0x20_0000,
+        KERNEL_IMAGE_START + 0x4123_4000,
+        MODULES_END - size,
+        MODULES_END - size + 0x1000,
+        top,
+    ] {
+        let kernel = super::tests::slid(image, base - image.virt_base);
+        for levels in [Levels::Four, Levels::Five] {
+            let layout = Layout::fixed(levels).with_relocated_image(kernel.end());
+            assert_eq!(layout.validate(), Ok(()));
+            let fixmap_kept = kernel.end() <= MODULES_END;
+            assert_eq!(
+                layout.region(RegionKind::Fixmap).size() == FIXMAP_SIZE,
+                fixmap_kept
+            );
+            // The console sizes itself from the fixed layout before the
+            // plan: every layout's window holds as much.
+            assert_eq!(framebuffer::capacity(&layout, QEMU_FB.phys), capacity);
+            let inputs = Inputs {
+                layout: &layout,
+                ..inputs(&map, &mtrrs, &kernel, levels, &Pat::BATON, Some(QEMU_FB))
+            };
+            let mut plan = Box::new(Plan::new());
+            plan.make(&inputs).unwrap();
+            let w = window(&plan);
+            let (start, end) = layout.framebuffer_area();
+            assert!(start <= w.virt && w.virt + w.len <= end, "{base:#x}");
+            assert!(
+                w.mapping.virt + w.mapping.len <= kernel.virt_base
+                    || kernel.end() <= w.mapping.virt,
+                "the window overlaps the image at {base:#x}"
+            );
+            assert_eq!(
+                w.virt,
+                if fixmap_kept {
+                    MODULES_END
+                } else {
+                    KERNEL_IMAGE_START
+                }
+            );
+            built(&plan, levels, |walker| {
+                verify(&plan, walker, &inputs).unwrap();
+                assert!(walker.check_wx(|r| panic!("{r}")).passed());
+            });
+        }
+    }
 }

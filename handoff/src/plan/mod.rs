@@ -103,6 +103,17 @@ pub struct KernelImage {
     pub sections: [KernelSection; 4],
 }
 
+impl KernelImage {
+    /// Where the image ends (exclusive): the end of its last section.
+    pub fn end(&self) -> u64 {
+        self.sections
+            .iter()
+            .map(|s| s.end)
+            .max()
+            .unwrap_or(self.virt_base)
+    }
+}
+
 #[cfg(any(test, feature = "sim"))]
 impl KernelImage {
     /// For tests: baton's image shape (128 KiB of text, 32 KiB of rodata,
@@ -642,8 +653,8 @@ impl Plan {
         )
     }
 
-    /// Maps `fb` in the fixmap, above the kernel image, if it can be:
-    /// otherwise records why not.
+    /// Maps `fb` in the layout's framebuffer area (the fixmap, as a rule),
+    /// if it can be: otherwise records why not.
     fn push_framebuffer(
         &mut self,
         inputs: &Inputs<'_>,
@@ -671,7 +682,13 @@ impl Plan {
                 pat_type: w.mem_type,
                 effective,
             },
-        )
+        )?;
+        // In ascending virtual order: below a relocated image when the
+        // image took the fixmap's place.
+        let at = self.mappings[..self.len - 1].partition_point(|m| m.virt < w.mapping.virt);
+        self.mappings[at..self.len].rotate_right(1);
+        self.meta[at..self.len].rotate_right(1);
+        Ok(())
     }
 
     /// Adds the EFI runtime window's mappings (after the switch, once the

@@ -131,15 +131,26 @@ fn plan_build_verify(
     levels: Levels,
     kernel_phys: u64,
 ) -> Box<Plan> {
-    let layout = Layout::for_levels(levels);
     let kernel = KernelImage::sample(kernel_phys);
+    plan_build_verify_in(map, mtrrs, cpu, Layout::fixed(levels), &kernel)
+}
+
+/// [`plan_build_verify`] for any layout and kernel image.
+fn plan_build_verify_in(
+    map: &MemoryMap,
+    mtrrs: &Mtrrs,
+    cpu: CpuCaps,
+    layout: &Layout,
+    kernel: &KernelImage,
+) -> Box<Plan> {
+    let levels = layout.levels();
     let inputs = Inputs {
         map,
         layout,
         mtrrs,
         pat: &Pat::BATON,
         cpu,
-        kernel: &kernel,
+        kernel,
         framebuffer: None,
     };
     let mut plan = Box::new(Plan::new());
@@ -526,9 +537,70 @@ fn without_nx_or_global_the_bits_stay_clear() {
     }));
 }
 
+/// The image Limine loads at `slide` bytes above its link address.
+pub(super) fn slid(kernel: KernelImage, slide: u64) -> KernelImage {
+    KernelImage {
+        virt_base: kernel.virt_base + slide,
+        sections: kernel.sections.map(|s| KernelSection {
+            start: s.start + slide,
+            end: s.end + slide,
+            ..s
+        }),
+        ..kernel
+    }
+}
+
+#[test]
+fn randomised_layouts_and_relocated_images_plan_build_and_verify() {
+    use crate::kaslr::{self, Rng, Sizes};
+    use crate::layout::{KASLR_IMAGE_END, RegionKind};
+    let map = bios_map(&seabios_5g());
+    let m = seabios_mtrrs();
+    let image = KernelImage::sample(0x110_0000);
+    let size = image.sections[3].end - image.virt_base;
+    // Limine's extremes: the link address, the last place the image fits.
+    for slide in [0, 0x1234_5000, KASLR_IMAGE_END - KERNEL_VIRT - size] {
+        let kernel = slid(image, slide);
+        for (levels, cpu) in [(Levels::Four, CPU_2M), (Levels::Five, CPU_1G)] {
+            let fixed = Layout::fixed(levels);
+            let base = fixed.with_relocated_image(kernel.end());
+            for seed in 0..8 {
+                let sizes = Sizes::for_ram(levels, map.ram_end());
+                let layout = kaslr::randomise(&base, &sizes, &mut Rng::new(seed))
+                    .unwrap()
+                    .layout;
+                let plan = plan_build_verify_in(&map, &m, cpu, &layout, &kernel);
+                let physmap = layout.region(RegionKind::Physmap);
+                assert!(plan.mappings().iter().all(|m| {
+                    let in_physmap = physmap.contains(m.virt);
+                    let in_image = m.virt >= kernel.virt_base && m.virt < kernel.virt_base + size;
+                    in_physmap || in_image
+                }));
+            }
+            // The fixed image region holds only an image at its link
+            // address or slid a little.
+            let far = slid(image, 0x4000_0000);
+            let mut plan = Box::new(Plan::new());
+            let inputs = Inputs {
+                map: &map,
+                layout: fixed,
+                mtrrs: &m,
+                pat: &Pat::BATON,
+                cpu,
+                kernel: &far,
+                framebuffer: None,
+            };
+            assert!(matches!(
+                plan.make(&inputs),
+                Err(PlanError::BadKernelSection { name: "text", .. })
+            ));
+        }
+    }
+}
+
 #[test]
 fn plan_errors() {
-    let layout = Layout::for_levels(Levels::Four);
+    let layout = Layout::fixed(Levels::Four);
     let m = mtrrs(MemType::Wb, &[]);
     let map = bios_map(&seabios_5g());
     let mut plan = Box::new(Plan::new());
@@ -585,7 +657,7 @@ fn plan_errors() {
 #[test]
 fn verify_catches_a_stray_and_a_missing_mapping() {
     let levels = Levels::Four;
-    let layout = Layout::for_levels(levels);
+    let layout = Layout::fixed(levels);
     let map = bios_map(&seabios_5g());
     let m = seabios_mtrrs();
     let kernel = KernelImage::sample(0x110_0000);

@@ -93,7 +93,7 @@ fn inputs<'a>(
 ) -> Inputs<'a> {
     Inputs {
         map,
-        layout: Layout::for_levels(Levels::Four),
+        layout: Layout::fixed(Levels::Four),
         mtrrs,
         pat: &Pat::BATON,
         cpu,

@@ -397,7 +397,7 @@ fn efi_runtime_checks(data: &[u8], strict: bool) -> Reached {
     };
     let no_mtrrs = Mtrrs::absent(52).expect("valid MAXPHYADDR");
     let params = WindowParams {
-        layout: Layout::for_levels(levels),
+        layout: Layout::fixed(levels),
         table: table.as_ref(),
         pat: &pat,
         mtrrs: &no_mtrrs,

@@ -90,7 +90,7 @@ fn check_window(images: &Images, len: u64) {
     );
     let efi = EfiMemoryMap::parse(&rt_bytes, 48, 1, 46).expect("one runtime descriptor");
     let mut rt = Box::new(RuntimeRegions::new());
-    rt.assign(&efi, Layout::for_levels(Levels::Four))
+    rt.assign(&efi, Layout::fixed(Levels::Four))
         .expect("one region fits the window");
     let mut window = Box::new(Window::new());
     let mtrrs = Mtrrs::absent(46).expect("46 bits");

@@ -112,7 +112,7 @@ fn plan_checks(data: &[u8], strict: bool) -> Reached {
         return reached;
     };
     let mtrrs = mtrrs(&mut Input::new(mtrr_input), maps.bits);
-    let layout = Layout::for_levels(levels);
+    let layout = Layout::fixed(levels);
     let kernel = KernelImage::sample(kernel_phys);
     let inputs = Inputs {
         map: &map,

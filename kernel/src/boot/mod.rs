@@ -15,9 +15,10 @@ use limine::BaseRevision;
 use limine::firmware_type::FirmwareType;
 use limine::paging;
 use limine::request::{
-    BootloaderInfoRequest, EfiMemoryMapRequest, EfiSystemTableRequest, ExecutableAddressRequest,
-    ExecutableCmdlineRequest, ExecutableFileRequest, FirmwareTypeRequest, FramebufferRequest,
-    MemoryMapRequest, MpRequest, PagingModeRequest, RequestsEndMarker, RequestsStartMarker,
+    BootloaderInfoRequest, DateAtBootRequest, EfiMemoryMapRequest, EfiSystemTableRequest,
+    ExecutableAddressRequest, ExecutableCmdlineRequest, ExecutableFileRequest, FirmwareTypeRequest,
+    FramebufferRequest, MemoryMapRequest, MpRequest, PagingModeRequest, RequestsEndMarker,
+    RequestsStartMarker,
 };
 use x86_64::registers::control::{Cr4, Cr4Flags};
 
@@ -98,6 +99,11 @@ static EFI_SYSTEM_TABLE: EfiSystemTableRequest = EfiSystemTableRequest::new();
 #[used]
 #[unsafe(link_section = ".limine_requests")]
 static FRAMEBUFFER: FramebufferRequest = FramebufferRequest::new();
+
+/// The RTC's time at boot: one of the words the layout's seed mixes.
+#[used]
+#[unsafe(link_section = ".limine_requests")]
+static DATE_AT_BOOT: DateAtBootRequest = DateAtBootRequest::new();
 
 /// The other CPUs: Limine starts them and parks them in its own code until
 /// baton gives each an address to jump to.
@@ -266,6 +272,8 @@ pub struct BootInfo {
     pub framebuffer: Option<Framebuffer>,
     /// The kernel's ELF file in memory, when Limine gave it.
     pub kernel_file: Option<KernelFile>,
+    /// The RTC's time at boot in seconds since 1970, when Limine gave it.
+    pub boot_time: Option<u64>,
 }
 
 static BOOT_INFO: spin::Once<BootInfo> = spin::Once::new();
@@ -360,7 +368,8 @@ fn bootloader_info() -> Option<(FixedStr<64>, FixedStr<64>)> {
     Some((c_str(raw.name), c_str(raw.version)))
 }
 
-fn paging_levels_from_cr4() -> Levels {
+/// The paging mode the CPU runs in (CR4.LA57).
+pub fn paging_levels_from_cr4() -> Levels {
     if Cr4::read().contains(Cr4Flags::L5_PAGING) {
         Levels::Five
     } else {
@@ -369,12 +378,14 @@ fn paging_levels_from_cr4() -> Levels {
 }
 
 #[cfg(not(feature = "test-omit-hhdm-request"))]
-fn hhdm_offset() -> Option<u64> {
+/// Limine's HHDM offset, before [`collect`] has checked the handover.
+pub fn hhdm_offset() -> Option<u64> {
     HHDM.get_response().map(|r| r.offset())
 }
 
+/// Limine's HHDM offset: none, in this build.
 #[cfg(feature = "test-omit-hhdm-request")]
-fn hhdm_offset() -> Option<u64> {
+pub fn hhdm_offset() -> Option<u64> {
     None
 }
 
@@ -424,6 +435,7 @@ pub fn collect() -> Result<&'static BootInfo, BootError> {
                 size: r.file().size(),
             })
         }),
+        boot_time: DATE_AT_BOOT.get_response().map(|r| r.timestamp().as_secs()),
     });
     report(info);
     if let Some(defect) = crate::testing::injected() {

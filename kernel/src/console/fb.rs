@@ -48,6 +48,11 @@ struct Screen {
     window: Option<FramebufferWindow>,
     /// Set once a CPU drew on baton's tables: the HHDM is gone for good.
     hhdm_gone: bool,
+    /// Whether Limine's HHDM maps the framebuffer (it may not): if not,
+    /// the console draws from the CR3 switch on.
+    hhdm_mapped: bool,
+    /// Whether the screen was cleared (before the first line drawn).
+    cleared: bool,
     /// TSC cycles spent drawing, and log lines drawn.
     cycles: u64,
     records: u64,
@@ -59,7 +64,7 @@ impl Screen {
     fn base(&mut self) -> Option<u64> {
         if !self.hhdm_gone {
             if Cr3::read().0.start_address().as_u64() == self.limine_root {
-                return Some(self.early.virt);
+                return self.hhdm_mapped.then_some(self.early.virt);
             }
             self.hhdm_gone = true;
         }
@@ -80,6 +85,10 @@ impl Screen {
             // (or the emergency path, alone on a stopped machine) makes
             // this the only writer.
             let fb = unsafe { core::slice::from_raw_parts_mut(base as *mut u8, self.len) };
+            if !self.cleared {
+                self.console.clear(fb);
+                self.cleared = true;
+            }
             self.console.write_str(fb, s);
         }
         self.cycles += time::tsc() - start;
@@ -123,13 +132,17 @@ static SETUP: spin::Mutex<Setup> = spin::Mutex::new(Setup::NotAsked);
 /// font size `font` (one of `fbcon`'s; else the size that suits the
 /// screen), and clears the screen. Whether it did is logged by
 /// [`report_setup`].
-pub fn init(font: Option<u16>) -> Setup {
-    let setup = try_init(font).map_or_else(|e| e, |()| Setup::Drawing);
+pub fn init(font: Option<u16>, bootloader_maps: MapsCheck) -> Setup {
+    let setup = try_init(font, bootloader_maps).map_or_else(|e| e, |()| Setup::Drawing);
     *SETUP.lock() = setup;
     setup
 }
 
-fn try_init(font: Option<u16>) -> Result<(), Setup> {
+/// Whether the bootloader's tables map `len` bytes at a virtual address
+/// (the first argument) to the same bytes at a physical one (the second).
+pub type MapsCheck = fn(u64, u64, u64) -> bool;
+
+fn try_init(font: Option<u16>, bootloader_maps: MapsCheck) -> Result<(), Setup> {
     let early = boot::first_framebuffer().ok_or(Setup::NoFramebuffer)?;
     let fb = early.fb;
     if !fb.rgb {
@@ -145,7 +158,7 @@ fn try_init(font: Option<u16>) -> Result<(), Setup> {
     .map_err(Setup::Format)?;
     // As many rows as baton's window will hold after the switch (the
     // fixmap is the same in both paging modes).
-    let capacity = window::capacity(Layout::for_levels(Levels::Four), fb.phys);
+    let capacity = window::capacity(Layout::fixed(Levels::Four), fb.phys);
     let height = fb.height.min(capacity / fb.pitch.max(1));
     let geometry = Geometry {
         width: fb.width as usize,
@@ -163,24 +176,22 @@ fn try_init(font: Option<u16>) -> Result<(), Setup> {
     let rows = geometry.height / font.height();
     let console =
         Console::new(geometry, font, Console::default_scroll_step(rows)).map_err(Setup::Console)?;
+    let len = fb.pitch * height;
     let mut screen = Screen {
         console,
         early,
-        len: (fb.pitch * height) as usize,
+        len: len as usize,
         limine_root: Cr3::read().0.start_address().as_u64(),
         window: None,
         hhdm_gone: false,
+        hhdm_mapped: bootloader_maps(early.virt, fb.phys, len),
+        cleared: false,
         cycles: 0,
         records: 0,
     };
-    let start = time::tsc();
-    if let Some(base) = screen.base() {
-        // SAFETY: as in `Screen::write`: Limine's HHDM maps the
-        // framebuffer while its tables are live, as they are now.
-        let fb = unsafe { core::slice::from_raw_parts_mut(base as *mut u8, screen.len) };
-        screen.console.clear(fb);
-    }
-    screen.cycles += time::tsc() - start;
+    // Cleared now if the HHDM maps it, else before the first line through
+    // baton's window.
+    screen.write("");
     *SCREEN.lock() = Some(screen);
     Ok(())
 }
@@ -331,7 +342,7 @@ pub fn report_setup() {
         warn!(
             "console: the framebuffer is larger than baton's {} MiB window for it; \
              the console uses its top {} rows",
-            window::capacity(Layout::for_levels(Levels::Four), fb.phys) >> 20,
+            window::capacity(Layout::fixed(Levels::Four), fb.phys) >> 20,
             g.height
         );
     }
@@ -352,16 +363,18 @@ pub fn type_name(ty: MemType) -> &'static str {
     }
 }
 
-/// Logs, after the handoff, where the console draws since the CR3 switch.
-pub fn report_switch() {
+/// Logs, after the handoff, where the console draws since the CR3 switch
+/// (in which of `layout`'s regions).
+pub fn report_switch(layout: &Layout) {
     if SCREEN.lock().is_none() {
         return;
     }
     match *PLANNED.lock() {
         Some(Ok(w)) => info!(
             "console: since the CR3 switch, drawing through baton's framebuffer window at \
-             {:#x} in the fixmap, {} through baton's PAT",
+             {:#x} in the {}, {} through baton's PAT",
             w.virt,
+            layout.region_of(w.virt).map_or("?", |r| r.kind.name()),
             type_name(w.mem_type)
         ),
         Some(Err(e)) => warn!(
@@ -439,6 +452,12 @@ pub fn first_row_lit(drawing: &Drawing) -> bool {
     // console from drawing meanwhile.
     let top = unsafe { core::slice::from_raw_parts(base as *const u8, drawing.row) };
     top.iter().any(|&b| b != 0)
+}
+
+/// Whether the screen console draws from the first line on, through
+/// Limine's HHDM (not where the HHDM leaves the framebuffer out).
+pub fn draws_before_switch() -> bool {
+    SCREEN.lock().as_ref().is_some_and(|s| s.hhdm_mapped)
 }
 
 /// Whether [`init`] set the screen console up.

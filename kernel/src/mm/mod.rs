@@ -134,8 +134,7 @@ fn start_frames(kernel: &KernelSpace, chunk: PhysAddr, pages: u64) -> Result<u64
     let stats = *allocator.stats();
     drop(allocator);
     info!(
-        "mm: vmemmap at {:#x}: {} KiB of descriptors for {} MiB of RAM",
-        kernel.layout().vmemmap_base(),
+        "mm: vmemmap: {} KiB of descriptors for {} MiB of RAM",
         (pages * PAGE_SIZE) >> 10,
         (stats.ram_frames * PAGE_SIZE) >> 20
     );
@@ -165,9 +164,7 @@ fn start_vmalloc(kernel: &'static KernelSpace, ram_bytes: u64) -> Result<(), MmE
     heap::init(ram_bytes).map_err(MmError::Heap)?;
     let (mapped, _) = heap::usage();
     info!(
-        "mm: vmalloc {:#x}-{:#x}; heap of up to {} MiB there, {} KiB mapped",
-        layout.vmalloc_base(),
-        layout.vmalloc_end(),
+        "mm: vmalloc: heap of up to {} MiB there, {} KiB mapped",
         heap::reserved() >> 20,
         mapped >> 10
     );

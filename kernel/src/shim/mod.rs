@@ -1,7 +1,9 @@
 //! The handoff shim: from Limine's page tables to baton's own, once.
 //!
 //! 1. **parse**: both memory maps (copied out of bootloader memory by
-//!    `boot::collect`) are validated and merged into one normalised map;
+//!    `boot::collect`) are validated and merged into one normalised map,
+//!    and the layout in effect is chosen from it (`kaslr`: randomised
+//!    bases unless `nokaslr`);
 //! 2. **plan**: the MTRRs, the PAT and the CPU's features decide page sizes
 //!    and memory types; `handoff::plan` says what gets mapped where;
 //! 3. **build**: the tables are written through Limine's HHDM into frames
@@ -23,6 +25,7 @@ mod check;
 mod error;
 pub mod handover;
 mod inputs;
+pub mod kaslr;
 mod report;
 pub mod switch;
 pub mod tests;
@@ -53,18 +56,25 @@ static SCRATCH: ConstStaticCell<Scratch> = ConstStaticCell::new(Scratch::new());
 static PLAN: ConstStaticCell<Plan> = ConstStaticCell::new(Plan::new());
 
 /// Runs the handoff, timing each phase in `phases`. On success baton runs
-/// on its own page tables, which the returned kernel space owns.
-pub fn run(boot: &BootInfo, phases: &mut Phases) -> Result<&'static KernelSpace, ShimError> {
+/// on its own page tables, which the returned kernel space owns, laid out
+/// with randomised bases unless `nokaslr`.
+pub fn run(
+    boot: &BootInfo,
+    nokaslr: bool,
+    phases: &mut Phases,
+) -> Result<&'static KernelSpace, ShimError> {
     let mut hhdm = limine_hhdm(boot);
     kspace::set_boot_window(&hhdm, boot.levels);
-    let layout = Layout::for_levels(boot.levels);
+    // Limine's tables are classified by the fixed layout's regions: the
+    // guard hole its HHDM starts in and the top 2 GiB its image is in.
     let limine_tables = Walker::new(&hhdm, Cr3::read().0, boot.levels);
-    let limine = report::limine_tables(&limine_tables, boot, layout);
+    let limine = report::limine_tables(&limine_tables, boot, Layout::fixed(boot.levels));
     report::console_before_switch(&limine_tables);
     handover::observe(boot, &limine_tables);
     let hw = Hardware::read(boot)?;
 
     let map = parse(boot, &hw)?;
+    let layout = kaslr::choose(boot, map, &hw.kernel, nokaslr);
     phases.done("parse");
 
     report::memory_types(&hw);
@@ -113,6 +123,34 @@ fn limine_hhdm(boot: &BootInfo) -> DirectMap {
     // uses) and Limine's own tables. The window is used only until the
     // switch.
     unsafe { DirectMap::new(boot.hhdm_offset) }
+}
+
+/// Whether Limine's tables (CR3 holds them still) map the `len` bytes at
+/// `virt` to the same bytes at `phys`: the screen console asks before it
+/// draws through Limine's HHDM, which base revision 3 promises to map the
+/// framebuffer in, and which Limine 9.6.7 under its KASLR sometimes does
+/// not.
+pub fn limine_maps(virt: u64, phys: u64, len: u64) -> bool {
+    let Some(offset) = boot::hhdm_offset() else {
+        return false;
+    };
+    // SAFETY: as in `limine_hhdm`: Limine's HHDM maps its own tables
+    // (bootloader-reclaimable memory) in every base revision; only read.
+    let hhdm = unsafe { DirectMap::new(offset) };
+    let walker = Walker::new(&hhdm, Cr3::read().0, boot::paging_levels_from_cr4());
+    let end = virt.saturating_add(len);
+    let mut at = virt;
+    while at < end {
+        let Some(t) = walker.translate(at) else {
+            return false;
+        };
+        if t.phys.as_u64() != phys + (at - virt) {
+            return false;
+        }
+        let size = t.leaf.size.bytes();
+        at = (at & !(size - 1)) + size;
+    }
+    true
 }
 
 /// Validates both memory maps and merges them into the normalised map.

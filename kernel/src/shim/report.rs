@@ -1,7 +1,7 @@
 //! What the handoff tells the log, phase by phase. Nothing here decides
 //! anything.
 
-use handoff::layout::{Layout, RegionKind};
+use handoff::layout::Layout;
 use handoff::memmap::{Kind, MemoryMap, Summary};
 use handoff::memtype::{Mtrrs, PageKind, Pat};
 use handoff::paging::{LOWER_HALF_ENTRIES, Stats, TableCount, Walker};
@@ -127,15 +127,14 @@ pub fn memory_types(hw: &Hardware) {
     }
 }
 
-/// The plan: its mappings, the physmap, the cost of memory-type cuts, the
-/// regions left for later stages.
+/// The plan: its mappings, the physmap, the cost of memory-type cuts. (The
+/// regions left for later stages are in the layout's lines.)
 pub fn plan(plan: &Plan, layout: &Layout) {
     info!(
-        "handoff: plan: {} mappings; physmap {} MiB at {:#x} with pages up to {}; \
+        "handoff: plan: {} mappings; physmap {} MiB with pages up to {}; \
          leaves {}; {} page-table frames",
         plan.mappings().len(),
         mib(plan.physmap_bytes),
-        layout.page_offset_base(),
         plan.max_page,
         plan.leaves(),
         plan.minimum_tables().total()
@@ -146,17 +145,6 @@ pub fn plan(plan: &Plan, layout: &Layout) {
             "handoff: {} MiB of RAM lie beyond the physmap's {} TiB and stay unmapped",
             mib(plan.unmapped_ram),
             layout.physmap_size() >> 40
-        );
-    }
-    for kind in [
-        RegionKind::Vmalloc,
-        RegionKind::Vmemmap,
-        RegionKind::EfiRuntime,
-    ] {
-        let r = layout.region(kind);
-        info!(
-            "handoff: reserved, empty for now: {} {:#x}-{:#x}",
-            r.name, r.start, r.end
         );
     }
 }
@@ -271,7 +259,10 @@ pub fn console_before_switch<W: PhysWindow>(walker: &Walker<'_, W>) {
         return;
     };
     let Some(leaf) = walker.translate(virt).map(|t| t.leaf) else {
-        return warn!("console: Limine's HHDM does not map the framebuffer at {virt:#x}");
+        return warn!(
+            "console: Limine's HHDM does not map the framebuffer at {virt:#x}; the screen \
+             starts at the CR3 switch"
+        );
     };
     let kind = if leaf.size == handoff::paging::PageSize::Size4K {
         PageKind::Size4KiB

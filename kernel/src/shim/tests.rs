@@ -54,7 +54,7 @@ pub const TESTS: &[Test] = &[
         run: pat_loaded,
     },
     Test {
-        name: "console: the screen is drawn through baton's WC window in the fixmap, never the physmap",
+        name: "console: the screen is drawn through baton's WC window, never the physmap",
         run: screen_drawn_through_the_window,
     },
 ];
@@ -221,7 +221,8 @@ fn pat_loaded() -> TestResult {
     Ok(())
 }
 
-/// The screen console's window: planned by the handoff in the fixmap,
+/// The screen console's window: planned by the handoff in the fixmap (or
+/// where a relocated image left none, the layout's framebuffer area),
 /// write-combining, the framebuffer's own memory; the physmap does not map
 /// the framebuffer; and the console draws through that window.
 fn screen_drawn_through_the_window() -> TestResult {
@@ -285,6 +286,12 @@ fn screen_drawn_through_the_window() -> TestResult {
         MemType::Uc
     };
     check!(ty == want, "the window is {ty}, not {want}");
+    let (start, end) = s.layout().framebuffer_area();
+    check!(
+        (start..end).contains(&window.virt),
+        "the window {:#x} is outside the framebuffer area {start:#x}-{end:#x}",
+        window.virt
+    );
     check!(
         s.translate(s.layout().page_offset_base() + framebuffer.phys)
             .is_none(),

@@ -34,18 +34,31 @@
 //!  0xffff_ffff_ffe0_0000                           2 MiB            .. unused hole ..
 //! ```
 //!
-//! The table in [`LAYOUT_4`] and [`LAYOUT_5`] is the single source of truth;
-//! the compile-time checks below hold it to the rules baton relies on: regions
-//! are in address order and disjoint, canonical, the per-mode regions start
-//! and end on top-level-entry boundaries (so each region owns whole PML4/PML5
-//! slots and can be built, shared or left empty slot by slot), the EFI window
-//! is 1 GiB aligned and the kernel image, modules and fixmap 2 MiB aligned.
+//! The table in [`LAYOUT_4`] and [`LAYOUT_5`] is the single source of truth
+//! for the fixed layout (`nokaslr`); the compile-time checks below hold it
+//! to the rules baton relies on: regions are in address order and
+//! disjoint, canonical, the per-mode regions start and end on
+//! top-level-entry boundaries, the EFI window is 1 GiB aligned and the
+//! kernel image, modules and fixmap 2 MiB aligned.
+//!
+//! The layout in effect is built once at boot from that table. By default
+//! the physmap, vmalloc and the vmemmap move ([`crate::kaslr`], Linux's
+//! `kernel_randomize_memory`) to 1 GiB-aligned bases between the LDT remap
+//! and the end of the fixed vmemmap, and when Limine loaded the image at a
+//! random address the image region grows to the whole top 2 GiB
+//! ([`Layout::with_relocated_image`]). [`Layout::validate`] checks any
+//! layout against the rules every one keeps: those above, with 1 GiB
+//! alignment for the regions that move and page alignment at the top.
 
 use core::fmt;
 
 use x86_64::PhysAddr;
 
 use crate::Levels;
+
+mod rules;
+
+pub use rules::LayoutError;
 
 const MIB: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;
@@ -60,8 +73,9 @@ pub const EFI_VA_END: u64 = 0xffff_ffef_0000_0000;
 /// The end (exclusive) of the EFI runtime window, where its top-down
 /// allocation starts (Linux's `EFI_VA_START`, -4 GiB).
 pub const EFI_VA_START: u64 = 0xffff_ffff_0000_0000;
-/// The kernel image's base (Linux's `__START_KERNEL_map`, -2 GiB); Limine
-/// loads baton's ELF here.
+/// The kernel image's base (Linux's `__START_KERNEL_map`, -2 GiB): baton's
+/// ELF is linked here, and Limine loads it here unless its KASLR slides
+/// it higher (up to [`KASLR_IMAGE_END`]).
 pub const KERNEL_IMAGE_START: u64 = 0xffff_ffff_8000_0000;
 /// The most the kernel image may span (Linux's `KERNEL_IMAGE_SIZE`).
 pub const KERNEL_IMAGE_SIZE: u64 = 512 * MIB;
@@ -73,6 +87,14 @@ pub const MODULES_END: u64 = 0xffff_ffff_ff00_0000;
 /// time below `FIXADDR_TOP`; baton reserves the whole stretch up to the
 /// final 2 MiB hole, vsyscall slot included.
 pub const FIXMAP_END: u64 = 0xffff_ffff_ffe0_0000;
+/// The fixmap's size (14 MiB), the framebuffer window's limit.
+pub const FIXMAP_SIZE: u64 = FIXMAP_END - MODULES_END;
+
+/// The end (exclusive) of the space Limine may load a relocatable kernel
+/// image into: its KASLR keeps the whole image between
+/// [`KERNEL_IMAGE_START`] and the top of the address space, so (pages
+/// being its granularity) the last page is the one it can never use.
+pub const KASLR_IMAGE_END: u64 = 0u64.wrapping_sub(crate::PAGE_SIZE);
 
 /// Limine's HHDM base under 4-level paging (without KASLR): in the guard hole.
 pub const LIMINE_HHDM_4: u64 = 0xffff_8000_0000_0000;
@@ -81,6 +103,13 @@ pub const LIMINE_HHDM_5: u64 = 0xff00_0000_0000_0000;
 
 /// The number of regions in a [`Layout`].
 pub const REGION_COUNT: usize = 10;
+
+/// The regions the randomisation moves, in address order.
+pub const MOVABLE: [RegionKind; 3] = [
+    RegionKind::Physmap,
+    RegionKind::Vmalloc,
+    RegionKind::Vmemmap,
+];
 
 // ---------------------------------------------------------------------------
 // The table.
@@ -280,23 +309,6 @@ impl RegionKind {
             RegionKind::Fixmap => "Fixmap Area",
         }
     }
-
-    /// The alignment the region's start and end must have in `levels`.
-    const fn alignment(self, levels: Levels) -> u64 {
-        match self {
-            // Per-mode regions own whole top-level entries, like Linux's.
-            RegionKind::LowerHalf
-            | RegionKind::GuardHole
-            | RegionKind::LdtRemap
-            | RegionKind::Physmap
-            | RegionKind::Vmalloc
-            | RegionKind::Vmemmap => levels.top_entry_span(),
-            // Room for 1 GiB pages; Linux's EFI_VA_{START,END} are.
-            RegionKind::EfiRuntime => GIB,
-            // Large-page boundaries.
-            RegionKind::KernelImage | RegionKind::Modules | RegionKind::Fixmap => 2 * MIB,
-        }
-    }
 }
 
 /// One region of the address space: `[start, end)`.
@@ -345,12 +357,86 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// The layout for `levels`.
-    pub const fn for_levels(levels: Levels) -> &'static Layout {
+    /// Linux's fixed table for `levels` (what `nokaslr` keeps, and what the
+    /// randomisation starts from).
+    pub const fn fixed(levels: Levels) -> &'static Layout {
         match levels {
             Levels::Four => &LAYOUT_4,
             Levels::Five => &LAYOUT_5,
         }
+    }
+
+    /// This layout with the physmap, vmalloc and the vmemmap at `spans`
+    /// (`[start, end)` each, in that order), checked.
+    ///
+    /// # Errors
+    ///
+    /// The rule the result would break (see [`validate`](Self::validate)).
+    pub fn with_movable(&self, spans: [(u64, u64); 3]) -> Result<Layout, LayoutError> {
+        let mut layout = *self;
+        for (kind, (start, end)) in MOVABLE.into_iter().zip(spans) {
+            layout.regions[kind as usize] = VirtRegion::new(kind, start, end);
+        }
+        layout.validate()?;
+        Ok(layout)
+    }
+
+    /// This layout for an image Limine's KASLR loaded elsewhere than its
+    /// link address, ending at `image_end` (exclusive): the kernel image
+    /// region grows to cover where Limine may load a relocatable image, and
+    /// the modules area (which baton never maps) is left empty.
+    ///
+    /// The fixmap, which holds the framebuffer window, keeps its fixed
+    /// place when the image ends below it, as it does on all but the
+    /// highest slides; the image region then ends where the fixmap starts.
+    /// An image in the fixmap's way leaves no room above it: the image
+    /// region then runs to [`KASLR_IMAGE_END`], the fixmap is empty and
+    /// the framebuffer window goes to the start of the image region
+    /// instead, which such an image is far above (see
+    /// [`framebuffer_area`](Self::framebuffer_area)).
+    pub fn with_relocated_image(&self, image_end: u64) -> Layout {
+        let mut layout = *self;
+        let top = if image_end <= MODULES_END {
+            [
+                (RegionKind::KernelImage, KERNEL_IMAGE_START, MODULES_END),
+                (RegionKind::Modules, MODULES_END, MODULES_END),
+                (RegionKind::Fixmap, MODULES_END, FIXMAP_END),
+            ]
+        } else {
+            [
+                (RegionKind::KernelImage, KERNEL_IMAGE_START, KASLR_IMAGE_END),
+                (RegionKind::Modules, KASLR_IMAGE_END, KASLR_IMAGE_END),
+                (RegionKind::Fixmap, KASLR_IMAGE_END, KASLR_IMAGE_END),
+            ]
+        };
+        for (kind, start, end) in top {
+            layout.regions[kind as usize] = VirtRegion::new(kind, start, end);
+        }
+        layout
+    }
+
+    /// Where the framebuffer window may go, `[start, end)`: the fixmap, or
+    /// where a relocated image has left the fixmap empty, as much space
+    /// at the start of the image region (the image lies at its top).
+    pub const fn framebuffer_area(&self) -> (u64, u64) {
+        let fixmap = self.region(RegionKind::Fixmap);
+        if fixmap.start < fixmap.end {
+            (fixmap.start, fixmap.end)
+        } else {
+            (KERNEL_IMAGE_START, KERNEL_IMAGE_START + FIXMAP_SIZE)
+        }
+    }
+
+    /// Whether this is Linux's fixed table.
+    pub fn is_fixed(&self) -> bool {
+        self == Layout::fixed(self.levels)
+    }
+
+    /// Whether the kernel image region is the one for an image Limine
+    /// relocated ([`with_relocated_image`](Self::with_relocated_image)).
+    pub const fn image_relocated(&self) -> bool {
+        let end = self.region(RegionKind::KernelImage).end;
+        end == MODULES_END || end == KASLR_IMAGE_END
     }
 
     /// The paging mode this layout belongs to.
@@ -366,9 +452,9 @@ impl Layout {
 
     /// Linux's ptdump markers for baton's layout, `(start, name)` in
     /// ascending order: each region's [`marker`](RegionKind::marker) where
-    /// it starts, and Linux's "End Modules" at [`MODULES_END`], which
-    /// baton's fixmap starts at too ("End Modules" first, as in Linux's
-    /// `address_markers`). Linux's KASAN, CPU entry area and ESPfix
+    /// it starts, and Linux's "End Modules" where the modules area ends,
+    /// which baton's fixmap starts at too ("End Modules" first, as in
+    /// Linux's `address_markers`). Linux's KASAN, CPU entry area and ESPfix
     /// markers have no region in baton.
     pub const fn ptdump_markers(&self) -> [(u64, &'static str); REGION_COUNT + 1] {
         let mut out = [(0, ""); REGION_COUNT + 1];
@@ -377,7 +463,7 @@ impl Layout {
         while i < REGION_COUNT {
             let r = &self.regions[i];
             if matches!(r.kind, RegionKind::Fixmap) {
-                out[o] = (MODULES_END, "End Modules");
+                out[o] = (self.region(RegionKind::Modules).end, "End Modules");
                 o += 1;
             }
             out[o] = (r.start, r.marker);
@@ -543,30 +629,29 @@ impl Layout {
         }
     }
 
-    /// Panics (at compile time, where it is called) unless the table obeys
-    /// the rules in the module documentation.
+    /// Panics (at compile time, where it is called) unless the fixed table
+    /// obeys [`validate`](Self::validate)'s rules and the stricter ones
+    /// only it promises (see the module documentation).
     const fn check(&self) {
+        assert!(matches!(self.validate(), Ok(())), "the table breaks a rule");
         let levels = self.levels;
         let mut i = 0;
         while i < REGION_COUNT {
             let r = &self.regions[i];
-            assert!(r.kind as usize == i, "regions out of kind order");
-            assert!(r.start < r.end, "empty or inverted region");
-            assert!(
-                levels.is_canonical(r.start) && levels.is_canonical(r.end - 1),
-                "region not canonical"
-            );
-            let align = r.kind.alignment(levels);
+            let align = if (i as u64) < RegionKind::EfiRuntime as u64 {
+                // Per-mode regions own whole top-level entries, like Linux's.
+                levels.top_entry_span()
+            } else if (i as u64) > RegionKind::EfiRuntime as u64 {
+                // Large-page boundaries.
+                2 * MIB
+            } else {
+                GIB
+            };
             assert!(
                 r.start.is_multiple_of(align) && r.end.is_multiple_of(align),
                 "region misaligned"
             );
-            if i > 0 {
-                assert!(
-                    self.regions[i - 1].end <= r.start,
-                    "regions overlap or are out of address order"
-                );
-            }
+            assert!(r.start < r.end, "empty region");
             i += 1;
         }
         assert!(self.regions[0].start == 0, "the lower half starts at 0");
@@ -582,8 +667,7 @@ impl Layout {
             self.region(RegionKind::EfiRuntime).start >= last_entry,
             "top regions leave the last top-level entry"
         );
-        // The direct map spans a power of two, so `phys < size` is the only
-        // check `phys_to_virt` needs.
+        // Linux's direct map spans a power of two.
         assert!(self.physmap_size().is_power_of_two());
     }
 }
@@ -639,338 +723,4 @@ impl fmt::Display for PhysmapError {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const KINDS: [RegionKind; REGION_COUNT] = [
-        RegionKind::LowerHalf,
-        RegionKind::GuardHole,
-        RegionKind::LdtRemap,
-        RegionKind::Physmap,
-        RegionKind::Vmalloc,
-        RegionKind::Vmemmap,
-        RegionKind::EfiRuntime,
-        RegionKind::KernelImage,
-        RegionKind::Modules,
-        RegionKind::Fixmap,
-    ];
-
-    fn both() -> [&'static Layout; 2] {
-        [
-            Layout::for_levels(Levels::Four),
-            Layout::for_levels(Levels::Five),
-        ]
-    }
-
-    #[test]
-    fn for_levels_picks_the_matching_table() {
-        assert_eq!(Layout::for_levels(Levels::Four).levels(), Levels::Four);
-        assert_eq!(Layout::for_levels(Levels::Five).levels(), Levels::Five);
-    }
-
-    #[test]
-    fn four_level_values_match_linux() {
-        let l = Layout::for_levels(Levels::Four);
-        assert_eq!(l.lower_half_end(), 0x0000_8000_0000_0000);
-        assert_eq!(l.page_offset_base(), 0xffff_8880_0000_0000);
-        assert_eq!(l.physmap_end(), 0xffff_c880_0000_0000);
-        assert_eq!(l.physmap_size(), 64 << 40);
-        assert_eq!(l.vmalloc_base(), 0xffff_c900_0000_0000);
-        assert_eq!(l.vmalloc_end(), 0xffff_e900_0000_0000);
-        assert_eq!(l.vmemmap_base(), 0xffff_ea00_0000_0000);
-        assert_eq!(l.vmemmap_end(), 0xffff_eb00_0000_0000);
-        let guard = l.region(RegionKind::GuardHole);
-        assert_eq!(
-            (guard.start, guard.size()),
-            (0xffff_8000_0000_0000, 8 << 40)
-        );
-        let ldt = l.region(RegionKind::LdtRemap);
-        assert_eq!((ldt.start, ldt.size()), (0xffff_8800_0000_0000, 512 << 30));
-    }
-
-    #[test]
-    fn five_level_values_match_linux() {
-        let l = Layout::for_levels(Levels::Five);
-        assert_eq!(l.lower_half_end(), 0x0100_0000_0000_0000);
-        assert_eq!(l.page_offset_base(), 0xff11_0000_0000_0000);
-        assert_eq!(l.physmap_end(), 0xff91_0000_0000_0000);
-        assert_eq!(l.physmap_size(), 32 << 50);
-        assert_eq!(l.vmalloc_base(), 0xffa0_0000_0000_0000);
-        assert_eq!(l.vmalloc_end(), 0xffd2_0000_0000_0000);
-        assert_eq!(l.vmemmap_base(), 0xffd4_0000_0000_0000);
-        assert_eq!(l.vmemmap_end(), 0xffd6_0000_0000_0000);
-        let guard = l.region(RegionKind::GuardHole);
-        assert_eq!(
-            (guard.start, guard.size()),
-            (0xff00_0000_0000_0000, 4 << 50)
-        );
-        let ldt = l.region(RegionKind::LdtRemap);
-        assert_eq!((ldt.start, ldt.size()), (0xff10_0000_0000_0000, 1 << 48));
-    }
-
-    #[test]
-    fn top_regions_are_shared_and_match_linux() {
-        for l in both() {
-            assert_eq!(l.efi_window_start(), 0xffff_ffef_0000_0000);
-            assert_eq!(l.efi_window_end(), 0xffff_ffff_0000_0000);
-            assert_eq!(l.efi_top_down_start(), l.efi_window_end());
-            assert_eq!(l.efi_window_end() - l.efi_window_start(), 64 << 30);
-            assert_eq!(l.kernel_image_start(), 0xffff_ffff_8000_0000);
-            assert_eq!(l.kernel_image_end(), 0xffff_ffff_a000_0000);
-            assert_eq!(l.modules_start(), 0xffff_ffff_a000_0000);
-            assert_eq!(l.modules_end(), 0xffff_ffff_ff00_0000);
-            let fixmap = l.region(RegionKind::Fixmap);
-            assert_eq!(
-                (fixmap.start, fixmap.end),
-                (0xffff_ffff_ff00_0000, FIXMAP_END)
-            );
-        }
-        assert_eq!(LAYOUT_4.regions()[6..], LAYOUT_5.regions()[6..]);
-    }
-
-    #[test]
-    fn regions_are_ordered_disjoint_canonical_and_named() {
-        for l in both() {
-            let regions = l.regions();
-            for (i, r) in regions.iter().enumerate() {
-                assert_eq!(r.kind, KINDS[i]);
-                assert_eq!(l.region(r.kind), r);
-                assert!(l.levels().is_canonical(r.start), "{r:?}");
-                assert!(l.levels().is_canonical(r.end - 1), "{r:?}");
-                assert!(r.start < r.end);
-                if let Some(next) = regions.get(i + 1) {
-                    assert!(r.end <= next.start, "{r:?} / {next:?}");
-                }
-                assert_eq!(r.name, r.kind.name());
-                assert_eq!(r.marker, r.kind.marker());
-            }
-        }
-        let markers: Vec<&str> = LAYOUT_4.regions().iter().map(|r| r.marker).collect();
-        assert_eq!(
-            markers,
-            [
-                "User Space",
-                "Kernel Space",
-                "LDT remap",
-                "Low Kernel Mapping",
-                "vmalloc() Area",
-                "Vmemmap",
-                "EFI Runtime Services",
-                "High Kernel Mapping",
-                "Modules",
-                "Fixmap Area",
-            ]
-        );
-    }
-
-    #[test]
-    fn ptdump_markers_follow_linux() {
-        for l in both() {
-            let markers = l.ptdump_markers();
-            assert!(markers.windows(2).all(|w| w[0].0 <= w[1].0), "{markers:x?}");
-            let names: Vec<&str> = markers.iter().map(|m| m.1).collect();
-            assert_eq!(
-                names,
-                [
-                    "User Space",
-                    "Kernel Space",
-                    "LDT remap",
-                    "Low Kernel Mapping",
-                    "vmalloc() Area",
-                    "Vmemmap",
-                    "EFI Runtime Services",
-                    "High Kernel Mapping",
-                    "Modules",
-                    "End Modules",
-                    "Fixmap Area",
-                ]
-            );
-            assert_eq!(markers[9], (MODULES_END, "End Modules"));
-            assert_eq!(markers[10], (MODULES_END, "Fixmap Area"));
-        }
-    }
-
-    #[test]
-    fn per_mode_regions_fill_whole_top_level_entries() {
-        for l in both() {
-            let span = l.levels().top_entry_span();
-            for r in &l.regions()[..6] {
-                assert_eq!(r.start % span, 0, "{r:?}");
-                assert_eq!(r.end % span, 0, "{r:?}");
-            }
-            // The shared regions all sit in the last top-level entry.
-            let last = 0u64.wrapping_sub(span);
-            for r in &l.regions()[6..] {
-                assert!(r.start >= last, "{r:?}");
-            }
-        }
-        assert_eq!(
-            LAYOUT_4.region(RegionKind::Physmap).size() / (512 << 30),
-            128
-        );
-        assert_eq!(LAYOUT_5.region(RegionKind::Vmalloc).size() / (1 << 48), 50);
-    }
-
-    #[test]
-    fn region_of_every_region_edge_and_hole() {
-        for l in both() {
-            for r in l.regions() {
-                assert_eq!(l.region_of(r.start).map(|x| x.kind), Some(r.kind));
-                assert_eq!(l.region_of(r.end - 1).map(|x| x.kind), Some(r.kind));
-            }
-            // Holes between regions and the non-canonical gap.
-            assert_eq!(l.region_of(l.lower_half_end()), None);
-            assert_eq!(l.region_of(1 << 63), None);
-            assert_eq!(l.region_of(l.physmap_end()), None);
-            assert_eq!(l.region_of(l.vmalloc_end()), None);
-            assert_eq!(l.region_of(l.vmemmap_end()), None);
-            assert_eq!(l.region_of(EFI_VA_START), None);
-            assert_eq!(l.region_of(FIXMAP_END), None);
-            assert_eq!(l.region_of(u64::MAX), None);
-        }
-        // The 4-level physmap is a hole in 5-level terms and vice versa.
-        assert_eq!(
-            LAYOUT_5
-                .region_of(LAYOUT_4.page_offset_base())
-                .map(|r| r.kind),
-            None
-        );
-        assert_eq!(
-            LAYOUT_4
-                .region_of(LAYOUT_5.page_offset_base())
-                .map(|r| r.kind),
-            None
-        );
-        // 5-level addresses are not 4-level canonical, so the table can't
-        // be used with the wrong mode by accident.
-        assert!(!Levels::Four.is_canonical(LAYOUT_5.page_offset_base()));
-        assert!(Levels::Five.is_canonical(LAYOUT_4.page_offset_base()));
-    }
-
-    #[test]
-    fn limine_hhdm_is_in_the_guard_hole() {
-        assert_eq!(
-            LAYOUT_4.region_of(LIMINE_HHDM_4).map(|r| r.kind),
-            Some(RegionKind::GuardHole)
-        );
-        assert_eq!(
-            LAYOUT_5.region_of(LIMINE_HHDM_5).map(|r| r.kind),
-            Some(RegionKind::GuardHole)
-        );
-        // A 4 GiB HHDM stays clear of the physmap in both modes.
-        assert!(LIMINE_HHDM_4 + (4 << 30) <= LAYOUT_4.page_offset_base());
-        assert!(LIMINE_HHDM_5 + (4 << 30) <= LAYOUT_5.page_offset_base());
-    }
-
-    #[test]
-    fn phys_to_virt_edges() {
-        for l in both() {
-            let size = l.physmap_size();
-            let base = l.page_offset_base();
-            assert_eq!(l.phys_to_virt(PhysAddr::new(0)), Ok(base));
-            assert_eq!(
-                l.phys_to_virt(PhysAddr::new(0x1234_5000)),
-                Ok(base + 0x1234_5000)
-            );
-            let last = PhysAddr::new(size.min(1 << 52) - 1);
-            assert_eq!(l.phys_to_virt(last), Ok(base + last.as_u64()));
-            assert_eq!(l.virt_to_phys(base + last.as_u64()), Ok(last));
-        }
-        // 4-level: 64 TiB is the first address the direct map cannot hold.
-        let l = &LAYOUT_4;
-        assert_eq!(
-            l.phys_to_virt(PhysAddr::new(64 << 40)),
-            Err(PhysmapError::BeyondPhysmap {
-                phys: 64 << 40,
-                physmap_size: 64 << 40
-            })
-        );
-        assert!(l.phys_to_virt(PhysAddr::new((1 << 52) - 1)).is_err());
-        // 5-level: every 52-bit physical address fits.
-        assert_eq!(
-            LAYOUT_5.phys_to_virt(PhysAddr::new((1 << 52) - 1)),
-            Ok(0xff11_0000_0000_0000 + (1 << 52) - 1)
-        );
-    }
-
-    #[test]
-    fn phys_range_to_virt_edges() {
-        let l = &LAYOUT_4;
-        let size = l.physmap_size();
-        let base = l.page_offset_base();
-        assert_eq!(l.phys_range_to_virt(PhysAddr::new(0), size), Ok(base));
-        assert_eq!(
-            l.phys_range_to_virt(PhysAddr::new(size - 4096), 4096),
-            Ok(base + size - 4096)
-        );
-        assert_eq!(
-            l.phys_range_to_virt(PhysAddr::new(size - 4096), 4097),
-            Err(PhysmapError::BeyondPhysmap {
-                phys: size,
-                physmap_size: size
-            })
-        );
-        assert!(l.phys_range_to_virt(PhysAddr::new(0), size + 1).is_err());
-        // Empty ranges must still start inside.
-        assert_eq!(
-            l.phys_range_to_virt(PhysAddr::new(size - 1), 0),
-            Ok(base + size - 1)
-        );
-        assert!(l.phys_range_to_virt(PhysAddr::new(size), 0).is_err());
-        // Overflow is reported, not wrapped.
-        let top = PhysAddr::new((1 << 52) - 4096);
-        assert_eq!(
-            LAYOUT_5.phys_range_to_virt(top, u64::MAX),
-            Err(PhysmapError::RangeOverflow {
-                phys: top.as_u64(),
-                len: u64::MAX
-            })
-        );
-    }
-
-    #[test]
-    fn virt_to_phys_edges() {
-        for l in both() {
-            let base = l.page_offset_base();
-            assert_eq!(l.virt_to_phys(base), Ok(PhysAddr::new(0)));
-            assert_eq!(
-                l.virt_to_phys(base - 1),
-                Err(PhysmapError::NotInPhysmap { virt: base - 1 })
-            );
-            assert_eq!(
-                l.virt_to_phys(l.physmap_end()),
-                Err(PhysmapError::NotInPhysmap {
-                    virt: l.physmap_end()
-                })
-            );
-            assert!(l.virt_to_phys(l.kernel_image_start()).is_err());
-            for pa in [0u64, 0x1000, 0xfee0_0000, 0x1_0000_0000, (64 << 40) - 4096] {
-                let va = l.phys_to_virt(PhysAddr::new(pa)).unwrap();
-                assert_eq!(l.virt_to_phys(va), Ok(PhysAddr::new(pa)));
-            }
-        }
-        assert_eq!(
-            LAYOUT_4.virt_to_phys(LAYOUT_4.physmap_end() - 1),
-            Ok(PhysAddr::new((64 << 40) - 1))
-        );
-        // The 5-level physmap is larger than the physical address space.
-        let beyond = LAYOUT_5.page_offset_base() + (1 << 52);
-        assert_eq!(
-            LAYOUT_5.virt_to_phys(beyond),
-            Err(PhysmapError::NotAPhysAddr { phys: 1 << 52 })
-        );
-    }
-
-    #[test]
-    fn errors_display_their_numbers() {
-        let e = LAYOUT_4.phys_to_virt(PhysAddr::new(64 << 40)).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "physical address 0x400000000000 is beyond the 0x400000000000-byte direct map"
-        );
-        assert_eq!(
-            PhysmapError::NotInPhysmap { virt: 0x10 }.to_string(),
-            "virtual address 0x10 is not in the direct map"
-        );
-    }
-}
+mod tests;
