@@ -69,12 +69,22 @@ pub enum Inject {
     /// (`inject=efi-no-mat`): the window's permissions come from the
     /// runtime images' PE/COFF headers.
     EfiNoMat,
+    /// A free variable MTRR is set to uncached over 1 MiB of usable RAM
+    /// half-way into a 2 MiB page (`inject=mtrr-uc`): the physmap must cut
+    /// its large pages there.
+    MtrrUc,
+    /// As [`MtrrUc`](Self::MtrrUc), write-through (`inject=mtrr-wt`).
+    MtrrWt,
+    /// A conventional-memory descriptor of the EFI map allows uncached
+    /// only, not write-back (`inject=efi-uc-ram`): the physmap maps it
+    /// uncached, cut from its neighbours.
+    EfiUcRam,
 }
 
 impl Inject {
     /// The values `inject=` takes, for messages.
-    pub const VALID: &'static str =
-        "overlap, truncate, no-efi-map, desc-size, svam-version, lower-half, efi-fault, efi-no-mat";
+    pub const VALID: &'static str = "overlap, truncate, no-efi-map, desc-size, svam-version, lower-half, efi-fault, efi-no-mat, \
+         mtrr-uc, mtrr-wt, efi-uc-ram";
 
     fn parse(value: &str) -> Option<Self> {
         Some(match value {
@@ -86,6 +96,9 @@ impl Inject {
             "lower-half" => Inject::LowerHalf,
             "efi-fault" => Inject::EfiFault,
             "efi-no-mat" => Inject::EfiNoMat,
+            "mtrr-uc" => Inject::MtrrUc,
+            "mtrr-wt" => Inject::MtrrWt,
+            "efi-uc-ram" => Inject::EfiUcRam,
             _ => return None,
         })
     }
@@ -570,6 +583,9 @@ mod tests {
             Inject::LowerHalf,
             Inject::EfiFault,
             Inject::EfiNoMat,
+            Inject::MtrrUc,
+            Inject::MtrrWt,
+            Inject::EfiUcRam,
         ] {
             assert!(injects.iter().any(|v| Inject::parse(v) == Some(i)), "{i:?}");
         }

@@ -196,6 +196,7 @@ fn finish(options: Options) -> ! {
             efi::tests::TESTS,
             efi::secure_boot::TESTS,
             mm::tests::TESTS,
+            mm::tlb_tests::TESTS,
             smp::tests::TESTS,
             symbols::TESTS,
         ]);

@@ -167,8 +167,12 @@ pub struct Case {
     pub about: &'static str,
     pub kernel: Kernel,
     pub media: Media,
-    /// The command line; `\xHH` stands for the byte HH.
+    /// The command line; `\xHH` stands for the byte HH. The runner puts
+    /// `loglevel=debug` before it (see `default_log`).
     pub cmdline: &'static str,
+    /// Boot with the command line as it is, at the default log level,
+    /// rather than with `loglevel=debug` before it.
+    pub default_log: bool,
     pub firmware: Firmware,
     pub machine: &'static str,
     pub cpu: Option<&'static str>,
@@ -183,6 +187,9 @@ pub struct Case {
     /// Patterns that must match consecutive lines, in order (a call
     /// trace).
     pub block: &'static [&'static str],
+    /// Self-test prefixes (`smp:`, `efi:`) the case is there to exercise:
+    /// each must have a test that passed and none skipped.
+    pub exercises: &'static [&'static str],
     /// Patterns each boot must match with a line no other boot of the case
     /// prints (the randomised bases), timestamps aside.
     pub varies: &'static [&'static str],
@@ -224,6 +231,7 @@ const BASE: Case = Case {
     kernel: Kernel::Default,
     media: Media::Cdrom,
     cmdline: "test",
+    default_log: false,
     firmware: Firmware::Ovmf,
     machine: "q35",
     cpu: None,
@@ -233,6 +241,7 @@ const BASE: Case = Case {
     lines: &[],
     absent: &[],
     block: &[],
+    exercises: &[],
     varies: &[],
     needs: Needs::Nothing,
     gdb: None,
@@ -342,12 +351,13 @@ pub fn all() -> Vec<Case> {
     vec![
         Case {
             name: "uefi-cd",
+            exercises: &["efi:", "console:", "mm:", "handoff:", "boot:"],
             across_releases: true,
             about: "UEFI (OVMF) boot from the ISO: handover logged, self-tests pass",
             lines: &[
                 "firmware UEFI (64-bit)",
                 "boot: paging 4-level",
-                "boot: command line \"test\"",
+                "boot: command line \"loglevel=debug test\"",
                 "EFI descriptors (desc_size *, version 1)",
                 "boot: EFI system table at physical 0x*",
             ],
@@ -398,6 +408,7 @@ pub fn all() -> Vec<Case> {
             memory: "128M",
             cpu: Some("qemu64"),
             lines: &[
+                "handoff: RAM 127 MiB up to 0x8000000: *",
                 "1G pages no",
                 "pages up to 2 MiB",
                 "handoff: leaves in physmap: 4K * / 2M * / 1G 0",
@@ -409,6 +420,9 @@ pub fn all() -> Vec<Case> {
             about: "handoff under OVMF on the pc machine (i440FX) with 4 GiB",
             machine: "pc",
             memory: "4G",
+            // i440FX keeps 3 GiB below the PCI hole (q35: 2 GiB), the rest
+            // above 4 GiB.
+            lines: &["handoff: RAM 4095 MiB up to 0x140000000: *"],
             ..BASE
         },
         Case {
@@ -417,7 +431,10 @@ pub fn all() -> Vec<Case> {
             about: "handoff under OVMF with 8 GiB (RAM above 4 GiB, unsorted EFI map)",
             memory: "8G",
             cpu: Some("qemu64"),
-            lines: &["RAM * MiB up to 0x280000000"],
+            lines: &[
+                "handoff: RAM 8191 MiB up to 0x280000000: *",
+                "handoff: memory map: * EFI descriptors and * Limine entries -> * regions; the EFI map was not sorted",
+            ],
             ..BASE
         },
         Case {
@@ -552,6 +569,7 @@ pub fn all() -> Vec<Case> {
         },
         Case {
             name: "efi-runtime-shutdown",
+            exercises: &["efi:"],
             across_releases: true,
             about: "OVMF -bios: SetVirtualAddressMap, GetTime, variables listed, set and read \
                     back, then ResetSystem powers off (no isa-debug-exit)",
@@ -605,6 +623,7 @@ pub fn all() -> Vec<Case> {
         },
         Case {
             name: "efi-5-level",
+            exercises: &["efi:"],
             about: "runtime services through 5-level tables (-cpu max)",
             cpu: Some("max"),
             lines: &[
@@ -616,6 +635,7 @@ pub fn all() -> Vec<Case> {
         },
         Case {
             name: "efi-qemu64",
+            exercises: &["efi:"],
             about: "runtime services with -cpu qemu64 (no 1 GiB pages)",
             cpu: Some("qemu64"),
             lines: &[
@@ -696,6 +716,50 @@ pub fn all() -> Vec<Case> {
                 "efi: firmware fault*",
                 "efi: memory attributes table: * entries",
             ],
+            ..BASE
+        },
+        // Memory types that cut the physmap, exercised at boot: the plan
+        // splits large pages where the type changes, and the checks before
+        // and after the switch hold every physmap leaf to the memory map
+        // and the MTRRs themselves, not to the plan.
+        Case {
+            name: "mtrr-uc",
+            about: "a variable MTRR makes 1 MiB of RAM uncached half-way into a 2 MiB page \
+                    (injected): the physmap is cut there, at a cost in leaves, and verified",
+            cmdline: "test inject=mtrr-uc",
+            lines: &[
+                "inject: variable MTRR * set to UC over 0x*00000-0x*00000",
+                "handoff: MTRRs enabled: default WB, fixed ranges on, 3 variable ranges",
+                "handoff: physmap cuts for memory types: 2 MTRR and 0 EFI-attribute splits *",
+            ],
+            absent: &["cost 0 extra leaves"],
+            exercises: &["handoff:"],
+            ..BASE
+        },
+        Case {
+            name: "mtrr-wt",
+            about: "as mtrr-uc, write-through: the physmap maps the range WT (PAT), cut from \
+                    its write-back neighbours",
+            cmdline: "test inject=mtrr-wt",
+            lines: &[
+                "inject: variable MTRR * set to WT over 0x*00000-0x*00000",
+                "handoff: physmap cuts for memory types: 2 MTRR and 0 EFI-attribute splits *",
+            ],
+            absent: &["cost 0 extra leaves"],
+            exercises: &["handoff:"],
+            ..BASE
+        },
+        Case {
+            name: "efi-uc-ram",
+            about: "an EFI conventional-memory descriptor allows UC only (injected): the \
+                    physmap maps it uncached, cut from its neighbours, and verified",
+            cmdline: "test inject=efi-uc-ram",
+            lines: &[
+                "inject: EFI descriptor * (conventional memory 0x*-0x*) now allows UC only",
+                "handoff: physmap cuts for memory types: 0 MTRR and * EFI-attribute splits *",
+            ],
+            absent: &["0 EFI-attribute splits", "cost 0 extra leaves"],
+            exercises: &["handoff:", "mm:"],
             ..BASE
         },
         Case {
@@ -811,11 +875,16 @@ pub fn all() -> Vec<Case> {
             about: "memory services with 128 MiB and one CPU",
             memory: "128M",
             cpu: Some("qemu64"),
-            lines: &["smp: 1 of 1 CPUs online*"],
+            lines: &[
+                "handoff: RAM 127 MiB up to 0x8000000: *",
+                "smp: 1 of 1 CPUs online*",
+            ],
+            exercises: &["mm:"],
             ..BASE
         },
         Case {
             name: "mm-8g-smp4",
+            exercises: &["smp:", "mm:"],
             about: "memory services with 8 GiB and 4 CPUs: shootdowns reach them all",
             memory: "8G",
             smp: 4,
@@ -831,6 +900,7 @@ pub fn all() -> Vec<Case> {
                 "selftest: ok   smp: every CPU runs on baton's CR3",
                 "selftest: ok   smp: every CPU has the protections, PAT, IDT and its own GDT and TSS loaded",
                 "selftest: ok   smp: an unmapped page leaves every CPU's TLB (shootdown)",
+                "selftest: ok   smp: a multi-page unmap leaves no page of it readable on any CPU",
                 "selftest: ok   smp: a large unmap flushes every CPU's whole TLB",
                 "selftest: ok   mm: ioremap maps the local APIC's registers uncached",
                 "selftest: ok   mm: ioremap maps the framebuffer write-combining and write-through",
@@ -839,6 +909,7 @@ pub fn all() -> Vec<Case> {
         },
         Case {
             name: "smp4-5-level",
+            exercises: &["smp:"],
             across_releases: true,
             about: "4 CPUs on 5-level tables (-cpu max)",
             cpu: Some("max"),
@@ -850,12 +921,14 @@ pub fn all() -> Vec<Case> {
                 "selftest: ok   smp: every CPU runs on baton's CR3",
                 "selftest: ok   smp: every CPU has the protections, PAT, IDT and its own GDT and TSS loaded",
                 "selftest: ok   smp: an unmapped page leaves every CPU's TLB (shootdown)",
+                "selftest: ok   smp: a multi-page unmap leaves no page of it readable on any CPU",
                 "selftest: ok   smp: a large unmap flushes every CPU's whole TLB",
             ],
             ..BASE
         },
         Case {
             name: "smp4-bios",
+            exercises: &["smp:", "mm:"],
             about: "4 CPUs and memory services on a BIOS boot",
             firmware: Firmware::SeaBios,
             smp: 4,
@@ -864,6 +937,7 @@ pub fn all() -> Vec<Case> {
                 "selftest: ok   smp: every CPU runs on baton's CR3",
                 "selftest: ok   smp: every CPU has the protections, PAT, IDT and its own GDT and TSS loaded",
                 "selftest: ok   smp: an unmapped page leaves every CPU's TLB (shootdown)",
+                "selftest: ok   smp: a multi-page unmap leaves no page of it readable on any CPU",
                 "selftest: ok   smp: a large unmap flushes every CPU's whole TLB",
             ],
             ..BASE
@@ -1202,9 +1276,9 @@ pub fn all() -> Vec<Case> {
             debug_exit: false,
             exit: Exit::Shutdown,
             lines: &[
-                "WARN  cmdline: not valid UTF-8: first bad byte at offset 8; *",
+                "WARN  cmdline: not valid UTF-8: first bad byte at offset 23; *",
                 "WARN  cmdline: unknown option `caf\u{fffd}` ignored",
-                "boot: command line \"test caf\u{fffd} poweroff\"",
+                "boot: command line \"loglevel=debug test caf\u{fffd} poweroff\"",
                 "poweroff: EFI ResetSystem(EfiResetShutdown)",
             ],
             absent: &["not UTF-8)"],
@@ -1227,6 +1301,7 @@ pub fn all() -> Vec<Case> {
         // and compared with the serial log replayed on the same console.
         Case {
             name: "screen-uefi",
+            exercises: &["console:"],
             about: "the whole log on the screen under OVMF: the last lines of a test run, \
                     pixel for pixel, after scrolling",
             debug_exit: false,

@@ -381,14 +381,14 @@ fn plan<'a>(cases: &'a [Case], releases: &'a Releases) -> Vec<Planned<'a>> {
 
 /// What an image is built from: kernel, medium (disk or CD), command
 /// line, signing, release.
-type ImageKey = (Kernel, bool, &'static str, Signing, PathBuf);
+type ImageKey = (Kernel, bool, String, Signing, PathBuf);
 
 fn image_key(job: &Job) -> ImageKey {
     let case = job.case;
     (
         case.kernel,
         case.media != Media::Cdrom,
-        case.cmdline,
+        boot_cmdline(case),
         case.signing,
         job.release.dir.clone(),
     )
@@ -424,7 +424,7 @@ fn build_images(cfg: &Config, jobs: &[&Job]) -> Result<HashMap<ImageKey, PathBuf
             .env_remove("SECURE_BOOT")
             .arg(&kernels[&case.kernel])
             .arg(&path)
-            .arg(cmdline_bytes(case.cmdline));
+            .arg(cmdline_bytes(&key.2));
         if case.signing != Signing::Off {
             let kit = secure_boot_kit(cfg)?;
             cmd.env("SECURE_BOOT", "1")
@@ -440,6 +440,17 @@ fn build_images(cfg: &Config, jobs: &[&Job]) -> Result<HashMap<ImageKey, PathBuf
         images.insert(key, path);
     }
     Ok(images)
+}
+
+/// The command line a case boots with: its own, after `loglevel=debug`
+/// unless it sets a level itself or checks the default log, so that the
+/// cases can assert on the details the default log leaves out.
+fn boot_cmdline(case: &Case) -> String {
+    if case.default_log || case.cmdline.contains("loglevel=") {
+        case.cmdline.to_owned()
+    } else {
+        format!("loglevel=debug {}", case.cmdline)
+    }
 }
 
 /// A case's command line as the bytes to bake into the image: `\xHH`
@@ -771,6 +782,17 @@ fn log_problems(job: &Job, lines: &[String]) -> Vec<String> {
     } else {
         cases::NEVER_UNLESS_FAULTING
     };
+    for prefix in case.exercises {
+        if let Some((i, line)) = check::find(lines, &format!("selftest: skip {prefix}*")) {
+            problems.push(format!(
+                "line {}: a self-test of `{prefix}` skipped, in a case there to exercise it: {line}",
+                i + 1
+            ));
+        }
+        if check::find(lines, &format!("selftest: ok   {prefix}*")).is_none() {
+            problems.push(format!("no self-test of `{prefix}` passed"));
+        }
+    }
     if !check::find_block(lines, case.block, &regions) {
         problems.push(format!(
             "no consecutive lines match, in order: \"{}\"",

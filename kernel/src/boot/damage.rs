@@ -22,6 +22,10 @@ pub(super) fn damage(raw: &mut RawMaps, what: Inject) {
         }
         Inject::EfiFault => warn!("inject: the firmware will fault in its first runtime call"),
         Inject::EfiNoMat => warn!("inject: the memory attributes table will be ignored"),
+        Inject::MtrrUc | Inject::MtrrWt => {
+            warn!("inject: a variable MTRR will be set over part of RAM before the handoff")
+        }
+        Inject::EfiUcRam => uncached_ram(raw),
         Inject::Overlap if raw.efi_info.is_none() => overlap_limine(raw),
         Inject::Overlap | Inject::Truncate | Inject::NoEfiMap | Inject::DescSize => {
             damage_efi(raw, what)
@@ -76,6 +80,47 @@ fn damage_efi(raw: &mut RawMaps, what: Inject) {
             raw.efi_info = Some(efi);
             warn!("inject: EFI desc_size set to 8");
         }
-        Inject::SvamVersion | Inject::LowerHalf | Inject::EfiFault | Inject::EfiNoMat => {}
+        Inject::SvamVersion
+        | Inject::LowerHalf
+        | Inject::EfiFault
+        | Inject::EfiNoMat
+        | Inject::MtrrUc
+        | Inject::MtrrWt
+        | Inject::EfiUcRam => {}
     }
+}
+
+/// EFI conventional memory (type 7).
+const CONVENTIONAL: u32 = 7;
+/// The attribute bits of the cacheability types (UC, WC, WT, WB, UCE).
+const CACHE_BITS: u64 = 0x1f;
+/// EFI_MEMORY_UC.
+const UC: u64 = 0x1;
+
+/// The first conventional-memory descriptor of at least 4 MiB above the
+/// first 16 MiB is made to allow uncached only, as firmware may describe
+/// RAM it wants kept out of the caches.
+fn uncached_ram(raw: &mut RawMaps) {
+    let Some(efi) = raw.efi_info else {
+        return warn!("inject: EfiUcRam needs an EFI memory map; nothing done");
+    };
+    let field =
+        |d: &[u8], at: usize| u64::from_le_bytes(d[at..at + 8].try_into().unwrap_or([0; 8]));
+    let found = raw.efi[..efi.size]
+        .chunks_exact_mut(efi.desc_size)
+        .enumerate()
+        .find(|(_, d)| {
+            let ty = u32::from_le_bytes(d[0..4].try_into().unwrap_or([0; 4]));
+            ty == CONVENTIONAL && field(d, 8) >= 16 << 20 && field(d, 24) >= 1024
+        });
+    let Some((i, d)) = found else {
+        return warn!("inject: no conventional descriptor of 4 MiB above 16 MiB; nothing done");
+    };
+    let (start, pages) = (field(d, 8), field(d, 24));
+    let attr = field(d, 32) & !CACHE_BITS | UC;
+    d[32..40].copy_from_slice(&attr.to_le_bytes());
+    warn!(
+        "inject: EFI descriptor {i} (conventional memory {start:#x}-{:#x}) now allows UC only",
+        start + pages * 4096
+    );
 }

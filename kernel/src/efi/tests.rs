@@ -45,6 +45,10 @@ pub const TESTS: &[Test] = &[
         run: boot_services_during_svam,
     },
     Test {
+        name: "efi: every window page keeps its physical offset within 2 MiB",
+        run: window_keeps_2m_offsets,
+    },
+    Test {
         name: "efi: runtime services and their code live in the EFI window",
         run: in_window,
     },
@@ -137,6 +141,38 @@ fn window_not_in_kernel_tables() -> TestResult {
             "GetTime's window address {get_time:#x} is mapped in the kernel's tables"
         );
     }
+    Ok(())
+}
+
+/// Linux's rule for the EFI window (`efi_map_region`): each region lies
+/// at a virtual address with the same offset within 2 MiB as its
+/// physical one, so that 2 MiB pages stay possible. Held leaf by leaf on
+/// the live EFI address space, not on the plan.
+fn window_keeps_2m_offsets() -> TestResult {
+    const LARGE: u64 = 2 << 20;
+    runtime()?;
+    let space =
+        space::get().ok_or_else(|| fail!("runtime services without an EFI address space"))?;
+    let layout = kspace::get().layout();
+    let mut leaves = 0;
+    for leaf in space
+        .walker()
+        .leaves_in(layout.efi_window_start(), layout.efi_window_end())
+    {
+        let phys = leaf.phys.as_u64();
+        check!(
+            leaf.virt % LARGE == phys % LARGE,
+            "the window maps {:#x} to {phys:#x}: offsets {:#x} and {:#x} within 2 MiB",
+            leaf.virt,
+            leaf.virt % LARGE,
+            phys % LARGE
+        );
+        leaves += 1;
+    }
+    check!(
+        leaves > 0,
+        "the EFI address space maps nothing in the window"
+    );
     Ok(())
 }
 

@@ -7,6 +7,7 @@ pub mod frames;
 pub mod heap;
 pub mod mapper;
 pub mod tests;
+pub mod tlb_tests;
 pub mod vmalloc;
 
 use core::fmt;

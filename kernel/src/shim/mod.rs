@@ -28,6 +28,7 @@ mod inputs;
 pub mod kaslr;
 mod report;
 pub mod switch;
+mod test_mtrr;
 pub mod tests;
 
 use handoff::Levels;
@@ -71,6 +72,7 @@ pub fn run(
     let limine = report::limine_tables(&limine_tables, boot, Layout::fixed(boot.levels));
     report::console_before_switch(&limine_tables);
     handover::observe(boot, &limine_tables);
+    inject_mtrr();
     let hw = Hardware::read(boot)?;
 
     let map = parse(boot, &hw)?;
@@ -112,6 +114,17 @@ pub fn run(
     verify(kernel, &limine)?;
     phases.done("verify");
     Ok(kernel)
+}
+
+/// `inject=mtrr-uc` and `inject=mtrr-wt`: an MTRR over part of RAM, before
+/// the MTRRs are read.
+fn inject_mtrr() {
+    let ty = match crate::testing::injected() {
+        Some(Inject::MtrrUc) => handoff::memtype::MemType::Uc,
+        Some(Inject::MtrrWt) => handoff::memtype::MemType::Wt,
+        _ => return,
+    };
+    test_mtrr::program(&crate::cpu::features::detect(), ty);
 }
 
 /// Limine's HHDM as a window onto physical memory: the one place baton

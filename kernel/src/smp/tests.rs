@@ -24,10 +24,53 @@ pub const TESTS: &[Test] = &[
         run: shootdown_reaches_every_cpu,
     },
     Test {
+        name: "smp: a multi-page unmap leaves no page of it readable on any CPU",
+        run: multi_page_shootdown,
+    },
+    Test {
         name: "smp: a large unmap flushes every CPU's whole TLB",
         run: large_shootdown,
     },
 ];
+
+/// Unmaps 8 pages in one go (the page-by-page path of the shootdown:
+/// fewer than its full-flush threshold), backed by frames that need not be
+/// contiguous, after every other CPU cached every one of them: no page may
+/// stay readable anywhere, the first one or any other.
+fn multi_page_shootdown() -> TestResult {
+    if online() == 1 {
+        crate::skip!("one CPU online: no other TLB to shoot down");
+    }
+    const PAGES: u64 = 8;
+    let area = vmalloc::vmalloc(PAGES * 4096).map_err(|e| fail!("vmalloc: {e}"))?;
+    let magic = |page: u64| 0x3a3a_0000_0000_0000 | page;
+    for page in 0..PAGES {
+        cpu::trap::probe_write(area.start + page * 4096, magic(page))
+            .map_err(|f| fail!("write: {f:?}"))?;
+    }
+    let others: alloc::vec::Vec<u32> = records().skip(1).map(|(_, id, _)| id).collect();
+    for &id in &others {
+        for page in 0..PAGES {
+            let va = area.start + page * 4096;
+            let v = call_on(id, read_here, va).ok_or_else(|| fail!("CPU {id} silent"))?;
+            check!(v == magic(page), "CPU {id} read {v:#x} in page {page}");
+        }
+    }
+    let before = shootdowns();
+    vmalloc::vfree(area.start).map_err(|e| fail!("vfree: {e}"))?;
+    check!(shootdowns() > before, "no shootdown was sent");
+    for &id in &others {
+        for page in 0..PAGES {
+            let va = area.start + page * 4096;
+            let v = call_on(id, read_here, va).ok_or_else(|| fail!("CPU {id} silent"))?;
+            check!(
+                v == u64::MAX,
+                "CPU {id} still reads {v:#x} in page {page} of {PAGES} after the unmap"
+            );
+        }
+    }
+    Ok(())
+}
 
 /// Unmaps more than 64 pages in one go (the full-flush path of the
 /// shootdown, global entries included) after the other CPUs cached one of
