@@ -38,4 +38,6 @@ mod tests;
 pub use buddy::{
     AllocError, Exclusion, FrameAllocator, FrameState, FrameStats, MAX_ORDER, ORDERS, SetupError,
 };
-pub use desc::{DESC_SIZE, DescState, Descriptors, FrameDesc, Reason};
+pub use desc::{
+    DESC_SIZE, DescState, Descriptors, FrameDesc, GIB_RECORD_SIZE, GibRecord, NoBacking, Reason,
+};
