@@ -97,7 +97,7 @@ pub fn run(boot: &BootInfo, phases: &mut Phases) -> Result<&'static KernelSpace,
     report::switched(root, boot, pat_loaded);
     phases.done("switch");
 
-    verify(kernel, &limine)?;
+    verify(kernel, limine.as_ref())?;
     phases.done("verify");
     Ok(kernel)
 }
@@ -202,7 +202,7 @@ fn switch(root: PhysFrame, layout: &Layout, hw: &Hardware) -> DirectMap {
 
 /// Holds the live tables to the plan, the same checks as before the
 /// switch and W^X, and logs their statistics.
-fn verify(kernel: &KernelSpace, limine: &handoff::paging::Stats) -> Result<(), ShimError> {
+fn verify(kernel: &KernelSpace, limine: Option<&handoff::paging::Stats>) -> Result<(), ShimError> {
     let walker = kernel.walker();
     let plan = kernel.plan();
     let checked = check::check_tables(Tables::Live, &plan, &walker, &kernel.inputs())?;
