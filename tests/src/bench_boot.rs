@@ -8,8 +8,15 @@
 //! `$BENCH_MEM_DIR` (default `$BUILD_DIR/bench-boot`), so the host needs
 //! only what the guest touches. Each boot runs until baton logs "boot
 //! complete; idling" (or, for `--test-sizes`, until the self-tests end);
-//! times come from the log's timestamps (baton's TSC), QEMU's peak resident
-//! memory from `/proc/<pid>/status` (VmHWM). Each size boots `--runs` times
+//! times come from the log's timestamps, QEMU's peak resident memory from
+//! `/proc/<pid>/status` (VmHWM).
+//!
+//! The timestamps are baton's TSC divided by the frequency baton measured
+//! against the PIT, which a loaded TCG host can throw off (15 GHz has been
+//! seen for a 2.6 GHz TSC). Under TCG the guest's TSC is the host's, so
+//! each boot's times are taken back to TSC cycles with the frequency its
+//! log states and divided by the host's TSC frequency (`cpu MHz` in
+//! `/proc/cpuinfo`, where the host's TSC is constant). Each size boots `--runs` times
 //! (default 3), one boot at a time; the table shows medians, and the
 //! ratios to the first size. Under TCG absolute times mean little; the
 //! ratios are the result.
@@ -126,20 +133,54 @@ fn phases(line: &str) -> Option<(Vec<(String, u64)>, u64)> {
     Some((out, total?))
 }
 
-/// Reads a boot's log: the sample, if it got from `start` to `end`.
-fn read_log(lines: &[String], start: &str, end: &str) -> Option<Sample> {
+/// The TSC frequency baton measured, from `... TSC 2609.118 MHz ...`.
+fn logged_mhz(lines: &[String]) -> Option<f64> {
+    let (_, line) = check::find(lines, "cpu: own stack, * TSC * MHz")?;
+    line.split("TSC ")
+        .nth(1)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The host's TSC frequency, if the host says its TSC is constant.
+fn host_mhz() -> Option<f64> {
+    let info = fs::read_to_string("/proc/cpuinfo").ok()?;
+    let constant = info
+        .lines()
+        .any(|l| l.starts_with("flags") && l.contains(" constant_tsc"));
+    let line = info.lines().find(|l| l.starts_with("cpu MHz"))?;
+    let mhz = line.split(':').nth(1)?.trim().parse().ok()?;
+    constant.then_some(mhz)
+}
+
+/// Reads a boot's log: the sample, if it got from `start` to `end`, its
+/// times scaled by `scale` (the host's TSC frequency over the one the log
+/// used; 1 to take the log as it is).
+fn read_log(lines: &[String], start: &str, end: &str, scale: f64) -> Option<Sample> {
     let (_, first) = check::find(lines, start)?;
     let (_, last) = check::find(lines, end)?;
     let (_, phase_line) = check::find(lines, "handoff: phases: ")?;
     let (phases, handoff) = phases(phase_line)?;
     let (t0, t1, tp) = (stamp(first)?, stamp(last)?, stamp(phase_line)?);
+    let at = |us: u64| (us as f64 * scale) as u64;
     Some(Sample {
-        total: t1.checked_sub(t0)?,
-        phases,
-        handoff,
-        after: t1.checked_sub(tp)?,
+        total: at(t1.checked_sub(t0)?),
+        phases: phases.into_iter().map(|(n, us)| (n, at(us))).collect(),
+        handoff: at(handoff),
+        after: at(t1.checked_sub(tp)?),
         rss_kib: 0,
     })
+}
+
+/// How much to scale a boot's logged times by: its TSC frequency over the
+/// host's (see the module's comment).
+fn scale(lines: &[String]) -> f64 {
+    match (logged_mhz(lines), host_mhz()) {
+        (Some(logged), Some(host)) if host > 0.0 => logged / host,
+        _ => 1.0,
+    }
 }
 
 fn vm_hwm(pid: u32) -> Option<u64> {
@@ -206,7 +247,8 @@ fn boot(cfg: &Config, image: &Path, size: &str, end: &str, log: &Path) -> Result
     };
     let _ = child.kill();
     let _ = child.wait();
-    let mut sample = read_log(&lines, "] INFO  baton * booting", end).ok_or_else(|| {
+    let scale = scale(&lines);
+    let mut sample = read_log(&lines, "] INFO  baton * booting", end, scale).ok_or_else(|| {
         format!(
             "{size}: the log ({}) lacks the boot's start, its phases or \"{end}\"",
             log.display()
@@ -376,8 +418,13 @@ fn run(cfg: &Config) -> Result<String, String> {
                 &log,
             )?;
             let lines = check::clean_lines(&fs::read(&log).unwrap_or_default());
-            let span = read_log(&lines, "selftest: running", "selftest: * tests: * passed")
-                .ok_or_else(|| format!("{size}: no self-test run in {}", log.display()))?;
+            let span = read_log(
+                &lines,
+                "selftest: running",
+                "selftest: * tests: * passed",
+                scale(&lines),
+            )
+            .ok_or_else(|| format!("{size}: no self-test run in {}", log.display()))?;
             if check::find(&lines, "selftest: * tests: * passed, 0 failed").is_none() {
                 return Err(format!("{size}: self-tests failed ({})", log.display()));
             }
@@ -447,9 +494,22 @@ mod tests {
         ]
         .map(str::to_owned)
         .to_vec();
-        let s = read_log(&lines, "] INFO  baton * booting", "boot complete; idling").unwrap();
+        let s = read_log(
+            &lines,
+            "] INFO  baton * booting",
+            "boot complete; idling",
+            1.0,
+        )
+        .unwrap();
         assert_eq!((s.total, s.after, s.handoff), (400_000, 200_000, 5));
-        assert!(read_log(&lines[..3], "booting", "boot complete").is_none());
+        assert!(read_log(&lines[..3], "booting", "boot complete", 1.0).is_none());
+        // A boot that measured its TSC at 6 GHz on a 3 GHz host: its
+        // microseconds are twice as long.
+        let s = read_log(&lines, "booting", "boot complete", 2.0).unwrap();
+        assert_eq!(s.total, 800_000);
+        let cpu = "[ 1.0] INFO  cpu: own stack, GDT/TSS (IST for #DF, NMI, #MC) and IDT loaded; \
+                   TSC 15595.190 MHz (Pit)";
+        assert_eq!(logged_mhz(&[cpu.to_owned()]), Some(15595.19));
     }
 
     #[test]
