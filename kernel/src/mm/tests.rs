@@ -254,17 +254,20 @@ fn sampled_allocations() -> TestResult {
                 "{start:#x} (below 64 KiB) was handed out"
             );
             check!(start % len == 0, "order {order} block at {start:#x}");
-            let kind = map.region_at(f.start_address()).map(|r| r.kind);
-            let whole = map
-                .region_at(f.start_address())
-                .is_some_and(|r| r.end >= start + len);
-            check!(
-                matches!(
-                    kind,
-                    Some(Kind::Usable | Kind::BootServices | Kind::BootloaderReclaimable)
-                ) && whole,
-                "block {start:#x}+{len:#x} of kind {kind:?} was handed out"
-            );
+            // Every region the block spans is allocatable.
+            let mut at = start;
+            while at < start + len {
+                let region = map.region_at(PhysAddr::new(at));
+                let kind = region.map(|r| r.kind);
+                check!(
+                    matches!(
+                        kind,
+                        Some(Kind::Usable | Kind::BootServices | Kind::BootloaderReclaimable)
+                    ),
+                    "block {start:#x}+{len:#x}, at {at:#x} of kind {kind:?}, was handed out"
+                );
+                at = region.map_or(start + len, |r| r.end);
+            }
             check!(
                 !(start..start + len)
                     .step_by(PAGE_SIZE as usize)
