@@ -177,8 +177,8 @@ pub enum DescState {
         /// The block's order.
         order: u8,
     },
-    /// A frame inside a free or allocated block that starts at a lower
-    /// frame (or, during initialisation, free memory not yet in a block).
+    /// A frame that no longer heads a block: merged into one that starts
+    /// at a lower frame, or released and not yet in a block.
     Tail,
     /// A frame the allocator never hands out, or not yet.
     Reserved(Reason),
