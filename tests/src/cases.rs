@@ -231,6 +231,7 @@ pub fn all() -> Vec<Case> {
                 "boot: command line \"test\"",
                 "EFI descriptors (desc_size *, version 1)",
                 "boot: EFI system table at physical 0x*",
+                "limine:   leaves in HHDM and totals: not counted (loglevel=debug counts them)",
             ],
             ..BASE
         },
@@ -348,6 +349,20 @@ pub fn all() -> Vec<Case> {
                 "---[ Fixmap Area ]---",
                 "0xffffffffff000000-0x0000000000000000          16M * pud",
             ],
+            ..BASE
+        },
+        Case {
+            name: "limine-tables-debug",
+            about: "loglevel=debug counts every leaf of Limine's tables (info level walks only the \
+                    lower half and the kernel image)",
+            cmdline: "test loglevel=debug",
+            lines: &[
+                "DEBUG limine: page tables at entry: * frames, * leaves",
+                "DEBUG limine:   leaves in HHDM: 4K * / 2M * / 1G *",
+                "DEBUG limine:   leaves elsewhere: 0",
+                "DEBUG handoff: Limine's tables vs baton's: * vs * page-table frames, * vs * leaves*",
+            ],
+            absent: &["leaves in HHDM and totals: not counted"],
             ..BASE
         },
         Case {
