@@ -181,33 +181,43 @@ fn entries(bytes: u64, size: u64) -> u64 {
 /// exclusions besides the reserve itself (which counts too: its own frames
 /// are excluded, and their descriptors written).
 ///
-/// Counts a page for every reserved frame's descriptors, a page for each
-/// first frame of a free block below a GiB (at most 2 * MAX_ORDER + 1 per
-/// free range, and an exclusion splits a range in two), the pages of the
-/// GiB records of each run of RAM, and a page table for each of those
-/// pages, plus the tables above them. Grows with reserved memory and
-/// regions, and by a page per 256 GiB of RAM.
+/// Counts the pages of every reserved frame's descriptors; for free memory,
+/// a page for each first frame of a block below a GiB, at most
+/// 2 * MAX_ORDER + 1 per range (an exclusion splits a range in two) and
+/// never more than the range's own descriptors span; the pages of the GiB
+/// records of each run of RAM that holds an aligned GiB; and a page table
+/// for each of those pages, plus the tables above them. Grows with
+/// reserved memory and regions, and by a page per 256 GiB of RAM.
 pub fn init_frames(map: &MemoryMap, limit: u64, exclusions: &[Range<u64>]) -> u64 {
     let limit_pfn = limit / PAGE_SIZE;
+    let clip = |r: Range<u64>| r.start / PAGE_SIZE..(r.end / PAGE_SIZE).min(limit_pfn);
     let per_range = 2 * u64::from(MAX_ORDER) + 1;
-    let gibs_per_page = PAGE_SIZE / GIB_RECORD_SIZE;
-    let (mut pages, mut top, mut run_end) = (0, 0, u64::MAX);
+    let (mut pages, mut top) = (0, 0);
+    // The first page not counted yet: neighbours share pages.
+    let mut next_page = 0;
     for r in map.regions().iter().filter(|r| r.kind.is_ram()) {
-        let pfns = r.start / PAGE_SIZE..(r.end / PAGE_SIZE).min(limit_pfn);
+        let pfns = clip(r.start..r.end);
         if pfns.start >= pfns.end {
             continue;
         }
         top = pfns.end;
+        let (first, last) = (
+            pfns.start * DESC_SIZE / PAGE_SIZE,
+            (pfns.end - 1) * DESC_SIZE / PAGE_SIZE,
+        );
+        let new = (last + 1).saturating_sub(first.max(next_page));
+        next_page = next_page.max(last + 1);
         pages += match Reason::from_kind(r.kind) {
-            None => per_range,
-            Some(_) => span(&pfns),
+            None => per_range.min(new),
+            Some(_) => new,
         };
-        // The records of a run's GiBs: counted per region, which is more.
-        if pfns.start != run_end {
-            pages += 1;
+    }
+    for run in map.ram_runs().map(clip).filter(|r| r.start < r.end) {
+        let gibs = (run.end >> MAX_ORDER)
+            .saturating_sub(run.start.next_multiple_of(1 << MAX_ORDER) >> MAX_ORDER);
+        if gibs > 0 {
+            pages += gibs / (PAGE_SIZE / GIB_RECORD_SIZE) + 2;
         }
-        pages += ((pfns.end - pfns.start) >> MAX_ORDER) / gibs_per_page + 1;
-        run_end = pfns.end;
     }
     // Each exclusion (and the reserve) splits a free range in two.
     for e in exclusions {

@@ -853,6 +853,35 @@ fn large_vmemmap_pages_only_where_initialisation_fills_them() {
 }
 
 #[test]
+fn the_reserve_stays_small_on_a_fragmented_map() {
+    // 1000 usable runs of 12 KiB between reserved pages: 2000 regions,
+    // whose descriptors fill 125 pages.
+    use limine::*;
+    let mut entries = vec![entry(0x10_0000, 0x100_0000, USABLE)];
+    for i in 0..1000 {
+        let base = 0x200_0000 + i * 0x4000;
+        entries.push(entry(base, 0x3000, USABLE));
+        entries.push(entry(base + 0x3000, 0x1000, ACPI_NVS));
+    }
+    let map = bios_map(&entries);
+    let reserve = vmemmap::init_frames(&map, NO_LIMIT, &[]);
+    assert!(reserve < 600, "{reserve}");
+    // And it is enough.
+    let mut a = Box::new(FrameAllocator::new(Pooled::new(
+        &map,
+        NO_LIMIT,
+        0x200..0x200 + reserve,
+        16,
+    )));
+    let exclusions = [exclusion(
+        0x20_0000,
+        (0x200 + reserve) * PAGE_SIZE,
+        Reason::Vmemmap,
+    )];
+    a.init(&map, NO_LIMIT, &exclusions).unwrap();
+}
+
+#[test]
 fn the_reserve_bound_holds_on_a_terabyte() {
     use limine::*;
     // 1 TiB of RAM above 4 GiB, an OVMF-like low map.
