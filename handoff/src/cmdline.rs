@@ -58,6 +58,11 @@ pub enum Inject {
     /// baton's new tables get a present lower-half top-level entry before
     /// the checks that precede the switch (`inject=lower-half`).
     LowerHalf,
+    /// 256 MiB of usable RAM, aligned, become ACPI NVS in Limine's memory
+    /// map (`inject=reserved-256m`, BIOS boots): reserved RAM whose
+    /// descriptors fill a 2 MiB vmemmap page, which the kernel backs with
+    /// one.
+    Reserved256M,
 }
 
 impl Inject {
@@ -69,6 +74,7 @@ impl Inject {
             "desc-size" => Inject::DescSize,
             "svam-version" => Inject::SvamVersion,
             "lower-half" => Inject::LowerHalf,
+            "reserved-256m" => Inject::Reserved256M,
             _ => return None,
         })
     }
@@ -341,6 +347,7 @@ mod tests {
             ("no-efi-map", Inject::NoEfiMap),
             ("svam-version", Inject::SvamVersion),
             ("lower-half", Inject::LowerHalf),
+            ("reserved-256m", Inject::Reserved256M),
         ] {
             assert_eq!(Inject::parse(v), Some(i));
         }

@@ -510,6 +510,20 @@ pub fn all() -> Vec<Case> {
             ..BASE
         },
         Case {
+            name: "mm-large-vmemmap-page",
+            about: "256 MiB of reserved RAM (injected on a BIOS boot): initialisation writes a whole \
+                    2 MiB of descriptors, backed with one 2 MiB page",
+            firmware: Firmware::SeaBios,
+            memory: "2G",
+            cmdline: "test inject=reserved-256m",
+            lines: &[
+                "inject: the 256 MiB at 0x10000000 (usable) are ACPI NVS in Limine's map now",
+                "mm: vmemmap at 0x*: * KiB backed for * MiB of RAM (* 4 KiB pages, 1 2 MiB pages, *",
+                "mm: vmemmap: * pages backed (1 2 MiB), *",
+            ],
+            ..BASE
+        },
+        Case {
             name: "mm-1t-file",
             about: "a terabyte of sparse file-backed RAM boots and passes the self-tests",
             memory: "1T",

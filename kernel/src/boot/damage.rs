@@ -3,7 +3,8 @@
 //! of SetVirtualAddressMap are the shim's and the EFI module's to make.
 
 use handoff::cmdline::Inject;
-use handoff::memmap::limine::USABLE;
+use handoff::memmap::LimineEntry;
+use handoff::memmap::limine::{ACPI_NVS, USABLE};
 use log::warn;
 
 use super::RawMaps;
@@ -20,6 +21,10 @@ pub(super) fn damage(raw: &mut RawMaps, what: Inject) {
         Inject::SvamVersion => {
             warn!("inject: SetVirtualAddressMap will get a wrong descriptor version")
         }
+        Inject::Reserved256M if raw.efi_info.is_some() => {
+            warn!("inject: {what:?} needs a BIOS boot (Limine's map only); nothing done")
+        }
+        Inject::Reserved256M => reserve_256m(raw),
         Inject::Overlap if raw.efi_info.is_none() => overlap_limine(raw),
         Inject::Overlap | Inject::Truncate | Inject::NoEfiMap | Inject::DescSize => {
             damage_efi(raw, what)
@@ -74,6 +79,49 @@ fn damage_efi(raw: &mut RawMaps, what: Inject) {
             raw.efi_info = Some(efi);
             warn!("inject: EFI desc_size set to 8");
         }
-        Inject::SvamVersion | Inject::LowerHalf => {}
+        Inject::SvamVersion | Inject::LowerHalf | Inject::Reserved256M => {}
     }
+}
+
+/// The first aligned 256 MiB of a usable Limine entry become ACPI NVS: the
+/// entry splits in up to three.
+fn reserve_256m(raw: &mut RawMaps) {
+    const SIZE: u64 = 256 << 20;
+    let entries = &raw.limine[..raw.limine_len];
+    let found = entries.iter().enumerate().find_map(|(k, e)| {
+        let start = e.base.next_multiple_of(SIZE);
+        (e.ty == USABLE && start + SIZE <= e.base + e.length).then_some((k, start))
+    });
+    let Some((k, start)) = found else {
+        return warn!("inject: no usable entry holds an aligned 256 MiB; nothing done");
+    };
+    if raw.limine_len + 2 > raw.limine.len() {
+        return warn!("inject: no room for two more Limine entries; nothing done");
+    }
+    let e = raw.limine[k];
+    let pieces = [
+        LimineEntry {
+            base: e.base,
+            length: start - e.base,
+            ty: USABLE,
+        },
+        LimineEntry {
+            base: start,
+            length: SIZE,
+            ty: ACPI_NVS,
+        },
+        LimineEntry {
+            base: start + SIZE,
+            length: e.base + e.length - start - SIZE,
+            ty: USABLE,
+        },
+    ];
+    let pieces = pieces.iter().filter(|p| p.length > 0);
+    let n = pieces.clone().count();
+    raw.limine.copy_within(k + 1..raw.limine_len, k + n);
+    for (slot, piece) in raw.limine[k..k + n].iter_mut().zip(pieces) {
+        *slot = *piece;
+    }
+    raw.limine_len += n - 1;
+    warn!("inject: the 256 MiB at {start:#x} (usable) are ACPI NVS in Limine's map now");
 }
