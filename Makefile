@@ -14,6 +14,10 @@
 #                        (table in build/bench.md; with BENCH=filter in
 #                        build/bench-filtered.md), and the screen console's
 #                        cost per log line and per scroll
+#   make bench-boot      boot on 1 GiB, 64 GiB and 1 TiB guests (sparse
+#                        file-backed RAM), self-tests at 1 and 16 GiB: time
+#                        and QEMU's memory per size (table in
+#                        build/bench-boot.md; BENCH_BOOT='--runs 5 ...')
 #   make fuzz            fuzz handoff's parsers and planner (nightly, cargo-fuzz)
 #   make deps            check and install prerequisites
 #
@@ -26,7 +30,9 @@
 # SECURE_BOOT=1 SB_KEY=key.pem SB_CERT=cert.pem (make hdd: a chain signed
 # for UEFI Secure Boot, docs/boot-chains.md), BOOT_TESTS='filter ...' (test names),
 # DEBUG_PROFILE=release (`make debug` of the optimised kernel),
-# BENCH='filter' (benchmark maps, e.g. 64TiB), FUZZ_TIME=seconds per
+# BENCH='filter' (benchmark maps, e.g. 64TiB), BENCH_BOOT='--runs N
+# --sizes 1G,64G,1T --test-sizes 1G,16G', BENCH_MEM_DIR=where the guests'
+# RAM files go (default build/bench-boot), FUZZ_TIME=seconds per
 # fuzz target, FUZZ_TARGETS='memmap plan ...'.
 
 SHELL := bash
@@ -50,6 +56,7 @@ MACHINE ?= q35
 ACCEL ?= tcg
 BOOT_TESTS ?=
 BENCH ?=
+BENCH_BOOT ?=
 FUZZ_TIME ?= 30
 FUZZ_TARGETS ?= memmap normalise efi_runtime plan pe
 
@@ -58,6 +65,7 @@ export BATON_CMDLINE := $(value CMDLINE)
 export OVMF OVMF_CODE OVMF_VARS OVMF_PFLASH
 export LIMINE_DIR LIMINE_DIRS
 export SECURE_BOOT SB_KEY SB_CERT
+export BENCH_MEM_DIR
 
 # OVMF's QEMU arguments, into the bash array fw: `-bios OVMF.fd`, or the
 # split images as pflash with a fresh copy of the variable store in
@@ -70,7 +78,7 @@ QEMU_BASE = -M $(MACHINE) -accel $(ACCEL) -m $(MEM) -serial mon:stdio -display n
 QEMU_OK = || [ $$? -eq 33 ]
 
 .PHONY: all kernel iso hdd run run-bios run-hdd debug deps test fmt-check clippy \
-	host-test boot-test bench fuzz fuzz-tools fuzz-merge clean
+	host-test boot-test bench bench-boot fuzz fuzz-tools fuzz-merge clean
 
 all: kernel
 
@@ -140,6 +148,12 @@ boot-test: kernel
 bench:
 	BENCH_OUT=$(abspath $(BUILD))/bench.md cargo bench -p handoff-bench --bench handoff -- $(BENCH)
 	cargo bench -p handoff-bench --bench console -- $(BENCH)
+
+# One QEMU at a time, each size --runs times (3); the table goes to
+# $(BUILD)/bench-boot.md. The guests' RAM files are sparse and unlinked by
+# QEMU as soon as it made them.
+bench-boot: deps kernel
+	cargo run -q --release -p boot-tests --bin bench-boot -- --kernel $(KERNEL) $(BENCH_BOOT)
 
 # Fuzzing (fuzz/, its own workspace): libFuzzer through cargo-fuzz on
 # nightly, with overflow checks and debug assertions on. Each target starts

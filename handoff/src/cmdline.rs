@@ -79,12 +79,17 @@ pub enum Inject {
     /// only, not write-back (`inject=efi-uc-ram`): the physmap maps it
     /// uncached, cut from its neighbours.
     EfiUcRam,
+    /// 256 MiB of usable RAM, aligned, become ACPI NVS in Limine's memory
+    /// map (`inject=reserved-256m`, BIOS boots): reserved RAM whose
+    /// descriptors fill a 2 MiB vmemmap page, which the kernel backs with
+    /// one.
+    Reserved256M,
 }
 
 impl Inject {
     /// The values `inject=` takes, for messages.
-    pub const VALID: &'static str = "overlap, truncate, no-efi-map, desc-size, svam-version, lower-half, efi-fault, efi-no-mat, \
-         mtrr-uc, mtrr-wt, efi-uc-ram";
+    pub const VALID: &'static str = "overlap, truncate, no-efi-map, desc-size, svam-version, \
+         lower-half, efi-fault, efi-no-mat, mtrr-uc, mtrr-wt, efi-uc-ram, reserved-256m";
 
     fn parse(value: &str) -> Option<Self> {
         Some(match value {
@@ -99,6 +104,7 @@ impl Inject {
             "mtrr-uc" => Inject::MtrrUc,
             "mtrr-wt" => Inject::MtrrWt,
             "efi-uc-ram" => Inject::EfiUcRam,
+            "reserved-256m" => Inject::Reserved256M,
             _ => return None,
         })
     }
@@ -518,6 +524,10 @@ mod tests {
             ("lower-half", Inject::LowerHalf),
             ("efi-fault", Inject::EfiFault),
             ("efi-no-mat", Inject::EfiNoMat),
+            ("mtrr-uc", Inject::MtrrUc),
+            ("mtrr-wt", Inject::MtrrWt),
+            ("efi-uc-ram", Inject::EfiUcRam),
+            ("reserved-256m", Inject::Reserved256M),
         ] {
             assert_eq!(Inject::parse(v), Some(i));
         }
@@ -586,6 +596,7 @@ mod tests {
             Inject::MtrrUc,
             Inject::MtrrWt,
             Inject::EfiUcRam,
+            Inject::Reserved256M,
         ] {
             assert!(injects.iter().any(|v| Inject::parse(v) == Some(i)), "{i:?}");
         }

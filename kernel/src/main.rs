@@ -117,7 +117,7 @@ extern "C" fn kmain() -> ! {
         }
     }
     if smp::start(boot, kernel) {
-        mm::release_bootloader_memory();
+        mm::release_bootloader_memory(smp::parked());
     } else {
         warn!("mm: bootloader-reclaimable memory kept: a CPU may still run Limine's code there");
     }

@@ -491,6 +491,22 @@ fn qemu_args(cfg: &Config, case: &Case, image: &Path, vars: &Path) -> Vec<String
             .iter()
             .map(|s| s.to_string()),
     );
+    if case.memory_file {
+        // A directory as mem-path: QEMU makes its sparse file there and
+        // unlinks it at once, so nothing stays behind, however QEMU ends.
+        let dir = cfg.build.join("tests/mem");
+        let _ = fs::create_dir_all(&dir);
+        a.extend([
+            "-object".into(),
+            format!(
+                "memory-backend-file,id=mem,size={},mem-path={},share=on",
+                case.memory,
+                dir.display()
+            ),
+            "-machine".into(),
+            "memory-backend=mem".into(),
+        ]);
+    }
     if case.debug_exit {
         a.extend([
             "-device".into(),

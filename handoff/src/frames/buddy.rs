@@ -6,7 +6,7 @@ use x86_64::PhysAddr;
 use x86_64::structures::paging::PhysFrame;
 use x86_64::structures::paging::frame::PhysFrameRange;
 
-use super::desc::{DescState, Descriptors, FrameDesc, NIL, Reason};
+use super::desc::{DescState, Descriptors, FrameDesc, GibRecord, NIL, NoBacking, Reason};
 use crate::PAGE_SIZE;
 use crate::memmap::{Allocatable, Kind, MAX_REGIONS, MemoryMap};
 
@@ -26,7 +26,8 @@ pub struct Exclusion {
     pub reason: Reason,
 }
 
-/// Why an allocation or a free failed. Nothing was changed.
+/// Why an allocation or a free failed. Nothing was changed (but for
+/// descriptors backed on the way, which stay backed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AllocError {
     /// The order is above [`MAX_ORDER`].
@@ -34,7 +35,8 @@ pub enum AllocError {
         /// The order asked for.
         order: u8,
     },
-    /// No free block of this order or above.
+    /// No free block of this order or above, or no frame left to back the
+    /// descriptors splitting one would write.
     OutOfMemory {
         /// The order asked for.
         order: u8,
@@ -166,6 +168,11 @@ pub enum SetupError {
         /// The kind given.
         kind: Kind,
     },
+    /// The descriptor store had no frame left to back a descriptor with.
+    NoBacking {
+        /// The frame whose descriptor could not be backed.
+        frame: PhysFrame,
+    },
 }
 
 impl fmt::Display for SetupError {
@@ -180,6 +187,11 @@ impl fmt::Display for SetupError {
                 write!(f, "\"{reason}\" is not a reason for an exclusion")
             }
             SetupError::NotReleasable { kind } => write!(f, "{kind:?} memory is never released"),
+            SetupError::NoBacking { frame } => write!(
+                f,
+                "no frame left to back the descriptor of {:#x}",
+                frame.start_address().as_u64()
+            ),
         }
     }
 }
@@ -238,12 +250,16 @@ impl FrameStats {
     }
 }
 
-/// A run of RAM below the limit, by PFN, of one kind.
+/// A run of RAM below the limit, by PFN, of one kind, with the run of
+/// touching RAM regions around it (how far a block holding its frames may
+/// merge).
 #[derive(Debug, Clone, Copy)]
 struct RamRange {
     start: u64,
     end: u64,
     kind: Kind,
+    run_start: u64,
+    run_end: u64,
 }
 
 impl RamRange {
@@ -251,30 +267,44 @@ impl RamRange {
         start: 0,
         end: 0,
         kind: Kind::Usable,
+        run_start: 0,
+        run_end: 0,
     };
 }
 
-/// A binary buddy allocator of physical frames, its state in per-frame
-/// descriptors reached through `D`.
+/// A binary buddy allocator of physical frames whose free memory costs
+/// nothing until it is used: its state lives in the descriptors of the
+/// frames it has reached, reached through `D`.
 ///
 /// Blocks are 2^order frames, naturally aligned, order 0 to [`MAX_ORDER`].
 /// Each order has a doubly linked free list threaded through the first
-/// descriptor of each free block. Allocation takes the smallest free block
-/// that fits and splits it; freeing merges a block with its buddy for as
-/// long as the buddy is free, of the same order, and the merged block is
-/// all RAM. Both are O([`MAX_ORDER`]); freeing also finds the frame's RAM
-/// region by binary search to refuse foreign frames before touching any
-/// descriptor.
+/// descriptor of each free block, but for 1 GiB blocks, which have a
+/// list of their own through [`GibRecord`]s, 16 bytes per GiB; the other
+/// frames of a free block keep whatever their descriptors held, or were
+/// never backed at all. An allocated block's first frame says so; a
+/// reserved frame says why.
+/// Every RAM frame lies in exactly one block (a reserved frame is a block
+/// of one), so the frame `pfn & !(2^k - 1)` heads a block for every `k`
+/// at or above the order of `pfn`'s own block: [`state`](Self::state)
+/// and [`free`](Self::free) find a frame's block by reading those heads
+/// from the top, and never read a descriptor that was not written.
 ///
-/// It is large (about 48 KiB, a copy of the RAM regions): keep it in a
+/// Allocation takes the smallest free block that fits and splits it,
+/// writing the first descriptor of each half it puts back; freeing merges
+/// a block with its buddy for as long as the buddy is free, of the same
+/// order, and the merged block is all RAM. Both are O([`MAX_ORDER`]);
+/// freeing also finds the frame's RAM region by binary search to refuse
+/// foreign frames before touching any descriptor.
+///
+/// It is large (about 80 KiB, a copy of the RAM regions): keep it in a
 /// `static` and [`init`](Self::init) it in place.
 pub struct FrameAllocator<D: Descriptors> {
     descs: D,
     /// The first block of each order's free list, or [`NIL`].
     heads: [u64; ORDERS],
     stats: FrameStats,
-    /// The RAM regions below the limit, sorted, for ownership checks and
-    /// releases.
+    /// The RAM regions below the limit, sorted, for ownership checks,
+    /// merge bounds and releases.
     ram: [RamRange; MAX_REGIONS],
     ram_len: usize,
 }
@@ -327,6 +357,16 @@ pub(super) fn blocks(start: u64, end: u64) -> impl Iterator<Item = (u64, u8)> {
     })
 }
 
+/// Which buddies [`FrameAllocator::insert`] may merge with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Merge {
+    /// Either: every RAM frame is in a block.
+    Both,
+    /// Only those below: during initialisation, which frees memory upwards,
+    /// nothing above the block is in a block yet (nor free).
+    Below,
+}
+
 impl<D: Descriptors> FrameAllocator<D> {
     /// An allocator over `descs` with nothing in it; [`init`](Self::init)
     /// fills it.
@@ -345,37 +385,67 @@ impl<D: Descriptors> FrameAllocator<D> {
         &self.descs
     }
 
+    /// The descriptor store, to set it up (before [`init`](Self::init)).
+    pub fn descriptors_mut(&mut self) -> &mut D {
+        &mut self.descs
+    }
+
     /// The counts.
     pub fn stats(&self) -> &FrameStats {
         &self.stats
     }
 
-    /// Initialises from `map`: every RAM frame below `limit` (the physmap's
-    /// size: the kernel cannot reach RAM above it) gets a descriptor, and
-    /// the memory that is allocatable [now](Allocatable::Now), less the
-    /// `exclusions`, becomes free. Memory allocatable later stays
-    /// [reserved](Reason::Bootloader) until [`release`](Self::release).
+    /// Initialises from `map`: the memory that is allocatable
+    /// [now](Allocatable::Now) below `limit` (the physmap's size: the
+    /// kernel cannot reach RAM above it), less the `exclusions`, becomes
+    /// free. Memory allocatable later stays [reserved](Reason::Bootloader)
+    /// until [`release`](Self::release).
     ///
-    /// Every descriptor is written once, through [`Descriptors::fill`] in
-    /// runs (a memset's worth of work: 32 bytes per frame). The free lists
-    /// get the largest aligned blocks of each free range, at most
-    /// 2 * MAX_ORDER per range plus one per GiB, each inserted in
-    /// O(MAX_ORDER): list work grows with regions and GiBs, not frames.
-    /// Exclusions cost a write per frame.
+    /// Only reserved frames (of the map's kinds and the exclusions) and the
+    /// first frame of each free block get a descriptor: the free lists get
+    /// the largest aligned blocks of each free range, at most 2 * MAX_ORDER
+    /// per range plus one per GiB. Free memory costs one descriptor per
+    /// block, not per frame. Then the store's reserve is settled: what it
+    /// does not need is freed, what it lacks is given.
     ///
     /// # Errors
     ///
-    /// An exclusion outside RAM below `limit` or with a reason of the map;
-    /// the allocator is then left empty, with no descriptor written.
+    /// An exclusion outside RAM below `limit` or with a reason of the map
+    /// (nothing written), or a descriptor the store could not back; the
+    /// allocator is then left empty.
     pub fn init(
         &mut self,
         map: &MemoryMap,
         limit: u64,
         exclusions: &[Exclusion],
     ) -> Result<(), SetupError> {
+        self.clear();
+        self.record_ram(map, limit);
+        if let Err(err) = self.check_exclusions(exclusions) {
+            self.clear();
+            return Err(err);
+        }
+        let done = self
+            .reserve(exclusions)
+            .and_then(|()| self.record_gibs())
+            .and_then(|()| self.free_initial(exclusions));
+        if let Err(err) = done {
+            self.clear();
+            return Err(err);
+        }
+        self.settle();
+        Ok(())
+    }
+
+    fn clear(&mut self) {
         self.heads = [NIL; ORDERS];
         self.stats = EMPTY_STATS;
         self.ram_len = 0;
+    }
+
+    /// Copies the RAM regions below `limit`, with the runs of touching
+    /// regions they lie in.
+    fn record_ram(&mut self, map: &MemoryMap, limit: u64) {
         let limit_pfn = limit / PAGE_SIZE;
         for r in map.regions().iter().filter(|r| r.kind.is_ram()) {
             let (start, end) = (r.start / PAGE_SIZE, (r.end / PAGE_SIZE).min(limit_pfn));
@@ -385,50 +455,24 @@ impl<D: Descriptors> FrameAllocator<D> {
                     start,
                     end,
                     kind: r.kind,
+                    run_start: start,
+                    run_end: end,
                 };
                 self.ram_len += 1;
             }
         }
-        if let Err(err) = self.check_exclusions(exclusions) {
-            self.ram_len = 0;
-            return Err(err);
-        }
-        self.write_descriptors();
-        for ex in exclusions {
-            for pfn in pfn(ex.frames.start)..pfn(ex.frames.end) {
-                let desc = self.descs.desc_mut(pfn);
-                if let DescState::Reserved(old) = desc.state() {
-                    self.stats.reserved[old.index()] -= 1;
-                    self.stats.reserved_frames -= 1;
-                }
-                desc.set_state(DescState::Reserved(ex.reason));
-                self.stats.reserved[ex.reason.index()] += 1;
-                self.stats.reserved_frames += 1;
+        let mut i = 0;
+        while i < self.ram_len {
+            let mut j = i + 1;
+            while j < self.ram_len && self.ram[j].start == self.ram[j - 1].end {
+                j += 1;
             }
-        }
-        for i in 0..self.ram_len {
-            let r = self.ram[i];
-            if r.kind.policy().allocatable != Allocatable::Now {
-                continue;
+            let (run_start, run_end) = (self.ram[i].start, self.ram[j - 1].end);
+            for r in &mut self.ram[i..j] {
+                (r.run_start, r.run_end) = (run_start, run_end);
             }
-            // The region less the exclusions, in address order: each step
-            // jumps over the lowest exclusion still ahead.
-            let mut at = r.start;
-            while at < r.end {
-                let next = exclusions
-                    .iter()
-                    .map(|ex| (pfn(ex.frames.start), pfn(ex.frames.end)))
-                    .filter(|&(s, e)| s < e && e > at && s < r.end)
-                    .min_by_key(|&(s, _)| s);
-                let (free_end, resume) = match next {
-                    Some((s, e)) => (s.max(at), e),
-                    None => (r.end, r.end),
-                };
-                self.free_range(at, free_end);
-                at = resume;
-            }
+            i = j;
         }
-        Ok(())
     }
 
     /// Checks every exclusion before anything is written.
@@ -451,53 +495,152 @@ impl<D: Descriptors> FrameAllocator<D> {
         Ok(())
     }
 
-    /// Writes every descriptor: its state from its region's kind (free
-    /// memory as [`DescState::Tail`] until it joins a block) and its
-    /// `ram_order`, the order of the largest aligned block of its RAM run
-    /// that holds it.
-    fn write_descriptors(&mut self) {
+    /// Backs the descriptors of `start..end` for initialisation.
+    fn back(&mut self, start: u64, end: u64) -> Result<(), SetupError> {
+        self.descs
+            .back(start..end)
+            .map_err(|NoBacking { pfn }| SetupError::NoBacking { frame: frame(pfn) })
+    }
+
+    /// Counts all RAM and writes the descriptor of every reserved frame:
+    /// the map's reserved kinds, then the exclusions (the last exclusion
+    /// holding a frame gives its reason).
+    fn reserve(&mut self, exclusions: &[Exclusion]) -> Result<(), SetupError> {
+        for i in 0..self.ram_len {
+            let r = self.ram[i];
+            let frames = r.end - r.start;
+            self.stats.ram_frames += frames;
+            if let Some(reason) = Reason::from_kind(r.kind) {
+                self.back(r.start, r.end)?;
+                self.descs
+                    .fill(r.start..r.end, FrameDesc::new(DescState::Reserved(reason)));
+                self.stats.reserved[reason.index()] += frames;
+                self.stats.reserved_frames += frames;
+            }
+        }
+        for (k, ex) in exclusions.iter().enumerate() {
+            let (start, end) = (pfn(ex.frames.start), pfn(ex.frames.end));
+            if start >= end {
+                continue;
+            }
+            self.back(start, end)?;
+            for pfn in start..end {
+                let later = exclusions[k + 1..]
+                    .iter()
+                    .any(|l| (self::pfn(l.frames.start)..self::pfn(l.frames.end)).contains(&pfn));
+                if later {
+                    continue;
+                }
+                let kind = self.ram_range(pfn).expect("checked: RAM").kind;
+                if let Some(old) = Reason::from_kind(kind) {
+                    self.stats.reserved[old.index()] -= 1;
+                    self.stats.reserved_frames -= 1;
+                }
+                *self.descs.desc_mut(pfn) = FrameDesc::new(DescState::Reserved(ex.reason));
+                self.stats.reserved[ex.reason.index()] += 1;
+                self.stats.reserved_frames += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the record of every aligned GiB that is all RAM (the only
+    /// ones that can be free 1 GiB blocks): not free, for now.
+    fn record_gibs(&mut self) -> Result<(), SetupError> {
+        const GIB: u64 = 1 << MAX_ORDER;
         let mut i = 0;
         while i < self.ram_len {
-            // One run of touching RAM regions: ram[i..j].
-            let mut j = i + 1;
-            while j < self.ram_len && self.ram[j].start == self.ram[j - 1].end {
-                j += 1;
-            }
-            let mut region = i;
-            for (start, order) in blocks(self.ram[i].start, self.ram[j - 1].end) {
-                let end = start + (1 << order);
-                // Every region meeting the block, from the first one not
-                // yet passed.
-                while self.ram[region].end <= start {
-                    region += 1;
-                }
-                let mut k = region;
-                while k < j && self.ram[k].start < end {
-                    let r = self.ram[k];
-                    let piece = r.start.max(start)..r.end.min(end);
-                    let state = match Reason::from_kind(r.kind) {
-                        Some(reason) => {
-                            let frames = piece.end - piece.start;
-                            self.stats.reserved[reason.index()] += frames;
-                            self.stats.reserved_frames += frames;
-                            DescState::Reserved(reason)
-                        }
-                        None => DescState::Tail,
-                    };
-                    self.stats.ram_frames += piece.end - piece.start;
-                    self.descs.fill(piece, FrameDesc::new(state, order));
-                    k += 1;
+            let r = self.ram[i];
+            let (first, end) = (r.run_start.next_multiple_of(GIB), r.run_end / GIB * GIB);
+            if first < end {
+                let gibs = first / GIB..end / GIB;
+                self.descs
+                    .back_gibs(gibs.clone())
+                    .map_err(|NoBacking { pfn }| SetupError::NoBacking { frame: frame(pfn) })?;
+                for gib in gibs {
+                    *self.descs.gib_mut(gib) = GibRecord::TAKEN;
                 }
             }
-            i = j;
+            // On to the next run.
+            while i < self.ram_len && self.ram[i].run_start == r.run_start {
+                i += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Frees the memory allocatable now, less the exclusions, upwards:
+    /// region by region, each less the exclusions in address order.
+    fn free_initial(&mut self, exclusions: &[Exclusion]) -> Result<(), SetupError> {
+        for i in 0..self.ram_len {
+            let r = self.ram[i];
+            if r.kind.policy().allocatable != Allocatable::Now {
+                continue;
+            }
+            // Each step jumps over the lowest exclusion still ahead.
+            let mut at = r.start;
+            while at < r.end {
+                let next = exclusions
+                    .iter()
+                    .map(|ex| (pfn(ex.frames.start), pfn(ex.frames.end)))
+                    .filter(|&(s, e)| s < e && e > at && s < r.end)
+                    .min_by_key(|&(s, _)| s);
+                let (free_end, resume) = match next {
+                    Some((s, e)) => (s.max(at), e),
+                    None => (r.end, r.end),
+                };
+                for (pfn, order) in blocks(at, free_end) {
+                    // A free GiB has its record, not a descriptor.
+                    if order < MAX_ORDER {
+                        self.back(pfn, pfn + 1)?;
+                    }
+                    self.insert(pfn, order, Merge::Below);
+                }
+                self.stats.free_frames += free_end.saturating_sub(at);
+                at = resume;
+            }
+        }
+        Ok(())
+    }
+
+    /// Frees what the store's reserve does not need, then tops it up.
+    fn settle(&mut self) {
+        let held = DescState::Reserved(Reason::Vmemmap);
+        while let Some(surplus) = self.descs.surplus() {
+            let mut run: Option<u64> = None;
+            for pfn in surplus.clone() {
+                // Anything but a frame of the reserve stays where it is.
+                let ours = self.ram_range(pfn).is_some() && self.descs.desc(pfn).state() == held;
+                if ours {
+                    self.descs.desc_mut(pfn).set_state(DescState::Tail);
+                    run.get_or_insert(pfn);
+                } else if let Some(start) = run.take() {
+                    self.release_range(Reason::Vmemmap, start, pfn);
+                }
+            }
+            if let Some(start) = run {
+                self.release_range(Reason::Vmemmap, start, surplus.end);
+            }
+        }
+        self.refill();
+    }
+
+    /// Gives the store the frames its reserve lacks, as long as there are
+    /// free frames.
+    fn refill(&mut self) {
+        while self.descs.wants() > 0 {
+            match self.take(0, DescState::Reserved(Reason::Vmemmap)) {
+                Ok(pfn) => self.descs.give(frame(pfn)),
+                Err(_) => break,
+            }
         }
     }
 
-    /// Puts the frames `start..end`, whose descriptors say
-    /// [`DescState::Tail`], on the free lists.
+    /// Puts the frames `start..end`, which are in no block, on the free
+    /// lists.
     fn free_range(&mut self, start: u64, end: u64) {
         for (pfn, order) in blocks(start, end) {
-            self.insert(pfn, order);
+            self.insert(pfn, order, Merge::Both);
         }
         self.stats.free_frames += end.saturating_sub(start);
     }
@@ -506,7 +649,8 @@ impl<D: Descriptors> FrameAllocator<D> {
     /// policy allows it ([`Allocatable::AfterCr3Switch`] or
     /// [`Allocatable::AfterEfiHandoff`]) is done. Frames an exclusion took
     /// stay reserved. Returns the frames released; a second release of the
-    /// same kind releases none. O(frames of that kind).
+    /// same kind releases none. O(frames of that kind), whose descriptors
+    /// initialisation wrote.
     pub fn release(&mut self, kind: Kind) -> Result<u64, SetupError> {
         let reason = match Reason::from_kind(kind) {
             Some(reason) if reason.is_releasable() => reason,
@@ -536,7 +680,7 @@ impl<D: Descriptors> FrameAllocator<D> {
         Ok(self.stats.free_frames - before)
     }
 
-    /// Makes `frame`, held back by an exclusion for `reason` (page tables,
+    /// Makes `frame`, held back for `reason` by an exclusion (page tables,
     /// say), free once its user is done with it: the page tables of a
     /// temporary address space.
     pub fn unreserve(&mut self, frame: PhysFrame, reason: Reason) -> Result<(), AllocError> {
@@ -544,11 +688,10 @@ impl<D: Descriptors> FrameAllocator<D> {
         if self.ram_range(pfn).is_none() {
             return Err(AllocError::NotRam { frame });
         }
-        let desc = self.descs.desc_mut(pfn);
-        if desc.state() != DescState::Reserved(reason) {
+        if self.block_of(pfn).1 != DescState::Reserved(reason) {
             return Err(AllocError::NotReserved { frame, reason });
         }
-        desc.set_state(DescState::Tail);
+        self.descs.desc_mut(pfn).set_state(DescState::Tail);
         self.release_range(reason, pfn, pfn + 1);
         Ok(())
     }
@@ -560,8 +703,19 @@ impl<D: Descriptors> FrameAllocator<D> {
     }
 
     /// Allocates a naturally aligned block of 2^`order` frames and returns
-    /// its first frame.
+    /// its first frame. Writes its first descriptor and those of the halves
+    /// split off, then tops up the store's reserve.
     pub fn alloc(&mut self, order: u8) -> Result<PhysFrame, AllocError> {
+        let pfn = self.take(order, DescState::Allocated { order })?;
+        self.refill();
+        Ok(frame(pfn))
+    }
+
+    /// Takes the smallest free block of `order` or above, splits it down to
+    /// `order` and marks the block taken `state` (allocated, or reserved
+    /// for the store), with the counts. Backs the descriptors splitting
+    /// writes before changing anything.
+    fn take(&mut self, order: u8, state: DescState) -> Result<u64, AllocError> {
         if order > MAX_ORDER {
             return Err(AllocError::BadOrder { order });
         }
@@ -569,17 +723,28 @@ impl<D: Descriptors> FrameAllocator<D> {
             .find(|&o| self.heads[usize::from(o)] != NIL)
             .ok_or(AllocError::OutOfMemory { order })?;
         let pfn = self.heads[usize::from(found)];
+        // The block's first frame (which has no descriptor yet if it is a
+        // free GiB) and the first frame of each half split off.
+        for first in core::iter::once(pfn).chain((order..found).map(|o| pfn + (1 << o))) {
+            self.descs
+                .back(first..first + 1)
+                .map_err(|_| AllocError::OutOfMemory { order })?;
+        }
         self.unlink(pfn, found);
         // Split: the upper halves go back, largest first.
         for o in (order..found).rev() {
             self.push(pfn + (1 << o), o);
         }
-        self.descs
-            .desc_mut(pfn)
-            .set_state(DescState::Allocated { order });
+        *self.descs.desc_mut(pfn) = FrameDesc::new(state);
         self.stats.free_frames -= 1 << order;
-        self.stats.allocated_frames += 1 << order;
-        Ok(frame(pfn))
+        match state {
+            DescState::Reserved(reason) => {
+                self.stats.reserved[reason.index()] += 1 << order;
+                self.stats.reserved_frames += 1 << order;
+            }
+            _ => self.stats.allocated_frames += 1 << order,
+        }
+        Ok(pfn)
     }
 
     /// Frees the block of 2^`order` frames at `frame`, which
@@ -596,31 +761,26 @@ impl<D: Descriptors> FrameAllocator<D> {
         if self.ram_range(pfn).is_none() {
             return Err(AllocError::NotRam { frame });
         }
-        match self.descs.desc(pfn).state() {
-            DescState::Allocated { order: o } if o == order => {}
-            DescState::Allocated { order: allocated } => {
+        match self.block_of(pfn) {
+            (head, DescState::Allocated { order: o }) if head == pfn && o == order => {}
+            (head, DescState::Allocated { order: allocated }) if head == pfn => {
                 return Err(AllocError::WrongOrder {
                     frame,
                     order,
                     allocated,
                 });
             }
-            DescState::Free { .. } => return Err(AllocError::DoubleFree { frame }),
-            DescState::Reserved(reason) => return Err(AllocError::Reserved { frame, reason }),
-            DescState::Tail => {
-                let (block, state) = self.head_of(pfn);
-                return Err(match state {
-                    DescState::Allocated { order } => AllocError::InsideBlock {
-                        frame,
-                        block: self::frame(block),
-                        order,
-                    },
-                    _ => AllocError::DoubleFree { frame },
+            (head, DescState::Allocated { order }) => {
+                return Err(AllocError::InsideBlock {
+                    frame,
+                    block: self::frame(head),
+                    order,
                 });
             }
-            DescState::Invalid(byte) => corrupt(pfn, byte),
+            (_, DescState::Reserved(reason)) => return Err(AllocError::Reserved { frame, reason }),
+            _ => return Err(AllocError::DoubleFree { frame }),
         }
-        self.insert(pfn, order);
+        self.insert(pfn, order, Merge::Both);
         self.stats.free_frames += 1 << order;
         self.stats.allocated_frames -= 1 << order;
         Ok(())
@@ -633,22 +793,17 @@ impl<D: Descriptors> FrameAllocator<D> {
         if self.ram_range(pfn).is_none() {
             return FrameState::NotRam;
         }
-        let (block, state) = match self.descs.desc(pfn).state() {
-            DescState::Tail => self.head_of(pfn),
-            state => (pfn, state),
-        };
-        match state {
-            DescState::Free { order } => FrameState::Free {
+        match self.block_of(pfn) {
+            (block, DescState::Free { order }) => FrameState::Free {
                 block: self::frame(block),
                 order,
             },
-            DescState::Allocated { order } => FrameState::Allocated {
+            (block, DescState::Allocated { order }) => FrameState::Allocated {
                 block: self::frame(block),
                 order,
             },
-            DescState::Reserved(reason) => FrameState::Reserved(reason),
-            DescState::Tail => unreachable!("head_of returns a head"),
-            DescState::Invalid(byte) => corrupt(pfn, byte),
+            (_, DescState::Reserved(reason)) => FrameState::Reserved(reason),
+            (_, state) => unreachable!("block_of returns a head, not {state:?}"),
         }
     }
 
@@ -665,7 +820,11 @@ impl<D: Descriptors> FrameAllocator<D> {
                 return None;
             }
             let pfn = at;
-            at = self.descs.desc(pfn).next();
+            at = if order == MAX_ORDER {
+                self.descs.gib(pfn >> MAX_ORDER).next()
+            } else {
+                self.descs.desc(pfn).next()
+            };
             Some(frame(pfn))
         })
     }
@@ -681,22 +840,43 @@ impl<D: Descriptors> FrameAllocator<D> {
         ram.get(i).filter(|r| r.start <= pfn)
     }
 
-    /// The first frame and state of the block holding `pfn`, a
-    /// [`DescState::Tail`]: the nearest aligned frame below it that heads a
-    /// block. Each candidate lies in `pfn`'s all-RAM block, so it has a
-    /// descriptor.
-    fn head_of(&self, pfn: u64) -> (u64, DescState) {
-        let ram_order = self.descs.desc(pfn).ram_order();
-        for order in 1..=ram_order {
-            let candidate = pfn & !((1 << order) - 1);
-            match self.descs.desc(candidate).state() {
-                DescState::Tail => {}
-                state @ (DescState::Free { order: o } | DescState::Allocated { order: o })
-                    if pfn < candidate + (1 << o) =>
+    /// The order of the largest naturally aligned block around `pfn`, a RAM
+    /// frame, that is all RAM (capped at [`MAX_ORDER`]): how far a block
+    /// holding it may merge without reaching a hole.
+    fn ram_order(&self, pfn: u64) -> u8 {
+        let r = self.ram_range(pfn).expect("a RAM frame");
+        (1..=MAX_ORDER)
+            .rev()
+            .find(|&o| {
+                let first = pfn & !((1 << o) - 1);
+                first >= r.run_start && first + (1 << o) <= r.run_end
+            })
+            .unwrap_or(0)
+    }
+
+    /// The first frame and state of the block holding `pfn`, a RAM frame.
+    ///
+    /// Reads the aligned frames at or below `pfn` from the largest order
+    /// down: each one at or above the order of `pfn`'s block heads a block
+    /// (blocks are aligned and tile RAM), so its descriptor was written
+    /// (or, for a free GiB, its record says so); the first whose block
+    /// reaches `pfn` is the one.
+    fn block_of(&self, pfn: u64) -> (u64, DescState) {
+        for o in (0..=self.ram_order(pfn)).rev() {
+            let head = pfn & !((1 << o) - 1);
+            if o == MAX_ORDER && self.descs.gib(head >> MAX_ORDER).is_free() {
+                return (head, DescState::Free { order: o });
+            }
+            let state = self.descs.desc(head).state();
+            match state {
+                DescState::Free { order } | DescState::Allocated { order }
+                    if pfn < head + (1 << order) =>
                 {
-                    return (candidate, state);
+                    return (head, state);
                 }
-                _ => break,
+                DescState::Reserved(_) if head == pfn => return (head, state),
+                DescState::Free { .. } | DescState::Allocated { .. } | DescState::Reserved(_) => {}
+                DescState::Tail | DescState::Invalid(_) => break,
             }
         }
         panic!(
@@ -706,11 +886,16 @@ impl<D: Descriptors> FrameAllocator<D> {
     }
 
     /// Puts the block of `order` at `pfn` on its free list after merging it
-    /// with its buddies as far as they are free and the result is all RAM.
-    fn insert(&mut self, mut pfn: u64, mut order: u8) {
-        let ram_order = self.descs.desc(pfn).ram_order();
+    /// with its buddies (those `merge` allows) as far as they are free and
+    /// the result is all RAM. A buddy's first frame heads a block (every
+    /// RAM frame there is in one), so its descriptor was written.
+    fn insert(&mut self, mut pfn: u64, mut order: u8, merge: Merge) {
+        let ram_order = self.ram_order(pfn);
         while order < ram_order {
             let buddy = pfn ^ (1 << order);
+            if merge == Merge::Below && buddy > pfn {
+                break;
+            }
             if !self.descs.desc(buddy).is_free_block(order) {
                 break;
             }
@@ -725,9 +910,16 @@ impl<D: Descriptors> FrameAllocator<D> {
     }
 
     /// Marks `pfn` the head of a free block of `order` and puts it first on
-    /// that order's list.
+    /// that order's list: in its first descriptor, or for a GiB in its
+    /// record.
     fn push(&mut self, pfn: u64, order: u8) {
         let head = self.heads[usize::from(order)];
+        if order == MAX_ORDER {
+            *self.descs.gib_mut(pfn >> MAX_ORDER) = GibRecord::free(head);
+            self.heads[usize::from(order)] = pfn;
+            self.stats.free_blocks[usize::from(order)] += 1;
+            return;
+        }
         let desc = self.descs.desc_mut(pfn);
         desc.set_state(DescState::Free { order });
         desc.set_prev(NIL);
@@ -739,8 +931,21 @@ impl<D: Descriptors> FrameAllocator<D> {
         self.stats.free_blocks[usize::from(order)] += 1;
     }
 
-    /// Takes the free block at `pfn` off its list.
+    /// Takes the free block at `pfn` off its list. A GiB is only ever
+    /// taken from the front of its list (it has no buddy to merge with).
     fn unlink(&mut self, pfn: u64, order: u8) {
+        if order == MAX_ORDER {
+            assert_eq!(
+                self.heads[usize::from(order)],
+                pfn,
+                "a GiB taken off the front"
+            );
+            let record = self.descs.gib_mut(pfn >> MAX_ORDER);
+            self.heads[usize::from(order)] = record.next();
+            *record = GibRecord::TAKEN;
+            self.stats.free_blocks[usize::from(order)] -= 1;
+            return;
+        }
         let desc = self.descs.desc(pfn);
         let (prev, next) = (desc.prev(), desc.next());
         if prev == NIL {
@@ -753,12 +958,4 @@ impl<D: Descriptors> FrameAllocator<D> {
         }
         self.stats.free_blocks[usize::from(order)] -= 1;
     }
-}
-
-#[cold]
-fn corrupt(pfn: u64, byte: u8) -> ! {
-    panic!(
-        "frame descriptor of {:#x} corrupt: state byte {byte:#x}",
-        pfn * PAGE_SIZE
-    )
 }

@@ -3,6 +3,8 @@
 use core::fmt;
 use core::ops::Range;
 
+use x86_64::structures::paging::PhysFrame;
+
 use crate::memmap::{Allocatable, Kind};
 
 /// The bytes of one [`FrameDesc`]: 128 descriptors to a 4 KiB page, and
@@ -175,8 +177,8 @@ pub enum DescState {
         /// The block's order.
         order: u8,
     },
-    /// A frame inside a free or allocated block that starts at a lower
-    /// frame (or, during initialisation, free memory not yet in a block).
+    /// A frame that no longer heads a block: merged into one that starts
+    /// at a lower frame, or released and not yet in a block.
     Tail,
     /// A frame the allocator never hands out, or not yet.
     Reserved(Reason),
@@ -187,6 +189,14 @@ pub enum DescState {
 
 /// The descriptor of one 4 KiB frame of RAM, as the kernel's vmemmap holds
 /// it at `vmemmap_base + pfn * DESC_SIZE`.
+///
+/// Only the frames the allocator has reached have one that means
+/// anything: the first frame of every block (free or allocated, but for
+/// free 1 GiB blocks, which have a [`GibRecord`]) and every reserved
+/// frame. The other frames of a free block have never been written (their
+/// part of the vmemmap may not even be backed), nor need to be: a frame's
+/// block is found from the heads above it
+/// ([`FrameAllocator::state`](super::FrameAllocator::state)).
 ///
 /// Plain integers only, so any bytes are a valid descriptor (a zeroed page
 /// reads as [`DescState::Invalid`]), and 32 bytes, so that descriptors pack
@@ -202,13 +212,9 @@ pub struct FrameDesc {
     state: u8,
     /// The block's order, in a block's first frame.
     order: u8,
-    /// The order of the largest naturally aligned block around this frame
-    /// that is all RAM (capped at [`MAX_ORDER`](super::MAX_ORDER)): how far
-    /// a block holding it may merge without reaching a hole.
-    ram_order: u8,
     /// Room for what later services keep per frame (a reference count,
     /// slab state); zero for now.
-    spare: [u8; 13],
+    spare: [u8; 14],
 }
 
 const _: () = assert!(core::mem::size_of::<FrameDesc>() == DESC_SIZE as usize);
@@ -221,33 +227,30 @@ impl FrameDesc {
         prev: 0,
         state: 0,
         order: 0,
-        ram_order: 0,
-        spare: [0; 13],
+        spare: [0; 14],
     };
 
-    /// What a test store holds before initialisation: looks like the head of
-    /// a free block of order 3 on a list, so that a descriptor the
-    /// allocator forgets to write misleads it rather than passing unseen.
+    /// What a test store holds where nothing was written: looks like the
+    /// head of a free block of order 3 on a list, so that a descriptor the
+    /// allocator reads before writing misleads it rather than passing
+    /// unseen.
     #[cfg(test)]
     pub(super) const GARBAGE: FrameDesc = FrameDesc {
         next: 0,
         prev: 0,
         state: FREE,
         order: 3,
-        ram_order: 18,
-        spare: [0xa5; 13],
+        spare: [0xa5; 14],
     };
 
-    /// A descriptor for the allocator to fill in: unlinked, `state`, with
-    /// the frame's `ram_order`.
-    pub(super) const fn new(state: DescState, ram_order: u8) -> FrameDesc {
+    /// A descriptor for the allocator to fill in: unlinked, `state`.
+    pub(super) const fn new(state: DescState) -> FrameDesc {
         let mut desc = FrameDesc {
             next: NIL,
             prev: NIL,
             state: 0,
             order: 0,
-            ram_order,
-            spare: [0; 13],
+            spare: [0; 14],
         };
         desc.set_state(state);
         desc
@@ -267,13 +270,7 @@ impl FrameDesc {
         }
     }
 
-    /// The order of the largest naturally aligned all-RAM block around the
-    /// frame, capped at [`MAX_ORDER`](super::MAX_ORDER).
-    pub const fn ram_order(&self) -> u8 {
-        self.ram_order
-    }
-
-    /// Changes the state, keeping the links and `ram_order`.
+    /// Changes the state, keeping the links.
     pub(super) const fn set_state(&mut self, state: DescState) {
         let (byte, order) = match state {
             DescState::Tail => (TAIL, 0),
@@ -311,8 +308,7 @@ impl FrameDesc {
 impl fmt::Debug for FrameDesc {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("FrameDesc");
-        d.field("state", &self.state())
-            .field("ram_order", &self.ram_order);
+        d.field("state", &self.state());
         if matches!(self.state(), DescState::Free { .. }) {
             d.field("prev", &self.prev).field("next", &self.next);
         }
@@ -320,26 +316,134 @@ impl fmt::Debug for FrameDesc {
     }
 }
 
-/// Where the descriptors live: the kernel's vmemmap, a `Vec` in tests.
+/// The bytes of one [`GibRecord`].
+pub const GIB_RECORD_SIZE: u64 = 16;
+
+/// The record of one naturally aligned GiB of RAM: whether it is a free
+/// block of the largest order, and the next such block on that free list.
 ///
-/// Only RAM frames below the allocator's limit have descriptors (the
-/// vmemmap is backed only there); the allocator never asks for any other
-/// PFN. Each PFN must reach its own descriptor, the same every time: the
-/// allocator's answers, and the kernel's trust in the frames it hands out,
-/// rest on that.
+/// Free 1 GiB blocks live here rather than in their first frame's
+/// descriptor, 256 to a page: a terabyte of free memory is 16 KiB of
+/// records, where descriptors at block heads would take a page of
+/// descriptors (and a page table) per GiB, 8 MiB apart in the vmemmap.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct GibRecord {
+    /// The next free GiB's first PFN ([`NIL`] at the end).
+    next: u64,
+    /// [`FREE_GIB`] when the GiB is a free block, 0 otherwise.
+    free: u64,
+}
+
+/// What [`GibRecord::free`] holds for a free GiB: not just any non-zero
+/// value, so that a corrupted record is told from a free one.
+const FREE_GIB: u64 = 0x6672_6565_2047_6942;
+
+const _: () = assert!(core::mem::size_of::<GibRecord>() == GIB_RECORD_SIZE as usize);
+
+impl GibRecord {
+    /// The record of a GiB that is not a free block.
+    pub const TAKEN: GibRecord = GibRecord { next: NIL, free: 0 };
+
+    /// The record of a free GiB, before `next` on the list.
+    pub(super) const fn free(next: u64) -> GibRecord {
+        GibRecord {
+            next,
+            free: FREE_GIB,
+        }
+    }
+
+    /// Whether the GiB is a free block.
+    pub const fn is_free(&self) -> bool {
+        self.free == FREE_GIB
+    }
+
+    pub(super) const fn next(&self) -> u64 {
+        self.next
+    }
+}
+
+/// The store could not back a descriptor: it has no frame left for the
+/// vmemmap page (or a page table under it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoBacking {
+    /// The frame whose descriptor stays unbacked.
+    pub pfn: u64,
+}
+
+/// Where the descriptors live: the kernel's vmemmap, host memory in tests.
+///
+/// Only RAM frames below the allocator's limit have descriptors, and only
+/// those the allocator has [backed](Self::back) can be read or written; the
+/// allocator never asks for any other. Each PFN must reach its own
+/// descriptor, the same every time: the allocator's answers, and the
+/// kernel's trust in the frames it hands out, rest on that.
+///
+/// A store that needs frames to back descriptors (the kernel's, which maps
+/// vmemmap pages) keeps a reserve of them, which the allocator tops up
+/// after each allocation ([`wants`](Self::wants), [`give`](Self::give)):
+/// backing happens in the middle of an allocation, when the allocator
+/// cannot hand out anything.
 pub trait Descriptors {
-    /// The descriptor of frame `pfn` (physical address / 4096).
+    /// The descriptor of frame `pfn` (physical address / 4096), backed.
     fn desc(&self, pfn: u64) -> &FrameDesc;
 
-    /// The descriptor of frame `pfn`, for writing.
+    /// The descriptor of frame `pfn`, backed, for writing.
     fn desc_mut(&mut self, pfn: u64) -> &mut FrameDesc;
 
-    /// Writes `value` into the descriptors of `pfns`, which all exist.
-    /// Initialisation writes every descriptor through this; a store over
-    /// contiguous memory can make it one slice fill.
+    /// Writes `value` into the descriptors of `pfns`, which are all
+    /// backed. A store over contiguous memory can make it one slice fill.
     fn fill(&mut self, pfns: Range<u64>, value: FrameDesc) {
         for pfn in pfns {
             *self.desc_mut(pfn) = value;
         }
+    }
+
+    /// The record of the GiB `gib` (its first PFN >> [`MAX_ORDER`]),
+    /// backed.
+    ///
+    /// [`MAX_ORDER`]: super::MAX_ORDER
+    fn gib(&self, gib: u64) -> &GibRecord;
+
+    /// The record of the GiB `gib`, backed, for writing.
+    fn gib_mut(&mut self, gib: u64) -> &mut GibRecord;
+
+    /// Makes the records of the GiBs `gibs` (all RAM below the limit) safe
+    /// to read and write, as [`back`](Self::back) does for descriptors.
+    ///
+    /// # Errors
+    ///
+    /// No frame left to back a page with.
+    fn back_gibs(&mut self, gibs: Range<u64>) -> Result<(), NoBacking>;
+
+    /// Makes the descriptors of `pfns` (RAM frames below the limit) safe to
+    /// read and write: backs the part of the vmemmap that holds them where
+    /// it is not backed yet. What it backs reads as zeroes (or anything
+    /// else: the allocator writes a descriptor before it reads it).
+    ///
+    /// # Errors
+    ///
+    /// No frame left to back a page with; what was backed stays backed.
+    fn back(&mut self, pfns: Range<u64>) -> Result<(), NoBacking>;
+
+    /// How many frames the store's reserve lacks. Zero (the default) for a
+    /// store that backs descriptors without frames from the allocator.
+    fn wants(&self) -> u64 {
+        0
+    }
+
+    /// A frame for the reserve, taken from the free memory and reserved
+    /// for the vmemmap ([`Reason::Vmemmap`]).
+    fn give(&mut self, frame: PhysFrame) {
+        unreachable!("a store that wants no frames was given {frame:?}")
+    }
+
+    /// Frames (PFNs) of the reserve the store can do without, for the
+    /// allocator to free (after initialisation, which may have needed
+    /// many). Each was reserved for the vmemmap ([`Reason::Vmemmap`]),
+    /// by an exclusion or through [`give`](Self::give), and is no longer
+    /// the store's.
+    fn surplus(&mut self) -> Option<Range<u64>> {
+        None
     }
 }

@@ -38,7 +38,7 @@ mod tests;
 
 use core::fmt;
 
-use crate::frames::DESC_SIZE;
+use crate::frames::{DESC_SIZE, GIB_RECORD_SIZE};
 use crate::layout::{Layout, LayoutError, MOVABLE, RegionKind};
 use crate::paging::PHYS_LIMIT;
 use crate::{Levels, PAGE_SIZE};
@@ -100,10 +100,11 @@ pub fn physmap_limit(levels: Levels) -> u64 {
     Layout::fixed(levels).physmap_size().min(PHYS_LIMIT)
 }
 
-/// The bytes of descriptors a vmemmap needs for a physmap of `physmap`
-/// bytes: one per 4 KiB frame.
+/// The bytes a vmemmap needs for a physmap of `physmap` bytes: a
+/// descriptor per 4 KiB frame, then a record per GiB (the frame
+/// allocator's free 1 GiB blocks).
 pub const fn vmemmap_for(physmap: u64) -> u64 {
-    physmap / PAGE_SIZE * DESC_SIZE
+    physmap / PAGE_SIZE * DESC_SIZE + physmap.div_ceil(1 << 30) * GIB_RECORD_SIZE
 }
 
 /// Why no randomised layout came out.

@@ -44,6 +44,9 @@ fn assert_sound(base: &Layout, drawn: &Randomised, sizes: &Sizes, ram_end: u64) 
     assert_eq!(l.region(RegionKind::Vmemmap).size(), sizes.vmemmap);
     assert!(l.physmap_size() >= ram_end.min(physmap_limit(l.levels())));
     assert!(l.region(RegionKind::Vmemmap).size() >= vmemmap_for(l.physmap_size()));
+    // The frame allocator's descriptors and GiB records fit.
+    let vmemmap = l.region(RegionKind::Vmemmap);
+    assert!(crate::frames::vmemmap::end(l) <= vmemmap.end);
     // Everything else as the base has it.
     for (a, b) in l.regions().iter().zip(base.regions()) {
         if !a.kind.is_movable() {
@@ -68,8 +71,9 @@ fn sizes_follow_linux() {
         (s.physmap, s.vmalloc, s.vmemmap),
         (11 * TIB, 12800 * TIB, TIB)
     );
+    // 32 TiB of descriptors for 4 PiB, and the GiB records after them.
     let s = Sizes::for_ram(Levels::Five, 1 << 52);
-    assert_eq!((s.physmap, s.vmemmap), (4 * PIB, 32 * TIB));
+    assert_eq!((s.physmap, s.vmemmap), (4 * PIB, 33 * TIB));
     // No RAM at all still leaves the padding.
     assert_eq!(Sizes::for_ram(Levels::Four, 0).physmap, 10 * TIB);
 }

@@ -264,6 +264,64 @@ impl<'a, W: PhysWindow + ?Sized, F: FrameSource + ?Sized> Builder<'a, W, F> {
         self.fill(self.root, top, range, leaves, false)
     }
 
+    /// The level-`level` table (below the root) whose span holds `virt`,
+    /// with every table on the way from the root, made empty where missing.
+    /// For a region of the address space that one owner fills later with
+    /// [`map_under`](Self::map_under), never touching the tables above.
+    pub fn table_for(&mut self, virt: u64, level: u8) -> Result<PhysFrame, BuildError> {
+        let top = self.levels.count() as u8;
+        assert!((1..top).contains(&level), "a level below the root");
+        if !self.levels.is_canonical(virt) {
+            return Err(BuildError::NonCanonical { virt });
+        }
+        let mut table = self.root;
+        for l in (level + 1..=top).rev() {
+            let i = index(virt, l);
+            let (child, fresh) = self.child(table, l, i, virt, false)?;
+            if fresh {
+                self.window.table_mut(child).zero();
+                core::sync::atomic::fence(core::sync::atomic::Ordering::Release);
+                self.window.table_mut(table)[i].set_frame(child, TABLE_FLAGS);
+                self.tables.add(l - 1, 1);
+            }
+            table = child;
+        }
+        Ok(table)
+    }
+
+    /// Maps `mapping`, which lies in the span of `table`, the level-`level`
+    /// table that [`table_for`](Self::table_for) gave for its addresses.
+    /// Reads and writes nothing above `table`.
+    ///
+    /// # Panics
+    ///
+    /// If the mapping leaves the span of a level-`level` table.
+    pub fn map_under(
+        &mut self,
+        table: PhysFrame,
+        level: u8,
+        mapping: &Mapping,
+    ) -> Result<(), BuildError> {
+        mapping.check(self.levels)?;
+        let span_mask = !((1u64 << (entry_shift(level) + 9)) - 1);
+        let last = mapping.virt + (mapping.len - 1);
+        assert_eq!(
+            mapping.virt & span_mask,
+            last & span_mask,
+            "the mapping stays under one table"
+        );
+        let leaves = LeafTemplate {
+            flags: mapping.flags | PageTableFlags::PRESENT,
+            max_level: mapping.max_page.level(),
+        };
+        let range = Range {
+            virt: mapping.virt,
+            phys: mapping.phys.as_u64(),
+            len: mapping.len,
+        };
+        self.fill(table, level, range, leaves, false)
+    }
+
     /// Maps `range`, which lies inside the span of the level-`level` table
     /// `table`.
     ///

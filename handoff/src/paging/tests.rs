@@ -12,6 +12,7 @@ use super::pages::entry_shift;
 use super::ptdump::Event;
 use super::*;
 use crate::Levels;
+use crate::layout::Layout;
 use crate::phys::{FrameSource, PhysWindow};
 use crate::sim::{Sim, SimWindow};
 
@@ -377,6 +378,45 @@ fn large_maps_take_few_tables() {
         assert_eq!(built.tables.pdpt, 128 + 2);
         assert_eq!(built.tables.pd, 1 + 64 + 1);
         assert_eq!(built.tables.pt, 2);
+    }
+}
+
+#[test]
+fn a_region_owner_maps_under_its_own_table() {
+    // The vmemmap's way: the table below the top-level entry made once,
+    // then pages mapped under it without the tables above being read.
+    for levels in [Levels::Four, Levels::Five] {
+        let mut sim = sim();
+        let base = Layout::fixed(levels).vmemmap_base();
+        let top = levels.count() as u8;
+        let (root, table) = {
+            let mut builder = Builder::new(&mut sim.window, &mut sim.frames, levels).unwrap();
+            let table = builder.table_for(base, top - 1).unwrap();
+            // Asked again: the same table, nothing new.
+            assert_eq!(builder.table_for(base + 0x1000, top - 1), Ok(table));
+            assert_eq!(builder.tables_allocated().total(), 2);
+            (builder.root(), table)
+        };
+        let mut builder = Builder::on_root(&mut sim.window, &mut sim.frames, levels, root);
+        let page = mapping(base + 0x20_3000, 0x7000, 4 * K, W | NX, PageSize::Size4K);
+        builder.map_under(table, top - 1, &page).unwrap();
+        assert_eq!(
+            builder.map_under(table, top - 1, &page),
+            Err(BuildError::Overlap { virt: page.virt })
+        );
+        // Down to the leaf: a table per level below the top one.
+        assert_eq!(builder.tables_allocated().total(), u64::from(top) - 2);
+        let walker = builder.walker();
+        let t = walker.translate(base + 0x20_3008).unwrap();
+        assert_eq!(t.phys.as_u64(), 0x7008);
+        assert_eq!(
+            walker.translate_under(table, top - 1, base + 0x20_3008),
+            Some(t)
+        );
+        assert_eq!(
+            walker.translate_under(table, top - 1, base + 0x20_4000),
+            None
+        );
     }
 }
 

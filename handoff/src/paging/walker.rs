@@ -149,8 +149,15 @@ impl<'a, W: PhysWindow + ?Sized> Walker<'a, W> {
         if !self.levels.is_canonical(va) {
             return None;
         }
-        let mut table = self.window.table(self.root);
-        let mut level = self.levels.count() as u8;
+        self.translate_under(self.root, self.levels.count() as u8, va)
+    }
+
+    /// Where `va` goes, read from `table`, the level-`level` table whose
+    /// span holds it, without reading the tables above (which another
+    /// writer may be changing).
+    pub fn translate_under(&self, table: PhysFrame, level: u8, va: u64) -> Option<Translation> {
+        let mut table = self.window.table(table);
+        let mut level = level;
         loop {
             match classify(&table[index(va, level)], level) {
                 Entry::Table(frame, _) => {

@@ -3,7 +3,8 @@
 //! of SetVirtualAddressMap are the shim's and the EFI module's to make.
 
 use handoff::cmdline::Inject;
-use handoff::memmap::limine::USABLE;
+use handoff::memmap::LimineEntry;
+use handoff::memmap::limine::{ACPI_NVS, USABLE};
 use log::warn;
 
 use super::RawMaps;
@@ -26,6 +27,10 @@ pub(super) fn damage(raw: &mut RawMaps, what: Inject) {
             warn!("inject: a variable MTRR will be set over part of RAM before the handoff")
         }
         Inject::EfiUcRam => uncached_ram(raw),
+        Inject::Reserved256M if raw.efi_info.is_some() => {
+            warn!("inject: {what:?} needs a BIOS boot (Limine's map only); nothing done")
+        }
+        Inject::Reserved256M => reserve_256m(raw),
         Inject::Overlap if raw.efi_info.is_none() => overlap_limine(raw),
         Inject::Overlap | Inject::Truncate | Inject::NoEfiMap | Inject::DescSize => {
             damage_efi(raw, what)
@@ -86,7 +91,8 @@ fn damage_efi(raw: &mut RawMaps, what: Inject) {
         | Inject::EfiNoMat
         | Inject::MtrrUc
         | Inject::MtrrWt
-        | Inject::EfiUcRam => {}
+        | Inject::EfiUcRam
+        | Inject::Reserved256M => {}
     }
 }
 
@@ -123,4 +129,47 @@ fn uncached_ram(raw: &mut RawMaps) {
         "inject: EFI descriptor {i} (conventional memory {start:#x}-{:#x}) now allows UC only",
         start + pages * 4096
     );
+}
+
+/// The first aligned 256 MiB of a usable Limine entry become ACPI NVS: the
+/// entry splits in up to three.
+fn reserve_256m(raw: &mut RawMaps) {
+    const SIZE: u64 = 256 << 20;
+    let entries = &raw.limine[..raw.limine_len];
+    let found = entries.iter().enumerate().find_map(|(k, e)| {
+        let start = e.base.next_multiple_of(SIZE);
+        (e.ty == USABLE && start + SIZE <= e.base + e.length).then_some((k, start))
+    });
+    let Some((k, start)) = found else {
+        return warn!("inject: no usable entry holds an aligned 256 MiB; nothing done");
+    };
+    if raw.limine_len + 2 > raw.limine.len() {
+        return warn!("inject: no room for two more Limine entries; nothing done");
+    }
+    let e = raw.limine[k];
+    let pieces = [
+        LimineEntry {
+            base: e.base,
+            length: start - e.base,
+            ty: USABLE,
+        },
+        LimineEntry {
+            base: start,
+            length: SIZE,
+            ty: ACPI_NVS,
+        },
+        LimineEntry {
+            base: start + SIZE,
+            length: e.base + e.length - start - SIZE,
+            ty: USABLE,
+        },
+    ];
+    let pieces = pieces.iter().filter(|p| p.length > 0);
+    let n = pieces.clone().count();
+    raw.limine.copy_within(k + 1..raw.limine_len, k + n);
+    for (slot, piece) in raw.limine[k..k + n].iter_mut().zip(pieces) {
+        *slot = *piece;
+    }
+    raw.limine_len += n - 1;
+    warn!("inject: the 256 MiB at {start:#x} (usable) are ACPI NVS in Limine's map now");
 }

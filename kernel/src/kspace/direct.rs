@@ -139,7 +139,20 @@ impl EarlyFrames {
         &mut self.spans[self.count - 1]
     }
 
-    /// `frames` contiguous frames at once (for the vmemmap's backing).
+    /// `frames` contiguous frames at an address aligned to `align` frames
+    /// (a power of two), skipping what lies between (it stays used).
+    pub fn take_aligned(&mut self, frames: u64, align: u64) -> Option<PhysAddr> {
+        let bytes = frames.checked_mul(PAGE_SIZE)?;
+        let (floor, next, _) = self.current();
+        let start = next.checked_sub(bytes)? & !(align * PAGE_SIZE - 1);
+        if start < *floor {
+            return None;
+        }
+        *next = start;
+        Some(PhysAddr::new(start))
+    }
+
+    /// `frames` contiguous frames at once (for the vmemmap's reserve).
     pub fn take(&mut self, frames: u64) -> Option<PhysAddr> {
         let bytes = frames.checked_mul(PAGE_SIZE)?;
         let (floor, next, _) = self.current();

@@ -34,7 +34,7 @@ use x86_64::PhysAddr;
 use x86_64::registers::control::Cr3;
 
 pub use direct::{DirectMap, EarlyFrames};
-pub use space::AddressSpace;
+pub use space::{AddressSpace, OwnedRegion};
 
 /// What the shim established, handed to [`install`].
 #[derive(Debug)]

@@ -44,6 +44,66 @@ impl fmt::Debug for AddressSpace {
     }
 }
 
+/// The tables of a region one owner maps in ([`AddressSpace::own_region`]).
+pub struct OwnedRegion {
+    window: DirectMap,
+    levels: Levels,
+    root: PhysFrame,
+    /// The level of the tables below the root.
+    level: u8,
+    /// `(first address spanned, table)` per top-level entry of the region.
+    tables: [(u64, PhysFrame); 2],
+    len: usize,
+    start: u64,
+    end: u64,
+}
+
+impl fmt::Debug for OwnedRegion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OwnedRegion")
+            .field("start", &self.start)
+            .field("end", &self.end)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OwnedRegion {
+    /// The table below the root that spans `va`.
+    fn table(&self, va: u64) -> PhysFrame {
+        assert!(
+            (self.start..self.end).contains(&va),
+            "{va:#x} is outside the owned region {:#x}-{:#x}",
+            self.start,
+            self.end
+        );
+        let span = 1u64 << (12 + 9 * u32::from(self.level));
+        self.tables[..self.len]
+            .iter()
+            .find(|&&(first, _)| va & !(span - 1) == first)
+            .expect("every table of the region was made")
+            .1
+    }
+
+    /// Whether `va`, in the region, is mapped.
+    pub fn is_mapped(&self, va: u64) -> bool {
+        Walker::new(&self.window, self.root, self.levels)
+            .translate_under(self.table(va), self.level, va)
+            .is_some()
+    }
+
+    /// Maps `mapping`, which lies in the region under one of its tables,
+    /// new tables from `frames`.
+    pub fn map<F: FrameSource + ?Sized>(
+        &mut self,
+        frames: &mut F,
+        mapping: &Mapping,
+    ) -> Result<(), BuildError> {
+        let table = self.table(mapping.virt);
+        Builder::on_root(&mut self.window, frames, self.levels, self.root)
+            .map_under(table, self.level, mapping)
+    }
+}
+
 /// No frame was left for a new root table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NoFrame;
@@ -118,6 +178,50 @@ impl AddressSpace {
     ) -> Result<Unmapped, UnmapError> {
         let mut window = self.writer.lock();
         Unmapper::new(&mut *window, self.root, self.levels).unmap(virt, len, on_leaf, free_table)
+    }
+
+    /// Makes `[start, end)`, a region of the upper half, `owner`'s: the
+    /// tables one level below the root that span it are made now, under
+    /// this space's lock (new ones from `frames`); from then on the owner
+    /// maps there through the returned [`OwnedRegion`], without that lock,
+    /// and nothing else may map there. For a region mapped on demand from
+    /// under a lock the space's mappers take too: the vmemmap, which the
+    /// frame allocator backs.
+    pub fn own_region<F: FrameSource + ?Sized>(
+        &self,
+        start: u64,
+        end: u64,
+        frames: &mut F,
+    ) -> Result<OwnedRegion, BuildError> {
+        let level = self.levels.count() as u8 - 1;
+        let span = 1u64 << (12 + 9 * u32::from(level));
+        let mut region = OwnedRegion {
+            window: self.window.duplicate(),
+            levels: self.levels,
+            root: self.root,
+            level,
+            tables: [(0, self.root); 2],
+            len: 0,
+            start,
+            end,
+        };
+        let mut window = self.writer.lock();
+        let mut builder = Builder::on_root(&mut *window, frames, self.levels, self.root);
+        let mut at = start & !(span - 1);
+        while at < end {
+            let table = builder.table_for(at, level)?;
+            assert!(
+                region.len < region.tables.len(),
+                "a region spans two entries at most"
+            );
+            region.tables[region.len] = (at, table);
+            region.len += 1;
+            at = at.wrapping_add(span);
+            if at == 0 {
+                break;
+            }
+        }
+        Ok(region)
     }
 
     /// A new space whose upper half is this one's (the same tables, so

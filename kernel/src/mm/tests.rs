@@ -25,12 +25,32 @@ pub const TESTS: &[Test] = &[
         run: vmemmap_states,
     },
     Test {
-        name: "mm: all free memory can be allocated, only from allocatable RAM, and comes back",
-        run: allocate_everything,
+        name: "mm: the first 64 KiB are held back, never free",
+        run: low_memory_held_back,
     },
     Test {
-        name: "mm: 2 MiB and 1 GiB blocks are naturally aligned",
+        name: "mm: sampled allocations come only from free, allocatable RAM, and come back",
+        run: sampled_allocations,
+    },
+    Test {
+        name: "mm: sampled frames are what the memory map says",
+        run: sampled_states,
+    },
+    Test {
+        name: "mm: free memory costs nothing: the vmemmap is backed only where descriptors were written",
+        run: vmemmap_lazy,
+    },
+    Test {
+        name: "mm: bootloader-reclaimable memory was released once every CPU had left Limine",
+        run: bootloader_release,
+    },
+    Test {
+        name: "mm: 2 MiB blocks are naturally aligned",
         run: large_blocks,
+    },
+    Test {
+        name: "mm: a 1 GiB block is handed out, aligned, wherever the map leaves a free GiB",
+        run: gib_blocks,
     },
     Test {
         name: "mm: vmalloc memory works and its guard page faults at its address",
@@ -80,6 +100,12 @@ mod heapless_ranges {
         pub fn contains(&self, a: u64) -> bool {
             self.0[..self.1].iter().any(|&(s, e)| (s..e).contains(&a))
         }
+
+        pub fn overlaps(&self, r: core::ops::Range<u64>) -> bool {
+            self.0[..self.1]
+                .iter()
+                .any(|&(s, e)| s < r.end && r.start < e)
+        }
     }
 }
 
@@ -118,104 +144,334 @@ fn vmemmap_states() -> TestResult {
     Ok(())
 }
 
-/// Allocates every free frame, chaining them through their own first word
-/// (read and written through the physmap), checks each, then frees them.
-fn allocate_everything() -> TestResult {
-    let space = kspace::get();
-    let before = *FRAMES.lock().stats();
-    let early: heapless_ranges::Ranges = space
-        .early_frames()
-        .as_ref()
-        .map(|e| heapless_ranges::Ranges::from_iter(e.used()))
-        .unwrap_or_default();
-    let kernel = {
+const GIB: u64 = 1 << 30;
+
+/// The physical memory the kernel took for itself before the allocator
+/// existed (the early frames' page tables and the vmemmap's start), and
+/// the kernel image: allocatable-looking, but never free.
+struct Taken {
+    early: heapless_ranges::Ranges,
+    kernel: core::ops::Range<u64>,
+    /// Early page tables given back since: the temporary address space of
+    /// SetVirtualAddressMap.
+    given_back: [u64; super::frames::MAX_GIVEN_BACK],
+    n_given_back: usize,
+    /// What the vmemmap's reserve did not need, freed.
+    freed: core::ops::Range<u64>,
+}
+
+impl Taken {
+    fn now() -> Taken {
+        let space = kspace::get();
+        let early = space
+            .early_frames()
+            .as_ref()
+            .map(|e| heapless_ranges::Ranges::from_iter(e.used()))
+            .unwrap_or_default();
         let image = space.kernel();
         let size = image.sections[3].end - image.virt_base;
-        image.phys_base.as_u64()..image.phys_base.as_u64() + size
-    };
-    // Early page tables given back since: the temporary address space of
-    // SetVirtualAddressMap.
-    let mut given_back = [0u64; super::frames::MAX_GIVEN_BACK];
-    let mut n_given_back = 0;
-    super::frames::given_back(|f| {
-        given_back[n_given_back] = f.start_address().as_u64();
-        n_given_back += 1;
-    });
-    let given_back = &given_back[..n_given_back];
-    let map = space.memory_map();
-    let mut head = u64::MAX;
-    let mut count = 0u64;
-    loop {
-        let Ok(f) = FRAMES.lock().alloc(0) else { break };
-        let phys = f.start_address().as_u64();
-        let kind = map.region_at(f.start_address()).map(|r| r.kind);
-        if !matches!(
-            kind,
-            Some(Kind::Usable | Kind::BootServices | Kind::BootloaderReclaimable)
-        ) {
-            return Err(fail!("frame {phys:#x} of kind {kind:?} was handed out"));
-        }
-        // Checked before writing to it: early page tables, the vmemmap's
-        // backing and the kernel image are usable-looking but taken.
-        if (early.contains(phys) && !given_back.contains(&phys)) || kernel.contains(&phys) {
-            return Err(fail!("frame {phys:#x} in use by the kernel was handed out"));
-        }
-        let Some(va) = space.phys_to_virt(f.start_address(), 8) else {
-            return Err(fail!("allocated frame {phys:#x} is not in the physmap"));
+        let kernel = image.phys_base.as_u64()..image.phys_base.as_u64() + size;
+        let mut taken = Taken {
+            early,
+            kernel,
+            given_back: [0; super::frames::MAX_GIVEN_BACK],
+            n_given_back: 0,
+            freed: FRAMES.lock().descriptors().backing().freed,
         };
-        // SAFETY: the frame was just allocated to this test; the physmap
-        // maps it read-write.
-        unsafe { core::ptr::write_volatile(va as *mut u64, head) };
-        head = phys;
-        count += 1;
+        super::frames::given_back(|f| {
+            taken.given_back[taken.n_given_back] = f.start_address().as_u64();
+            taken.n_given_back += 1;
+        });
+        taken
     }
-    let while_full = *FRAMES.lock().stats();
-    while head != u64::MAX {
-        let va = space.layout().page_offset_base() + head;
-        // SAFETY: `va` is the physmap address of a frame written above
-        // (checked to be in the physmap), which is still allocated.
-        let next = unsafe { core::ptr::read_volatile(va as *const u64) };
-        FRAMES
-            .lock()
-            .free(frame(head), 0)
-            .map_err(|e| fail!("free {head:#x}: {e:?}"))?;
-        head = next;
+
+    /// Whether the frame at `phys` is the kernel's own.
+    fn holds(&self, phys: u64) -> bool {
+        (self.early.contains(phys)
+            && !self.freed.contains(&phys)
+            && !self.given_back[..self.n_given_back].contains(&phys))
+            || self.kernel.contains(&phys)
     }
-    let after = *FRAMES.lock().stats();
-    log::info!(
-        "mm: allocated and freed all {count} free frames ({} MiB)",
-        (count * PAGE_SIZE) >> 20
-    );
-    check!(
-        count == before.free_frames,
-        "allocated {count} frames, {} were free",
-        before.free_frames
-    );
-    check!(
-        while_full.free_frames == 0,
-        "{} frames left",
-        while_full.free_frames
-    );
-    check!(after == before, "stats before {before:?}, after {after:?}");
+
+    /// Whether any of `range` is the kernel's own.
+    fn touches(&self, range: core::ops::Range<u64>) -> bool {
+        self.early.overlaps(range.clone())
+            || (self.kernel.start < range.end && range.start < self.kernel.end)
+    }
+}
+
+/// Every RAM frame below 64 KiB is held back for that reason, or the map
+/// has no RAM there: none can ever be handed out.
+fn low_memory_held_back() -> TestResult {
+    let map = kspace::get().memory_map();
+    let frames = FRAMES.lock();
+    let mut ram = 0;
+    for phys in (0..0x1_0000).step_by(PAGE_SIZE as usize) {
+        let is_ram = map
+            .region_at(PhysAddr::new(phys))
+            .is_some_and(|r| r.kind.is_ram());
+        let state = frames.state(frame(phys));
+        if is_ram {
+            ram += 1;
+            check!(
+                state == FrameState::Reserved(Reason::LowMemory),
+                "{phys:#x}, RAM below 64 KiB, is {state:?}"
+            );
+        } else {
+            check!(state == FrameState::NotRam, "{phys:#x} is {state:?}");
+        }
+    }
+    drop(frames);
+    if ram == 0 {
+        crate::skip!("the map has no RAM below 64 KiB");
+    }
+    log::info!("mm: the {ram} RAM frames below 64 KiB are held back");
     Ok(())
 }
 
-/// The first naturally aligned GiB whose every frame is free, found frame
-/// by frame (independently of the buddy lists the allocation uses).
-fn free_aligned_gib() -> Option<u64> {
-    const GIB: u64 = 1 << 30;
-    let top = kspace::get()
-        .memory_map()
+/// Blocks of a few orders, a bounded number of each whatever the RAM:
+/// each from allocatable RAM that nothing else uses, above 64 KiB, in the
+/// physmap, written at both ends and read back; then all freed, and the
+/// counts are as before.
+fn sampled_allocations() -> TestResult {
+    const SAMPLES: [(u8, usize); 5] = [(0, 256), (1, 32), (3, 32), (9, 8), (13, 2)];
+    let space = kspace::get();
+    let map = space.memory_map();
+    let taken = Taken::now();
+    let before = *FRAMES.lock().stats();
+    let mut blocks = [(PhysFrame::containing_address(PhysAddr::zero()), 0u8); 330];
+    let mut n = 0;
+    for (order, count) in SAMPLES {
+        for _ in 0..count {
+            let Ok(f) = FRAMES.lock().alloc(order) else {
+                break;
+            };
+            blocks[n] = (f, order);
+            n += 1;
+            let (start, len) = (f.start_address().as_u64(), PAGE_SIZE << order);
+            check!(
+                start >= 0x1_0000,
+                "{start:#x} (below 64 KiB) was handed out"
+            );
+            check!(start % len == 0, "order {order} block at {start:#x}");
+            // Every region the block spans is allocatable.
+            let mut at = start;
+            while at < start + len {
+                let region = map.region_at(PhysAddr::new(at));
+                let kind = region.map(|r| r.kind);
+                check!(
+                    matches!(
+                        kind,
+                        Some(Kind::Usable | Kind::BootServices | Kind::BootloaderReclaimable)
+                    ),
+                    "block {start:#x}+{len:#x}, at {at:#x} of kind {kind:?}, was handed out"
+                );
+                at = region.map_or(start + len, |r| r.end);
+            }
+            check!(
+                !(start..start + len)
+                    .step_by(PAGE_SIZE as usize)
+                    .any(|p| taken.holds(p)),
+                "block {start:#x}+{len:#x} holds memory in use by the kernel"
+            );
+            let state = FRAMES.lock().state(frame(start + len - PAGE_SIZE));
+            check!(
+                state == FrameState::Allocated { block: f, order },
+                "the last frame of the block at {start:#x} is {state:?}"
+            );
+            let va = space
+                .phys_to_virt(f.start_address(), len)
+                .ok_or_else(|| fail!("block {start:#x} is not in the physmap"))?;
+            for (at, value) in [(va, start), (va + len - 8, !start)] {
+                // SAFETY: the block was just allocated to this test; the
+                // physmap maps it read-write.
+                unsafe { core::ptr::write_volatile(at as *mut u64, value) };
+            }
+        }
+    }
+    let while_held = *FRAMES.lock().stats();
+    for &(f, order) in blocks[..n].iter().rev() {
+        let (start, len) = (f.start_address().as_u64(), PAGE_SIZE << order);
+        let va = space.layout().page_offset_base() + start;
+        // SAFETY: written above, still allocated to this test.
+        let (first, last) = unsafe {
+            (
+                core::ptr::read_volatile(va as *const u64),
+                core::ptr::read_volatile((va + len - 8) as *const u64),
+            )
+        };
+        check!(
+            first == start && last == !start,
+            "block {start:#x} lost what was written to it"
+        );
+        FRAMES
+            .lock()
+            .free(f, order)
+            .map_err(|e| fail!("free {start:#x}: {e}"))?;
+    }
+    let after = *FRAMES.lock().stats();
+    let bytes: u64 = blocks[..n].iter().map(|&(_, o)| PAGE_SIZE << o).sum();
+    log::info!(
+        "mm: {n} sampled blocks of orders 0 to 13 ({} KiB) allocated, checked and freed",
+        bytes >> 10
+    );
+    check!(
+        while_held.allocated_frames == before.allocated_frames + bytes / PAGE_SIZE,
+        "{} frames allocated while held, {} before",
+        while_held.allocated_frames,
+        before.allocated_frames
+    );
+    // Allocations may have topped up the vmemmap's reserve, and the
+    // blocks freed merge back: the free and reserved counts move
+    // together.
+    check!(
+        after.allocated_frames == before.allocated_frames
+            && after.free_frames + after.reserved_frames
+                == before.free_frames + before.reserved_frames,
+        "stats before {before:?}, after {after:?}"
+    );
+    Ok(())
+}
+
+/// Frames at evenly spread addresses up to the end of RAM (and the first
+/// frame of each region): not RAM where the map has none, held back for
+/// the map's reason where the map reserves it, and free, allocated or
+/// held by the kernel where it is usable.
+fn sampled_states() -> TestResult {
+    let space = kspace::get();
+    let map = space.memory_map();
+    let limit = space.layout().physmap_size();
+    let end = map.ram_end().min(limit);
+    let frames = FRAMES.lock();
+    let spread = (0..512u64).map(|i| (end / 512 * i) & !(PAGE_SIZE - 1));
+    let starts = map.regions().iter().map(|r| r.start).take(256);
+    let mut n = 0;
+    for phys in spread.chain(starts).filter(|&p| p < limit) {
+        n += 1;
+        let state = frames.state(frame(phys));
+        let kind = map
+            .region_at(PhysAddr::new(phys))
+            .map(|r| r.kind)
+            .filter(|k| k.is_ram());
+        // Reserved for the map's reason or by the kernel (an exclusion);
+        // free or allocated only where the map allows it, now or since a
+        // release.
+        let ok = match (kind, state) {
+            (None, state) => state == FrameState::NotRam,
+            (Some(_), FrameState::NotRam) => false,
+            (Some(kind), FrameState::Reserved(r)) => {
+                r.is_exclusion() || Reason::from_kind(kind) == Some(r)
+            }
+            (Some(kind), FrameState::Free { .. } | FrameState::Allocated { .. }) => {
+                Reason::from_kind(kind).is_none_or(|r| r.is_releasable())
+            }
+        };
+        check!(ok, "{phys:#x} ({kind:?} in the map) is {state:?}");
+    }
+    log::info!("mm: {n} sampled frames' states agree with the memory map");
+    Ok(())
+}
+
+/// The vmemmap is backed for reserved frames and the first frame of each
+/// block (a page each at most), not for free memory: far below the 32
+/// bytes per frame an eager vmemmap costs.
+fn vmemmap_lazy() -> TestResult {
+    let space = kspace::get();
+    let map = space.memory_map();
+    let allocator = FRAMES.lock();
+    let stats = *allocator.stats();
+    let backing = allocator.descriptors().backing();
+    let blocks: u64 = stats.free_blocks.iter().sum();
+    // A page per 128 reserved frames plus one at each end of each region,
+    // a page per block, free or allocated.
+    let bound = stats.reserved_frames / 128
+        + 2 * map.regions().len() as u64
+        + blocks
+        + stats.allocated_frames
+        + 64;
+    let pages = backing.pages + backing.large_pages * 512;
+    let eager = stats.ram_frames * 32 / PAGE_SIZE;
+    log::info!(
+        "mm: vmemmap: {pages} pages backed ({} 2 MiB), {} page tables; an eager one: {eager} pages",
+        backing.large_pages,
+        backing.tables
+    );
+    check!(
+        pages <= bound,
+        "{pages} vmemmap pages backed, more than {bound} for {blocks} free blocks, {} reserved \
+         and {} allocated frames",
+        stats.reserved_frames,
+        stats.allocated_frames
+    );
+    // The free GiB freed longest ago: nothing has written its frames'
+    // descriptors beyond the first page.
+    let Some(gib) = allocator.free_list(18).last() else {
+        return Ok(());
+    };
+    let base = gib.start_address().as_u64() / PAGE_SIZE;
+    for pfn in [
+        base,
+        base + 4096,
+        base + (1 << 17) - 128,
+        base + (1 << 18) - 1,
+    ] {
+        let va = handoff::frames::vmemmap::desc_addr(space.layout(), pfn);
+        check!(
+            space.translate(va).is_none(),
+            "the descriptor of {:#x}, inside a free GiB, is backed",
+            pfn * PAGE_SIZE
+        );
+    }
+    Ok(())
+}
+
+/// The release was decided when every CPU Limine reported ran on baton's
+/// tables (or was parked there), and Limine's memory is no longer held.
+fn bootloader_release() -> TestResult {
+    let Some(release) = super::bootloader_release() else {
+        return Err(fail!(
+            "bootloader-reclaimable memory was never released (a CPU may have stayed in Limine)"
+        ));
+    };
+    check!(
+        release.online + release.parked >= release.reported,
+        "released with {} of {} CPUs on baton's tables ({} parked)",
+        release.online,
+        release.reported,
+        release.parked
+    );
+    let Some(frames) = release.frames else {
+        return Err(fail!("bootloader-reclaimable memory kept: {release:?}"));
+    };
+    let map = kspace::get().memory_map();
+    let bootloader = map.bytes(Kind::BootloaderReclaimable) / PAGE_SIZE;
+    check!(
+        frames > 0 || bootloader == 0,
+        "{bootloader} frames of Limine's memory, none released"
+    );
+    let allocator = FRAMES.lock();
+    let mut sampled = 0;
+    for r in map
         .regions()
         .iter()
-        .map(|r| r.end)
-        .max()?;
-    let frames = FRAMES.lock();
-    (0..top / GIB).map(|i| i * GIB).find(|&base| {
-        (base..base + GIB)
-            .step_by(PAGE_SIZE as usize)
-            .all(|a| matches!(frames.state(frame(a)), FrameState::Free { .. }))
-    })
+        .filter(|r| r.kind == Kind::BootloaderReclaimable)
+        .take(64)
+    {
+        let state = allocator.state(frame(r.start));
+        sampled += 1;
+        check!(
+            state != FrameState::Reserved(Reason::Bootloader),
+            "{:#x}, Limine's memory, is still held back",
+            r.start
+        );
+    }
+    log::info!(
+        "mm: Limine's memory released with {} of {} CPUs on baton's tables; {sampled} regions \
+         sampled",
+        release.online,
+        release.reported
+    );
+    Ok(())
 }
 
 fn large_blocks() -> TestResult {
@@ -229,40 +485,115 @@ fn large_blocks() -> TestResult {
         f.start_address().as_u64()
     );
     FRAMES.lock().free(f, 9).map_err(|e| fail!("{e:?}"))?;
+    Ok(())
+}
 
-    // A GiB is required where one is surely there: well over 2 GiB free
-    // and a naturally aligned GiB of free frames.
-    let free = FRAMES.lock().stats().free_frames * PAGE_SIZE;
-    let candidate = if free > 5 << 29 {
-        free_aligned_gib()
-    } else {
-        None
-    };
-    // Not in the match: its lock would be held across the arms.
-    let gib = FRAMES.lock().alloc(18);
-    match gib {
-        Ok(f) => {
-            let phys = f.start_address().as_u64();
-            log::info!("mm: 1 GiB block at {phys:#x}");
-            check!(phys % (1 << 30) == 0, "1 GiB block at {phys:#x}");
-            FRAMES.lock().free(f, 18).map_err(|e| fail!("{e:?}"))?;
+/// What the allocator holds in the aligned GiB at `base`, walked block by
+/// block (at most `steps` of them): `Some(true)` when it is free, as one
+/// block or as several (a missed merge), `Some(false)` when something in
+/// it is not free, `None` when the walk ran out of steps.
+fn gib_free(base: u64, steps: usize) -> Option<(bool, usize)> {
+    let frames = FRAMES.lock();
+    let (mut at, mut blocks) = (base, 0);
+    while at < base + GIB {
+        if blocks == steps {
+            return None;
         }
-        Err(e) => {
-            if let Some(base) = candidate {
-                return Err(fail!(
-                    "no 1 GiB block ({e:?}) although {} MiB are free and {base:#x} \
-                     starts a free, aligned GiB",
-                    free >> 20
-                ));
+        blocks += 1;
+        match frames.state(frame(at)) {
+            FrameState::Free { block, order } => {
+                at = block.start_address().as_u64() + (PAGE_SIZE << order)
             }
-            log::info!(
-                "mm: no 1 GiB block ({e:?}); not required with {} MiB free and no \
-                 aligned GiB found free",
-                free >> 20
-            );
+            _ => return Some((false, blocks)),
         }
     }
-    Ok(())
+    Some((true, blocks))
+}
+
+/// The aligned GiBs of allocatable RAM (usable, boot services, Limine's
+/// once released) that hold none of the kernel's own memory, up to eight,
+/// spread over RAM.
+fn candidate_gibs(out: &mut [u64; 8]) -> usize {
+    let space = kspace::get();
+    let map = space.memory_map();
+    let taken = Taken::now();
+    let released = super::bootloader_release().is_some_and(|r| r.frames.is_some());
+    let allocatable = |phys: u64| {
+        map.region_at(PhysAddr::new(phys)).is_some_and(|r| {
+            matches!(r.kind, Kind::Usable | Kind::BootServices)
+                || (released && r.kind == Kind::BootloaderReclaimable)
+        })
+    };
+    let end = map.ram_end().min(space.layout().physmap_size());
+    let gibs = end / GIB;
+    let mut n = 0;
+    // Every GiB would be a sweep over RAM: look at a bounded number,
+    // evenly spread (all of them up to 64).
+    let step = (gibs / 64).max(1);
+    for i in (1..gibs).step_by(step as usize) {
+        let base = i * GIB;
+        let mut at = base;
+        let whole = loop {
+            if at >= base + GIB {
+                break true;
+            }
+            match map.region_at(PhysAddr::new(at)) {
+                Some(r) if allocatable(at) => at = r.end,
+                _ => break false,
+            }
+        };
+        if whole && !taken.touches(base..base + GIB) && n < out.len() {
+            out[n] = base;
+            n += 1;
+        }
+    }
+    n
+}
+
+fn gib_blocks() -> TestResult {
+    let mut candidates = [0u64; 8];
+    let n = candidate_gibs(&mut candidates);
+    let mut free = None;
+    for &base in &candidates[..n] {
+        match gib_free(base, 4096) {
+            Some((true, 1)) => free = free.or(Some(base)),
+            Some((true, blocks)) => {
+                return Err(fail!(
+                    "the GiB at {base:#x} is free but in {blocks} blocks: a merge was missed"
+                ));
+            }
+            _ => {}
+        }
+    }
+    // Not in the match: its lock would be held across the arms.
+    let gib = FRAMES.lock().alloc(18);
+    match (gib, free) {
+        (Ok(f), _) => {
+            let phys = f.start_address().as_u64();
+            log::info!("mm: 1 GiB block at {phys:#x}");
+            check!(phys % GIB == 0, "1 GiB block at {phys:#x}");
+            let state = FRAMES.lock().state(frame(phys + GIB - PAGE_SIZE));
+            check!(
+                state
+                    == FrameState::Allocated {
+                        block: f,
+                        order: 18
+                    },
+                "the last frame of the GiB is {state:?}"
+            );
+            FRAMES.lock().free(f, 18).map_err(|e| fail!("{e:?}"))?;
+            Ok(())
+        }
+        (Err(e), Some(base)) => Err(fail!(
+            "no 1 GiB block ({e}) although the GiB at {base:#x} is free"
+        )),
+        (Err(_), None) if n == 0 => {
+            crate::skip!("no aligned GiB of allocatable RAM clear of the kernel's own memory")
+        }
+        (Err(_), None) => {
+            crate::skip!("each of the {n} aligned GiBs of allocatable RAM holds something in use")
+        }
+    }
 }
 
 fn vmalloc_guard() -> TestResult {

@@ -111,7 +111,7 @@ pub fn run(
     report::switched(root, boot, pat_loaded);
     phases.done("switch");
 
-    verify(kernel, &limine)?;
+    verify(kernel, limine.as_ref())?;
     phases.done("verify");
     Ok(kernel)
 }
@@ -257,7 +257,7 @@ fn switch(root: PhysFrame, layout: &'static Layout, map: &MemoryMap, hw: &Hardwa
 
 /// Holds the live tables to the plan, the same checks as before the
 /// switch and W^X, and logs their statistics.
-fn verify(kernel: &KernelSpace, limine: &handoff::paging::Stats) -> Result<(), ShimError> {
+fn verify(kernel: &KernelSpace, limine: Option<&handoff::paging::Stats>) -> Result<(), ShimError> {
     let walker = kernel.walker();
     let plan = kernel.plan();
     let checked = check::check_tables(Tables::Live, &plan, &walker, &kernel.inputs())?;

@@ -22,36 +22,50 @@ fn yes(b: bool) -> &'static str {
     if b { "yes" } else { "no" }
 }
 
-/// Logs the statistics of the tables Limine handed over (walked through
-/// its HHDM before anything changes): frames per level, and leaves per
-/// size for the HHDM, the kernel image and anything else. Returns them.
+/// Logs what the tables Limine handed over map where baton cares (walked
+/// through its HHDM before anything changes): the lower half and the
+/// kernel image, a few tables each. Counting everything (frames per
+/// level, every leaf of the HHDM) reads every entry of every table: a
+/// GiB of 4 KiB pages, or 512 leaves per GiB of RAM where Limine maps its
+/// HHDM with 2 MiB pages, which under TCG costs as much as the rest of
+/// the handoff. That is done at `loglevel=debug` only; the counts are
+/// returned then.
 pub fn limine_tables<W: PhysWindow>(
     walker: &Walker<'_, W>,
     boot: &BootInfo,
     layout: &Layout,
-) -> Stats {
-    let stats = walker.stats();
+) -> Option<Stats> {
     let kernel_start = layout.kernel_image_start();
-    let regions = [
-        ("HHDM", boot.hhdm_offset, kernel_start),
+    let bounded = [
         ("kernel", kernel_start, 0),
         ("lower half", 0, layout.lower_half_end()),
     ];
-    info!(
+    for (name, count) in walker.region_stats(&bounded) {
+        info!("limine:   leaves in {name}: {count}");
+    }
+    if !log::log_enabled!(log::Level::Debug) {
+        info!("limine:   leaves in HHDM and totals: not counted (loglevel=debug counts them)");
+        return None;
+    }
+    let stats = walker.stats();
+    debug!(
         "limine: page tables at entry: {} frames, {} leaves",
         stats.tables,
         stats.leaves.total()
     );
     let mut named = 0;
-    for (name, count) in walker.region_stats(&regions) {
+    for (name, count) in walker.region_stats(&[("HHDM", boot.hhdm_offset, kernel_start)]) {
         named += count.total();
-        info!("limine:   leaves in {name}: {count}");
+        debug!("limine:   leaves in {name}: {count}");
     }
-    info!(
+    for (_, count) in walker.region_stats(&bounded) {
+        named += count.total();
+    }
+    debug!(
         "limine:   leaves elsewhere: {}",
         stats.leaves.total() - named
     );
-    stats
+    Some(stats)
 }
 
 /// The normalised memory map: a summary, every region at debug level, and
@@ -208,7 +222,7 @@ pub fn live_statistics<W: PhysWindow>(
     walker: &Walker<'_, W>,
     layout: &Layout,
     minimum: TableCount,
-    limine: &Stats,
+    limine: Option<&Stats>,
 ) {
     let stats = walker.stats();
     info!(
@@ -227,7 +241,10 @@ pub fn live_statistics<W: PhysWindow>(
             info!("handoff: leaves in {name}: {count}");
         }
     }
-    info!(
+    let Some(limine) = limine else {
+        return;
+    };
+    debug!(
         "handoff: Limine's tables vs baton's: {} vs {} page-table frames, \
          {} vs {} leaves (4K {} vs {}, 2M {} vs {}, 1G {} vs {})",
         limine.tables.total(),

@@ -96,6 +96,12 @@ pub fn start(boot: &BootInfo, kernel: &KernelSpace) -> bool {
     wait_for(&mp, started, parked, root)
 }
 
+/// The CPUs beyond [`MAX_CPUS`] that reached their parking stub on
+/// baton's tables.
+pub fn parked() -> usize {
+    PARKED.load(Ordering::SeqCst) as usize
+}
+
 /// Finds the local APIC and starts using it: its registers mapped
 /// uncached, or its MSRs in x2APIC mode.
 fn start_apic() -> Result<(), vmalloc::VmError> {

@@ -1,22 +1,27 @@
-//! The frame allocator on the host: descriptors in a strict store that
-//! panics on any PFN without a descriptor, maps built by `memmap::build`,
-//! and every answer held to a model that tracks each frame.
+//! The frame allocator on the host: descriptors in strict sparse stores
+//! that panic on any descriptor not backed, or read before it was written,
+//! maps built by `memmap::build`, and every answer held to two models: the
+//! eager allocator it replaced (the same answers, blocks and counts) and a
+//! model that tracks each frame.
 
-use std::cell::Cell;
+mod eager;
+mod pooled;
+mod stores;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
 use proptest::sample::Index;
 use uefi_raw::table::boot::{MemoryAttribute, MemoryDescriptor, MemoryType};
 use x86_64::PhysAddr;
-use x86_64::structures::paging::{PageTableFlags, PhysFrame};
+use x86_64::structures::paging::PhysFrame;
 
 use super::*;
 use crate::layout::Layout;
 use crate::memmap::{self, EfiMemoryMap, Kind, LimineEntry, LimineMap, MemoryMap, Scratch, limine};
-use crate::paging::{Builder, minimum_tables};
-use crate::sim::Sim;
 use crate::{Levels, PAGE_SIZE};
+use eager::{EagerAllocator, EagerStore};
+use stores::{Pooled, Sparse};
 
 const MIB: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;
@@ -24,76 +29,18 @@ const PHYS_BITS: u8 = 46;
 const NO_LIMIT: u64 = 1 << 52;
 
 // ---------------------------------------------------------------------------
-// The store and the maps.
+// The maps.
 
-/// Descriptors for the RAM of a map below a limit, garbage until written.
-/// Any other PFN panics: the allocator must never touch a hole.
-struct Store {
-    /// `(first PFN, descriptors)` per RAM run, sorted.
-    runs: Vec<(u64, Vec<FrameDesc>)>,
-    reads: Cell<u64>,
-    writes: u64,
-    filled: u64,
-}
-
-impl Store {
-    fn new(map: &MemoryMap, limit: u64) -> Store {
-        let runs = map
-            .ram_runs()
-            .filter(|r| r.start < limit)
-            .map(|r| {
-                let (start, end) = (r.start / PAGE_SIZE, r.end.min(limit) / PAGE_SIZE);
-                (start, vec![FrameDesc::GARBAGE; (end - start) as usize])
-            })
-            .collect();
-        Store {
-            runs,
-            reads: Cell::new(0),
-            writes: 0,
-            filled: 0,
-        }
-    }
-
-    fn slot(&self, pfn: u64) -> (usize, usize) {
-        let i = self
-            .runs
-            .partition_point(|(start, descs)| start + descs.len() as u64 <= pfn);
-        match self.runs.get(i) {
-            Some((start, _)) if *start <= pfn => (i, (pfn - start) as usize),
-            _ => panic!(
-                "store: descriptor of {:#x}, which is not RAM",
-                pfn * PAGE_SIZE
-            ),
-        }
-    }
-}
-
-impl Descriptors for Store {
-    fn desc(&self, pfn: u64) -> &FrameDesc {
-        self.reads.set(self.reads.get() + 1);
-        let (run, i) = self.slot(pfn);
-        &self.runs[run].1[i]
-    }
-
-    fn desc_mut(&mut self, pfn: u64) -> &mut FrameDesc {
-        self.writes += 1;
-        let (run, i) = self.slot(pfn);
-        &mut self.runs[run].1[i]
-    }
-
-    fn fill(&mut self, pfns: std::ops::Range<u64>, value: FrameDesc) {
-        let (run, i) = self.slot(pfns.start);
-        let n = (pfns.end - pfns.start) as usize;
-        self.filled += n as u64;
-        // Panics if the range leaves the run: it would reach a hole.
-        self.runs[run].1[i..i + n].fill(value);
-    }
-}
-
-type Allocator = FrameAllocator<Store>;
+type Allocator = FrameAllocator<Sparse>;
 
 fn allocator(map: &MemoryMap, limit: u64, exclusions: &[Exclusion]) -> Box<Allocator> {
-    let mut a = Box::new(FrameAllocator::new(Store::new(map, limit)));
+    let mut a = Box::new(FrameAllocator::new(Sparse::new(map, limit)));
+    a.init(map, limit, exclusions).unwrap();
+    a
+}
+
+fn eager(map: &MemoryMap, limit: u64, exclusions: &[Exclusion]) -> Box<EagerAllocator> {
+    let mut a = Box::new(EagerAllocator::new(EagerStore::new(map, limit)));
     a.init(map, limit, exclusions).unwrap();
     a
 }
@@ -393,8 +340,10 @@ fn largest_first(start: u64, end: u64, out: &mut BTreeSet<(u64, u8)>) {
 }
 
 /// Holds the allocator to the model in every way: counts, free lists (the
-/// exact canonical blocks), every descriptor, and `state` for every frame.
-fn check(a: &Allocator, model: &Model) {
+/// exact canonical blocks), `state` for every frame, and the descriptors
+/// it must have written (reserved frames and the first frame of every
+/// block; the store panics if any other is read).
+fn check<D: Descriptors>(a: &FrameAllocator<D>, model: &Model) {
     assert_eq!(*a.stats(), model.stats(), "stats");
     let expected = model.free_blocks();
     let mut listed = BTreeSet::new();
@@ -405,55 +354,38 @@ fn check(a: &Allocator, model: &Model) {
     }
     assert_eq!(listed, expected, "free blocks");
     let store = a.descriptors();
-    // Every frame's descriptor and state.
     for (pfn, o) in model.pfns() {
-        let d = store.desc(pfn);
         let state = a.state(frame(pfn));
         match o {
             Owner::Reserved(r) => {
-                assert_eq!(d.state(), DescState::Reserved(r));
-                assert_eq!(state, FrameState::Reserved(r));
+                assert_eq!(state, FrameState::Reserved(r), "{pfn:#x}");
+                assert_eq!(store.desc(pfn).state(), DescState::Reserved(r));
             }
             Owner::Allocated(head) => {
                 let order = model.blocks[&head];
-                let want = if head == pfn {
-                    DescState::Allocated { order }
-                } else {
-                    DescState::Tail
-                };
-                assert_eq!(d.state(), want, "{pfn:#x}");
                 assert_eq!(
                     state,
                     FrameState::Allocated {
                         block: frame(head),
                         order
-                    }
+                    },
+                    "{pfn:#x}"
                 );
+                if head == pfn {
+                    assert_eq!(store.desc(pfn).state(), DescState::Allocated { order });
+                }
             }
             Owner::Free => {
                 let FrameState::Free { block, order } = state else {
                     panic!("{pfn:#x} is {state:?}, should be free");
                 };
                 assert!(expected.contains(&(self::pfn(block), order)));
-                let want = if self::pfn(block) == pfn {
-                    DescState::Free { order }
-                } else {
-                    DescState::Tail
-                };
-                assert_eq!(d.state(), want);
+                if self::pfn(block) == pfn && order == MAX_ORDER {
+                    assert!(store.gib(pfn >> MAX_ORDER).is_free());
+                } else if self::pfn(block) == pfn {
+                    assert_eq!(store.desc(pfn).state(), DescState::Free { order });
+                }
             }
-        }
-    }
-    // ram_order: the order of the run's largest aligned block holding the
-    // frame, found by brute force.
-    for &(start, end, _) in &model.runs {
-        for pfn in start..end {
-            let fits = |order: u8| {
-                let first = pfn & !((1 << order) - 1);
-                first >= start && first + (1 << order) <= end
-            };
-            let want = (0..=MAX_ORDER).rev().find(|&o| fits(o)).unwrap();
-            assert_eq!(store.desc(pfn).ram_order(), want, "{pfn:#x}");
         }
     }
 }
@@ -483,16 +415,15 @@ fn descriptor_layout() {
     assert_eq!(core::mem::align_of::<FrameDesc>(), 8);
     assert_eq!(FrameDesc::ZEROED.state(), DescState::Invalid(0));
     for reason in Reason::ALL {
-        let d = FrameDesc::new(DescState::Reserved(reason), 5);
+        let d = FrameDesc::new(DescState::Reserved(reason));
         assert_eq!(d.state(), DescState::Reserved(reason));
-        assert_eq!(d.ram_order(), 5);
     }
     for state in [
         DescState::Tail,
         DescState::Free { order: 18 },
         DescState::Allocated { order: 0 },
     ] {
-        assert_eq!(FrameDesc::new(state, 0).state(), state);
+        assert_eq!(FrameDesc::new(state).state(), state);
     }
 }
 
@@ -544,7 +475,7 @@ fn initial_state_of_a_small_map() {
 }
 
 #[test]
-fn init_writes_each_descriptor_once_and_builds_few_blocks() {
+fn init_writes_only_reserved_frames_and_block_heads() {
     // 4 GiB of RAM in 1 GiB-aligned runs, with 200 small regions above.
     use limine::*;
     let mut entries = vec![
@@ -558,18 +489,40 @@ fn init_writes_each_descriptor_once_and_builds_few_blocks() {
         entries.push(entry(base, 0x5_3000, ty));
     }
     let map = bios_map(&entries);
-    let mut a = Box::new(FrameAllocator::new(Store::new(&map, NO_LIMIT)));
-    a.init(&map, NO_LIMIT, &[]).unwrap();
+    let mut a = allocator(&map, NO_LIMIT, &[]);
+    let reserved = a.stats().reserved_frames;
+    let gibs = a.stats().free_blocks[usize::from(MAX_ORDER)];
+    let blocks: u64 = a.stats().free_blocks.iter().sum::<u64>() - gibs;
     let store = a.descriptors();
+    assert_eq!(store.filled, reserved, "each reserved descriptor once");
+    // Nothing free but the first frame of each block below a GiB: per
+    // block, not per frame. Blocks merged at a region's edge wrote a head
+    // too, at most 2 * MAX_ORDER + 1 per region. A free GiB is a record.
     let regions = map.regions().len() as u64;
-    assert_eq!(store.filled, a.stats().ram_frames, "each descriptor once");
-    // List work is per block, not per frame: a few hundred descriptor
-    // accesses per region, against a million frames.
-    let touched = store.reads.get() + store.writes;
+    let written = store.written.len() as u64;
+    assert!(written >= reserved + blocks);
+    for f in a.free_list(MAX_ORDER) {
+        assert!(!store.written.contains(&pfn(f)), "{f:?}");
+        assert!(store.gib(pfn(f) >> MAX_ORDER).is_free());
+    }
+    // A record for each all-RAM GiB: 0-1 GiB lacks page 0, 3-4 GiB is a
+    // hole.
+    assert_eq!(store.gibs_written, BTreeSet::from([1, 2, 4]));
     assert!(
-        touched < 4 * regions * u64::from(MAX_ORDER) * 2,
-        "{touched} descriptor accesses for {regions} regions"
+        written <= reserved + blocks + regions * (2 * u64::from(MAX_ORDER) + 1),
+        "{written} descriptors written for {blocks} blocks and {reserved} reserved frames"
     );
+    for order in 0..=MAX_ORDER {
+        for f in a.free_list(order) {
+            let p = pfn(f);
+            // The rest of a free block is untouched, its page unbacked
+            // beyond the head's.
+            assert!(!store.written.contains(&(p + 1)) || order == 0);
+            if order >= 8 {
+                assert!(!store.is_backed(p + (1 << order) - 1), "{f:?}");
+            }
+        }
+    }
     // The 1 GiB blocks: two below 4 GiB (1-2 GiB, 2-3 GiB), one above.
     assert_eq!(a.stats().free_blocks[18], 3);
     let mut gigs = Vec::new();
@@ -670,7 +623,7 @@ fn every_error() {
 #[test]
 fn bad_exclusions_are_refused_before_anything_is_written() {
     let map = small_map();
-    let mut a = Box::new(FrameAllocator::new(Store::new(&map, NO_LIMIT)));
+    let mut a = Box::new(FrameAllocator::new(Sparse::new(&map, NO_LIMIT)));
     for (ex, err) in [
         (
             exclusion(0x9e000, 0xa0000, Reason::PageTables),
@@ -839,99 +792,111 @@ fn alloc_everything_then_free_everything() {
 // The vmemmap.
 
 #[test]
-fn vmemmap_backing_holds_exactly_the_ram_descriptors() {
+fn vmemmap_pages_and_their_sizes() {
+    let layout = Layout::fixed(Levels::Four);
+    let base = layout.vmemmap_base();
+    // Frames 1..0x7f: descriptors at 0x20..0xfe0, one page; 1..0x9f
+    // reach 0x13e0, into the second.
+    assert_eq!(vmemmap::pages(layout, &(1..0x7f)), base..base + 0x1000);
+    assert_eq!(vmemmap::pages(layout, &(1..0x9f)), base..base + 0x2000);
+    // One frame's descriptor: its page.
+    assert_eq!(
+        vmemmap::pages(layout, &(0x80..0x81)),
+        base + 0x1000..base + 0x2000
+    );
+    assert_eq!(
+        vmemmap::desc_addr(layout, 0x10_0000),
+        base + 0x10_0000 * DESC_SIZE
+    );
+    // 1 MiB into a 2 MiB stretch to 3 MiB past it: 4 KiB pages to the
+    // stretch's end, one 2 MiB page, 4 KiB pages after.
+    let sizes: Vec<_> = vmemmap::page_sizes(base + 0x10_0000..base + 0x50_0000).collect();
+    assert_eq!(sizes.len(), 256 + 1 + 256);
+    assert_eq!(sizes[255], (base + 0x1f_f000, PAGE_SIZE));
+    assert_eq!(sizes[256], (base + 0x20_0000, vmemmap::LARGE_PAGE));
+    assert_eq!(sizes[257], (base + 0x40_0000, PAGE_SIZE));
+    assert!(
+        sizes
+            .windows(2)
+            .all(|w| w[0].0 + w[0].1 == w[1].0 && w[1].0 < base + 0x50_0000)
+    );
+}
+
+#[test]
+fn large_vmemmap_pages_only_where_initialisation_fills_them() {
     use limine::*;
     let map = bios_map(&[
         entry(0x1000, 0x9e000, USABLE),
-        entry(0x10_0000, 0x3f0_0000, USABLE),
-        // 1 MiB at 4 GiB, in the middle of a vmemmap page, then a reserved
-        // range and RAM again within the same page of descriptors.
-        entry(0x1_0000_0000, 0x10_0000, USABLE),
-        entry(0x1_0010_0000, 0x1000, RESERVED),
-        entry(0x1_0010_1000, 0x1000, ACPI_NVS),
-        entry(0x2_0000_0000, 0x1000, BOOTLOADER_RECLAIMABLE),
+        entry(0x10_0000, 0x3ff0_0000, USABLE),
+        // 768 MiB of ACPI NVS from 1 GiB, then 8 MiB of kernel touching it:
+        // one run of reserved RAM, 1 GiB to 1800 MiB.
+        entry(0x4000_0000, 0x3000_0000, ACPI_NVS),
+        entry(0x7000_0000, 0x80_0000, EXECUTABLE_AND_MODULES),
+        entry(0x7080_0000, 0x1000_0000, USABLE),
+        // 255 MiB: not enough for a whole stretch.
+        entry(0x1_0000_0000, 0xff0_0000, ACPI_NVS),
     ]);
     for levels in [Levels::Four, Levels::Five] {
         let layout = Layout::fixed(levels);
-        let ranges: Vec<_> = vmemmap::backing(&map, layout, NO_LIMIT).collect();
         let base = layout.vmemmap_base();
+        // Descriptors of 1 GiB..1800 MiB: vmemmap 8 MiB..14 MiB + 256 KiB:
+        // three whole 2 MiB stretches.
+        let large: Vec<_> = vmemmap::large_pages(&map, layout, NO_LIMIT).collect();
         assert_eq!(
-            ranges,
-            [
-                // Low memory's descriptors (frames 1..0x9f) end at 0x13e0,
-                // in the page before the one where 1 MiB's (frame 0x100)
-                // start: the two stretches touch and merge.
-                base..base + 0x8_0000,
-                // Frames 0x10_0000..0x10_0100, then 0x10_0101 in the
-                // third page.
-                base + 0x200_0000..base + 0x200_3000,
-                base + 0x400_0000..base + 0x400_1000,
-            ]
+            large,
+            [base + 0x80_0000, base + 0xa0_0000, base + 0xc0_0000]
         );
-        assert_eq!(vmemmap::backing_pages(&map, layout, NO_LIMIT), 0x80 + 3 + 1);
-        // A limit at 32 MiB cuts the first stretch and drops the others.
-        let mut cut = vmemmap::backing(&map, layout, 0x200_0000);
-        assert_eq!(cut.next(), Some(base..base + 0x4_0000));
-        assert_eq!(cut.next(), None);
+        // A limit inside the run cuts it.
+        let cut: Vec<_> = vmemmap::large_pages(&map, layout, 0x6000_0000).collect();
+        assert_eq!(cut, [base + 0x80_0000, base + 0xa0_0000]);
     }
 }
 
 #[test]
-fn vmemmap_backing_maps_into_a_chunk() {
-    // Runs that share vmemmap pages, and one far away.
+fn the_reserve_stays_small_on_a_fragmented_map() {
+    // 1000 usable runs of 12 KiB between reserved pages: 2000 regions,
+    // whose descriptors fill 125 pages.
     use limine::*;
+    let mut entries = vec![entry(0x10_0000, 0x100_0000, USABLE)];
+    for i in 0..1000 {
+        let base = 0x200_0000 + i * 0x4000;
+        entries.push(entry(base, 0x3000, USABLE));
+        entries.push(entry(base + 0x3000, 0x1000, ACPI_NVS));
+    }
+    let map = bios_map(&entries);
+    let reserve = vmemmap::init_frames(&map, NO_LIMIT, &[]);
+    assert!(reserve < 600, "{reserve}");
+    // And it is enough.
+    let mut a = Box::new(FrameAllocator::new(Pooled::new(
+        &map,
+        NO_LIMIT,
+        0x200..0x200 + reserve,
+        16,
+    )));
+    let exclusions = [exclusion(
+        0x20_0000,
+        (0x200 + reserve) * PAGE_SIZE,
+        Reason::Vmemmap,
+    )];
+    a.init(&map, NO_LIMIT, &exclusions).unwrap();
+}
+
+#[test]
+fn the_reserve_bound_holds_on_a_terabyte() {
+    use limine::*;
+    // 1 TiB of RAM above 4 GiB, an OVMF-like low map.
     let map = bios_map(&[
-        entry(0x1000, 0x3000, USABLE),
-        entry(0x9000, 0x1000, ACPI_NVS),
-        entry(0x8_1000, 0x1000, USABLE),
-        entry(0x100_0000, 0x40_0000, USABLE),
-        entry(0x4_0000_0000, 0x10_0000, USABLE),
+        entry(0x1000, 0x9e000, USABLE),
+        entry(0x10_0000, 0x7f00_0000, USABLE),
+        entry(0x7f10_0000, 0xb0_0000, BOOTLOADER_RECLAIMABLE),
+        entry(0x7fc0_0000, 0x40_0000, ACPI_NVS),
+        entry(0x1_0000_0000, 1 << 40, USABLE),
     ]);
-    let layout = Layout::fixed(Levels::Four);
-    let pages = vmemmap::backing_pages(&map, layout, NO_LIMIT);
-    let chunk = PhysAddr::new(0x7000_0000);
-    let flags = PageTableFlags::WRITABLE | PageTableFlags::NO_EXECUTE | PageTableFlags::GLOBAL;
-    let mappings: Vec<_> =
-        vmemmap::backing_mappings(&map, layout, NO_LIMIT, chunk, flags).collect();
-    assert_eq!(
-        mappings.iter().map(|m| m.len).sum::<u64>(),
-        pages * PAGE_SIZE
-    );
-    let mut sim = Sim::new(PhysAddr::new(0x100_0000), PhysAddr::new(0x200_0000));
-    let mut builder = Builder::new(&mut sim.window, &mut sim.frames, Levels::Four).unwrap();
-    for m in &mappings {
-        m.check_wx(true).unwrap();
-        builder.map(m).unwrap();
-    }
-    assert_eq!(
-        builder.tables_allocated(),
-        minimum_tables(&mappings, Levels::Four)
-    );
-    let walker = builder.walker();
-    // Each RAM frame's descriptor is mapped, into the chunk, and distinct
-    // frames' descriptors never share bytes.
-    let mut seen = BTreeSet::new();
-    for run in map.ram_runs() {
-        for pfn in run.start / PAGE_SIZE..run.end / PAGE_SIZE {
-            let va = vmemmap::desc_addr(layout, pfn);
-            let t = walker.translate(va).expect("descriptor mapped");
-            let t_end = walker.translate(va + DESC_SIZE - 1).unwrap();
-            assert_eq!(t_end.phys - t.phys, DESC_SIZE - 1);
-            let offset = t.phys - chunk;
-            assert!(offset < pages * PAGE_SIZE);
-            assert!(seen.insert(offset));
-        }
-    }
-    // Pages with no RAM descriptor are not backed.
-    assert!(
-        walker
-            .translate(vmemmap::desc_addr(layout, 0x100))
-            .is_none()
-    );
-    assert_eq!(
-        walker.leaves().count() as u64,
-        pages - 511 * walker.stats().leaves.size_2m
-    );
+    let low = 0..0x1_0000;
+    let reserve = vmemmap::init_frames(&map, NO_LIMIT, core::slice::from_ref(&low));
+    // Nothing per free GiB but a page of records per 256, and a page for
+    // 128 reserved frames: a few hundred frames.
+    assert!((200..1000).contains(&reserve), "{reserve}");
 }
 
 // ---------------------------------------------------------------------------
@@ -1045,6 +1010,9 @@ enum Op {
     /// Free an arbitrary frame with an arbitrary order: mostly refused.
     Stray(Index, Index, u8),
     Release(bool),
+    /// Give back a frame held for page tables (or the vmemmap): a target,
+    /// or a frame of an exclusion.
+    Unreserve(Index, bool),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -1056,14 +1024,78 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (any::<Index>(), any::<Index>(), 0u8..=MAX_ORDER + 1)
             .prop_map(|(a, b, o)| Op::Stray(a, b, o)),
         1 => any::<bool>().prop_map(Op::Release),
+        2 => (any::<Index>(), any::<bool>()).prop_map(|(i, t)| Op::Unreserve(i, t)),
     ]
 }
 
+/// The frames a lazy allocator may have written descriptors for: those
+/// reserved, handed out or given to the store, and the first frames of
+/// blocks (free ones seen after each step, and the blocks initialisation
+/// tiles each free range of a region with, before merging).
+struct Reached(BTreeSet<u64>);
+
+impl Reached {
+    fn at_init(map: &MemoryMap, model: &Model) -> Reached {
+        let mut reached = BTreeSet::new();
+        for (pfn, o) in model.pfns() {
+            if matches!(o, Owner::Reserved(_)) {
+                reached.insert(pfn);
+            }
+        }
+        for r in map.regions().iter().filter(|r| r.kind.is_ram()) {
+            let mut run: Option<u64> = None;
+            for p in r.start / PAGE_SIZE..=r.end / PAGE_SIZE {
+                let free = p < r.end / PAGE_SIZE && model.owner(p) == Some(Owner::Free);
+                match (free, run) {
+                    (true, None) => run = Some(p),
+                    (false, Some(start)) => {
+                        reached.extend(eager::blocks(start, p).map(|(head, _)| head));
+                        run = None;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Reached(reached)
+    }
+
+    /// Adds the free blocks' first frames, then checks that nothing else
+    /// was written.
+    fn check<D: Descriptors>(&mut self, a: &FrameAllocator<D>, written: &BTreeSet<u64>) {
+        for order in 0..=MAX_ORDER {
+            self.0.extend(a.free_list(order).map(pfn));
+        }
+        if let Some(p) = written.difference(&self.0).next() {
+            panic!(
+                "the descriptor of {:#x} was written, but no operation reached it",
+                p * PAGE_SIZE
+            );
+        }
+    }
+}
+
+fn free_lists<D: Descriptors>(a: &FrameAllocator<D>) -> Vec<Vec<PhysFrame>> {
+    (0..=MAX_ORDER).map(|o| a.free_list(o).collect()).collect()
+}
+
+fn eager_lists(a: &EagerAllocator) -> Vec<Vec<PhysFrame>> {
+    (0..=MAX_ORDER).map(|o| a.free_list(o).collect()).collect()
+}
+
+/// Runs `ops` on the lazy allocator and on the eager one: the same
+/// answers, counts and free lists (in order) at every step, every frame
+/// where the frame model says, and no descriptor written that no
+/// operation reached.
 fn run(case: &MapCase, ops: &[Op]) {
     let (map, limit, exclusions) = case.build();
     let mut a = allocator(&map, limit, &exclusions);
+    let mut e = eager(&map, limit, &exclusions);
     let mut model = Model::new(&map, limit, &exclusions);
     check(&a, &model);
+    let mut reached = Reached::at_init(&map, &model);
+    reached.check(&a, &a.descriptors().written);
+    assert_eq!(a.stats(), e.stats());
+    assert_eq!(free_lists(&a), eager_lists(&e));
     let initial = *a.stats();
     // Frames worth aiming a stray free at: region edges and middles, the
     // holes after regions, the limit.
@@ -1075,24 +1107,29 @@ fn run(case: &MapCase, ops: &[Op]) {
         let (s, e) = (r.start / PAGE_SIZE, r.end / PAGE_SIZE);
         targets.extend([s, s + 1, (s + e) / 2, e - 1, e]);
     }
-    let mut released = Vec::new();
+    let (mut released, mut unreserved) = (Vec::new(), Vec::new());
     for op in ops {
         match op {
-            Op::Alloc(order) => match a.alloc(*order) {
-                Ok(f) => {
-                    let p = pfn(f);
-                    assert!(p.is_multiple_of(1 << order), "{f:?} misaligned");
-                    model.allocated(p, *order);
+            Op::Alloc(order) => {
+                let got = a.alloc(*order);
+                assert_eq!(got, e.alloc(*order), "alloc({order})");
+                match got {
+                    Ok(f) => {
+                        let p = pfn(f);
+                        assert!(p.is_multiple_of(1 << order), "{f:?} misaligned");
+                        model.allocated(p, *order);
+                        reached.0.extend(p..p + (1 << order));
+                    }
+                    Err(AllocError::BadOrder { order: o }) => {
+                        assert_eq!(o, *order);
+                        assert!(*order > MAX_ORDER);
+                    }
+                    Err(err) => {
+                        assert_eq!(err, AllocError::OutOfMemory { order: *order });
+                        assert!(!model.has_free_block(*order), "{err} with room left");
+                    }
                 }
-                Err(AllocError::BadOrder { order: o }) => {
-                    assert_eq!(o, *order);
-                    assert!(*order > MAX_ORDER);
-                }
-                Err(err) => {
-                    assert_eq!(err, AllocError::OutOfMemory { order: *order });
-                    assert!(!model.has_free_block(*order), "{err} with room left");
-                }
-            },
+            }
             Op::Free(i) => {
                 if model.blocks.is_empty() {
                     continue;
@@ -1103,6 +1140,7 @@ fn run(case: &MapCase, ops: &[Op]) {
                     .nth(i.index(model.blocks.len()))
                     .unwrap();
                 a.free(frame(p), order).unwrap();
+                e.free(frame(p), order).unwrap();
                 model.freed(p);
             }
             Op::Stray(which, near, order) => {
@@ -1113,11 +1151,13 @@ fn run(case: &MapCase, ops: &[Op]) {
                 }
                 let p = *which.get(&candidates) + near.index(2) as u64;
                 let expected = model.expect_free(p, *order);
+                assert_eq!(a.state(frame(p)), e.state(frame(p)), "state({p:#x})");
                 assert_eq!(
                     a.free(frame(p), *order),
                     expected,
                     "free {p:#x} order {order}"
                 );
+                assert_eq!(e.free(frame(p), *order), expected);
                 if expected.is_ok() {
                     model.freed(p);
                 }
@@ -1132,7 +1172,33 @@ fn run(case: &MapCase, ops: &[Op]) {
                 model.released(reason);
                 let frames = a.release(kind).unwrap();
                 assert_eq!(frames, model.counts().free_frames - before);
+                assert_eq!(e.release(kind), Ok(frames));
                 released.push(kind);
+            }
+            Op::Unreserve(which, tables) => {
+                let reason = if *tables {
+                    Reason::PageTables
+                } else {
+                    Reason::Vmemmap
+                };
+                let mut candidates = targets.clone();
+                for ex in &exclusions {
+                    let (s, e) = (pfn(ex.frames.start), pfn(ex.frames.end));
+                    candidates.extend([s, (s + e) / 2, e.saturating_sub(1)]);
+                }
+                let p = *which.get(&candidates);
+                let f = frame(p);
+                let expected = match model.owner(p) {
+                    None => Err(AllocError::NotRam { frame: f }),
+                    Some(Owner::Reserved(r)) if r == reason => Ok(()),
+                    Some(_) => Err(AllocError::NotReserved { frame: f, reason }),
+                };
+                assert_eq!(a.unreserve(f, reason), expected, "unreserve {p:#x}");
+                assert_eq!(e.unreserve(f, reason), expected);
+                if expected.is_ok() {
+                    model.set(p, Owner::Free);
+                    unreserved.push((f, reason));
+                }
             }
         }
         let counts = FrameStats {
@@ -1140,8 +1206,14 @@ fn run(case: &MapCase, ops: &[Op]) {
             ..model.counts()
         };
         assert_eq!(*a.stats(), counts);
+        assert_eq!(a.stats(), e.stats());
+        assert_eq!(free_lists(&a), eager_lists(&e), "after {op:?}");
+        reached.check(&a, &a.descriptors().written);
     }
     check(&a, &model);
+    for (p, _) in model.pfns() {
+        assert_eq!(a.state(frame(p)), e.state(frame(p)), "state({p:#x})");
+    }
     // Free everything: the counts and the very blocks of a fresh allocator
     // that made the same releases come back.
     let blocks: Vec<_> = model.blocks.iter().map(|(&p, &o)| (p, o)).collect();
@@ -1150,9 +1222,13 @@ fn run(case: &MapCase, ops: &[Op]) {
         model.freed(p);
     }
     check(&a, &model);
+    reached.check(&a, &a.descriptors().written);
     let mut fresh = allocator(&map, limit, &exclusions);
     for kind in released {
         fresh.release(kind).unwrap();
+    }
+    for (f, reason) in unreserved {
+        fresh.unreserve(f, reason).unwrap();
     }
     assert_eq!(a.stats(), fresh.stats());
     if a.stats().reserved_frames == initial.reserved_frames {
