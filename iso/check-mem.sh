@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# check-mem.sh BOOT MEM   (BOOT: uefi-cd, uefi-usb or bios)
+# Succeeds when QEMU's `-m MEM` gives the guest enough RAM for the firmware
+# and Limine to start baton booted as BOOT; otherwise prints why and fails.
+# `check-mem.sh --mib MEM` prints the size QEMU makes of MEM, in MiB.
+#
+# MEM is read as QEMU reads `-m`: `[size=]N[suffix][,option...]`, where a
+# plain number counts MiB (decimal, or hexadecimal with 0x) and a suffix
+# B, K, M, G, T, P or E (either case) scales it, with a decimal fraction
+# allowed above bytes (1.5G); 0 means QEMU's default of 128 MiB; the size is rounded
+# up to 8 KiB.
+set -euo pipefail
+
+# The least RAM, in KiB, with which each kind of boot reaches baton, found
+# with QEMU 7.2, Debian 12's OVMF (edk2 2022.11) and SeaBIOS 1.16, Limine
+# 8.2 and a release kernel of about 8 MiB (its ELF file with debug info),
+# by bisecting on whole MiB (see docs/booting.md). Below these, OVMF runs
+# out of memory itself or Limine panics with "High memory allocator: Out
+# of memory" (on the screen only once it is loading the kernel). Limine
+# reads the whole kernel file into memory, so a larger kernel needs more.
+MIN_UEFI_CD=$((126 * 1024))
+MIN_UEFI_USB=$((129 * 1024))
+MIN_BIOS=$((20 * 1024))
+
+# The guest RAM in bytes for a QEMU `-m` value, or nothing if QEMU would
+# refuse it.
+bytes() {
+    local v=$1 num unit=M
+    v=${v#"${v%%[![:space:]]*}"}
+    v=${v#size=}
+    v=${v%%,*}
+    if [[ $v =~ ^(0[xX][0-9a-fA-F]+|[0-9]+(\.[0-9]*)?)([bBkKmMgGtTpPeE]?)$ ]]; then
+        num=${BASH_REMATCH[1]}
+        [ -n "${BASH_REMATCH[3]}" ] && unit=${BASH_REMATCH[3]^^}
+    else
+        return 0
+    fi
+    # A fraction needs a suffix above bytes: plain numbers are whole MiB.
+    if [[ $num == *.* ]] && [[ -z ${BASH_REMATCH[3]} || $unit == B ]]; then
+        return 0
+    fi
+    [[ $num == 0[xX]* ]] && num=$((num))
+    awk -v n="$num" -v u="$unit" 'BEGIN {
+        s = index("BKMGTPE", u) - 1
+        b = n; for (i = 0; i < s; i++) b *= 1024
+        if (b >= 2^64) exit
+        if (b == 0) b = 128 * 1024 * 1024
+        b = int((b + 8191) / 8192) * 8192
+        printf "%.0f\n", b
+    }'
+}
+
+mem=${2-}
+if [ "${1:-}" = --mib ]; then
+    b=$(bytes "$mem")
+    [ -n "$b" ] || exit 1
+    awk -v b="$b" 'BEGIN { printf "%g\n", b / 1048576 }'
+    exit 0
+fi
+case ${1:-} in
+uefi-cd) min=$MIN_UEFI_CD what="OVMF and Limine need to boot baton's ISO" ;;
+uefi-usb) min=$MIN_UEFI_USB what="OVMF and Limine need to boot baton's disk image from USB" ;;
+bios) min=$MIN_BIOS what="SeaBIOS and Limine need to boot baton's ISO" ;;
+*) echo "usage: check-mem.sh uefi-cd|uefi-usb|bios MEM | --mib MEM" >&2; exit 2 ;;
+esac
+
+if [ -z "$mem" ]; then
+    echo "MEM is empty: give the guest's RAM, e.g. MEM=1G" >&2
+    exit 1
+fi
+b=$(bytes "$mem")
+if [ -z "$b" ]; then
+    echo "MEM=$mem is not a size QEMU's -m takes: give MiB (MEM=512) or a" \
+         "K, M, G or T suffix (MEM=1536K, MEM=1.5G)" >&2
+    exit 1
+fi
+if awk -v b="$b" -v m="$min" 'BEGIN { exit !(b < m * 1024) }'; then
+    have=$(awk -v b="$b" 'BEGIN { printf "%g", b / 1048576 }')
+    echo "MEM=$mem ($have MiB) is below the $((min / 1024)) MiB that $what:" \
+         "with less, OVMF crashes or Limine runs out of memory and halts, often with" \
+         "nothing on the serial line. Give MEM=$((min / 1024))M or more" \
+         "(the default is 1G)$([ "${1}" = bios ] || echo "; make run-bios needs $((MIN_BIOS / 1024)) MiB")" >&2
+    exit 1
+fi

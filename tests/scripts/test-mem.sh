@@ -1,0 +1,65 @@
+# make run, debug and run-hdd refuse a MEM below what OVMF and Limine need
+# to reach baton, run-bios one below what SeaBIOS and Limine need, with
+# the reason, before building or booting anything; they accept the
+# minimum itself. MEM is read as QEMU's -m reads it, which the last test
+# checks against the QEMU installed here.
+source "$(dirname "$0")/lib.sh"
+
+# The minima measured for iso/check-mem.sh (in MiB), and the same less
+# QEMU's 8 KiB granule, in KiB.
+uefi_cd=126 uefi_usb=129 bios=20
+below() { echo "$(($1 * 1024 - 8))K"; }
+
+refused "make run MEM=64M" "MEM=64M (64 MiB) is below the $uefi_cd MiB that OVMF and Limine need" \
+    make run MEM=64M
+refused "make run MEM=64 (plain MiB)" "MEM=64 (64 MiB) is below the $uefi_cd MiB" \
+    make run MEM=64
+refused "make run MEM=0.1g" "is below the $uefi_cd MiB" make run MEM=0.1g
+refused "make -n run just below the minimum" "is below the $uefi_cd MiB" \
+    make -n run MEM="$(below $uefi_cd)"
+accepted "make -n run at the minimum" make -n run MEM=${uefi_cd}M
+refused "make -n debug just below the minimum" "is below the $uefi_cd MiB" \
+    make -n debug MEM="$(below $uefi_cd)"
+accepted "make -n debug at the minimum" make -n debug MEM=${uefi_cd}M
+refused "make -n run-hdd just below the minimum" \
+    "is below the $uefi_usb MiB that OVMF and Limine need to boot baton's disk image" \
+    make -n run-hdd MEM="$(below $uefi_usb)"
+accepted "make -n run-hdd at the minimum" make -n run-hdd MEM=${uefi_usb}M
+refused "make -n run-bios just below the minimum" \
+    "is below the $bios MiB that SeaBIOS and Limine need" \
+    make -n run-bios MEM="$(below $bios)"
+accepted "make -n run-bios at the minimum" make -n run-bios MEM=${bios}M
+accepted "make -n run with the default MEM" make -n run
+accepted "make -n run MEM=0x100 (hexadecimal MiB)" make -n run MEM=0x100
+refused "make run MEM=128MB" "MEM=128MB is not a size QEMU's -m takes" make run MEM=128MB
+refused "make run MEM=1.5" "MEM=1.5 is not a size QEMU's -m takes" make run MEM=1.5
+refused "make run MEM=" "MEM is empty" make run MEM=
+
+# What iso/check-mem.sh makes of a value must be what QEMU makes of it:
+# QEMU's own answer (query-memory-size-summary over QMP, the guest halted
+# before its first instruction), or its refusal.
+name="MEM parsed as QEMU parses -m"
+qemu_mib() {
+    local reply
+    reply=$(printf '%s\n' '{"execute":"qmp_capabilities"}' \
+        '{"execute":"query-memory-size-summary"}' '{"execute":"quit"}' |
+        timeout 20 qemu-system-x86_64 -M q35 -accel tcg -S -display none -nodefaults \
+            -qmp stdio -m "$1" 2>/dev/null)
+    [[ $reply =~ \"base-memory\":\ ([0-9]+) ]] || { echo refused; return; }
+    awk -v b="${BASH_REMATCH[1]}" 'BEGIN { printf "%g\n", b / 1048576 }'
+}
+: > "$out"
+if ! command -v qemu-system-x86_64 >/dev/null; then
+    echo "qemu-system-x86_64 is not installed (make deps installs it)" > "$out"
+    fail "cannot compare with QEMU"
+else
+    for m in 128 128M 128m 1.5G 131072K 0.125g 1.G size=128M 128M,maxmem=2G \
+             0x80 00128 134217729B 100.3M 1 0 128MB 1.5 1.5B .5G 12X 128E; do
+        want=$(qemu_mib "$m")
+        got=$(iso/check-mem.sh --mib "$m" 2>/dev/null || echo refused)
+        echo "-m $m: QEMU $want, check-mem.sh $got" >> "$out"
+        [ "$want" = "$got" ] || mismatch=1
+    done
+    if [ -n "${mismatch:-}" ]; then fail "check-mem.sh and QEMU disagree"; else pass; fi
+fi
+finish
