@@ -13,7 +13,7 @@
 #   fmt-check       cargo fmt --check on every crate
 #   clippy          clippy -D warnings on every crate
 #   doc             cargo doc --no-deps on every crate, warnings as errors
-#   host-test       host tests of handoff (examples included) and the test runner
+#   host-test       host tests of handoff and the test runner; handoff's example; cargo package -p handoff
 #   script-test     tests of the Makefile's and scripts' checks (tests/scripts/)
 #   boot-test       QEMU boot tests (BOOT_TESTS, JOBS)
 #   bench           time the page-table builder against per-page mapping, and the screen console (BENCH)
@@ -162,9 +162,13 @@ doc:
 	RUSTDOCFLAGS='-D warnings' cargo doc --no-deps -p kernel --target $(TARGET) --release
 	RUSTDOCFLAGS='-D warnings' cargo doc --no-deps -p kernel --target $(TARGET) --release --all-features
 
+# handoff's example (parse -> plan -> build on the host) runs as a test;
+# `cargo package` checks that the crate packages and builds on its own
+# (offline: the workspace's build has fetched its dependencies).
 host-test:
 	cargo test -p handoff -p fbcon -p boot-tests
 	cargo test -p handoff --examples
+	cargo package -q -p handoff --allow-dirty --offline
 
 script-test:
 	tests/scripts/run.sh
