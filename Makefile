@@ -83,10 +83,13 @@ $(call check,OVMF=$(call quote,$(OVMF)) OVMF_CODE=$(call quote,$(OVMF_CODE)) \
 	iso/check-paths.sh)
 endif
 # The least RAM each boot needs is measured, and explained, in
-# iso/check-mem.sh.
-$(foreach goal,$(filter run debug,$(MAKECMDGOALS)),$(call check,iso/check-mem.sh uefi-cd $(call quote,$(MEM))))
-$(foreach goal,$(filter run-hdd,$(MAKECMDGOALS)),$(call check,iso/check-mem.sh uefi-usb $(call quote,$(MEM))))
-$(foreach goal,$(filter run-bios,$(MAKECMDGOALS)),$(call check,iso/check-mem.sh bios $(call quote,$(MEM))))
+# iso/check-mem.sh. It grows with the kernel file, which Limine reads
+# whole: here the last one built, if any; the recipes check again with
+# the one they boot.
+MEM_CHECK = iso/check-mem.sh $(1) $(call quote,$(MEM)) $(wildcard $(KERNEL))
+$(foreach goal,$(filter run debug,$(MAKECMDGOALS)),$(call check,$(call MEM_CHECK,uefi-cd)))
+$(foreach goal,$(filter run-hdd,$(MAKECMDGOALS)),$(call check,$(call MEM_CHECK,uefi-usb)))
+$(foreach goal,$(filter run-bios,$(MAKECMDGOALS)),$(call check,$(call MEM_CHECK,bios)))
 
 # OVMF's QEMU arguments, into the bash array fw: `-bios OVMF.fd`, or the
 # split images as pflash with a fresh copy of the variable store in
@@ -117,18 +120,21 @@ hdd: kernel
 	iso/mkhdd.sh $(KERNEL) $(HDD)
 
 run: deps iso
+	@$(call MEM_CHECK,uefi-cd)
 	$(OVMF_ARGS) $(QEMU) $(QEMU_BASE) "$${fw[@]}" -cdrom $(ISO) $(QEMUFLAGS) $(QEMU_OK)
 
 run-bios: deps iso
+	@$(call MEM_CHECK,bios)
 	$(QEMU) $(QEMU_BASE) -cdrom $(ISO) $(QEMUFLAGS) $(QEMU_OK)
 
 run-hdd: deps hdd
+	@$(call MEM_CHECK,uefi-usb)
 	$(OVMF_ARGS) $(QEMU) $(QEMU_BASE) "$${fw[@]}" -device qemu-xhci,id=xhci \
 		-drive if=none,id=stick,format=raw,file=$(HDD) \
 		-device usb-storage,bus=xhci.0,drive=stick $(QEMUFLAGS) $(QEMU_OK)
 
 debug: deps iso
-	@echo "make debug: nokaslr on the command line (fixed layout, kernel at its link address; see docs/kaslr.md)"
+	@$(call MEM_CHECK,uefi-cd)
 	@echo "QEMU is waiting for GDB on localhost:1234. In another terminal: gdb -x baton.gdb"
 	$(OVMF_ARGS) $(QEMU) $(QEMU_BASE) "$${fw[@]}" -cdrom $(ISO) -s -S $(QEMUFLAGS) $(QEMU_OK)
 

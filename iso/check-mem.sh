@@ -1,26 +1,32 @@
 #!/usr/bin/env bash
-# check-mem.sh BOOT MEM   (BOOT: uefi-cd, uefi-usb or bios)
+# check-mem.sh BOOT MEM [KERNEL]   (BOOT: uefi-cd, uefi-usb or bios)
 # Succeeds when QEMU's `-m MEM` gives the guest enough RAM for the firmware
-# and Limine to start baton booted as BOOT; otherwise prints why and fails.
+# and Limine to start the kernel file KERNEL (default: a release build of
+# the reference size below) booted as BOOT; otherwise prints why and fails.
 # `check-mem.sh --mib MEM` prints the size QEMU makes of MEM, in MiB.
 #
 # MEM is read as QEMU reads `-m`: `[size=]N[suffix][,option...]`, where a
 # plain number counts MiB (decimal, or hexadecimal with 0x) and a suffix
 # B, K, M, G, T, P or E (either case) scales it, with a decimal fraction
-# allowed above bytes (1.5G); 0 means QEMU's default of 128 MiB; the size is rounded
-# up to 8 KiB.
+# allowed above bytes (1.5G); 0 means QEMU's default of 128 MiB; the size
+# is rounded up to 8 KiB.
 set -euo pipefail
 
-# The least RAM, in KiB, with which each kind of boot reaches baton, found
-# with QEMU 7.2, Debian 12's OVMF (edk2 2022.11) and SeaBIOS 1.16, Limine
-# 8.2 and a release kernel of about 8 MiB (its ELF file with debug info),
-# by bisecting on whole MiB (see docs/booting.md). Below these, OVMF runs
-# out of memory itself or Limine panics with "High memory allocator: Out
-# of memory" (on the screen only once it is loading the kernel). Limine
-# reads the whole kernel file into memory, so a larger kernel needs more.
+# The least RAM, in KiB, with which each boot reaches a kernel file of
+# REF_KERNEL_KIB (baton's release build with debug info, 7756816 bytes),
+# bisected on
+# whole MiB with QEMU 7.2 (q35, TCG), Debian 12's OVMF (edk2 2022.11) and
+# SeaBIOS 1.16, and Limine 8.2: see docs/booting.md. With less, OVMF runs
+# out of memory itself, or Limine panics with "High memory allocator: Out
+# of memory" (on the screen only once it is loading the kernel).
+REF_KERNEL_KIB=7576
 MIN_UEFI_CD=$((126 * 1024))
 MIN_UEFI_USB=$((129 * 1024))
 MIN_BIOS=$((20 * 1024))
+# Limine reads the whole kernel file into memory: a kernel file 16 MiB
+# larger than the reference needed 16 MiB more under OVMF (142 MiB from a
+# CD). A smaller one needs somewhat less (114 MiB for a stripped 1 MiB
+# kernel), which the minimum does not count on.
 
 # The guest RAM in bytes for a QEMU `-m` value, or nothing if QEMU would
 # refuse it.
@@ -50,19 +56,30 @@ bytes() {
     }'
 }
 
-mem=${2-}
-if [ "${1:-}" = --mib ]; then
+mib() { awk -v b="$1" 'BEGIN { printf "%g", b / 1048576 }'; }
+
+boot=${1:-} mem=${2-} kernel=${3:-}
+if [ "$boot" = --mib ]; then
     b=$(bytes "$mem")
     [ -n "$b" ] || exit 1
-    awk -v b="$b" 'BEGIN { printf "%g\n", b / 1048576 }'
+    mib "$b"
+    echo
     exit 0
 fi
-case ${1:-} in
+case $boot in
 uefi-cd) min=$MIN_UEFI_CD what="OVMF and Limine need to boot baton's ISO" ;;
 uefi-usb) min=$MIN_UEFI_USB what="OVMF and Limine need to boot baton's disk image from USB" ;;
 bios) min=$MIN_BIOS what="SeaBIOS and Limine need to boot baton's ISO" ;;
-*) echo "usage: check-mem.sh uefi-cd|uefi-usb|bios MEM | --mib MEM" >&2; exit 2 ;;
+*) echo "usage: check-mem.sh uefi-cd|uefi-usb|bios MEM [KERNEL] | --mib MEM" >&2; exit 2 ;;
 esac
+with=""
+if [ -n "$kernel" ] && [ -f "$kernel" ]; then
+    size=$(( ($(stat -c %s "$kernel") + 1023) / 1024 ))
+    if [ "$size" -gt "$REF_KERNEL_KIB" ]; then
+        min=$(( min + size - REF_KERNEL_KIB ))
+        with=" with a kernel file of $(awk -v k="$size" 'BEGIN { printf "%.1f", k / 1024 }') MiB ($kernel)"
+    fi
+fi
 
 if [ -z "$mem" ]; then
     echo "MEM is empty: give the guest's RAM, e.g. MEM=1G" >&2
@@ -75,10 +92,13 @@ if [ -z "$b" ]; then
     exit 1
 fi
 if awk -v b="$b" -v m="$min" 'BEGIN { exit !(b < m * 1024) }'; then
-    have=$(awk -v b="$b" 'BEGIN { printf "%g", b / 1048576 }')
-    echo "MEM=$mem ($have MiB) is below the $((min / 1024)) MiB that $what:" \
-         "with less, OVMF crashes or Limine runs out of memory and halts, often with" \
-         "nothing on the serial line. Give MEM=$((min / 1024))M or more" \
-         "(the default is 1G)$([ "${1}" = bios ] || echo "; make run-bios needs $((MIN_BIOS / 1024)) MiB")" >&2
+    need=$(( (min + 1023) / 1024 ))
+    case $boot in
+    bios) why="SeaBIOS or Limine runs out of memory before baton starts" ;;
+    *) why="OVMF crashes, or Limine runs out of memory and halts, often with nothing on the serial line" ;;
+    esac
+    echo "MEM=$mem ($(mib "$b") MiB) is below the $need MiB that $what$with:" \
+         "with less, $why. Give MEM=${need}M or more (the default is 1G)$(
+         [ "$boot" = bios ] || echo "; make run-bios needs less")" >&2
     exit 1
 fi
