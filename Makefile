@@ -26,8 +26,7 @@
 #
 # Variables (make TARGET VAR=value):
 #   CMDLINE='...'   kernel command line, baked into the image's limine.conf
-#   MEM=1G          guest RAM as QEMU's -m reads it (MiB, or K/M/G/T); run,
-#                   run-hdd and debug refuse less than OVMF and Limine need
+#   MEM=1G          guest RAM, as QEMU's -m reads it; the run targets refuse too little
 #   QEMUFLAGS='...' more QEMU arguments, e.g. '-smp 4 -cpu max'
 #   MACHINE=q35     QEMU machine
 #   ACCEL=tcg       QEMU accelerator (kvm where /dev/kvm works)

@@ -22,7 +22,7 @@ set -euo pipefail
 REF_KERNEL_KIB=7576
 MIN_UEFI_CD=$((126 * 1024))
 MIN_UEFI_USB=$((129 * 1024))
-MIN_BIOS=$((20 * 1024))
+MIN_BIOS=$((12 * 1024))
 # Limine reads the whole kernel file into memory: a kernel file 16 MiB
 # larger than the reference needed 16 MiB more under OVMF (142 MiB from a
 # CD). A smaller one needs somewhat less (114 MiB for a stripped 1 MiB

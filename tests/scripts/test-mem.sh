@@ -8,7 +8,7 @@ source "$(dirname "$0")/lib.sh"
 # The minima measured for iso/check-mem.sh (in MiB), for a kernel file of
 # the reference size or smaller, and the same less QEMU's 8 KiB granule,
 # in KiB.
-uefi_cd=126 uefi_usb=129 bios=20
+uefi_cd=126 uefi_usb=129 bios=12
 below() { echo "$(($1 * 1024 - 8))K"; }
 
 # make checks MEM against the kernel it last built, $(BUILD)/baton: none
