@@ -13,20 +13,21 @@
 set -euo pipefail
 
 # The least RAM, in KiB, with which each boot reaches a kernel file of
-# REF_KERNEL_KIB (baton's release build with debug info, 7756816 bytes),
-# bisected on
-# whole MiB with QEMU 7.2 (q35, TCG), Debian 12's OVMF (edk2 2022.11) and
-# SeaBIOS 1.16, and Limine 8.2: see docs/booting.md. With less, OVMF runs
-# out of memory itself, or Limine panics with "High memory allocator: Out
-# of memory" (on the screen only once it is loading the kernel).
-REF_KERNEL_KIB=7576
-MIN_UEFI_CD=$((126 * 1024))
-MIN_UEFI_USB=$((129 * 1024))
-MIN_BIOS=$((12 * 1024))
+# REF_KERNEL_BYTES (baton's release build, with debug info), bisected to
+# QEMU's 8 KiB granule with QEMU 7.2 (q35, TCG), Debian 12's OVMF (edk2
+# 2022.11) and SeaBIOS 1.16.2, and Limine 8.2; 8 KiB less fails. See
+# docs/booting.md. With less, Limine panics with "High memory allocator:
+# Out of memory" (on the screen only once it is loading the kernel), or
+# far lower OVMF crashes.
+REF_KERNEL_BYTES=7756816
+MIN_UEFI_CD=128224
+MIN_UEFI_USB=132040
+MIN_BIOS=11384
 # Limine reads the whole kernel file into memory: a kernel file 16 MiB
-# larger than the reference needed 16 MiB more under OVMF (142 MiB from a
-# CD). A smaller one needs somewhat less (114 MiB for a stripped 1 MiB
-# kernel), which the minimum does not count on.
+# larger than the reference needed 16 MiB more in each boot (measured to
+# the MiB), so what a kernel file has beyond the reference is added. A
+# smaller one needs somewhat less (11 MiB less for a stripped 0.9 MiB
+# kernel under OVMF), which the minimum does not count on.
 
 # The guest RAM in bytes for a QEMU `-m` value, or nothing if QEMU would
 # refuse it.
@@ -74,10 +75,10 @@ bios) min=$MIN_BIOS what="SeaBIOS and Limine need to boot baton's ISO" ;;
 esac
 with=""
 if [ -n "$kernel" ] && [ -f "$kernel" ]; then
-    size=$(( ($(stat -c %s "$kernel") + 1023) / 1024 ))
-    if [ "$size" -gt "$REF_KERNEL_KIB" ]; then
-        min=$(( min + size - REF_KERNEL_KIB ))
-        with=" with a kernel file of $(awk -v k="$size" 'BEGIN { printf "%.1f", k / 1024 }') MiB ($kernel)"
+    size=$(stat -c %s "$kernel")
+    if [ "$size" -gt "$REF_KERNEL_BYTES" ]; then
+        min=$(( min + (size - REF_KERNEL_BYTES + 1023) / 1024 ))
+        with=" with a kernel file of $(awk -v b="$size" 'BEGIN { printf "%.1f", b / 1048576 }') MiB ($kernel)"
     fi
 fi
 
@@ -93,11 +94,12 @@ if [ -z "$b" ]; then
 fi
 if awk -v b="$b" -v m="$min" 'BEGIN { exit !(b < m * 1024) }'; then
     need=$(( (min + 1023) / 1024 ))
+    least="$min KiB ($(awk -v k="$min" 'BEGIN { printf "%.1f", k / 1024 }') MiB)"
     case $boot in
-    bios) why="SeaBIOS or Limine runs out of memory before baton starts" ;;
-    *) why="OVMF crashes, or Limine runs out of memory and halts, often with nothing on the serial line" ;;
+    bios) why="Limine runs out of memory loading the kernel and halts, with nothing on the serial line" ;;
+    *) why="Limine runs out of memory and halts, often with nothing on the serial line (far less: OVMF crashes)" ;;
     esac
-    echo "MEM=$mem ($(mib "$b") MiB) is below the $need MiB that $what$with:" \
+    echo "MEM=$mem ($(mib "$b") MiB) is below the $least that $what$with:" \
          "with less, $why. Give MEM=${need}M or more (the default is 1G)$(
          [ "$boot" = bios ] || echo "; make run-bios needs less")" >&2
     exit 1

@@ -5,35 +5,34 @@
 # checks against the QEMU installed here.
 source "$(dirname "$0")/lib.sh"
 
-# The minima measured for iso/check-mem.sh (in MiB), for a kernel file of
-# the reference size or smaller, and the same less QEMU's 8 KiB granule,
-# in KiB.
-uefi_cd=126 uefi_usb=129 bios=12
-below() { echo "$(($1 * 1024 - 8))K"; }
+# The minima measured for iso/check-mem.sh (in KiB), for a kernel file of
+# the reference size or smaller; QEMU's granule is 8 KiB.
+uefi_cd=128224 uefi_usb=132040 bios=11384
+below() { echo "$(($1 - 8))K"; }
 
 # make checks MEM against the kernel it last built, $(BUILD)/baton: none
 # here, so the reference minima apply, whatever this checkout has built.
 export BUILD=$scratch/build
 
-refused "make run MEM=64M" "MEM=64M (64 MiB) is below the $uefi_cd MiB that OVMF and Limine need" \
+refused "make run MEM=64M" "MEM=64M (64 MiB) is below the $uefi_cd KiB (125.2 MiB) that OVMF and Limine need" \
     make run MEM=64M
-refused "make run MEM=64 (plain MiB)" "MEM=64 (64 MiB) is below the $uefi_cd MiB" \
+refused "make run MEM=64 (plain MiB)" "MEM=64 (64 MiB) is below the $uefi_cd KiB" \
     make run MEM=64
-refused "make run MEM=0.1g" "is below the $uefi_cd MiB" make run MEM=0.1g
-refused "make -n run just below the minimum" "is below the $uefi_cd MiB" \
+refused "make run MEM=0.1g" "is below the $uefi_cd KiB" make run MEM=0.1g
+refused "make -n run just below the minimum" "is below the $uefi_cd KiB" \
     make -n run MEM="$(below $uefi_cd)"
-accepted "make -n run at the minimum" make -n run MEM=${uefi_cd}M
-refused "make -n debug just below the minimum" "is below the $uefi_cd MiB" \
+accepted "make -n run at the minimum" make -n run MEM=${uefi_cd}K
+refused "make -n debug just below the minimum" "is below the $uefi_cd KiB" \
     make -n debug MEM="$(below $uefi_cd)"
-accepted "make -n debug at the minimum" make -n debug MEM=${uefi_cd}M
+accepted "make -n debug at the minimum" make -n debug MEM=${uefi_cd}K
 refused "make -n run-hdd just below the minimum" \
-    "is below the $uefi_usb MiB that OVMF and Limine need to boot baton's disk image" \
+    "is below the $uefi_usb KiB (128.9 MiB) that OVMF and Limine need to boot baton's disk image" \
     make -n run-hdd MEM="$(below $uefi_usb)"
-accepted "make -n run-hdd at the minimum" make -n run-hdd MEM=${uefi_usb}M
+accepted "make -n run-hdd at the minimum" make -n run-hdd MEM=${uefi_usb}K
 refused "make -n run-bios just below the minimum" \
-    "is below the $bios MiB that SeaBIOS and Limine need" \
+    "is below the $bios KiB (11.1 MiB) that SeaBIOS and Limine need" \
     make -n run-bios MEM="$(below $bios)"
-accepted "make -n run-bios at the minimum" make -n run-bios MEM=${bios}M
+accepted "make -n run-bios at the minimum" make -n run-bios MEM=${bios}K
 accepted "make -n run with the default MEM" make -n run
 accepted "make -n run MEM=0x100 (hexadecimal MiB)" make -n run MEM=0x100
 # A larger kernel file needs as much more memory: Limine reads it whole.
@@ -42,11 +41,11 @@ accepted "make -n run MEM=0x100 (hexadecimal MiB)" make -n run MEM=0x100
 mkdir -p "$scratch/big"
 truncate -s 24532408 "$scratch/big/baton"
 refused "make -n run with a 23.4 MiB kernel, 1 MiB short" \
-    "is below the 142 MiB that OVMF and Limine need to boot baton's ISO with a kernel file of 23.4 MiB" \
+    "is below the 144607 KiB (141.2 MiB) that OVMF and Limine need to boot baton's ISO with a kernel file of 23.4 MiB" \
     make -n run MEM=141M BUILD="$scratch/big"
 accepted "make -n run with a 23.4 MiB kernel, enough memory" \
     make -n run MEM=142M BUILD="$scratch/big"
-refused "check-mem.sh with a 23.4 MiB kernel, 1 MiB short" "is below the 145 MiB" \
+refused "check-mem.sh with a 23.4 MiB kernel, 1 MiB short" "is below the 148423 KiB (144.9 MiB)" \
     iso/check-mem.sh uefi-usb 144M "$scratch/big/baton"
 refused "make run MEM=128MB" "MEM=128MB is not a size QEMU's -m takes" make run MEM=128MB
 refused "make run MEM=1.5" "MEM=1.5 is not a size QEMU's -m takes" make run MEM=1.5
