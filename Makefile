@@ -148,8 +148,8 @@ help:
 fmt-check:
 	cargo fmt --all -- --check
 
-# Of the benchmark, only its library: its criterion harness takes a minute to
-# build from scratch, so `make bench` builds that.
+# Of the benchmark, only its library: its criterion harness takes minutes to
+# build from scratch (docs/benchmarks.md), so `make bench` builds that.
 clippy:
 	cargo clippy -p handoff --all-targets --all-features -- -D warnings
 	cargo clippy -p fbcon --all-targets -- -D warnings
