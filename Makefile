@@ -8,7 +8,7 @@
 #   run             boot the ISO in QEMU (q35, OVMF), serial on the terminal
 #   run-bios        the same under SeaBIOS
 #   run-hdd         boot the disk image as a USB stick under OVMF
-#   debug           like run, with QEMU waiting for GDB (then: gdb -x baton.gdb)
+#   debug           like run, an unoptimised kernel, QEMU waiting for GDB (docs/gdb.md)
 #   test            everything CI runs: deps fmt-check clippy doc host-test script-test boot-test
 #   fmt-check       cargo fmt --check on every crate
 #   clippy          clippy -D warnings on every crate
@@ -35,19 +35,29 @@
 #   OVMF_VARS=...   OVMF's split variable-store template (with OVMF_CODE)
 #   OVMF_PFLASH=1   prefer the split images to a combined OVMF.fd
 #   LIMINE_DIR=...  a directory holding Limine's binary release
+#   LIMINE_DIRS=a:b the Limine releases the boot tests also run on (default: /usr/share/limine-*)
+#   SECURE_BOOT=1   make hdd signs its boot chain for Secure Boot (with SB_KEY, SB_CERT)
+#   SB_KEY=key.pem  the Secure Boot signing key (with SECURE_BOOT=1)
+#   SB_CERT=c.pem   the Secure Boot certificate (with SECURE_BOOT=1)
 #   BOOT_TESTS='..' boot-test cases whose name contains one of the words
 #   JOBS=N          boot tests run at once (default: one per CPU)
 #   BENCH=filter    benchmark maps whose id contains it (--test: time nothing)
 #   FUZZ_TIME=30    seconds per fuzz target
 #   FUZZ_TARGETS=.. fuzz targets to run (memmap normalise efi_runtime plan pe)
 #   BUILD=build     where images, logs and tables go
+#   PROFILE=release the cargo profile the kernel is built with
+#   DEBUG_PROFILE=gdb the profile make debug builds with (release: the optimised kernel)
 
 SHELL := bash
 .DEFAULT_GOAL := kernel
 
 BUILD ?= build
 TARGET := x86_64-unknown-none
-KERNEL_ELF := target/$(TARGET)/release/baton
+# The cargo profile the kernel is built with: `make debug` uses
+# $(DEBUG_PROFILE) (see Cargo.toml), everything else release.
+PROFILE ?= release
+DEBUG_PROFILE ?= gdb
+KERNEL_ELF = target/$(TARGET)/$(PROFILE)/baton
 KERNEL := $(BUILD)/baton
 ISO := $(BUILD)/baton.iso
 HDD := $(BUILD)/baton.hdd
@@ -66,7 +76,8 @@ FUZZ_TARGETS ?= memmap normalise efi_runtime plan pe
 export BUILD_DIR := $(BUILD)
 export BATON_CMDLINE := $(value CMDLINE)
 export OVMF OVMF_CODE OVMF_VARS OVMF_PFLASH
-export LIMINE_DIR
+export LIMINE_DIR LIMINE_DIRS
+export SECURE_BOOT SB_KEY SB_CERT
 
 # Checks that need nothing built run while make reads this file, so that a
 # typo or too little memory stops make before `deps` installs anything or
@@ -106,7 +117,7 @@ QEMU_OK = || [ $$? -eq 33 ]
 all: kernel
 
 kernel:
-	cargo build -p kernel --target $(TARGET) --release
+	cargo build -p kernel --target $(TARGET) --profile $(PROFILE)
 	@mkdir -p $(BUILD)
 	cp $(KERNEL_ELF) $(KERNEL)
 
@@ -132,6 +143,9 @@ run-hdd: deps hdd
 		-drive if=none,id=stick,format=raw,file=$(HDD) \
 		-device usb-storage,bus=xhci.0,drive=stick $(QEMUFLAGS) $(QEMU_OK)
 
+# build/baton (which baton.gdb loads) is then the unoptimised kernel, until
+# the next build.
+debug: PROFILE = $(DEBUG_PROFILE)
 debug: deps iso
 	@$(call MEM_CHECK,uefi-cd)
 	@echo "QEMU is waiting for GDB on localhost:1234. In another terminal: gdb -x baton.gdb"
