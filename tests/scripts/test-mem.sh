@@ -7,7 +7,7 @@ source "$(dirname "$0")/lib.sh"
 
 # The minima measured for iso/check-mem.sh (in KiB), for a kernel file of
 # the reference size or smaller; QEMU's granule is 8 KiB.
-uefi_cd=129464 uefi_usb=133280 bios=12936
+uefi_cd=129464 uefi_usb=133280 bios=12952
 below() { echo "$(($1 - 8))K"; }
 
 # make checks MEM against the kernel it last built, $(BUILD)/baton: none
@@ -47,6 +47,32 @@ accepted "make -n run with a 23.4 MiB kernel, enough memory" \
     make -n run MEM=142M BUILD="$scratch/big"
 refused "check-mem.sh with a 23.4 MiB kernel, 1 MiB short" "is below the 148423 KiB (144.9 MiB)" \
     iso/check-mem.sh uefi-usb 144M "$scratch/big/baton"
+# Under SeaBIOS the kernel's loaded segments count too: an ELF file of
+# the reference size whose one PT_LOAD segment takes 1 MiB more than the
+# reference kernel's.
+elf=$scratch/loads-more/baton
+mkdir -p "$(dirname "$elf")"
+# le VALUE BYTES: VALUE as BYTES little-endian bytes.
+le() {
+    local v=$1 n=$2 i
+    for ((i = 0; i < n; i++)); do
+        printf "$(printf '\\%03o' $(((v >> (8 * i)) & 255)))"
+    done
+}
+{
+    printf '\177ELF\002\001\001'; le 0 9                # identification
+    le 2 2; le 62 2; le 1 4; le 0 8; le 64 8; le 0 8     # type, machine, version, entry, phoff, shoff
+    le 0 4; le 64 2; le 56 2; le 1 2; le 0 2; le 0 2; le 0 2
+    le 1 4; le 5 4; le 0 8; le 0 8; le 0 8              # PT_LOAD, flags, offset, vaddr, paddr
+    le 0 8; le $((2130093 + 1048576)) 8; le 4096 8      # filesz, memsz, align
+} > "$elf"
+truncate -s 9026672 "$elf"
+refused "check-mem.sh bios with 1 MiB more loaded, 8 KiB short" \
+    "is below the $((bios + 1024)) KiB" iso/check-mem.sh bios "$((bios + 1024 - 8))K" "$elf"
+accepted "check-mem.sh bios with 1 MiB more loaded, enough memory" \
+    iso/check-mem.sh bios "$((bios + 1024))K" "$elf"
+accepted "check-mem.sh uefi-cd does not count the loaded segments" \
+    iso/check-mem.sh uefi-cd "${uefi_cd}K" "$elf"
 refused "make run MEM=128MB" "MEM=128MB is not a size QEMU's -m takes" make run MEM=128MB
 refused "make run MEM=1.5" "MEM=1.5 is not a size QEMU's -m takes" make run MEM=1.5
 refused "make run MEM=" "MEM is empty" make run MEM=
