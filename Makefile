@@ -8,7 +8,7 @@
 #   run             boot the ISO in QEMU (q35, OVMF), serial on the terminal
 #   run-bios        the same under SeaBIOS
 #   run-hdd         boot the disk image as a USB stick under OVMF
-#   debug           like run, an unoptimised kernel, QEMU waiting for GDB (docs/gdb.md)
+#   debug           like run, an unoptimised kernel with nokaslr, QEMU waiting for GDB (docs/gdb.md)
 #   test            everything CI runs: deps fmt-check clippy doc host-test script-test boot-test
 #   fmt-check       cargo fmt --check on every crate
 #   clippy          clippy -D warnings on every crate
@@ -144,10 +144,15 @@ run-hdd: deps hdd
 		-device usb-storage,bus=xhci.0,drive=stick $(QEMUFLAGS) $(QEMU_OK)
 
 # build/baton (which baton.gdb loads) is then the unoptimised kernel, until
-# the next build.
+# the next build. The image boots with nokaslr: Linux's fixed bases, and the
+# kernel at its link address (iso/limine-conf.sh writes `kaslr: no`), so that
+# the symbols GDB loads and the addresses it shows hold from one boot to the
+# next.
 debug: PROFILE = $(DEBUG_PROFILE)
+debug: export BATON_CMDLINE := nokaslr $(value CMDLINE)
 debug: deps iso
 	@$(call MEM_CHECK,uefi-cd)
+	@echo "make debug: nokaslr on the command line (fixed layout, kernel at its link address; see docs/kaslr.md)"
 	@echo "QEMU is waiting for GDB on localhost:1234. In another terminal: gdb -x baton.gdb"
 	$(OVMF_ARGS) $(QEMU) $(QEMU_BASE) "$${fw[@]}" -cdrom $(ISO) -s -S $(QEMUFLAGS) $(QEMU_OK)
 
