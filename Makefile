@@ -1,39 +1,56 @@
-# baton: build, run and test. See README.md.
+# baton: build, run and test. `make help` prints the two lists below.
 #
-#   make / make kernel   build the kernel ELF (build/baton)
-#   make iso             hybrid UEFI/BIOS ISO (build/baton.iso)
-#   make hdd             GPT disk with an EFI system partition (build/baton.hdd)
-#   make run             QEMU (q35, OVMF), serial on the terminal
-#   make run-bios        the same under SeaBIOS
-#   make run-hdd         the disk image as a USB stick under OVMF
-#   make debug           an unoptimised kernel in QEMU waiting for GDB (then:
-#                        gdb -x baton.gdb; see docs/gdb.md), with nokaslr
-#                        added to CMDLINE
-#   make test            rustfmt, clippy, host tests, QEMU boot tests
-#   make bench           time the page-table builder against per-page mapping
-#                        (table in build/bench.md; with BENCH=filter in
-#                        build/bench-filtered.md), and the screen console's
-#                        cost per log line and per scroll
-#   make bench-boot      boot on 1 GiB, 64 GiB and 1 TiB guests (sparse
-#                        file-backed RAM), self-tests at 1 and 16 GiB: time
-#                        and QEMU's memory per size (table in
-#                        build/bench-boot.md; BENCH_BOOT='--runs 5 ...')
-#   make fuzz            fuzz handoff's parsers and planner (nightly, cargo-fuzz)
-#   make deps            check and install prerequisites
+# Targets:
+#   kernel          the kernel ELF, build/baton (the default goal)
+#   all             the same as kernel
+#   iso             hybrid UEFI/BIOS ISO, build/baton.iso
+#   hdd             GPT disk with an EFI system partition, build/baton.hdd
+#   run             boot the ISO in QEMU (q35, OVMF), serial on the terminal
+#   run-bios        the same under SeaBIOS
+#   run-hdd         boot the disk image as a USB stick under OVMF
+#   debug           like run, an unoptimised kernel with nokaslr, QEMU waiting for GDB (docs/gdb.md)
+#   test            everything CI runs: deps fmt-check clippy doc host-test script-test boot-test
+#   fmt-check       cargo fmt --check on every crate
+#   clippy          clippy -D warnings on every crate
+#   doc             cargo doc --no-deps on every crate, warnings as errors
+#   host-test       host tests of handoff and the test runner; handoff's example; cargo package -p handoff
+#   script-test     tests of the Makefile's and scripts' checks (tests/scripts/)
+#   boot-test       QEMU boot tests (BOOT_TESTS, JOBS)
+#   bench           time the page-table builder against per-page mapping, and the screen console (BENCH)
+#   bench-boot      boot on 1 GiB, 64 GiB and 1 TiB guests (sparse file-backed RAM), self-tests
+#                   at 1 and 16 GiB: time and QEMU's memory per size (build/bench-boot.md)
+#   fuzz            fuzz handoff's parsers and planner (nightly, cargo-fuzz)
+#   fuzz-merge      fold new fuzzing coverage into fuzz/corpus
+#   fuzz-tools      install the nightly toolchain and cargo-fuzz when missing
+#   deps            check prerequisites, install what can be installed
+#   help            print these lists
+#   clean           remove target/ and build/
 #
-# Variables: CMDLINE='...' (baked into the image's limine.conf),
-# QEMUFLAGS='...', MEM=1G, MACHINE=q35, ACCEL=tcg, OVMF=/path/to/OVMF.fd,
-# OVMF_CODE=... OVMF_VARS=... (split images, as pflash), OVMF_PFLASH=1
-# (prefer the split images),
-# LIMINE_DIR=/path/to/limine, LIMINE_DIRS=dir1:dir2 (the releases the boot
-# tests also run on; default /usr/share/limine and /usr/share/limine-*),
-# SECURE_BOOT=1 SB_KEY=key.pem SB_CERT=cert.pem (make hdd: a chain signed
-# for UEFI Secure Boot, docs/boot-chains.md), BOOT_TESTS='filter ...' (test names),
-# DEBUG_PROFILE=release (`make debug` of the optimised kernel),
-# BENCH='filter' (benchmark maps, e.g. 64TiB), BENCH_BOOT='--runs N
-# --sizes 1G,64G,1T --test-sizes 1G,16G', BENCH_MEM_DIR=where the guests'
-# RAM files go (default build/bench-boot), FUZZ_TIME=seconds per
-# fuzz target, FUZZ_TARGETS='memmap plan ...'.
+# Variables (make TARGET VAR=value):
+#   CMDLINE='...'   kernel command line, baked into the image's limine.conf
+#   MEM=1G          guest RAM, as QEMU's -m reads it; the run targets refuse too little
+#   QEMUFLAGS='...' more QEMU arguments, e.g. '-smp 4 -cpu max'
+#   MACHINE=q35     QEMU machine
+#   ACCEL=tcg       QEMU accelerator (kvm where /dev/kvm works)
+#   OVMF=...        a combined OVMF.fd, loaded with -bios
+#   OVMF_CODE=...   OVMF's split code image, as pflash (with OVMF_VARS)
+#   OVMF_VARS=...   OVMF's split variable-store template (with OVMF_CODE)
+#   OVMF_PFLASH=1   prefer the split images to a combined OVMF.fd
+#   LIMINE_DIR=...  a directory holding Limine's binary release
+#   LIMINE_DIRS=a:b the Limine releases the boot tests also run on (default: /usr/share/limine-*)
+#   SECURE_BOOT=1   make hdd signs its boot chain for Secure Boot (with SB_KEY, SB_CERT)
+#   SB_KEY=key.pem  the Secure Boot signing key (with SECURE_BOOT=1)
+#   SB_CERT=c.pem   the Secure Boot certificate (with SECURE_BOOT=1)
+#   BOOT_TESTS='..' boot-test cases whose name contains one of the words
+#   JOBS=N          boot tests run at once (default: one per CPU)
+#   BENCH=filter    benchmark maps whose id contains it (--test: time nothing)
+#   BENCH_BOOT='..' make bench-boot's options: --runs N --sizes 1G,64G,1T --test-sizes 1G,16G
+#   BENCH_MEM_DIR=. where bench-boot's guests' RAM files go (default build/bench-boot)
+#   FUZZ_TIME=30    seconds per fuzz target
+#   FUZZ_TARGETS=.. fuzz targets to run (memmap normalise efi_runtime plan pe)
+#   BUILD=build     where images, logs and tables go
+#   PROFILE=release the cargo profile the kernel is built with
+#   DEBUG_PROFILE=gdb the profile make debug builds with (release: the optimised kernel)
 
 SHELL := bash
 .DEFAULT_GOAL := kernel
@@ -55,6 +72,7 @@ MEM ?= 1G
 MACHINE ?= q35
 ACCEL ?= tcg
 BOOT_TESTS ?=
+JOBS ?=
 BENCH ?=
 BENCH_BOOT ?=
 FUZZ_TIME ?= 30
@@ -67,6 +85,28 @@ export LIMINE_DIR LIMINE_DIRS
 export SECURE_BOOT SB_KEY SB_CERT
 export BENCH_MEM_DIR
 
+# Checks that need nothing built run while make reads this file, so that a
+# typo or too little memory stops make before `deps` installs anything or
+# anything is built, whatever the order (or -j) make would run targets in.
+# check: the command's error output becomes make's error when it fails.
+check = $(eval check_out := $(shell $(1) 2>&1 >/dev/null))$(if \
+	$(filter 0,$(.SHELLSTATUS)),,$(error $(check_out)))
+quote = '$(subst ','\'',$(1))'
+PATH_GOALS := deps iso hdd run run-bios run-hdd debug test boot-test
+ifneq ($(filter $(PATH_GOALS),$(MAKECMDGOALS)),)
+$(call check,OVMF=$(call quote,$(OVMF)) OVMF_CODE=$(call quote,$(OVMF_CODE)) \
+	OVMF_VARS=$(call quote,$(OVMF_VARS)) LIMINE_DIR=$(call quote,$(LIMINE_DIR)) \
+	iso/check-paths.sh)
+endif
+# The least RAM each boot needs is measured, and explained, in
+# iso/check-mem.sh. It grows with the kernel file, which Limine reads
+# whole: here the last one built, if any; the recipes check again with
+# the one they boot.
+MEM_CHECK = iso/check-mem.sh $(1) $(call quote,$(MEM)) $(wildcard $(KERNEL))
+$(foreach goal,$(filter run debug,$(MAKECMDGOALS)),$(call check,$(call MEM_CHECK,uefi-cd)))
+$(foreach goal,$(filter run-hdd,$(MAKECMDGOALS)),$(call check,$(call MEM_CHECK,uefi-usb)))
+$(foreach goal,$(filter run-bios,$(MAKECMDGOALS)),$(call check,$(call MEM_CHECK,bios)))
+
 # OVMF's QEMU arguments, into the bash array fw: `-bios OVMF.fd`, or the
 # split images as pflash with a fresh copy of the variable store in
 # $(BUILD)/ovmf-vars.fd (iso/find-ovmf.sh says which and why).
@@ -77,8 +117,8 @@ QEMU_BASE = -M $(MACHINE) -accel $(ACCEL) -m $(MEM) -serial mon:stdio -display n
 # isa-debug-exit ends QEMU with 33 for a clean power-off or passing tests.
 QEMU_OK = || [ $$? -eq 33 ]
 
-.PHONY: all kernel iso hdd run run-bios run-hdd debug deps test fmt-check clippy \
-	host-test boot-test bench bench-boot fuzz fuzz-tools fuzz-merge clean
+.PHONY: all kernel iso hdd run run-bios run-hdd debug deps test fmt-check clippy doc \
+	host-test script-test boot-test bench bench-boot fuzz fuzz-tools fuzz-merge help clean
 
 all: kernel
 
@@ -96,12 +136,15 @@ hdd: kernel
 	iso/mkhdd.sh $(KERNEL) $(HDD)
 
 run: deps iso
+	@$(call MEM_CHECK,uefi-cd)
 	$(OVMF_ARGS) $(QEMU) $(QEMU_BASE) "$${fw[@]}" -cdrom $(ISO) $(QEMUFLAGS) $(QEMU_OK)
 
 run-bios: deps iso
+	@$(call MEM_CHECK,bios)
 	$(QEMU) $(QEMU_BASE) -cdrom $(ISO) $(QEMUFLAGS) $(QEMU_OK)
 
 run-hdd: deps hdd
+	@$(call MEM_CHECK,uefi-usb)
 	$(OVMF_ARGS) $(QEMU) $(QEMU_BASE) "$${fw[@]}" -device qemu-xhci,id=xhci \
 		-drive if=none,id=stick,format=raw,file=$(HDD) \
 		-device usb-storage,bus=xhci.0,drive=stick $(QEMUFLAGS) $(QEMU_OK)
@@ -114,6 +157,7 @@ run-hdd: deps hdd
 debug: PROFILE = $(DEBUG_PROFILE)
 debug: export BATON_CMDLINE := nokaslr $(value CMDLINE)
 debug: deps iso
+	@$(call MEM_CHECK,uefi-cd)
 	@echo "make debug: nokaslr on the command line (fixed layout, kernel at its link address; see docs/kaslr.md)"
 	@echo "QEMU is waiting for GDB on localhost:1234. In another terminal: gdb -x baton.gdb"
 	$(OVMF_ARGS) $(QEMU) $(QEMU_BASE) "$${fw[@]}" -cdrom $(ISO) -s -S $(QEMUFLAGS) $(QEMU_OK)
@@ -121,13 +165,16 @@ debug: deps iso
 deps:
 	@iso/deps.sh
 
-test: deps fmt-check clippy host-test boot-test
+test: deps fmt-check clippy doc host-test script-test boot-test
+
+help:
+	@sed -n '/^# Targets:/,/^$$/s/^# \{0,1\}//p' Makefile
 
 fmt-check:
 	cargo fmt --all -- --check
 
-# Of the benchmark, only its library: its criterion harness takes a minute to
-# build from scratch, so `make bench` builds that.
+# Of the benchmark, only its library: its criterion harness takes minutes to
+# build from scratch (docs/benchmarks.md), so `make bench` builds that.
 clippy:
 	cargo clippy -p handoff --all-targets --all-features -- -D warnings
 	cargo clippy -p fbcon --all-targets -- -D warnings
@@ -136,11 +183,28 @@ clippy:
 	cargo clippy -p kernel --target $(TARGET) --release -- -D warnings
 	cargo clippy -p kernel --target $(TARGET) --release --all-features -- -D warnings
 
+# Every crate's documentation, as docs.rs would build it; a broken or
+# private intra-doc link is an error. (fuzz/ is a nightly workspace of its
+# own, left to `make fuzz`.)
+doc:
+	RUSTDOCFLAGS='-D warnings' cargo doc --no-deps -p handoff -p fbcon -p boot-tests -p handoff-bench
+	RUSTDOCFLAGS='-D warnings' cargo doc --no-deps -p handoff --all-features
+	RUSTDOCFLAGS='-D warnings' cargo doc --no-deps -p kernel --target $(TARGET) --release
+	RUSTDOCFLAGS='-D warnings' cargo doc --no-deps -p kernel --target $(TARGET) --release --all-features
+
+# handoff's example (parse -> plan -> build on the host) runs as a test;
+# `cargo package` checks that the crate packages and builds on its own
+# (offline: the workspace's build has fetched its dependencies).
 host-test:
 	cargo test -p handoff -p fbcon -p boot-tests
+	cargo test -p handoff --examples
+	cargo package -q -p handoff --allow-dirty --offline
+
+script-test:
+	tests/scripts/run.sh
 
 boot-test: kernel
-	cargo run -q --release -p boot-tests -- --kernel $(KERNEL) $(BOOT_TESTS)
+	cargo run -q --release -p boot-tests -- --kernel $(KERNEL) $(if $(JOBS),--jobs $(JOBS)) $(BOOT_TESTS)
 
 # Release build, criterion's samples; prints the markdown table and writes
 # it to $(BUILD)/bench.md, or to $(BUILD)/bench-filtered.md when BENCH

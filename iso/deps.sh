@@ -4,6 +4,10 @@
 # for what it cannot.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+
+# A path the user gave that is wrong is a typo, not a missing package:
+# stop before installing anything.
+"$here/check-paths.sh" || exit 1
 missing_pkgs=()
 problems=0
 

@@ -4,6 +4,10 @@
 #                              (none with OVMF_PFLASH=1: the boot tests then
 #                              run their -bios cases on pflash OVMF)
 # find-ovmf.sh --check         succeeds when either kind of firmware is there
+# find-ovmf.sh --check-given   checks only the paths given in $OVMF, $OVMF_CODE
+#                              and $OVMF_VARS: each must be a file, and the
+#                              split images come in pairs (a typo must stop
+#                              the build before `make deps` installs OVMF)
 # find-ovmf.sh --qemu VARS.fd  QEMU's firmware arguments, one per line:
 #                              `-bios OVMF.fd`, or else OVMF's split images as
 #                              two pflash drives, the code read-only and a
@@ -17,10 +21,32 @@
 # same list, in the same order, as tests/src/main.rs).
 set -euo pipefail
 
+# given VAR: fails, naming the variable and its path, unless the file that
+# $VAR names exists.
+given() {
+    local var=$1 path=${!1}
+    if [ -f "$path" ]; then
+        return 0
+    elif [ -d "$path" ]; then
+        echo "$var=$path is a directory, not an OVMF image (a file such as OVMF.fd)" >&2
+    elif [ -e "$path" ]; then
+        echo "$var=$path is not a regular file" >&2
+    else
+        echo "$var=$path: no such file" >&2
+    fi
+    exit 1
+}
+
+pair() {
+    if [ -n "${OVMF_CODE:-}${OVMF_VARS:-}" ] && { [ -z "${OVMF_CODE:-}" ] || [ -z "${OVMF_VARS:-}" ]; }; then
+        echo "set both OVMF_CODE and OVMF_VARS (or neither): OVMF_CODE=${OVMF_CODE:-} OVMF_VARS=${OVMF_VARS:-}" >&2
+        exit 1
+    fi
+}
+
 combined() {
     if [ -n "${OVMF:-}" ]; then
-        [ -f "$OVMF" ] && { echo "$OVMF"; return 0; }
-        echo "OVMF=$OVMF does not exist" >&2; exit 1
+        given OVMF; echo "$OVMF"; return 0
     fi
     local f
     for f in /usr/share/ovmf/OVMF.fd /usr/share/OVMF/OVMF.fd /usr/share/qemu/OVMF.fd \
@@ -34,8 +60,7 @@ combined() {
 # Prints the code and the variable-store template, one per line.
 split() {
     if [ -n "${OVMF_CODE:-}" ] && [ -n "${OVMF_VARS:-}" ]; then
-        [ -f "$OVMF_CODE" ] || { echo "OVMF_CODE=$OVMF_CODE does not exist" >&2; exit 1; }
-        [ -f "$OVMF_VARS" ] || { echo "OVMF_VARS=$OVMF_VARS does not exist" >&2; exit 1; }
+        given OVMF_CODE; given OVMF_VARS
         printf '%s\n%s\n' "$OVMF_CODE" "$OVMF_VARS"
         return 0
     fi
@@ -63,9 +88,7 @@ choose() {
         echo bios; combined; return
     fi
     if [ -n "${OVMF_CODE:-}${OVMF_VARS:-}" ]; then
-        if [ -z "${OVMF_CODE:-}" ] || [ -z "${OVMF_VARS:-}" ]; then
-            echo "set both OVMF_CODE and OVMF_VARS (or neither)" >&2; exit 1
-        fi
+        pair
         echo pflash; split; return
     fi
     local fd images
@@ -92,6 +115,12 @@ case ${1:-} in
 --check)
     choose >/dev/null
     ;;
+--check-given)
+    [ -z "${OVMF:-}" ] || given OVMF
+    pair
+    [ -z "${OVMF_CODE:-}" ] || given OVMF_CODE
+    [ -z "${OVMF_VARS:-}" ] || given OVMF_VARS
+    ;;
 --qemu)
     vars=${2:?usage: find-ovmf.sh --qemu VARS.fd}
     mapfile -t fw < <(choose)
@@ -110,7 +139,7 @@ case ${1:-} in
         -drive "if=pflash,format=raw,unit=1,file=${vars//,/,,}"
     ;;
 *)
-    echo "usage: find-ovmf.sh [--check | --qemu VARS.fd]" >&2
+    echo "usage: find-ovmf.sh [--check | --check-given | --qemu VARS.fd]" >&2
     exit 2
     ;;
 esac

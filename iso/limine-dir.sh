@@ -20,7 +20,23 @@ complete() {
 
 if [ -n "${LIMINE_DIR:-}" ]; then
     if complete "$LIMINE_DIR"; then echo "$LIMINE_DIR"; exit 0; fi
-    echo "LIMINE_DIR=$LIMINE_DIR lacks one of: $NEEDED" >&2
+    if [ ! -e "$LIMINE_DIR" ]; then
+        echo "LIMINE_DIR=$LIMINE_DIR: no such directory" \
+             "(it should hold Limine's binary release: $NEEDED)" >&2
+    elif [ ! -d "$LIMINE_DIR" ]; then
+        echo "LIMINE_DIR=$LIMINE_DIR is not a directory" \
+             "(it should hold Limine's binary release: $NEEDED)" >&2
+    else
+        missing=()
+        for f in $NEEDED; do [ -f "$LIMINE_DIR/$f" ] || missing+=("$f"); done
+        if [ "${missing[*]}" = "$NEEDED" ]; then
+            echo "LIMINE_DIR=$LIMINE_DIR holds none of Limine's release files" \
+                 "($NEEDED): point it at Limine's binary release" >&2
+        else
+            echo "LIMINE_DIR=$LIMINE_DIR lacks ${missing[*]}" \
+                 "(Limine's binary release holds $NEEDED)" >&2
+        fi
+    fi
     exit 1
 fi
 if complete /usr/share/limine; then echo /usr/share/limine; exit 0; fi

@@ -67,7 +67,7 @@ const TABLE_FLAGS: PageTableFlags = PageTableFlags::PRESENT.union(PageTableFlags
 /// time, each of the size [`largest_pages`](handoff::paging::largest_pages)
 /// chooses, into an emptied arena. `map_to` is that call with the table
 /// flags taken from the leaf's (PRESENT, WRITABLE, USER_ACCESSIBLE); giving
-/// [`TABLE_FLAGS`] instead makes the tables the same as baton's, entry for
+/// `TABLE_FLAGS` (PRESENT | WRITABLE) instead makes the tables the same as baton's, entry for
 /// entry, where `map_to` would leave those above read-only leaves read-only.
 pub fn baseline(arena: &mut Arena, mappings: &[Mapping]) -> Result<Built, BaselineError> {
     arena.reset();

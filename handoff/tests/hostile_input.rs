@@ -4,7 +4,7 @@
 //! Every file under `fuzz/corpus/<target>/` and `fuzz/regressions/<target>/`
 //! goes through the check its fuzz target runs ([`common`], shared with
 //! `fuzz/fuzz_targets/`). The regressions are inputs that once failed a
-//! check. `make fuzz` grows the corpus; see README.md.
+//! check. `make fuzz` grows the corpus; see docs/testing.md.
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! The consoles: COM1 and the screen ([`fb`]), and the `log` backend that
+//! The consoles: COM1 and the screen (`fb`), and the `log` backend that
 //! writes every line to each (`console=` picks them; both by default).
 //!
 //! Every line is prefixed with the time since the CPU came out of reset
@@ -44,7 +44,7 @@ pub fn init() {
 /// Picks the consoles `console=` names and brings up the screen console
 /// (in font size `font`, if given); call before the first log line. With
 /// the screen alone asked for but no screen to be had, the serial port
-/// keeps the log. [`report`] logs the outcome.
+/// keeps the log. `report` logs the outcome.
 pub fn configure(
     consoles: handoff::cmdline::Consoles,
     font: Option<u16>,

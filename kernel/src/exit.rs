@@ -2,7 +2,7 @@
 //!
 //! Under QEMU with `-device isa-debug-exit,iobase=0xf4,iosize=0x04`, a
 //! write of `v` to port 0xf4 ends QEMU with exit status `(v << 1) | 1`:
-//! [`Verdict::Pass`] gives 33, [`Verdict::Fail`] 35. Anything else that ends
+//! `Verdict::Pass` gives 33, `Verdict::Fail` 35. Anything else that ends
 //! QEMU (a triple fault with `-no-reboot`, a timeout) is never a pass.
 
 use core::sync::atomic::{AtomicBool, Ordering};

@@ -5,7 +5,7 @@
 //! The names come from baton's own ELF file, which Limine hands over in
 //! memory. That memory is bootloader-reclaimable under Limine 8 (only the
 //! loaded image is executable-and-modules memory) and goes to the frame
-//! allocator once the other CPUs have left Limine's code, so [`init`]
+//! allocator once the other CPUs have left Limine's code, so `init`
 //! indexes the functions, names included, into `.bss` at boot. A lookup
 //! then reads only that index: it works in an exception handler with the
 //! heap unusable, locks held and any direct map gone.

@@ -383,6 +383,12 @@ fn plan<'a>(cases: &'a [Case], releases: &'a Releases) -> Vec<Planned<'a>> {
 /// line, signing, release.
 type ImageKey = (Kernel, bool, String, Signing, PathBuf);
 
+/// One line of progress, shown at once even when stdout is a pipe.
+fn progress(what: std::fmt::Arguments<'_>) {
+    println!("boot-tests: {what}");
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+}
+
 fn image_key(job: &Job) -> ImageKey {
     let case = job.case;
     (
@@ -394,10 +400,17 @@ fn image_key(job: &Job) -> ImageKey {
     )
 }
 
-/// Builds every image the jobs need, once each.
+/// Builds every image the jobs need, once each, saying what it builds as
+/// it goes (a kernel variant takes a minute, an image about a second).
 fn build_images(cfg: &Config, jobs: &[&Job]) -> Result<HashMap<ImageKey, PathBuf>, String> {
     let dir = cfg.build.join("tests/images");
     fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let mut keys: Vec<ImageKey> = Vec::new();
+    for job in jobs {
+        if !keys.contains(&image_key(job)) {
+            keys.push(image_key(job));
+        }
+    }
     let mut kernels = HashMap::new();
     let mut images = HashMap::new();
     for job in jobs {
@@ -407,6 +420,9 @@ fn build_images(cfg: &Config, jobs: &[&Job]) -> Result<HashMap<ImageKey, PathBuf
             continue;
         }
         if let std::collections::hash_map::Entry::Vacant(slot) = kernels.entry(case.kernel) {
+            if let Some(feature) = case.kernel.feature() {
+                progress(format_args!("building the kernel with feature {feature}"));
+            }
             slot.insert(build_kernel(cfg, case.kernel)?);
         }
         let disk = key.1;
@@ -414,6 +430,14 @@ fn build_images(cfg: &Config, jobs: &[&Job]) -> Result<HashMap<ImageKey, PathBuf
             "{}.{}",
             images.len(),
             if disk { "hdd" } else { "iso" }
+        ));
+        progress(format_args!(
+            "image {} of {}: {} (Limine {}, command line \"{}\")",
+            images.len() + 1,
+            keys.len(),
+            path.display(),
+            job.release.version,
+            case.cmdline
         ));
         let script = cfg
             .root

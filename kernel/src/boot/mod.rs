@@ -3,7 +3,7 @@
 //!
 //! The responses live in bootloader-reclaimable memory reached through
 //! Limine's HHDM, which does not exist in baton's own page tables. So
-//! [`collect`] copies what is needed into the kernel image (`.bss`) once,
+//! `collect` copies what is needed into the kernel image (`.bss`) once,
 //! early; nothing reads a response after that.
 
 use core::ffi::{CStr, c_char};

@@ -18,7 +18,7 @@ pub struct Features {
     pub mtrr: bool,
     /// The page attribute table (CPUID 1 EDX.PAT).
     pub pat: bool,
-    /// Physical-address width (CPUID 0x80000008 EAX[7:0]); 36 if unknown.
+    /// Physical-address width (CPUID 0x80000008 EAX bits 7:0); 36 if unknown.
     pub max_phys_bits: u8,
 }
 

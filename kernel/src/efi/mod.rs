@@ -4,20 +4,20 @@
 //! 1. the system table, read through the physmap (its address is physical
 //!    or an HHDM address depending on the base revision; `boot` already
 //!    turned it into a physical one), and its memory attributes table
-//!    ([`systab`]);
+//!    (`systab`);
 //! 2. the runtime regions merged, placed top-down in the EFI window and
 //!    mapped there per descriptor (code RX, data RW + NX, MMIO uncached)
-//!    ([`window`]), in the EFI address space only ([`space`]: the kernel's
+//!    (`window`), in the EFI address space only (`space`: the kernel's
 //!    upper half plus the window, loaded for the length of a call);
 //! 3. SetVirtualAddressMap called once, from a temporary address space that
 //!    adds one-to-one mappings of the runtime regions, the rewritten map and
 //!    page 0 (and the boot-services regions) to the EFI space's upper half
-//!    ([`svam`]); then the window remapped with finer permissions (Linux's
+//!    (`svam`); then the window remapped with finer permissions (Linux's
 //!    efi_runtime_update_mappings): the memory attributes table's `RO` and
 //!    `XP`, or, without one, the runtime images' own PE/COFF sections
-//!    ([`images`]), which also check the table where there is one;
+//!    (`images`), which also check the table where there is one;
 //! 4. the calls: GetTime, GetVariable, GetNextVariableName, SetVariable,
-//!    QueryVariableInfo, ResetSystem ([`runtime`]), each guarded ([`call`]):
+//!    QueryVariableInfo, ResetSystem (`runtime`), each guarded (`call`):
 //!    a fault in the firmware ends the call with `EFI_ABORTED` and switches
 //!    runtime services off; the services the firmware says it does not
 //!    support are never called.

@@ -1,6 +1,6 @@
 //! Safe wrappers over the UEFI runtime services baton uses, after
 //! SetVirtualAddressMap: every call runs in the EFI address space, where
-//! the window maps the firmware (see [`call`]).
+//! the window maps the firmware (see `call`).
 
 use core::fmt;
 

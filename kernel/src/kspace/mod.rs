@@ -1,13 +1,13 @@
 //! The owner of the kernel's address space.
 //!
 //! The shim builds baton's page tables, switches to them and hands what it
-//! established to [`install`]: from then on one [`KernelSpace`] holds the
+//! established to `install`: from then on one `KernelSpace` holds the
 //! root, the layout in effect, the PAT and MTRRs, the CPU's paging
 //! features, the normalised memory map and the plan the tables follow, and
 //! it is the only way to the physmap. Memory services, the EFI code, the
 //! other CPUs and the fault reports get what they need from it.
 //!
-//! An address space is an [`AddressSpace`]: the kernel's is one, the
+//! An address space is an `AddressSpace`: the kernel's is one, the
 //! temporary space SetVirtualAddressMap runs in is another (sharing the
 //! kernel's upper half), without a second copy of the code.
 //!

@@ -19,7 +19,7 @@
 //!
 //! All decisions are made in the host-tested `handoff` crate; this module
 //! reads the hardware, applies, and hands the result to [`kspace`]. What it
-//! logs is [`report`]'s.
+//! logs is `report`'s.
 
 mod check;
 mod error;
