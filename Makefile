@@ -63,6 +63,9 @@ PROFILE ?= release
 DEBUG_PROFILE ?= gdb
 KERNEL_ELF = target/$(TARGET)/$(PROFILE)/baton
 KERNEL := $(BUILD)/baton
+# What the images carry: the kernel without its debug information
+# (iso/image-kernel.sh); GDB reads that from $(KERNEL).
+IMAGE_KERNEL := $(BUILD)/baton-image
 ISO := $(BUILD)/baton.iso
 HDD := $(BUILD)/baton.hdd
 
@@ -100,9 +103,9 @@ $(call check,OVMF=$(call quote,$(OVMF)) OVMF_CODE=$(call quote,$(OVMF_CODE)) \
 endif
 # The least RAM each boot needs is measured, and explained, in
 # iso/check-mem.sh. It grows with the kernel file, which Limine reads
-# whole: here the last one built, if any; the recipes check again with
-# the one they boot.
-MEM_CHECK = iso/check-mem.sh $(1) $(call quote,$(MEM)) $(wildcard $(KERNEL))
+# whole: here the image's copy of the last one built, if any; the recipes
+# check again with the one they boot.
+MEM_CHECK = iso/check-mem.sh $(1) $(call quote,$(MEM)) $(wildcard $(IMAGE_KERNEL))
 $(foreach goal,$(filter run debug,$(MAKECMDGOALS)),$(call check,$(call MEM_CHECK,uefi-cd)))
 $(foreach goal,$(filter run-hdd,$(MAKECMDGOALS)),$(call check,$(call MEM_CHECK,uefi-usb)))
 $(foreach goal,$(filter run-bios,$(MAKECMDGOALS)),$(call check,$(call MEM_CHECK,bios)))
@@ -126,6 +129,7 @@ kernel:
 	cargo build -p kernel --target $(TARGET) --profile $(PROFILE)
 	@mkdir -p $(BUILD)
 	cp $(KERNEL_ELF) $(KERNEL)
+	iso/image-kernel.sh $(KERNEL) $(IMAGE_KERNEL)
 
 # CMDLINE reaches the scripts through the environment, as written: never
 # parsed by the shell, nor expanded by make ($(value ...)).

@@ -42,6 +42,10 @@ if $secure && [ -z "$limine_tool" ]; then
 fi
 stage=$(mktemp -d "${TMPDIR:-/tmp}/baton-hdd.XXXXXX")
 trap 'rm -rf "$stage"' EXIT
+# What the image carries (and Secure Boot hashes): the kernel without its
+# debug information.
+"$here/image-kernel.sh" "$kernel" "$stage/baton"
+kernel=$stage/baton
 
 efi="$limine_dir/BOOTX64.EFI"
 if $secure; then

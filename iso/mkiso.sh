@@ -21,7 +21,7 @@ stage=$(mktemp -d "${TMPDIR:-/tmp}/baton-iso.XXXXXX")
 trap 'rm -rf "$stage"' EXIT
 
 mkdir -p "$stage/boot/limine" "$stage/EFI/BOOT"
-cp "$kernel" "$stage/boot/baton"
+"$here/image-kernel.sh" "$kernel" "$stage/boot/baton"
 "$here/limine-conf.sh" "$cmdline" > "$stage/boot/limine/limine.conf"
 cp "$limine_dir/limine-bios.sys" "$limine_dir/limine-bios-cd.bin" \
    "$limine_dir/limine-uefi-cd.bin" "$stage/boot/limine/"

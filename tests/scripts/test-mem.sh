@@ -10,7 +10,8 @@ source "$(dirname "$0")/lib.sh"
 uefi_cd=129464 uefi_usb=133280 bios=12952
 below() { echo "$(($1 - 8))K"; }
 
-# make checks MEM against the kernel it last built, $(BUILD)/baton: none
+# make checks MEM against the image's copy of the kernel it last built,
+# $(BUILD)/baton-image: none
 # here, so the reference minima apply, whatever this checkout has built.
 export BUILD=$scratch/build
 
@@ -39,14 +40,14 @@ accepted "make -n run MEM=0x100 (hexadecimal MiB)" make -n run MEM=0x100
 # The parse-time check sees the kernel last built, the recipe's the one
 # it boots (both through check-mem.sh's third argument).
 mkdir -p "$scratch/big"
-truncate -s 24532408 "$scratch/big/baton"
+truncate -s 24532408 "$scratch/big/baton-image"
 refused "make -n run with a 23.4 MiB kernel, 1 MiB short" \
     "is below the 144607 KiB (141.2 MiB) that OVMF and Limine need to boot baton's ISO with a kernel file of 23.4 MiB" \
     make -n run MEM=141M BUILD="$scratch/big"
 accepted "make -n run with a 23.4 MiB kernel, enough memory" \
     make -n run MEM=142M BUILD="$scratch/big"
 refused "check-mem.sh with a 23.4 MiB kernel, 1 MiB short" "is below the 148423 KiB (144.9 MiB)" \
-    iso/check-mem.sh uefi-usb 144M "$scratch/big/baton"
+    iso/check-mem.sh uefi-usb 144M "$scratch/big/baton-image"
 # Under SeaBIOS the kernel's loaded segments count too: an ELF file of
 # the reference size whose one PT_LOAD segment takes 1 MiB more than the
 # reference kernel's.

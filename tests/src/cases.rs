@@ -1244,7 +1244,7 @@ pub fn all() -> Vec<Case> {
             memory: "4G",
             faults: true,
             lines: &[
-                "mm: vmalloc 0x*-0x*; heap of up to 5120 MiB there, * KiB mapped",
+                "mm: vmalloc: heap of up to 5120 MiB there, * KiB mapped",
                 "fault: the heap holds 3072 MiB",
                 "ERROR heap: out of memory: 1048576 bytes (align 1) requested; * KiB mapped, * KiB used, 5120 MiB reserved; growing failed: out of physical memory",
                 "baton: PANIC at *: memory allocation of 1048576 bytes failed",

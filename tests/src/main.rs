@@ -437,7 +437,7 @@ fn build_images(cfg: &Config, jobs: &[&Job]) -> Result<HashMap<ImageKey, PathBuf
             keys.len(),
             path.display(),
             job.release.version,
-            case.cmdline
+            key.2
         ));
         let script = cfg
             .root
