@@ -67,7 +67,7 @@ use core::arch::naked_asm;
 use core::panic::PanicInfo;
 
 use handoff::cmdline::{Cmdline, Options};
-use log::{error, info, warn};
+use log::{debug, error, info, warn};
 
 /// The ELF entry point Limine jumps to, on Limine's stack. Switches to
 /// baton's boot stack in `.bss` at once and calls [`kmain`].
@@ -107,7 +107,7 @@ extern "C" fn kmain() -> ! {
     mm::init(kernel).unwrap_or_else(|e| stop("mm", e));
     efi::release_temporary_tables();
     match mm::guard_ist_stacks() {
-        Ok(()) => info!("cpu: IST stacks for #DF, NMI and #MC moved to vmalloc, with guard pages"),
+        Ok(()) => debug!("cpu: IST stacks for #DF, NMI and #MC moved to vmalloc, with guard pages"),
         Err(e) => warn!("cpu: IST stacks stay in .bss, without guard pages: {e}"),
     }
     if efi::services().is_some() {
@@ -152,7 +152,7 @@ fn early() -> Options {
     }
     console::configure(options.consoles, options.font, shim::limine_maps);
     info!("baton {} booting", env!("CARGO_PKG_VERSION"));
-    info!(
+    debug!(
         "cpu: own stack, GDT/TSS (IST for #DF, NMI, #MC) and IDT loaded; TSC {}.{:03} MHz ({tsc_source:?})",
         tsc_hz / 1_000_000,
         tsc_hz / 1_000 % 1_000

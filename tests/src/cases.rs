@@ -288,13 +288,14 @@ pub const HANDOVER: &[&str] = &[
     "boot: command line \"*\"",
     "boot: memory map: * Limine entries*",
     // What Limine's HHDM maps, checked against the base revision.
-    "limine: HHDM maps these Limine entries: * (base revision * promises *",
+    "limine: HHDM maps these Limine entries: *",
+    "limine: base revision * promises * in the HHDM",
     "selftest: ok   boot: Limine's HHDM mapped every entry the base revision promises that baton relies on",
     // The handoff: the switch, the checks of the live tables and
     // their statistics. Limine maps nothing in the lower half under every
     // base revision baton accepts (2 to 5; only revision 0 had an identity
     // map), on every machine the cases boot.
-    "limine:   leaves in lower half: 4K 0 / 2M 0 / 1G 0",
+    "limine:   nothing mapped in the lower half",
     "handoff: memory map: * descriptors and * Limine entries -> * regions",
     // The layout in effect: every base named once; the tables agree.
     "layout: physmap 0x*-0x* (*)",
@@ -306,9 +307,10 @@ pub const HANDOVER: &[&str] = &[
     "selftest: ok   kaslr: the live tables map RAM at the physmap base in effect",
     "selftest: ok   kaslr: every live mapping lies inside a region of the layout in effect",
     "handoff: plan: * mappings; physmap * MiB with pages up to *",
-    "handoff: physmap cuts for memory types: * splits cost * extra leaves*",
+    "handoff: memory-type cuts: *",
     "handoff: built * page-table frames at 0x*",
-    "handoff: new tables verified before the switch through Limine's HHDM: * leaves, * MiB mapped; lower half empty (256 top-level entries not present); * RAM samples translate to themselves, * non-RAM samples unmapped",
+    "handoff: new tables verified before the switch through Limine's HHDM: * leaves, * MiB mapped",
+    "handoff:   lower half empty (256 top-level entries not present); * RAM samples translate to themselves, * non-RAM samples unmapped",
     "handoff: CR3 = 0x*: running on baton's *-level tables",
     "handoff: live tables match the plan: * leaves, * MiB mapped",
     "handoff: lower half empty; physmap: * RAM samples translate to themselves, * non-RAM samples unmapped",
@@ -316,13 +318,12 @@ pub const HANDOVER: &[&str] = &[
     "handoff: page-table frames: * (PML5 *, PML4 *, PDPT *, PD *, PT *); minimum for these page sizes: *",
     "handoff: leaves in physmap: 4K * / 2M * / 1G *",
     "handoff: leaves in kernel image: 4K * / 2M * / 1G *",
-    "handoff: leaves in lower half: 4K 0 / 2M 0 / 1G 0",
     "handoff: bootloader-reclaimable memory: * KiB, reusable once every CPU has left Limine's code",
     "handoff: phases: parse * us, plan * us, build * us, switch * us, verify * us, efi * us, total * us",
     "selftest: ok   handoff: page-table frames equal the minimum for the page sizes",
     "selftest: ok   efi: the kernel's tables map nothing in the EFI window",
     // Memory services and the other CPUs.
-    "mm: vmemmap: * KiB backed for * MiB of RAM (* 4 KiB pages, * 2 MiB pages, * page tables, from a reserve of * frames: * freed, * kept); the rest is backed as allocations reach it",
+    "mm: vmemmap: * KiB backed for * MiB of RAM (* 4K and * 2M pages, * tables; reserve * frames, * freed, * kept)",
     "mm: frames: * MiB free (* MiB of boot-services memory released after SetVirtualAddressMap), * MiB allocated, * MiB reserved",
     "mm: vmalloc: heap of up to * MiB there, * KiB mapped",
     "cpu: IST stacks for #DF, NMI and #MC moved to vmalloc, with guard pages",
@@ -347,13 +348,14 @@ pub const HANDOVER: &[&str] = &[
 const NO_DEBUG_EXIT: &str = "selftest: no isa-debug-exit device to report the verdict; halting";
 
 /// What a boot with the screen console logs about it.
-const SCREEN_LINES: [&str; 5] = [
+const SCREEN_LINES: [&str; 6] = [
     "console: the log goes to COM1 and the screen, by default",
-    "console: screen *x*, pitch *, 32 bpp, red 8@16 green 8@8 blue 8@0; Noto Sans Mono 16 (7x16 cells): *x* text, scrolling * rows at a time",
+    "console: screen *x*, pitch *, 32 bpp, red 8@16 green 8@8 blue 8@0",
+    "console: Noto Sans Mono 16 (7x16 cells): *x* text, scrolling * rows at a time",
     "console: drawing through Limine's HHDM at 0x*, write-combining",
     // The fixmap's start, or where a relocated image took the fixmap's
     // place, the image region's.
-    "console: since the CR3 switch, drawing through baton's framebuffer window at 0xffffffff*, write-combining through baton's PAT",
+    "console: since the CR3 switch, through baton's window at 0xffffffff*, write-combining (baton's PAT)",
     "selftest: ok   console: the screen is drawn through baton's WC window, never the physmap",
 ];
 
@@ -376,6 +378,46 @@ pub fn all() -> Vec<Case> {
                 "DEBUG handoff: Limine's tables vs baton's: * vs * page-table frames, * vs * leaves*",
             ],
             absent: &["leaves in HHDM and totals: not counted"],
+            ..BASE
+        },
+        // The log a user sees by default: what they need at INFO (tables
+        // built, CR3 switched, verified, W^X, runtime services, memory,
+        // CPUs), the rest at DEBUG; the shape of every line (at most 160
+        // characters, none that says only zeros) is checked in every case.
+        Case {
+            name: "log-default",
+            about: "the default log level: the handoff's essentials at INFO, the details at \
+                    DEBUG and left out",
+            default_log: true,
+            common: &[],
+            lines: &[
+                "] INFO  baton * booting",
+                "] INFO  cpu: protections: NXE on, WP on, *",
+                "] INFO  console: the log goes to COM1 and the screen, by default",
+                "] INFO  boot: bootloader Limine *, firmware UEFI (64-bit)",
+                "] INFO  boot: command line \"test\"",
+                "] INFO  kaslr: bases: physmap 0x*, vmalloc 0x*, vmemmap 0x*, kernel image 0xffffffff*",
+                "] INFO  handoff: built * page-table frames at 0x*-0x*; root 0x*",
+                "] INFO  handoff: CR3 = 0x*: running on baton's 4-level tables; PAT loaded *",
+                "] INFO  handoff: live tables match the plan: * leaves, * MiB mapped",
+                "] INFO  x86/mm: Checked W+X mappings: passed, no W+X pages found.",
+                "] INFO  efi: SetVirtualAddressMap(* descriptors) from a temporary address space *: success",
+                "] INFO  efi: EFI address space: x86/mm: Checked W+X mappings: passed, no W+X pages found.",
+                "] INFO  efi: secure boot: *",
+                "] INFO  handoff: phases: parse * us, *, total * us",
+                "] INFO  mm: frames: * MiB free *",
+                "] INFO  smp: 1 of 1 CPUs online, all on baton's page tables *",
+                "] INFO  selftest: * tests: * passed, 0 failed, * skipped",
+            ],
+            absent: &[
+                "] DEBUG *",
+                "*limine: *",
+                "*layout: *",
+                "*handoff: plan: *",
+                "*handoff: leaves in *",
+                "*efi: runtime 0x*",
+                "*mm: vmemmap*",
+            ],
             ..BASE
         },
         Case {
@@ -600,7 +642,7 @@ pub fn all() -> Vec<Case> {
                  attributes table",
                 "efi: SetVirtualAddressMap(* descriptors) from a temporary address space * success",
                 "efi: runtime services at 0xfffffffe*",
-                "efi: the EFI address space matches the plan with the window: * leaves in all, EFI window 4K *; the kernel's tables: EFI window 4K 0 / 2M 0 / 1G 0",
+                "efi: the EFI address space matches the plan with the window: * leaves, * in the window; the kernel's tables: 0 there",
                 "efi: EFI address space: x86/mm: Checked W+X mappings: passed, no W+X pages found.",
                 "efi: the runtime images' PE sections agree with the attributes table on every code page",
                 "efi: GetTime: 20*-*-* *:*:*",
@@ -687,8 +729,8 @@ pub fn all() -> Vec<Case> {
                 "inject: window 0xfffffffe*-0xfffffffe* (holding 0xfffffffe*) unmapped in the EFI \
                  address space",
                 "efi: firmware fault in GetTime: * (vector 14) at RIP 0xfffffffe*, error code \
-                 0x1*, CR2 0xfffffffe*; the call returns EFI_ABORTED",
-                "efi: runtime services are off for the rest of the boot",
+                 0x1*, CR2 0xfffffffe*",
+                "efi: the call returns EFI_ABORTED; runtime services are off for the rest of the boot",
                 "efi: GetTime failed: ABORTED",
                 "selftest: ok   efi: runtime services exactly on UEFI boots, their window unmapped \
                  otherwise",
@@ -745,9 +787,9 @@ pub fn all() -> Vec<Case> {
             lines: &[
                 "inject: variable MTRR * set to UC over 0x*00000-0x*00000",
                 "handoff: MTRRs enabled: default WB, fixed ranges on, 3 variable ranges",
-                "handoff: physmap cuts for memory types: 2 MTRR and 0 EFI-attribute splits *",
+                "handoff: memory-type cuts: 2 MTRR and 0 EFI-attribute splits: *",
             ],
-            absent: &["cost 0 extra leaves"],
+            absent: &["+0 leaves"],
             exercises: &["handoff:"],
             ..BASE
         },
@@ -758,9 +800,9 @@ pub fn all() -> Vec<Case> {
             cmdline: "test inject=mtrr-wt",
             lines: &[
                 "inject: variable MTRR * set to WT over 0x*00000-0x*00000",
-                "handoff: physmap cuts for memory types: 2 MTRR and 0 EFI-attribute splits *",
+                "handoff: memory-type cuts: 2 MTRR and 0 EFI-attribute splits: *",
             ],
-            absent: &["cost 0 extra leaves"],
+            absent: &["+0 leaves"],
             exercises: &["handoff:"],
             ..BASE
         },
@@ -771,9 +813,9 @@ pub fn all() -> Vec<Case> {
             cmdline: "test inject=efi-uc-ram",
             lines: &[
                 "inject: EFI descriptor * (conventional memory 0x*-0x*) now allows UC only",
-                "handoff: physmap cuts for memory types: 0 MTRR and * EFI-attribute splits *",
+                "handoff: memory-type cuts: 0 MTRR and * EFI-attribute splits: *",
             ],
-            absent: &["0 EFI-attribute splits", "cost 0 extra leaves"],
+            absent: &[" 0 EFI-attribute splits", "+0 leaves"],
             exercises: &["handoff:"],
             ..BASE
         },
@@ -906,8 +948,10 @@ pub fn all() -> Vec<Case> {
             // which grows with RAM.
             lines: &[
                 "smp: local APIC in *APIC mode at 0x*",
-                "smp: CPU 1 (APIC *) online: CR3 0x*, stack top {vmalloc}; protections: NXE on, WP on, *, global pages on",
-                "smp: CPU 3 (APIC *) online: CR3 0x*, stack top {vmalloc}; protections: NXE on, WP on, *, global pages on",
+                "smp: CPU 1 (APIC *) online: CR3 0x*, stack top {vmalloc}",
+                "smp: CPU 1 protections: NXE on, WP on, *, global pages on",
+                "smp: CPU 3 (APIC *) online: CR3 0x*, stack top {vmalloc}",
+                "smp: CPU 3 protections: NXE on, WP on, *, global pages on",
                 "smp: 4 of 4 CPUs online, all on baton's page tables*",
                 "mm: 1 GiB block at 0x*",
                 "selftest: ok   mm: a 1 GiB block is handed out, aligned, wherever the map leaves a free GiB",
@@ -947,7 +991,7 @@ pub fn all() -> Vec<Case> {
             cmdline: "test inject=reserved-256m",
             lines: &[
                 "inject: the 256 MiB at 0x10000000 (usable) are ACPI NVS in Limine's map now",
-                "mm: vmemmap: * KiB backed for * MiB of RAM (* 4 KiB pages, 1 2 MiB pages, *",
+                "mm: vmemmap: * KiB backed for * MiB of RAM (* 4K and 1 2M pages, *",
                 "mm: vmemmap: * pages backed (1 2 MiB), *",
             ],
             ..BASE
@@ -976,7 +1020,7 @@ pub fn all() -> Vec<Case> {
             lines: &[
                 "boot: paging 5-level",
                 "smp: 4 of 4 CPUs online, all on baton's page tables*",
-                "smp: CPU 2 (APIC *) online: *; protections: NXE on, WP on, SMEP on, SMAP on, UMIP on, global pages on",
+                "smp: CPU 2 protections: NXE on, WP on, SMEP on, SMAP on, UMIP on, global pages on",
                 "selftest: ok   smp: every CPU runs on baton's CR3",
                 "selftest: ok   smp: every CPU has the protections, PAT, IDT and its own GDT and TSS loaded",
                 "selftest: ok   smp: an unmapped page leaves every CPU's TLB (shootdown)",
@@ -1043,7 +1087,7 @@ pub fn all() -> Vec<Case> {
             cmdline: "test inject=lower-half",
             lines: &[
                 "inject: entry 0 of the new root table now points at an empty table at 0x*",
-                "ERROR handoff: the new tables (read through Limine's HHDM; CR3 not switched): \
+                "ERROR handoff: the new tables, through Limine's HHDM, before the switch: \
                  the lower half is not empty: top-level entry 0 is present (0x*)",
                 "handoff: cannot continue; stopping",
             ],
@@ -1166,7 +1210,7 @@ pub fn all() -> Vec<Case> {
             // names the caller.
             block: &[
                 "Call Trace:",
-                " 0xffff888*",
+                " {physmap}",
                 " ? baton::faults::provoke+0x*/0x*",
                 " kmain+0x*/0x*",
             ],
@@ -1209,7 +1253,8 @@ pub fn all() -> Vec<Case> {
             ],
             lines: &[
                 "fault: provoking HeapOutOfMemory",
-                "ERROR heap: out of memory: 4294967296 bytes (align 1) requested; * KiB mapped, * KiB used, 2048 MiB reserved; growing failed: its 2048 MiB of virtual space are used up",
+                "ERROR heap: out of memory: 4294967296 bytes (align 1) requested; growing failed: its 2048 MiB of virtual space are used up",
+                "ERROR heap:   * KiB mapped, * KiB used, 2048 MiB reserved",
                 "baton: PANIC at *: memory allocation of 4294967296 bytes failed",
                 "Call Trace:",
                 " __rustc::rust_begin_unwind+0x*/0x*",
@@ -1226,7 +1271,8 @@ pub fn all() -> Vec<Case> {
             lines: &[
                 "fault: provoking HeapOutOfFrames",
                 "fault: the heap holds 32 MiB",
-                "ERROR heap: out of memory: 1048576 bytes (align 1) requested; * KiB mapped, * KiB used, 2048 MiB reserved; growing failed: out of physical memory",
+                "ERROR heap: out of memory: 1048576 bytes (align 1) requested; growing failed: out of physical memory",
+                "ERROR heap:   * KiB mapped, * KiB used, 2048 MiB reserved",
                 "baton: PANIC at *: memory allocation of 1048576 bytes failed",
             ],
             absent: &[
@@ -1246,7 +1292,8 @@ pub fn all() -> Vec<Case> {
             lines: &[
                 "mm: vmalloc: heap of up to 5120 MiB there, * KiB mapped",
                 "fault: the heap holds 3072 MiB",
-                "ERROR heap: out of memory: 1048576 bytes (align 1) requested; * KiB mapped, * KiB used, 5120 MiB reserved; growing failed: out of physical memory",
+                "ERROR heap: out of memory: 1048576 bytes (align 1) requested; growing failed: out of physical memory",
+                "ERROR heap:   * KiB mapped, * KiB used, 5120 MiB reserved",
                 "baton: PANIC at *: memory allocation of 1048576 bytes failed",
             ],
             absent: &["virtual space are used up"],

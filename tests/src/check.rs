@@ -165,9 +165,89 @@ pub fn find_block(lines: &[String], patterns: &[&str], regions: &Regions) -> boo
         })
 }
 
+/// The longest log line the kernel may print, timestamp and level
+/// included.
+pub const MAX_LINE: usize = 160;
+
+/// The message of a kernel log line (`[    1.234567] LEVEL message`),
+/// if `line` is one.
+pub fn log_message(line: &str) -> Option<&str> {
+    let rest = line.strip_prefix('[')?;
+    let (time, rest) = rest.split_once("] ")?;
+    if !time.trim().chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return None;
+    }
+    ["ERROR ", "WARN  ", "INFO  ", "DEBUG ", "TRACE "]
+        .iter()
+        .find_map(|level| rest.strip_prefix(level))
+}
+
+/// Whether a log message says nothing but zeros: it has numbers (two at
+/// least: `entry 0` names an entry), and every one of them is 0 (units such as `4K` and hexadecimal addresses
+/// are not numbers here).
+pub fn only_zeros(message: &str) -> bool {
+    let numbers = message
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty() && w.chars().all(|c| c.is_ascii_digit()));
+    let numbers: Vec<&str> = numbers.collect();
+    numbers.len() >= 2 && numbers.iter().all(|w| w.chars().all(|c| c == '0'))
+}
+
+/// What is wrong with the shape of the kernel's log lines: longer than
+/// [`MAX_LINE`], or saying only zeros.
+pub fn log_shape_problems(lines: &[String]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let Some(message) = log_message(line) else {
+            continue;
+        };
+        let len = line.chars().count();
+        if len > MAX_LINE {
+            problems.push(format!(
+                "line {} is {len} characters long (at most {MAX_LINE}): {line}",
+                i + 1
+            ));
+        }
+        if only_zeros(message) {
+            problems.push(format!("line {} says only zeros: {line}", i + 1));
+        }
+    }
+    problems
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_lines_are_told_from_the_rest_and_judged() {
+        assert_eq!(
+            log_message("[   12.5] INFO  mm: frames: 3 MiB free"),
+            Some("mm: frames: 3 MiB free")
+        );
+        assert_eq!(log_message("  RIP 0xffffffff80001000"), None);
+        assert_eq!(log_message("[=3h BdsDxe: loading"), None);
+        assert!(only_zeros("handoff: leaves in vmalloc: 4K 0 / 2M 0 / 1G 0"));
+        assert!(only_zeros("efi: 0 of 0 variables"));
+        assert!(!only_zeros("inject: entry 0 of the root table"));
+        assert!(!only_zeros(
+            "selftest: 5 tests: 5 passed, 0 failed, 0 skipped"
+        ));
+        assert!(!only_zeros("boot: framebuffer at physical 0x0"));
+        assert!(!only_zeros("boot complete; idling"));
+        assert!(!only_zeros("limine: nothing mapped in the lower half"));
+        let long = format!("[    1.0] DEBUG {}", "x".repeat(MAX_LINE));
+        let lines = [
+            "[    1.0] INFO  handoff: leaves in fixmap: 4K 0 / 2M 0 / 1G 0".to_owned(),
+            long,
+            "  RIP 0x0".to_owned(),
+            "[    1.0] INFO  mm: frames: 990 MiB free".to_owned(),
+        ];
+        let problems = log_shape_problems(&lines);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].starts_with("line 1 says only zeros"));
+        assert!(problems[1].starts_with("line 2 is 176 characters long"));
+    }
 
     fn matches(pattern: &str, line: &str) -> bool {
         matches_in(pattern, line, &Regions::default())

@@ -619,7 +619,7 @@ fn release_lines(job: &Job) -> Vec<String> {
     vec![
         format!("boot: bootloader Limine {v}, firmware"),
         format!("boot: base revision requested 5, in effect {revision} ("),
-        format!("limine: HHDM maps these Limine entries: * (base revision {revision} promises "),
+        format!("limine: base revision {revision} promises * in the HHDM"),
     ]
 }
 
@@ -812,6 +812,7 @@ fn log_problems(job: &Job, lines: &[String]) -> Vec<String> {
         .copied()
         .chain(required.iter().map(String::as_str));
     let regions = check::Regions::from_log(lines);
+    problems.extend(check::log_shape_problems(lines));
     for pattern in patterns {
         if check::find_in(lines, pattern, &regions).is_none() {
             problems.push(format!("no line matches \"{pattern}\""));

@@ -35,17 +35,22 @@ fn channel(text: &str, name: &str) -> Option<Channel> {
     Some(Channel::new(size as u8, shift as u8))
 }
 
-/// Reads the console's setup from its log line: `console: screen 1280x800,
-/// pitch 5120, 32 bpp, red 8@16 green 8@8 blue 8@0; Noto Sans Mono 16
-/// (7x16 cells): 182x50 text, scrolling 16 rows at a time`, and the height
-/// it uses when the framebuffer is larger than baton's window for it.
+/// Reads the console's setup from its log lines, `console: screen
+/// 1280x800, pitch 5120, 32 bpp, red 8@16 green 8@8 blue 8@0` and
+/// `console: Noto Sans Mono 16 (7x16 cells): 182x50 text, scrolling 16
+/// rows at a time`, and the height it uses when the framebuffer is larger
+/// than baton's window for it.
 pub fn setup(lines: &[String]) -> Result<Setup, String> {
-    let line = lines
-        .iter()
-        .find(|l| l.contains("console: screen "))
-        .ok_or("no `console: screen` line in the log")?;
+    let find = |marker: &str| {
+        lines
+            .iter()
+            .find_map(|l| l.find(marker).map(|at| &l[at..]))
+            .ok_or(format!("no `{marker}` line in the log"))
+    };
+    let (screen, grid_line) = (find("console: screen ")?, find("console: Noto Sans Mono ")?);
+    let line = format!("{screen}; {grid_line}");
     let bad = || format!("cannot read the console's setup from: {line}");
-    let text = &line[line.find("console: screen ").unwrap()..];
+    let text = line.as_str();
     let width = number_after(text, "screen ").ok_or_else(bad)?;
     let mut height = number_after(text, &format!("{width}x")).ok_or_else(bad)?;
     if let Some(clipped) = lines
@@ -269,13 +274,14 @@ pub fn compare(setup: &Setup, expected: &[Rgb], got: &Image) -> Option<String> {
 mod tests {
     use super::*;
 
-    const LINE: &str = "[    5.1] INFO  console: screen 1280x800, pitch 5120, 32 bpp, red 8@16 \
-        green 8@8 blue 8@0; Noto Sans Mono 16 (7x16 cells): 182x50 text, scrolling 16 rows \
-        at a time";
+    const LINE: &str = "[    5.1] DEBUG console: screen 1280x800, pitch 5120, 32 bpp, red 8@16 \
+        green 8@8 blue 8@0";
+    const GRID: &str = "[    5.1] DEBUG console: Noto Sans Mono 16 (7x16 cells): 182x50 text, \
+        scrolling 16 rows at a time";
 
     #[test]
     fn the_setup_line_is_read() {
-        let s = setup(&[LINE.to_owned()]).unwrap();
+        let s = setup(&[LINE.to_owned(), GRID.to_owned()]).unwrap();
         assert_eq!(
             (s.geometry.width, s.geometry.height, s.geometry.pitch),
             (1280, 800, 5120)
@@ -287,9 +293,10 @@ mod tests {
         );
         let clipped = "[ 1.0] WARN  console: the framebuffer is larger than baton's 14 MiB \
                        window for it; the console uses its top 955 rows";
-        let s = setup(&[LINE.to_owned(), clipped.to_owned()]).unwrap();
+        let s = setup(&[LINE.to_owned(), GRID.to_owned(), clipped.to_owned()]).unwrap();
         assert_eq!(s.geometry.height, 955);
-        assert!(setup(&["console: screen 1280x800".to_owned()]).is_err());
+        assert!(setup(&["console: screen 1280x800".to_owned(), GRID.to_owned()]).is_err());
+        assert!(setup(&[LINE.to_owned()]).is_err());
     }
 
     #[test]
@@ -310,7 +317,7 @@ mod tests {
 
     #[test]
     fn ppm_round_trip_and_a_difference_is_found() {
-        let s = setup(&[LINE.to_owned()]).unwrap();
+        let s = setup(&[LINE.to_owned(), GRID.to_owned()]).unwrap();
         let text = "[    1.000000] INFO  baton 0.1.0 booting\n";
         let want = expected(&s, text, text.len()).unwrap();
         let dir = std::env::temp_dir().join(format!("screen-test-{}", std::process::id()));

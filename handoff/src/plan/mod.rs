@@ -189,18 +189,18 @@ impl fmt::Display for SplitCost {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} MTRR and {} EFI-attribute splits cost {} extra leaves \
-             ({} 4K / {} 2M / {} 1G instead of {} / {} / {}) and {} extra page-table frames",
+            "{} MTRR and {} EFI-attribute splits: {:+} leaves, {:+} table frames \
+             (4K {} / 2M {} / 1G {}, not {} / {} / {})",
             self.mtrr_splits,
             self.attr_splits,
             self.leaves.total() as i64 - self.ideal_leaves.total() as i64,
+            self.tables.total() as i64 - self.ideal_tables.total() as i64,
             self.leaves.size_4k,
             self.leaves.size_2m,
             self.leaves.size_1g,
             self.ideal_leaves.size_4k,
             self.ideal_leaves.size_2m,
             self.ideal_leaves.size_1g,
-            self.tables.total() as i64 - self.ideal_tables.total() as i64,
         )
     }
 }

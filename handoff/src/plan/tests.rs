@@ -395,7 +395,7 @@ fn ram_under_a_uc_mtrr_is_cut_and_the_cost_counted() {
     );
     let text = plan.cost.to_string();
     assert!(
-        text.starts_with("2 MTRR and 0 EFI-attribute splits cost 511 extra leaves"),
+        text.starts_with("2 MTRR and 0 EFI-attribute splits: +511 leaves"),
         "{text}"
     );
 }

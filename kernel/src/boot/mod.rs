@@ -553,47 +553,47 @@ fn copy_maps(firmware: Firmware, in_effect: InEffect, hhdm_offset: u64) -> Resul
 
 /// Logs what Limine handed over, as baton copied it.
 fn report(boot: &BootInfo) {
-    use log::info;
+    use log::{debug, info};
     info!(
         "boot: bootloader {} {}, firmware {}",
         boot.bootloader_name,
         boot.bootloader_version,
         boot.firmware.name()
     );
-    info!(
+    debug!(
         "boot: base revision requested {}, in effect {}",
         requested_revision(),
         boot.revision
     );
-    info!("boot: HHDM offset {:#x}", boot.hhdm_offset);
-    info!(
+    debug!("boot: HHDM offset {:#x}", boot.hhdm_offset);
+    debug!(
         "boot: kernel at physical {:#x}, virtual {:#x}",
         boot.kernel_phys, boot.kernel_virt
     );
-    info!("boot: paging {}-level", boot.levels.count());
+    debug!("boot: paging {}-level", boot.levels.count());
     info!("boot: command line \"{}\"", boot.cmdline);
     let raw = RAW_MAPS.lock();
     match raw.efi() {
-        Some((_, efi)) => info!(
+        Some((_, efi)) => debug!(
             "boot: memory map: {} Limine entries, {} EFI descriptors (desc_size {}, version {})",
             raw.limine().len(),
             efi.size / efi.desc_size.max(1),
             efi.desc_size,
             efi.desc_version
         ),
-        None => info!(
+        None => debug!(
             "boot: memory map: {} Limine entries, no EFI memory map",
             raw.limine().len()
         ),
     }
     if let Some(fb) = boot.framebuffer {
-        info!(
+        debug!(
             "boot: framebuffer {}x{}, {} bpp, at physical {:#x}",
             fb.width, fb.height, fb.bpp, fb.phys
         );
     }
     if let Some(st) = boot.efi_system_table {
-        info!("boot: EFI system table at physical {st:#x}");
+        debug!("boot: EFI system table at physical {st:#x}");
     }
 }
 

@@ -29,7 +29,7 @@ use handoff::Levels;
 use handoff::layout::Layout;
 use handoff::memtype::MemType;
 use handoff::plan::framebuffer::{self as window, FramebufferError, FramebufferWindow};
-use log::{info, warn};
+use log::{debug, warn};
 use x86_64::registers::control::Cr3;
 
 use crate::boot::{self, EarlyFramebuffer};
@@ -318,7 +318,7 @@ pub fn report_setup() {
         Setup::Drawing => {}
         Setup::NotAsked => return,
         Setup::NoFramebuffer => {
-            return info!("console: no framebuffer; the log goes to the serial port only");
+            return debug!("console: no framebuffer; the log goes to the serial port only");
         }
         Setup::NotRgb => return warn!("console: the framebuffer is not RGB; no screen console"),
         Setup::Format(e) => {
@@ -334,10 +334,8 @@ pub fn report_setup() {
     let (count, clipped) = (s.early.count, (g.height as u64) < fb.height);
     let (width, height, pitch, format) = (g.width, fb.height, g.pitch, g.format);
     drop(guard);
-    info!(
-        "console: screen {width}x{height}, pitch {pitch}, {format}; {font}: {cols}x{rows} text, \
-         scrolling {step} rows at a time"
-    );
+    debug!("console: screen {width}x{height}, pitch {pitch}, {format}");
+    debug!("console: {font}: {cols}x{rows} text, scrolling {step} rows at a time");
     if clipped {
         warn!(
             "console: the framebuffer is larger than baton's {} MiB window for it; \
@@ -347,7 +345,7 @@ pub fn report_setup() {
         );
     }
     if count > 1 {
-        info!("console: {count} framebuffers; the console uses the first");
+        debug!("console: {count} framebuffers; the console uses the first");
     }
 }
 
@@ -370,9 +368,9 @@ pub fn report_switch(layout: &Layout) {
         return;
     }
     match *PLANNED.lock() {
-        Some(Ok(w)) => info!(
-            "console: since the CR3 switch, drawing through baton's framebuffer window at \
-             {:#x} in the {}, {} through baton's PAT",
+        Some(Ok(w)) => debug!(
+            "console: since the CR3 switch, through baton's window at {:#x} in the {}, {} \
+             (baton's PAT)",
             w.virt,
             layout.region_of(w.virt).map_or("?", |r| r.kind.name()),
             type_name(w.mem_type)
@@ -397,7 +395,7 @@ pub fn report_handoff_share(cycles: u64) {
     if SCREEN.lock().is_none() {
         return;
     }
-    info!(
+    debug!(
         "console: the screen took {} us of the handoff's phases",
         time::cycles_to_micros(cycles)
     );
@@ -410,7 +408,7 @@ pub fn report_cost() {
     let stats = s.console.stats();
     let (records, micros) = (s.records, time::cycles_to_micros(s.cycles));
     drop(guard);
-    info!(
+    debug!(
         "console: the screen took {micros} us for {records} log lines ({} us each), \
          {} characters and {} scrolls",
         micros / records.max(1),

@@ -32,7 +32,7 @@ pub const TESTS: &[Test] = &[
         run: breakpoint,
     },
     Test {
-        name: "cpu: a read of address 0 faults with CR2 0, not present",
+        name: "cpu: a null-pointer read faults, CR2 the null address, not present",
         run: null_read_faults,
     },
     Test {

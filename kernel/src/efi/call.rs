@@ -129,12 +129,12 @@ fn contain(service: Service, fault: &ForeignFault) {
     }
     error!(
         "efi: firmware fault in {service}: {} (vector {}) at RIP {:#x}, error code {:#x}, \
-         CR2 {:#x}; the call returns EFI_ABORTED",
+         CR2 {:#x}",
         handoff::fault::exception_name(fault.vector),
         fault.vector,
         fault.rip,
         fault.error_code,
         fault.cr2
     );
-    error!("efi: runtime services are off for the rest of the boot");
+    error!("efi: the call returns EFI_ABORTED; runtime services are off for the rest of the boot");
 }

@@ -5,7 +5,7 @@
 
 use handoff::efi::RuntimeRegions;
 use handoff::efi::pe::Images;
-use log::{info, warn};
+use log::{debug, warn};
 use uefi_raw::table::boot::MemoryType;
 
 use crate::kspace::KernelSpace;
@@ -40,7 +40,7 @@ pub fn scan(
                  as a whole",
                 r.phys
             ),
-            (n, _) => info!(
+            (n, _) => debug!(
                 "efi: runtime code {:#x}-{end:#x}: {n} PE/COFF images, {} pages in none",
                 r.phys, scan.uncovered_pages
             ),

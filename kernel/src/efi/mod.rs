@@ -42,7 +42,7 @@ use handoff::efi::{AttributesTable, EfiError, Refine};
 use handoff::memmap::{EfiMemoryMap, MapError};
 use handoff::paging::BuildError;
 use handoff::plan::{self, PlanError};
-use log::{info, warn};
+use log::{debug, info, warn};
 use uefi_raw::table::runtime::RuntimeServices;
 
 use crate::boot::{self, BootInfo, Firmware};
@@ -179,13 +179,13 @@ fn permissions<'a>(
 ) -> Option<&'a dyn Refine> {
     match (mat, images) {
         (Some(t), _) => {
-            info!("efi: memory attributes table: {} entries", t.len());
+            debug!("efi: memory attributes table: {} entries", t.len());
             Some(t)
         }
         (None, Some(images)) => {
             info!(
                 "efi: no memory attributes table: permissions from the runtime images' PE/COFF \
-                 sections (text RX, data RW + NX, headers and read-only data R + NX)"
+                 sections (text RX, data RW + NX, the rest R + NX)"
             );
             Some(images)
         }
@@ -219,7 +219,7 @@ fn publish(rt: RuntimeServices, rt_va: u64, space: &'static AddressSpace) {
     // just verified.
     let services = SERVICES.call_once(|| unsafe { Services::new(rt, rt_va, space) });
     match services.get_time() {
-        Ok(t) => info!(
+        Ok(t) => debug!(
             "efi: GetTime: {:04}-{:02}-{:02} {:02}:{:02}:{:02}",
             t.year, t.month, t.day, t.hour, t.minute, t.second
         ),

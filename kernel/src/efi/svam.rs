@@ -11,7 +11,7 @@ use handoff::cmdline::Inject;
 use handoff::efi::services::Service;
 use handoff::efi::{self, RuntimeRegions};
 use handoff::memmap::{EfiMemoryMap, boot_services};
-use log::{info, warn};
+use log::{debug, info, warn};
 use uefi_raw::table::boot::MemoryDescriptor;
 use uefi_raw::table::runtime::RuntimeServices;
 use x86_64::PhysAddr;
@@ -174,7 +174,7 @@ pub fn release_temporary_tables() {
         *out = *frame;
     }
     match crate::mm::frames::give_back_tables(&frames[..n]) {
-        Ok(_) => info!(
+        Ok(_) => debug!(
             "efi: the temporary address space's {n} page-table frames given back to the allocator"
         ),
         Err((i, e)) => warn!(

@@ -6,7 +6,7 @@ use core::fmt::Write;
 
 use handoff::efi::services::{self, Service, Supported};
 use handoff::efi::{self, AttributesTable, RuntimeRegions};
-use log::{info, warn};
+use log::{debug, warn};
 use static_cell::ConstStaticCell;
 use uefi_raw::table::configuration::ConfigurationTable;
 use uefi_raw::table::runtime::RuntimeServices;
@@ -39,7 +39,7 @@ pub fn read(kernel: &KernelSpace, phys: u64) -> Result<System, Unavailable> {
         return Err(Unavailable::SystemTable("bad signature"));
     }
     let vendor = read_ucs2(kernel, table.firmware_vendor as u64);
-    info!(
+    debug!(
         "efi: system table at {phys:#x}: UEFI {}, firmware {} revision {:#x}",
         table.header.revision, vendor, table.firmware_revision
     );
@@ -110,7 +110,7 @@ pub fn attributes_table(
 /// `EFI_RT_PROPERTIES_TABLE` (every service when it has none).
 pub fn supported_services(kernel: &KernelSpace, system: &System) -> Result<Supported, Unavailable> {
     let Some(table) = find_config_table(kernel, system, services::RT_PROPERTIES_TABLE_GUID)? else {
-        info!("efi: no RT properties table: every runtime service taken as supported");
+        debug!("efi: no RT properties table: every runtime service taken as supported");
         return Ok(Supported::ALL);
     };
     let mut bytes = [0u8; 8];
@@ -124,7 +124,7 @@ pub fn supported_services(kernel: &KernelSpace, system: &System) -> Result<Suppo
         );
         return Ok(Supported::ALL);
     };
-    info!(
+    debug!(
         "efi: RT properties table: supported services {:#06x}{}",
         supported.mask(),
         if supported == Supported::ALL {
@@ -143,7 +143,7 @@ pub fn supported_services(kernel: &KernelSpace, system: &System) -> Result<Suppo
         Service::QueryVariableInfo,
     ] {
         if !supported.supports(service) {
-            info!("efi:   {service} not supported: answered EFI_UNSUPPORTED without a call");
+            debug!("efi:   {service} not supported: answered EFI_UNSUPPORTED without a call");
         }
     }
     Ok(supported)
@@ -210,6 +210,6 @@ pub fn converted_runtime_services(
             "runtime services pointer not converted into the EFI window",
         ));
     }
-    info!("efi: runtime services at {rt_va:#x}");
+    debug!("efi: runtime services at {rt_va:#x}");
     Ok(rt_va)
 }

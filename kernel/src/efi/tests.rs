@@ -83,7 +83,7 @@ fn runtime() -> Result<&'static super::Services, crate::selftest::NotPassed> {
         )))
     } else {
         Err(crate::selftest::skipped(format_args!(
-            "runtime services unavailable on this boot (see the efi: lines)"
+            "runtime services off: see the efi: lines"
         )))
     }
 }
@@ -178,7 +178,7 @@ fn window_keeps_2m_offsets() -> TestResult {
 
 fn images_agree_with_table() -> TestResult {
     let Some(pages) = window::disagreeing_pages() else {
-        crate::skip!("not both an attributes table and parsable runtime images to compare");
+        crate::skip!("nothing to compare: no table or no images");
     };
     check!(
         pages == 0,
@@ -316,7 +316,7 @@ fn list_variables() -> TestResult {
                 && *vendor == uefi_raw::table::runtime::VariableVendor::GLOBAL_VARIABLE.0;
         })
         .map_err(|e| fail!("GetNextVariableName: {e}"))?;
-    log::info!("efi: {n} variables, BootOrder among them: {boot_order}");
+    log::debug!("efi: {n} variables, BootOrder among them: {boot_order}");
     check!(
         n > 0 && boot_order,
         "{n} variables, BootOrder found: {boot_order}"
@@ -390,7 +390,7 @@ fn boot_counter() -> TestResult {
         len == 8 && u64::from_le_bytes(buf) == now,
         "read back {buf:?}"
     );
-    log::info!("efi: BatonBootCount was {was}, now {now}");
+    log::debug!("efi: BatonBootCount was {was}, now {now}");
     Ok(())
 }
 

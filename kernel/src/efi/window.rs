@@ -10,7 +10,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use handoff::efi::{Refine, RuntimeRegions, Window};
 use handoff::paging::{UnmapError, WxSummary};
 use handoff::plan;
-use log::{info, warn};
+use log::{debug, info, warn};
 
 use x86_64::PhysAddr;
 
@@ -65,7 +65,7 @@ pub fn compare_with_images(
     }
     DISAGREEING.store(pages, Ordering::SeqCst);
     if pages == 0 {
-        info!(
+        debug!(
             "efi: the runtime images' PE sections agree with the attributes table on every code page"
         );
     } else {
@@ -95,7 +95,7 @@ pub fn make(
             .make(runtime, Some(refine), pat, mtrrs, nx, false)?;
     }
     for r in runtime.regions() {
-        info!(
+        debug!(
             "efi: runtime {:#012x}-{:#012x} {:?} {} -> {:#x}",
             r.phys,
             r.phys + r.len,
@@ -111,7 +111,7 @@ pub fn make(
 pub fn map(kernel: &KernelSpace, space: &AddressSpace) -> Result<(), Unavailable> {
     let window = WINDOW.lock();
     map_mappings(kernel, space, &window)?;
-    info!(
+    debug!(
         "efi: window: {} mappings, permissions per descriptor, in the EFI address space only",
         window.mappings().len()
     );
@@ -162,7 +162,7 @@ pub fn refine(kernel: &KernelSpace, space: &AddressSpace, source: &str) -> Resul
     // whatever `window` holds.
     window.clone_from(&REFINED.lock());
     map_mappings(kernel, space, &window)?;
-    info!(
+    debug!(
         "efi: window after SetVirtualAddressMap: {} mappings, permissions from {source}",
         window.mappings().len()
     );
@@ -189,10 +189,12 @@ pub fn verify(kernel: &KernelSpace, space: &AddressSpace) -> Result<(), Unavaila
         space.walker().leaf_count_in(region.start, region.end),
         kernel.walker().leaf_count_in(region.start, region.end),
     );
-    info!(
-        "efi: the EFI address space matches the plan with the window: {} leaves in all, \
-         EFI window {ours}; the kernel's tables: EFI window {theirs}",
+    debug!(
+        "efi: the EFI address space matches the plan with the window: {} leaves, {} in the \
+         window; the kernel's tables: {} there",
         verified.leaves.total(),
+        ours.total(),
+        theirs.total(),
     );
     let wx: WxSummary = space.check_wx(|range| warn!("{range}"));
     if wx.passed() {

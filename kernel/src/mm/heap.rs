@@ -121,10 +121,12 @@ unsafe impl GlobalAlloc for KernelHeap {
         if let Err(e) = state.grow(want) {
             let (mapped, used) = (state.mapped_end - state.start, state.heap.used());
             error!(
-                "heap: out of memory: {} bytes (align {}) requested; {} KiB mapped, \
-                 {} KiB used, {} MiB reserved; growing failed: {e}",
+                "heap: out of memory: {} bytes (align {}) requested; growing failed: {e}",
                 layout.size(),
                 layout.align(),
+            );
+            error!(
+                "heap:   {} KiB mapped, {} KiB used, {} MiB reserved",
                 mapped >> 10,
                 used >> 10,
                 (state.reserved_end - state.start) >> 20

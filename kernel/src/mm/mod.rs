@@ -18,7 +18,7 @@ use handoff::layout::RegionKind;
 use handoff::memmap::Kind;
 use handoff::paging::{BuildError, Mapping, PageSize};
 use handoff::vmalloc::Vmalloc;
-use log::info;
+use log::{debug, info};
 use x86_64::PhysAddr;
 use x86_64::structures::paging::{PageTableFlags, PhysFrame};
 
@@ -205,10 +205,9 @@ fn start_frames(kernel: &KernelSpace, exclusions: &Exclusions) -> Result<u64, Mm
     let stats = *allocator.stats();
     let backing = allocator.descriptors().backing();
     drop(allocator);
-    info!(
-        "mm: vmemmap: {} KiB backed for {} MiB of RAM ({} 4 KiB pages, {} 2 MiB \
-         pages, {} page tables, from a reserve of {} frames: {} freed, {} kept); the rest is \
-         backed as allocations reach it",
+    debug!(
+        "mm: vmemmap: {} KiB backed for {} MiB of RAM ({} 4K and {} 2M pages, {} tables; \
+         reserve {} frames, {} freed, {} kept)",
         (backing.pages * PAGE_SIZE + backing.large_pages * vmemmap::LARGE_PAGE) >> 10,
         (stats.ram_frames * PAGE_SIZE) >> 20,
         backing.pages,
@@ -243,7 +242,7 @@ fn start_vmalloc(kernel: &'static KernelSpace, ram_bytes: u64) -> Result<(), MmE
     }
     heap::init(ram_bytes).map_err(MmError::Heap)?;
     let (mapped, _) = heap::usage();
-    info!(
+    debug!(
         "mm: vmalloc: heap of up to {} MiB there, {} KiB mapped",
         heap::reserved() >> 20,
         mapped >> 10
@@ -323,7 +322,7 @@ pub fn release_bootloader_memory(parked: usize) {
     } else {
         match FRAMES.lock().release(Kind::BootloaderReclaimable) {
             Ok(frames) => {
-                info!(
+                debug!(
                     "mm: bootloader-reclaimable memory released: {} KiB ({online} of {reported} \
                      CPUs on baton's tables, {parked} parked)",
                     (frames * PAGE_SIZE) >> 10

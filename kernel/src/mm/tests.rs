@@ -225,7 +225,7 @@ fn low_memory_held_back() -> TestResult {
     if ram == 0 {
         crate::skip!("the map has no RAM below 64 KiB");
     }
-    log::info!("mm: the {ram} RAM frames below 64 KiB are held back");
+    log::debug!("mm: the {ram} RAM frames below 64 KiB are held back");
     Ok(())
 }
 
@@ -311,7 +311,7 @@ fn sampled_allocations() -> TestResult {
     }
     let after = *FRAMES.lock().stats();
     let bytes: u64 = blocks[..n].iter().map(|&(_, o)| PAGE_SIZE << o).sum();
-    log::info!(
+    log::debug!(
         "mm: {n} sampled blocks of orders 0 to 13 ({} KiB) allocated, checked and freed",
         bytes >> 10
     );
@@ -368,7 +368,7 @@ fn sampled_states() -> TestResult {
         };
         check!(ok, "{phys:#x} ({kind:?} in the map) is {state:?}");
     }
-    log::info!("mm: {n} sampled frames' states agree with the memory map");
+    log::debug!("mm: {n} sampled frames' states agree with the memory map");
     Ok(())
 }
 
@@ -391,7 +391,7 @@ fn vmemmap_lazy() -> TestResult {
         + 64;
     let pages = backing.pages + backing.large_pages * 512;
     let eager = stats.ram_frames * 32 / PAGE_SIZE;
-    log::info!(
+    log::debug!(
         "mm: vmemmap: {pages} pages backed ({} 2 MiB), {} page tables; an eager one: {eager} pages",
         backing.large_pages,
         backing.tables
@@ -465,7 +465,7 @@ fn bootloader_release() -> TestResult {
             r.start
         );
     }
-    log::info!(
+    log::debug!(
         "mm: Limine's memory released with {} of {} CPUs on baton's tables; {sampled} regions \
          sampled",
         release.online,
@@ -570,7 +570,7 @@ fn gib_blocks() -> TestResult {
     match (gib, free) {
         (Ok(f), _) => {
             let phys = f.start_address().as_u64();
-            log::info!("mm: 1 GiB block at {phys:#x}");
+            log::debug!("mm: 1 GiB block at {phys:#x}");
             check!(phys % GIB == 0, "1 GiB block at {phys:#x}");
             let state = FRAMES.lock().state(frame(phys + GIB - PAGE_SIZE));
             check!(
@@ -588,7 +588,7 @@ fn gib_blocks() -> TestResult {
             "no 1 GiB block ({e}) although the GiB at {base:#x} is free"
         )),
         (Err(_), None) if n == 0 => {
-            crate::skip!("no aligned GiB of allocatable RAM clear of the kernel's own memory")
+            crate::skip!("no free aligned GiB in this map")
         }
         (Err(_), None) => {
             crate::skip!("each of the {n} aligned GiBs of allocatable RAM holds something in use")
@@ -685,7 +685,7 @@ fn heap_stress() -> TestResult {
     drop(live);
     drop(big);
     let (mapped_after, used) = heap::usage();
-    log::info!(
+    log::debug!(
         "mm: heap grew from {} KiB to {} KiB mapped; {} KiB in use after the test",
         mapped_before >> 10,
         mapped_after >> 10,
@@ -732,7 +732,7 @@ fn ioremap_framebuffer() -> TestResult {
     let mut kept = None;
     crate::console::fb::paused(|| framebuffer_types(fb.phys, fb.pitch * fb.height, &mut kept))?;
     if let Some(kept) = kept {
-        log::info!(
+        log::debug!(
             "mm: the console's window was unmapped for the WT mapping; its {kept} page-table \
              frames from the handoff stay reserved"
         );

@@ -8,7 +8,7 @@
 //! the two this CPU did.
 
 use handoff::paging::{LEAF_FLAGS, Mapping, PageSize};
-use log::info;
+use log::debug;
 use x86_64::PhysAddr;
 use x86_64::registers::control::Cr3;
 
@@ -67,7 +67,7 @@ fn stale_global_entry() -> TestResult {
         crate::skip!("the TLB dropped the entry by itself: nothing stale to flush");
     }
     let kept = reads.after_cr3 == OLD;
-    info!(
+    debug!(
         "cpu: a CR3 reload {} the stale global entry{}",
         if kept { "kept" } else { "dropped" },
         if kept {

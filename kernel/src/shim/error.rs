@@ -19,7 +19,7 @@ pub enum Tables {
 impl fmt::Display for Tables {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Tables::New => "the new tables (read through Limine's HHDM; CR3 not switched)",
+            Tables::New => "the new tables, through Limine's HHDM, before the switch",
             Tables::Live => "the live tables",
         })
     }
@@ -81,7 +81,7 @@ impl fmt::Display for ShimError {
             } => write!(
                 f,
                 "{tables}: the lower half is not empty: top-level entry {index} is present \
-                 ({entry:#018x})"
+                 ({entry:#x})"
             ),
             ShimError::PhysmapSample {
                 tables,

@@ -16,7 +16,7 @@ use handoff::memmap::{Allocatable, EfiMemoryMap, Kind, limine};
 use handoff::paging::Walker;
 use handoff::phys::PhysWindow;
 use handoff::revision::{self, BootPointer};
-use log::{info, warn};
+use log::{debug, warn};
 use x86_64::PhysAddr;
 
 use crate::boot::{self, BootInfo};
@@ -64,8 +64,16 @@ struct Seen {
     hhdm_offset: u64,
     /// Limine's entries per type.
     types: [Coverage; TYPES],
-    /// The first promise broken, of the framebuffer's or any other type.
+    /// The first promise broken for memory baton reads or writes through
+    /// the HHDM before the switch ([`relied_on`]).
     broken_promise: Option<Unmapped>,
+    /// The first promise broken for memory baton does not touch there:
+    /// usable memory above the early frames' limit (Limine 9.6.7 under its
+    /// KASLR sometimes leaves a usable entry above 4 GiB out).
+    left_out: Option<Unmapped>,
+    /// Usable entries that start below the early frames' limit: the new
+    /// tables are built in them.
+    usable_low: Coverage,
     /// Whether that was the framebuffer, which baton does not rely on the
     /// promise for (the screen console checks before it draws); Limine
     /// 9.6.7 under its KASLR sometimes leaves it out.
@@ -104,6 +112,8 @@ pub fn observe<W: PhysWindow>(boot: &BootInfo, walker: &Walker<'_, W>) {
         hhdm_offset: boot.hhdm_offset,
         types: [Coverage::default(); TYPES],
         broken_promise: None,
+        left_out: None,
+        usable_low: Coverage::default(),
         framebuffer_left_out: false,
         runtime: Coverage::default(),
         system_table: boot::efi_system_table_pointer(),
@@ -116,16 +126,12 @@ pub fn observe<W: PhysWindow>(boot: &BootInfo, walker: &Walker<'_, W>) {
         let c = &mut seen.types[(e.ty as usize).min(TYPES - 1)];
         c.entries += 1;
         c.mapped += u32::from(is_mapped);
+        if e.ty == limine::USABLE && relied_on(e.ty, e.base) {
+            seen.usable_low.entries += 1;
+            seen.usable_low.mapped += u32::from(is_mapped);
+        }
         if !is_mapped && revision::hhdm_promises(revision, e.ty, e.base, end) {
-            if e.ty == limine::FRAMEBUFFER {
-                seen.framebuffer_left_out = true;
-                continue;
-            }
-            seen.broken_promise.get_or_insert(Unmapped {
-                ty: e.ty,
-                start: e.base,
-                end,
-            });
+            note_broken_promise(&mut seen, e.ty, e.base, end);
         }
     }
     if let Some((bytes, meta)) = raw.efi() {
@@ -143,31 +149,68 @@ pub fn observe<W: PhysWindow>(boot: &BootInfo, walker: &Walker<'_, W>) {
     report(SEEN.call_once(|| seen));
 }
 
-fn report(seen: &Seen) {
-    let mut line = crate::fixed::FixedStr::<512>::new();
-    for (ty, c) in seen.types.iter().enumerate().filter(|(_, c)| c.entries > 0) {
-        let sep = if line.as_str().is_empty() { "" } else { ", " };
+/// Whether baton reads or writes memory of Limine's type `ty` at `start`
+/// through the HHDM before the switch: Limine's responses and tables
+/// (bootloader-reclaimable), the kernel (executable), and the usable
+/// memory the new tables are built in, below the early frames' limit.
+fn relied_on(ty: u64, start: u64) -> bool {
+    match ty {
+        limine::USABLE => start < crate::shim::EARLY_FRAMES_BELOW,
+        limine::BOOTLOADER_RECLAIMABLE | limine::EXECUTABLE_AND_MODULES => true,
+        _ => false,
+    }
+}
+
+/// Files a promise Limine broke: the framebuffer's (the screen console
+/// checks before it draws), one baton relies on, or one it does not.
+fn note_broken_promise(seen: &mut Seen, ty: u64, start: u64, end: u64) {
+    let unmapped = Unmapped { ty, start, end };
+    if ty == limine::FRAMEBUFFER {
+        seen.framebuffer_left_out = true;
+    } else if relied_on(ty, start) {
+        seen.broken_promise.get_or_insert(unmapped);
+    } else {
+        seen.left_out.get_or_insert(unmapped);
+    }
+}
+
+/// `mapped/entries` for the types in `types` that Limine's map has.
+fn coverage(seen: &Seen, types: core::ops::Range<usize>) -> crate::fixed::FixedStr<256> {
+    let mut line = crate::fixed::FixedStr::<256>::new();
+    for ty in types.filter(|&ty| seen.types[ty].entries > 0) {
+        let (c, sep) = (
+            seen.types[ty],
+            if line.as_str().is_empty() { "" } else { ", " },
+        );
         let _ = core::fmt::write(
             &mut line,
             format_args!("{sep}{} {}/{}", type_name(ty), c.mapped, c.entries),
         );
     }
-    info!(
-        "limine: HHDM maps these Limine entries: {line} (base revision {} promises {})",
+    line
+}
+
+fn report(seen: &Seen) {
+    // Two lines: firmware's kinds of memory, then Limine's own.
+    let (firmware, limine) = (coverage(seen, 0..5), coverage(seen, 5..TYPES));
+    debug!("limine: HHDM maps these Limine entries: {firmware}");
+    debug!("limine:   and of Limine's own kinds: {limine}");
+    debug!(
+        "limine: base revision {} promises {} in the HHDM",
         seen.revision,
         Promise(seen.revision)
     );
     if seen.runtime.entries > 0 {
         let reserved_mapped = seen.types[limine::RESERVED_MAPPED as usize].entries;
-        info!(
+        debug!(
             "limine: EFI runtime regions in Limine's HHDM: {} of {} descriptors; {} \
-             reserved-mapped entries in Limine's map; baton maps them in its own EFI window",
+             reserved-mapped entries in Limine's map",
             seen.runtime.mapped, seen.runtime.entries, reserved_mapped
         );
     }
     if let Some(ptr) = seen.system_table {
         let physical = revision::is_physical_form(ptr, seen.hhdm_offset);
-        info!(
+        debug!(
             "limine: EFI system table pointer {ptr:#x} is {}; base revision {} gives it {}",
             if physical {
                 "physical"
@@ -183,10 +226,9 @@ fn report(seen: &Seen) {
         );
     }
     if let Some(c) = seen.boot_services {
-        info!(
+        debug!(
             "limine: EFI boot-services memory {} KiB: Limine calls {} KiB of it \
-             bootloader-reclaimable (freed once every CPU has left Limine's code), {} KiB usable \
-             (freed after SetVirtualAddressMap)",
+             bootloader-reclaimable, {} KiB usable",
             c.total >> 10,
             c.reclaimable >> 10,
             c.usable >> 10
@@ -199,7 +241,7 @@ fn report(seen: &Seen) {
             seen.revision
         );
     }
-    if let Some(u) = seen.broken_promise {
+    for u in [seen.broken_promise, seen.left_out].into_iter().flatten() {
         warn!(
             "limine: base revision {} promises {} entry {:#x}-{:#x} in the HHDM, but it is not \
              mapped there",
@@ -208,6 +250,9 @@ fn report(seen: &Seen) {
             u.start,
             u.end
         );
+    }
+    if seen.broken_promise.is_none() && seen.left_out.is_some() {
+        warn!("limine:   baton does not touch that memory before the switch; its tables map it");
     }
 }
 
@@ -269,16 +314,21 @@ fn hhdm_as_promised() -> TestResult {
             u.end
         ));
     }
-    for ty in [
-        limine::USABLE,
-        limine::BOOTLOADER_RECLAIMABLE,
-        limine::EXECUTABLE_AND_MODULES,
-    ] {
-        let c = seen.types[ty as usize];
+    let relied = [
+        ("usable below 4 GiB", seen.usable_low),
+        (
+            "bootloader-reclaimable",
+            seen.types[limine::BOOTLOADER_RECLAIMABLE as usize],
+        ),
+        (
+            "executable",
+            seen.types[limine::EXECUTABLE_AND_MODULES as usize],
+        ),
+    ];
+    for (name, c) in relied {
         check!(
             c.entries > 0 && c.mapped == c.entries,
-            "{}: {} of {} entries mapped",
-            type_name(ty as usize),
+            "{name}: {} of {} entries mapped",
             c.mapped,
             c.entries
         );

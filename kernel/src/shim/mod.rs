@@ -201,6 +201,11 @@ fn inputs<'a>(map: &'a MemoryMap, layout: &'a Layout, hw: &'a Hardware) -> Input
     }
 }
 
+/// Where the new tables' frames end: every base revision's HHDM maps the
+/// usable memory below 4 GiB (and Limine 9.6.7 under its KASLR sometimes
+/// leaves a usable entry above it out).
+pub const EARLY_FRAMES_BELOW: u64 = 1 << 32;
+
 /// Builds the plan into new tables through Limine's HHDM and checks them
 /// there before anything depends on them. Returns the root, the frames
 /// the tables came from and the tables per level, as walked.
@@ -210,8 +215,7 @@ fn build(
     plan: &Plan,
     inputs: &Inputs<'_>,
 ) -> Result<(PhysFrame, EarlyFrames, TableCount), ShimError> {
-    // Below 4 GiB: every base revision's HHDM maps that much.
-    let limit = inputs.layout.physmap_size().min(1 << 32);
+    let limit = inputs.layout.physmap_size().min(EARLY_FRAMES_BELOW);
     let mut frames = EarlyFrames::new(inputs.map, limit).ok_or(ShimError::NoUsableMemory)?;
     let mut builder = Builder::new(hhdm, &mut frames, levels)?;
     for mapping in plan.mappings() {

@@ -40,12 +40,15 @@ pub fn limine_tables<W: PhysWindow>(
         ("kernel", kernel_start, 0),
         ("lower half", 0, layout.lower_half_end()),
     ];
-    for (name, count) in walker.region_stats(&bounded) {
-        info!("limine:   leaves in {name}: {count}");
-    }
     if !log::log_enabled!(log::Level::Debug) {
-        info!("limine:   leaves in HHDM and totals: not counted (loglevel=debug counts them)");
         return None;
+    }
+    for (name, count) in walker.region_stats(&bounded) {
+        if count.total() == 0 {
+            debug!("limine:   nothing mapped in the {name}");
+        } else {
+            debug!("limine:   leaves in {name}: {count}");
+        }
     }
     let stats = walker.stats();
     debug!(
@@ -61,17 +64,17 @@ pub fn limine_tables<W: PhysWindow>(
     for (_, count) in walker.region_stats(&bounded) {
         named += count.total();
     }
-    debug!(
-        "limine:   leaves elsewhere: {}",
-        stats.leaves.total() - named
-    );
+    let elsewhere = stats.leaves.total() - named;
+    if elsewhere != 0 {
+        debug!("limine:   leaves elsewhere: {elsewhere}");
+    }
     Some(stats)
 }
 
 /// The normalised memory map: a summary, every region at debug level, and
 /// what each kind of memory adds up to.
 pub fn memory_map(map: &MemoryMap, summary: &Summary) {
-    info!("handoff: memory map: {summary}");
+    debug!("handoff: memory map: {summary}");
     for region in map.regions() {
         debug!(
             "handoff:   {:#014x}-{:#014x} {:?}{}",
@@ -85,14 +88,17 @@ pub fn memory_map(map: &MemoryMap, summary: &Summary) {
             }
         );
     }
-    info!(
+    debug!(
         "handoff: RAM {} MiB up to {:#x}: usable {} MiB, boot services {} MiB, \
-         bootloader-reclaimable {} MiB, kernel {} KiB, ACPI {} KiB, EFI runtime {} KiB",
+         bootloader-reclaimable {} MiB",
         mib(map.ram_bytes()),
         map.ram_end(),
         mib(map.bytes(Kind::Usable)),
         mib(map.bytes(Kind::BootServices)),
         mib(map.bytes(Kind::BootloaderReclaimable)),
+    );
+    debug!(
+        "handoff:   kernel {} KiB, ACPI {} KiB, EFI runtime {} KiB",
         map.bytes(Kind::Kernel) >> 10,
         (map.bytes(Kind::AcpiReclaimable) + map.bytes(Kind::AcpiNvs)) >> 10,
         (map.bytes(Kind::RuntimeCode) + map.bytes(Kind::RuntimeData)) >> 10,
@@ -110,7 +116,7 @@ pub fn memory_map(map: &MemoryMap, summary: &Summary) {
 /// The CPU's paging features and the MTRRs.
 pub fn memory_types(hw: &Hardware) {
     let (mtrrs, cpu): (&Mtrrs, CpuCaps) = (&hw.mtrrs, hw.cpu);
-    info!(
+    debug!(
         "handoff: CPU: {}-bit physical addresses, 1G pages {}, NX {}, global pages {}, PAT {}",
         hw.features.max_phys_bits,
         yes(cpu.gb_pages),
@@ -119,10 +125,10 @@ pub fn memory_types(hw: &Hardware) {
         yes(hw.features.pat)
     );
     if !hw.features.mtrr {
-        info!("handoff: MTRRs: none");
+        debug!("handoff: MTRRs: none");
         return;
     }
-    info!(
+    debug!(
         "handoff: MTRRs {}: default {}, fixed ranges {}, {} variable ranges",
         if mtrrs.enabled() {
             "enabled"
@@ -144,7 +150,7 @@ pub fn memory_types(hw: &Hardware) {
 /// The plan: its mappings, the physmap, the cost of memory-type cuts. (The
 /// regions left for later stages are in the layout's lines.)
 pub fn plan(plan: &Plan, layout: &Layout) {
-    info!(
+    debug!(
         "handoff: plan: {} mappings; physmap {} MiB with pages up to {}; \
          leaves {}; {} page-table frames",
         plan.mappings().len(),
@@ -153,7 +159,11 @@ pub fn plan(plan: &Plan, layout: &Layout) {
         plan.leaves(),
         plan.minimum_tables().total()
     );
-    info!("handoff: physmap cuts for memory types: {}", plan.cost);
+    if plan.cost.mtrr_splits + plan.cost.attr_splits == 0 {
+        debug!("handoff: memory-type cuts: none");
+    } else {
+        info!("handoff: memory-type cuts: {}", plan.cost);
+    }
     if plan.unmapped_ram != 0 {
         warn!(
             "handoff: {} MiB of RAM lie beyond the physmap's {} TiB and stay unmapped",
@@ -176,15 +186,16 @@ pub fn built(tables: TableCount, frames: core::ops::Range<u64>, root: PhysFrame)
 
 /// The checks of the new tables before the switch.
 pub fn checked_before_switch(checked: &Checked) {
-    info!(
+    debug!(
         "handoff: new tables verified before the switch through Limine's HHDM: \
-         {} leaves, {} MiB mapped; lower half empty ({} top-level entries not present); \
-         {} RAM samples translate to themselves, {} non-RAM samples unmapped",
+         {} leaves, {} MiB mapped",
         checked.verified.leaves.total(),
         mib(checked.verified.bytes),
-        LOWER_HALF_ENTRIES,
-        checked.samples.0,
-        checked.samples.1
+    );
+    debug!(
+        "handoff:   lower half empty ({} top-level entries not present); {} RAM samples \
+         translate to themselves, {} non-RAM samples unmapped",
+        LOWER_HALF_ENTRIES, checked.samples.0, checked.samples.1
     );
 }
 
@@ -209,7 +220,7 @@ pub fn checked_live(checked: &Checked) {
         checked.verified.leaves.total(),
         mib(checked.verified.bytes)
     );
-    info!(
+    debug!(
         "handoff: lower half empty; physmap: {} RAM samples translate to themselves, \
          {} non-RAM samples unmapped",
         checked.samples.0, checked.samples.1
@@ -225,7 +236,7 @@ pub fn live_statistics<W: PhysWindow>(
     limine: Option<&Stats>,
 ) {
     let stats = walker.stats();
-    info!(
+    debug!(
         "handoff: page-table frames: {}; minimum for these page sizes: {}",
         stats.tables,
         minimum.total()
@@ -235,10 +246,8 @@ pub fn live_statistics<W: PhysWindow>(
     }
     let regions = layout.regions().map(|r| (r.name, r.start, r.end));
     for (name, count) in walker.region_stats(&regions) {
-        if count.total() != 0
-            || matches!(name, "vmalloc" | "vmemmap" | "EFI runtime" | "lower half")
-        {
-            info!("handoff: leaves in {name}: {count}");
+        if count.total() != 0 {
+            debug!("handoff: leaves in {name}: {count}");
         }
     }
     let Some(limine) = limine else {
@@ -262,7 +271,7 @@ pub fn live_statistics<W: PhysWindow>(
 
 /// What becomes of bootloader-reclaimable memory.
 pub fn reclaimable(map: &MemoryMap) {
-    info!(
+    debug!(
         "handoff: bootloader-reclaimable memory: {} KiB, reusable once every CPU has left Limine's code",
         map.bytes(Kind::BootloaderReclaimable) >> 10
     );
@@ -293,7 +302,7 @@ pub fn console_before_switch<W: PhysWindow>(walker: &Walker<'_, W>) {
     } else {
         Pat::RESET
     };
-    info!(
+    debug!(
         "console: drawing through Limine's HHDM at {virt:#x}, {}",
         crate::console::fb::type_name(pat.type_for_flags(leaf.flags, kind))
     );

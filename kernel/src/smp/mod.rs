@@ -13,7 +13,7 @@ use core::arch::naked_asm;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use handoff::memtype::MemType;
-use log::{error, info, warn};
+use log::{debug, error, info, warn};
 use x86_64::PhysAddr;
 use x86_64::registers::control::Cr3;
 
@@ -112,7 +112,7 @@ fn start_apic() -> Result<(), vmalloc::VmError> {
         vmalloc::ioremap(phys, 4096, MemType::Uc)?.virt
     };
     let mode = apic::start(x2apic, mmio);
-    info!("smp: local APIC in {mode} mode at {phys:#x}");
+    debug!("smp: local APIC in {mode} mode at {phys:#x}");
     apic::enable();
     Ok(())
 }
@@ -268,12 +268,12 @@ extern "C" fn ap_main(block: &'static ApBoot) -> ! {
     }
     apic::enable();
     let cr3 = Cr3::read().0.start_address().as_u64();
-    info!(
-        "smp: CPU {index} (APIC {}) online: CR3 {cr3:#x}, stack top {:#x}; protections: \
-         {protections}",
+    debug!(
+        "smp: CPU {index} (APIC {}) online: CR3 {cr3:#x}, stack top {:#x}",
         apic::id(),
         block.stack_top.load(Ordering::SeqCst)
     );
+    debug!("smp: CPU {index} protections: {protections}");
     ipi::report_online(index as usize, apic::id(), cr3);
     loop {
         x86_64::instructions::interrupts::enable_and_hlt();

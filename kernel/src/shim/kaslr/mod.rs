@@ -11,7 +11,7 @@ use handoff::kaslr::{self, KaslrError, Pool, Randomised, Sizes, Source};
 use handoff::layout::{KERNEL_IMAGE_START, LIMINE_HHDM_4, LIMINE_HHDM_5, Layout, RegionKind};
 use handoff::memmap::MemoryMap;
 use handoff::plan::KernelImage;
-use log::{error, info, warn};
+use log::{debug, error, info, warn};
 use static_cell::ConstStaticCell;
 
 use crate::boot::BootInfo;
@@ -91,7 +91,7 @@ fn randomise(
     match kaslr::randomise_avoiding(base, &sizes, hhdm, &mut rng) {
         Err(KaslrError::CannotAvoid { .. }) => kaslr::randomise(base, &sizes, &mut rng),
         Ok(drawn) if drawn.tries > 1 => {
-            info!(
+            debug!(
                 "kaslr: drawn {} times to keep clear of Limine's HHDM {:#x}-{:#x}",
                 drawn.tries, hhdm.0, hhdm.1
             );
@@ -129,7 +129,7 @@ fn seed(boot: &BootInfo) -> Pool {
         }
     }
     if pool.sources().has_hardware() {
-        info!("kaslr: seed from {}", pool.sources());
+        debug!("kaslr: seed from {}", pool.sources());
     } else {
         warn!(
             "kaslr: no RDRAND or RDSEED: the layout is weakly randomised (seed from {} only)",
@@ -150,7 +150,7 @@ fn report(
     for (i, kind) in handoff::layout::MOVABLE.into_iter().enumerate() {
         let r = layout.region(kind);
         match slots {
-            Some(slots) => info!(
+            Some(slots) => debug!(
                 "layout: {} {:#x}-{:#x} ({}, base 1 of {})",
                 r.name,
                 r.start,
@@ -158,7 +158,7 @@ fn report(
                 Size(r.size()),
                 slots[i]
             ),
-            None => info!(
+            None => debug!(
                 "layout: {} {:#x}-{:#x} ({}, fixed)",
                 r.name,
                 r.start,
@@ -168,7 +168,7 @@ fn report(
         }
     }
     let efi = layout.region(RegionKind::EfiRuntime);
-    info!(
+    debug!(
         "layout: EFI runtime {:#x}-{:#x} ({}, fixed)",
         efi.start,
         efi.end,
@@ -182,14 +182,23 @@ fn report(
         .unwrap_or(image.virt_base);
     let slide = boot.kernel_virt.wrapping_sub(KERNEL_IMAGE_START);
     if layout.image_relocated() {
-        info!(
+        debug!(
             "layout: kernel image {:#x}-{:#x} (Limine's KASLR, slide {slide:#x})",
             image.virt_base, end
         );
     } else {
-        info!(
+        debug!(
             "layout: kernel image {:#x}-{:#x} (at its link address)",
             image.virt_base, end
+        );
+    }
+    if slots.is_some() {
+        info!(
+            "kaslr: bases: physmap {:#x}, vmalloc {:#x}, vmemmap {:#x}, kernel image {:#x}",
+            layout.page_offset_base(),
+            layout.vmalloc_base(),
+            layout.vmemmap_base(),
+            image.virt_base
         );
     }
     if nokaslr && layout.image_relocated() {

@@ -1,7 +1,7 @@
 //! Self-tests of the layout in effect, read back from the live tables.
 
 use handoff::layout::{Layout, MOVABLE, RegionKind};
-use log::info;
+use log::debug;
 
 use crate::kspace;
 use crate::selftest::{Test, TestResult};
@@ -37,7 +37,7 @@ fn physmap_base_read_back() -> TestResult {
         ));
     };
     let base = leaf.virt - leaf.phys.as_u64();
-    info!("kaslr: read back from the live tables: physmap base {base:#x}");
+    debug!("kaslr: read back from the live tables: physmap base {base:#x}");
     check!(
         base == layout.page_offset_base(),
         "the tables map physical {:#x} at {:#x}: base {base:#x}, the layout says {:#x}",
@@ -86,6 +86,8 @@ fn mappings_inside_regions() -> TestResult {
         .iter()
         .filter(|&&k| layout.region(k).start != fixed.region(k).start)
         .count();
-    info!("kaslr: {leaves} live leaves, all inside the layout's regions; {moved} of 3 bases moved");
+    debug!(
+        "kaslr: {leaves} live leaves, all inside the layout's regions; {moved} of 3 bases moved"
+    );
     Ok(())
 }
