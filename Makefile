@@ -22,6 +22,8 @@
 #   fuzz            fuzz handoff's parsers and planner (nightly, cargo-fuzz)
 #   fuzz-merge      fold new fuzzing coverage into fuzz/corpus
 #   fuzz-tools      install the nightly toolchain and cargo-fuzz when missing
+#   mutants         mutation-test handoff's core modules with cargo-mutants: hours, not
+#                   part of test (MUTANTS_SHARD, MUTANTS_CASES; docs/testing.md)
 #   deps            check prerequisites, install what can be installed
 #   help            print these lists
 #   clean           remove target/ and build/
@@ -48,6 +50,9 @@
 #   BENCH_MEM_DIR=. where bench-boot's guests' RAM files go (default build/bench-boot)
 #   FUZZ_TIME=30    seconds per fuzz target
 #   FUZZ_TARGETS=.. fuzz targets to run (memmap normalise efi_runtime plan pe)
+#   MUTANTS_SHARD=k/n make mutants runs every n-th mutant, from the k-th (k from 0)
+#   MUTANTS_CASES=8 property-test cases per test in a mutants run
+#   MUTANTS_ARGS=.. more cargo-mutants options, e.g. '-f handoff/src/memmap/*.rs'
 #   BUILD=build     where images, logs and tables go
 #   PROFILE=release the cargo profile the kernel is built with
 #   DEBUG_PROFILE=gdb the profile make debug builds with (release: the optimised kernel)
@@ -121,7 +126,7 @@ QEMU_BASE = -M $(MACHINE) -accel $(ACCEL) -m $(MEM) -serial mon:stdio -display n
 QEMU_OK = || [ $$? -eq 33 ]
 
 .PHONY: all kernel iso hdd run run-bios run-hdd debug deps test fmt-check clippy doc \
-	host-test script-test boot-test bench bench-boot fuzz fuzz-tools fuzz-merge help clean
+	host-test script-test boot-test bench bench-boot fuzz fuzz-tools fuzz-merge mutants help clean
 
 all: kernel
 
@@ -250,6 +255,25 @@ fuzz-tools:
 	@rustup run nightly cargo --version >/dev/null 2>&1 || \
 		rustup toolchain install nightly --profile minimal
 	@cargo +nightly fuzz --version >/dev/null 2>&1 || cargo install --locked cargo-fuzz
+
+# Mutation testing: which of handoff's core modules' mutants (memmap, plan,
+# paging, efi, frames; .cargo/mutants.toml) the host tests catch. Results
+# go to $(BUILD)/mutants.out. Gentle on a shared machine: niced, one mutant
+# at a time, in cargo-mutants' own copy of the tree (never in place). The
+# property tests run MUTANTS_CASES cases each, from a fixed seed so that
+# two runs agree, and do not shrink what they find: a caught mutant needs
+# no minimal counterexample.
+MUTANTS_CASES ?= 8
+MUTANTS_SHARD ?=
+MUTANTS_ARGS ?=
+
+mutants:
+	@cargo mutants --version >/dev/null 2>&1 || { \
+		echo "make mutants: cargo-mutants is not installed." >&2; \
+		echo "Install it with: cargo install cargo-mutants --locked" >&2; exit 1; }
+	PROPTEST_CASES=$(MUTANTS_CASES) PROPTEST_RNG_SEED=1 PROPTEST_MAX_SHRINK_ITERS=0 \
+		nice -n 19 cargo mutants -j 1 --output $(BUILD) \
+		$(if $(MUTANTS_SHARD),--shard $(MUTANTS_SHARD)) $(MUTANTS_ARGS)
 
 clean:
 	cargo clean

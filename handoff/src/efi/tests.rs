@@ -390,6 +390,50 @@ fn attributes_table_refines_code_into_text_and_data() {
 }
 
 #[test]
+fn refinements_baton_cannot_map_are_refused_naming_their_source() {
+    let bytes = ovmf();
+    let mut rt = RuntimeRegions::new();
+    rt.assign(&parse(&bytes), layout()).unwrap();
+    let make = |entries: &[(T, u64, u64, A)]| {
+        let table = mat(entries);
+        let table = AttributesTable::parse(&table).unwrap();
+        Window::new().make(&rt, Some(&table), &Pat::BATON, &wb_mtrrs(), true, true)
+    };
+    let refused = |why| EfiError::BadRefinement {
+        source: "the memory attributes table",
+        why,
+    };
+    let ro = A::RUNTIME | A::READ_ONLY;
+    let code = T::RUNTIME_SERVICES_CODE;
+    let err = make(&[(code, 0x3f60_0000, 0x2, ro), (code, 0x3f60_1000, 0x2, ro)]).unwrap_err();
+    assert_eq!(err, refused("overlapping entries"));
+    assert_eq!(
+        err.to_string(),
+        "the memory attributes table: overlapping entries"
+    );
+    // 256 entries fit into one region, 257 do not.
+    let many = |n: u64| -> Vec<_> { (0..n).map(|_| (code, 0x3f60_0000, 0x1, ro)).collect() };
+    assert_eq!(
+        make(&many(257)).unwrap_err(),
+        refused("more than 256 entries in one runtime region")
+    );
+    assert_eq!(
+        make(&many(256)).unwrap_err(),
+        refused("overlapping entries")
+    );
+    // 200 one-page entries with gaps between them cut the 4 MiB of runtime
+    // MMIO into more than 256 pieces.
+    let gaps: Vec<_> = (0..200)
+        .map(|i| (T::MMIO, 0xffc0_0000 + i * 0x2000, 0x1, ro))
+        .collect();
+    assert_eq!(
+        make(&gaps).unwrap_err(),
+        refused("more than 256 pieces in one runtime region")
+    );
+    assert!(make(&gaps[..100]).is_ok());
+}
+
+#[test]
 fn window_pages_never_span_two_memory_types() {
     use crate::memtype::{MtrrRegisters, Mtrrs, VariableRangeMsrs};
     // 4 MiB of runtime data, write-back, 2 MiB-aligned, with one 4 KiB
@@ -459,6 +503,45 @@ fn bad_attributes_tables_are_refused() {
     assert_eq!(
         AttributesTable::parse(&unaligned).unwrap_err(),
         EfiError::BadAttributesTable("bad entry")
+    );
+}
+
+/// A table header: version, entry count, descriptor size.
+fn mat_header(version: u32, count: u32, desc_size: u32) -> [u8; MAT_HEADER_SIZE] {
+    let mut header = [0u8; MAT_HEADER_SIZE];
+    header[0..4].copy_from_slice(&version.to_le_bytes());
+    header[4..8].copy_from_slice(&count.to_le_bytes());
+    header[8..12].copy_from_slice(&desc_size.to_le_bytes());
+    header
+}
+
+#[test]
+fn attributes_table_headers_are_checked_at_each_bound() {
+    let max = MAX_MAPPINGS as u32;
+    let header = AttributesTable::header;
+    let bad = EfiError::BadAttributesTable;
+    // Versions 1 and 2, up to MAX_MAPPINGS entries, strides of 40 bytes and
+    // more in steps of 8.
+    assert_eq!(header(&mat_header(1, 0, 40)), Ok((0, 40)));
+    assert_eq!(header(&mat_header(2, max, 48)), Ok((MAX_MAPPINGS, 48)));
+    assert_eq!(header(&mat_header(1, 3, 56)), Ok((3, 56)));
+    assert_eq!(
+        header(&mat_header(1, max + 1, 48)),
+        Err(bad("too many entries"))
+    );
+    assert_eq!(header(&mat_header(0, 1, 48)), Err(bad("unknown version")));
+    assert_eq!(header(&mat_header(3, 1, 48)), Err(bad("unknown version")));
+    assert_eq!(
+        header(&mat_header(1, 1, 32)),
+        Err(bad("bad descriptor size"))
+    );
+    assert_eq!(
+        header(&mat_header(1, 1, 44)),
+        Err(bad("bad descriptor size"))
+    );
+    assert_eq!(
+        header(&mat_header(1, 1, 48)[..MAT_HEADER_SIZE - 1]),
+        Err(bad("truncated header"))
     );
 }
 

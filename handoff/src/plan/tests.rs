@@ -445,6 +445,78 @@ fn efi_attributes_choose_the_cache_type_and_cut() {
 }
 
 #[test]
+fn the_efi_window_joins_the_plan_in_order_and_leaves_it_unchanged() {
+    use crate::efi::{RuntimeRegions, Window};
+    let wb = MemoryAttribute::UNCACHEABLE
+        | MemoryAttribute::WRITE_COMBINE
+        | MemoryAttribute::WRITE_THROUGH
+        | MemoryAttribute::WRITE_BACK;
+    let rt = wb | MemoryAttribute::RUNTIME;
+    let desc = |ty, phys_start, page_count, att| MemoryDescriptor {
+        ty,
+        phys_start,
+        virt_start: 0,
+        page_count,
+        att,
+    };
+    let descs = [
+        desc(MemoryType::CONVENTIONAL, 0x10_0000, 0x3f00, wb),
+        desc(MemoryType::RUNTIME_SERVICES_CODE, 0x400_0000, 0x20, rt),
+        desc(MemoryType::RUNTIME_SERVICES_DATA, 0x402_0000, 0x40, rt),
+        desc(MemoryType::CONVENTIONAL, 0x410_0000, 0x3bf00, wb),
+    ];
+    let bytes = memmap::encode_efi(&descs, 48);
+    let efi = EfiMemoryMap::parse(&bytes, 48, 1, PHYS_BITS).unwrap();
+    let limine = [entry(0x20_0000, 0x10_0000, limine::EXECUTABLE_AND_MODULES)];
+    let limine = LimineMap::parse(&limine, PHYS_BITS).unwrap();
+    let mut map = Box::new(MemoryMap::new());
+    memmap::build(Some(&efi), &limine, &mut Box::new(Scratch::new()), &mut map).unwrap();
+    let layout = Layout::fixed(Levels::Four);
+    let mtrrs = mtrrs(MemType::Wb, &[]);
+    let kernel = KernelImage::sample(0x20_0000);
+    let inputs = Inputs {
+        map: &map,
+        layout,
+        mtrrs: &mtrrs,
+        pat: &Pat::BATON,
+        cpu: CPU_1G,
+        kernel: &kernel,
+        framebuffer: None,
+    };
+    let mut plan = Box::new(Plan::new());
+    plan.make(&inputs).unwrap();
+    let (mappings, meta) = (plan.mappings().to_vec(), plan.meta().to_vec());
+    let mut runtime = Box::new(RuntimeRegions::new());
+    runtime.assign(&efi, layout).unwrap();
+    let mut window = Box::new(Window::new());
+    window
+        .make(&runtime, None, &Pat::BATON, &mtrrs, true, true)
+        .unwrap();
+    assert!(window.mappings().len() >= 2);
+
+    plan.add_efi_window(&window).unwrap();
+    assert_eq!(
+        plan.mappings().len(),
+        mappings.len() + window.mappings().len()
+    );
+    assert!(plan.mappings().is_sorted_by_key(|m| m.virt));
+    let efi_runtime: Vec<_> = plan
+        .mappings()
+        .iter()
+        .zip(plan.meta())
+        .filter(|(_, meta)| matches!(meta.purpose, Purpose::EfiRuntime(_)))
+        .map(|(m, _)| *m)
+        .collect();
+    let window_mappings: Vec<_> = window.mappings().iter().map(|w| w.mapping).collect();
+    assert_eq!(efi_runtime, window_mappings);
+
+    // Without the window again, the plan is what it was.
+    plan.remove_efi_window();
+    assert_eq!(plan.mappings(), &mappings[..]);
+    assert_eq!(plan.meta(), &meta[..]);
+}
+
+#[test]
 fn ram_beyond_the_physmap_is_left_out_and_counted() {
     // RAM up to 65 TiB: the 4-level physmap (64 TiB) holds all but 1 TiB.
     let map = bios_map(&[
@@ -1161,8 +1233,15 @@ fn plan_random(
     Ok(())
 }
 
+/// 24 cases, or fewer when `PROPTEST_CASES` asks for fewer: these two
+/// properties plan maps of many TiB and take most of the crate's test time,
+/// which a run that repeats the tests many times (`make mutants`) cuts down.
+fn random_plan_cases() -> u32 {
+    ProptestConfig::default().cases.min(24)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: random_plan_cases(), ..ProptestConfig::default() })]
 
     #[test]
     fn random_bios_maps_plan_build_and_verify(

@@ -136,6 +136,26 @@ fn broken_headers_are_typed_errors() {
 }
 
 #[test]
+fn up_to_max_sections_sections_are_read() {
+    let sections: Vec<_> = (1..=MAX_SECTIONS as u32)
+        .map(|i| (".data", i * 0x1000, 0x1000, SAMPLE_DATA))
+        .collect();
+    let size = (MAX_SECTIONS as u32 + 1) * 0x1000;
+    let image = Image::parse(&sample_headers(&sections, size)).unwrap();
+    assert_eq!(image.sections().len(), MAX_SECTIONS);
+    // The headers, then one page of data per section.
+    let pieces: Vec<_> = image.pieces().collect();
+    assert_eq!(pieces.len(), MAX_SECTIONS + 1);
+    assert_eq!(pieces[0], (0, 0x1000, Access::ReadOnly));
+    assert!(
+        pieces[1..]
+            .iter()
+            .zip(1..)
+            .all(|(&p, i)| p == (i * 0x1000, 0x1000, Access::ReadWrite))
+    );
+}
+
+#[test]
 fn every_truncation_is_a_typed_error() {
     let good = driver();
     // The section table ends at 0x80 + 24 + 240 + 3 * 40.
