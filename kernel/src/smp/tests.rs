@@ -236,127 +236,142 @@ fn same_cpu_state() -> TestResult {
     if online() == 1 {
         crate::skip!("one CPU online: nothing to compare with");
     }
+    let bsp = CpuState::here();
+    let mut n = 0;
+    for (index, apic_id, _) in records() {
+        let state = if index == 0 {
+            bsp
+        } else {
+            state_of(index, apic_id)?
+        };
+        let who = alloc::format!("CPU {index} (APIC {apic_id})");
+        same_controls(&who, &state, &bsp)?;
+        same_idt_own_gdt(&who, index, &state, &bsp)?;
+        n += 1;
+    }
+    check!(n == online(), "{n} CPUs checked, {} online", online());
+    Ok(())
+}
+
+/// CPU `index`'s state, read on itself.
+fn state_of(index: usize, apic_id: u32) -> Result<CpuState, crate::selftest::NotPassed> {
+    // On the heap: if the CPU answers too late, it writes into a slot
+    // that is leaked rather than into a returned stack frame.
+    let slot = alloc::boxed::Box::into_raw(alloc::boxed::Box::new(CpuState::default()));
+    call_on(apic_id, cpu_state_into, slot as u64)
+        .ok_or_else(|| fail!("CPU {index} (APIC {apic_id}) silent"))?;
+    // The write happened on another CPU before it answered.
+    core::sync::atomic::fence(Ordering::SeqCst);
+    // SAFETY: `slot` came from Box::into_raw above and the call, which
+    // wrote it, is over.
+    Ok(*unsafe { alloc::boxed::Box::from_raw(slot) })
+}
+
+/// The control registers' bits baton sets or relies on, as masks of CR0,
+/// CR4 and EFER.
+fn control_masks() -> (u64, u64, u64) {
     use x86_64::registers::control::{Cr0Flags, Cr4Flags};
     use x86_64::registers::model_specific::EferFlags;
-    let cr0_mask = (Cr0Flags::WRITE_PROTECT
+    let cr0 = Cr0Flags::WRITE_PROTECT
         | Cr0Flags::PAGING
         | Cr0Flags::PROTECTED_MODE_ENABLE
         | Cr0Flags::MONITOR_COPROCESSOR
         | Cr0Flags::EMULATE_COPROCESSOR
-        | Cr0Flags::TASK_SWITCHED)
-        .bits();
-    let cr4_mask = (Cr4Flags::SUPERVISOR_MODE_EXECUTION_PROTECTION
+        | Cr0Flags::TASK_SWITCHED;
+    let cr4 = Cr4Flags::SUPERVISOR_MODE_EXECUTION_PROTECTION
         | Cr4Flags::SUPERVISOR_MODE_ACCESS_PREVENTION
         | Cr4Flags::USER_MODE_INSTRUCTION_PREVENTION
         | Cr4Flags::PAGE_GLOBAL
         | Cr4Flags::PHYSICAL_ADDRESS_EXTENSION
         | Cr4Flags::L5_PAGING
         | Cr4Flags::OSFXSR
-        | Cr4Flags::OSXMMEXCPT_ENABLE)
-        .bits();
-    let efer_mask =
-        (EferFlags::NO_EXECUTE_ENABLE | EferFlags::LONG_MODE_ENABLE | EferFlags::LONG_MODE_ACTIVE)
-            .bits();
-    let bsp = CpuState::here();
-    let pat = cpu::features::detect()
-        .pat
-        .then(|| kspace::get().pat().to_msr());
-    let mut n = 0;
-    for (index, apic_id, _) in records() {
-        let state = if index == 0 {
-            bsp
-        } else {
-            // On the heap: if the CPU answers too late, it writes into a
-            // slot that is leaked rather than into a returned stack frame.
-            let slot = alloc::boxed::Box::into_raw(alloc::boxed::Box::new(CpuState::default()));
-            call_on(apic_id, cpu_state_into, slot as u64)
-                .ok_or_else(|| fail!("CPU {index} (APIC {apic_id}) silent"))?;
-            // The write happened on another CPU before it answered.
-            core::sync::atomic::fence(Ordering::SeqCst);
-            // SAFETY: `slot` came from Box::into_raw above and the call,
-            // which wrote it, is over.
-            *unsafe { alloc::boxed::Box::from_raw(slot) }
-        };
-        let who = alloc::format!("CPU {index} (APIC {apic_id})");
+        | Cr4Flags::OSXMMEXCPT_ENABLE;
+    let efer =
+        EferFlags::NO_EXECUTE_ENABLE | EferFlags::LONG_MODE_ENABLE | EferFlags::LONG_MODE_ACTIVE;
+    (cr0.bits(), cr4.bits(), efer.bits())
+}
+
+/// The same protections as the bootstrap processor, CR0.WP on, and
+/// baton's PAT where the CPU has one.
+fn same_controls(who: &str, state: &CpuState, bsp: &CpuState) -> TestResult {
+    let (cr0_mask, cr4_mask, efer_mask) = control_masks();
+    check!(
+        state.cr0 & cr0_mask == bsp.cr0 & cr0_mask,
+        "{who}: CR0 {:#x}, bootstrap processor {:#x}",
+        state.cr0,
+        bsp.cr0
+    );
+    let wp = x86_64::registers::control::Cr0Flags::WRITE_PROTECT.bits();
+    check!(state.cr0 & wp != 0, "{who}: CR0.WP off");
+    check!(
+        state.cr4 & cr4_mask == bsp.cr4 & cr4_mask,
+        "{who}: CR4 {:#x}, bootstrap processor {:#x}",
+        state.cr4,
+        bsp.cr4
+    );
+    check!(
+        state.efer & efer_mask == bsp.efer & efer_mask,
+        "{who}: EFER {:#x}, bootstrap processor {:#x}",
+        state.efer,
+        bsp.efer
+    );
+    if cpu::features::detect().pat {
+        let pat = kspace::get().pat().to_msr();
         check!(
-            state.cr0 & cr0_mask == bsp.cr0 & cr0_mask,
-            "{who}: CR0 {:#x}, bootstrap processor {:#x}",
-            state.cr0,
-            bsp.cr0
+            state.pat == pat,
+            "{who}: PAT {:#x}, baton's {pat:#x}",
+            state.pat
         );
-        check!(
-            state.cr0 & Cr0Flags::WRITE_PROTECT.bits() != 0,
-            "{who}: CR0.WP off"
-        );
-        check!(
-            state.cr4 & cr4_mask == bsp.cr4 & cr4_mask,
-            "{who}: CR4 {:#x}, bootstrap processor {:#x}",
-            state.cr4,
-            bsp.cr4
-        );
-        check!(
-            state.efer & efer_mask == bsp.efer & efer_mask,
-            "{who}: EFER {:#x}, bootstrap processor {:#x}",
-            state.efer,
-            bsp.efer
-        );
-        if let Some(pat) = pat {
+    }
+    Ok(())
+}
+
+/// The shared IDT; the CPU's own GDT loaded, with its code segment and
+/// its own TSS (busy), whose IST entries are the CPU's stacks.
+fn same_idt_own_gdt(who: &str, index: usize, state: &CpuState, bsp: &CpuState) -> TestResult {
+    check!(
+        state.idt_base == bsp.idt_base && state.idt_limit == bsp.idt_limit,
+        "{who}: IDTR {:#x}/{:#x}, bootstrap processor {:#x}/{:#x}",
+        state.idt_base,
+        state.idt_limit,
+        bsp.idt_base,
+        bsp.idt_limit
+    );
+    let ((gdt, sel), tss) =
+        cpu::gdt::tables_of(index).ok_or_else(|| fail!("{who}: no GDT built"))?;
+    let gdt_addr = gdt as *const _ as u64;
+    check!(
+        state.gdt_base == gdt_addr && state.gdt_limit == bsp.gdt_limit,
+        "{who}: GDTR {:#x}/{:#x}, its GDT at {gdt_addr:#x} (limit {:#x})",
+        state.gdt_base,
+        state.gdt_limit,
+        bsp.gdt_limit
+    );
+    check!(
+        state.cs == sel.code.0 && state.tr == sel.tss.0,
+        "{who}: CS {:#x} TR {:#x}, expected {:#x} and {:#x}",
+        state.cs,
+        state.tr,
+        sel.code.0,
+        sel.tss.0
+    );
+    let (kind, base) = tss_descriptor(gdt_addr, sel.tss.0);
+    let tss_addr = tss as *const _ as u64;
+    check!(
+        kind == 0xb && base == tss_addr,
+        "{who}: TSS descriptor type {kind:#x} base {base:#x}; expected busy (0xb) at \
+         {tss_addr:#x}"
+    );
+    if index > 0 {
+        let ist = { tss.interrupt_stack_table };
+        for (slot, want) in super::ist_tops(index).into_iter().enumerate() {
+            let have = ist[slot].as_u64();
             check!(
-                state.pat == pat,
-                "{who}: PAT {:#x}, baton's {pat:#x}",
-                state.pat
+                have == want,
+                "{who}: IST{} {have:#x}, expected {want:#x}",
+                slot + 1
             );
         }
-        check!(
-            state.idt_base == bsp.idt_base && state.idt_limit == bsp.idt_limit,
-            "{who}: IDTR {:#x}/{:#x}, bootstrap processor {:#x}/{:#x}",
-            state.idt_base,
-            state.idt_limit,
-            bsp.idt_base,
-            bsp.idt_limit
-        );
-        let ((gdt, sel), tss) =
-            cpu::gdt::tables_of(index).ok_or_else(|| fail!("{who}: no GDT built"))?;
-        let gdt_addr = gdt as *const _ as u64;
-        check!(
-            state.gdt_base == gdt_addr && state.gdt_limit == bsp.gdt_limit,
-            "{who}: GDTR {:#x}/{:#x}, its GDT at {gdt_addr:#x} (limit {:#x})",
-            state.gdt_base,
-            state.gdt_limit,
-            bsp.gdt_limit
-        );
-        check!(
-            state.cs == sel.code.0,
-            "{who}: CS {:#x}, expected {:#x}",
-            state.cs,
-            sel.code.0
-        );
-        check!(
-            state.tr == sel.tss.0,
-            "{who}: TR {:#x}, expected {:#x}",
-            state.tr,
-            sel.tss.0
-        );
-        let (kind, base) = tss_descriptor(gdt_addr, sel.tss.0);
-        let tss_addr = tss as *const _ as u64;
-        check!(
-            kind == 0xb && base == tss_addr,
-            "{who}: TSS descriptor type {kind:#x} base {base:#x}; expected busy (0xb) at \
-             {tss_addr:#x}"
-        );
-        if index > 0 {
-            let ist = { tss.interrupt_stack_table };
-            for (slot, want) in super::ist_tops(index).into_iter().enumerate() {
-                let have = ist[slot].as_u64();
-                check!(
-                    have == want,
-                    "{who}: IST{} {have:#x}, expected {want:#x}",
-                    slot + 1
-                );
-            }
-        }
-        n += 1;
     }
-    check!(n == online(), "{n} CPUs checked, {} online", online());
     Ok(())
 }
