@@ -96,6 +96,13 @@ fn overlapping_and_outside_sections_are_refused() {
         Image::parse(&outside),
         Err(PeError::SectionOutside { index: 0 })
     );
+    // An image no larger than its headers has consistent sizes: what is
+    // wrong is the section beyond them, and the error says so.
+    let headers_only = sample_headers(&[(".text", 0x1000, 0x1000, SAMPLE_TEXT)], 0x1000);
+    assert_eq!(
+        Image::parse(&headers_only),
+        Err(PeError::SectionOutside { index: 0 })
+    );
     let in_headers = sample_headers(&[(".text", 0, 0x1000, SAMPLE_TEXT)], 0x2000);
     assert_eq!(
         Image::parse(&in_headers),
