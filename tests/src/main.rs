@@ -14,6 +14,7 @@
 mod cases;
 mod check;
 mod gdb;
+mod images;
 mod judge;
 mod limine;
 mod qemu;
@@ -27,7 +28,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 use std::{env, fs, thread};
 
-use cases::{Case, Firmware, Kernel, Media, Needs, Signing};
+use cases::{Case, Firmware, Media, Needs};
 use limine::Release;
 use qemu::Watch;
 
@@ -225,52 +226,6 @@ fn pflash_images() -> Option<(PathBuf, PathBuf)> {
     .find(|(c, v)| c.is_file() && v.is_file())
 }
 
-/// Where a kernel variant's ELF file is: `--kernel` for the default
-/// build, else under `target/`.
-fn kernel_path(cfg: &Config, kernel: Kernel) -> PathBuf {
-    let built = |dir: PathBuf| {
-        dir.join("x86_64-unknown-none")
-            .join(kernel.profile())
-            .join("baton")
-    };
-    match (kernel.feature(), kernel) {
-        (Some(feature), _) => built(cfg.root.join("target/variants").join(feature)),
-        (None, Kernel::Default) => cfg.kernel.clone(),
-        (None, _) => built(cfg.root.join("target")),
-    }
-}
-
-/// Builds a kernel variant (the default one is `make kernel`'s).
-fn build_kernel(cfg: &Config, kernel: Kernel) -> Result<PathBuf, String> {
-    let path = kernel_path(cfg, kernel);
-    if kernel == Kernel::Default {
-        if !path.is_file() {
-            return Err(format!(
-                "{} does not exist: run `make kernel` first",
-                path.display()
-            ));
-        }
-        return Ok(path);
-    }
-    let mut cargo = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cargo
-        .current_dir(&cfg.root)
-        .args(["build", "-q", "-p", "kernel", "--profile", kernel.profile()])
-        .args(["--target", "x86_64-unknown-none"]);
-    if let Some(feature) = kernel.feature() {
-        // Its own target directory: features would otherwise rebuild the
-        // default kernel's dependencies each time.
-        cargo
-            .args(["--features", feature, "--target-dir"])
-            .arg(cfg.root.join("target/variants").join(feature));
-    }
-    let status = cargo.status().map_err(|e| format!("cargo: {e}"))?;
-    if !status.success() {
-        return Err(format!("building the {kernel:?} kernel failed"));
-    }
-    Ok(path)
-}
-
 /// The default release and the others the cases marked `across_releases`
 /// run against.
 struct Releases {
@@ -355,130 +310,6 @@ fn plan<'a>(cases: &'a [Case], releases: &'a Releases) -> Vec<Planned<'a>> {
         }
     }
     planned
-}
-
-/// What an image is built from: kernel, medium (disk or CD), command
-/// line, signing, release.
-type ImageKey = (Kernel, bool, String, Signing, PathBuf);
-
-/// One line of progress, shown at once even when stdout is a pipe.
-fn progress(what: std::fmt::Arguments<'_>) {
-    println!("boot-tests: {what}");
-    let _ = std::io::Write::flush(&mut std::io::stdout());
-}
-
-fn image_key(job: &Job) -> ImageKey {
-    let case = job.case;
-    (
-        case.kernel,
-        case.media != Media::Cdrom,
-        boot_cmdline(case),
-        case.signing,
-        job.release.dir.clone(),
-    )
-}
-
-/// Builds every image the jobs need, once each, saying what it builds as
-/// it goes (a kernel variant takes a minute, an image about a second).
-fn build_images(cfg: &Config, jobs: &[&Job]) -> Result<HashMap<ImageKey, PathBuf>, String> {
-    let dir = cfg.build.join("tests/images");
-    fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let mut keys: Vec<ImageKey> = Vec::new();
-    for job in jobs {
-        if !keys.contains(&image_key(job)) {
-            keys.push(image_key(job));
-        }
-    }
-    let mut kernels = HashMap::new();
-    let mut images = HashMap::new();
-    for job in jobs {
-        let case = job.case;
-        let key = image_key(job);
-        if images.contains_key(&key) {
-            continue;
-        }
-        if let std::collections::hash_map::Entry::Vacant(slot) = kernels.entry(case.kernel) {
-            if let Some(feature) = case.kernel.feature() {
-                progress(format_args!("building the kernel with feature {feature}"));
-            }
-            slot.insert(build_kernel(cfg, case.kernel)?);
-        }
-        let disk = key.1;
-        let path = dir.join(format!(
-            "{}.{}",
-            images.len(),
-            if disk { "hdd" } else { "iso" }
-        ));
-        progress(format_args!(
-            "image {} of {}: {} (Limine {}, command line \"{}\")",
-            images.len() + 1,
-            keys.len(),
-            path.display(),
-            job.release.version,
-            key.2
-        ));
-        let script = cfg
-            .root
-            .join(if disk { "iso/mkhdd.sh" } else { "iso/mkiso.sh" });
-        let mut cmd = Command::new(script);
-        cmd.current_dir(&cfg.root)
-            .env("LIMINE_DIR", &job.release.dir)
-            .env_remove("SECURE_BOOT")
-            .arg(&kernels[&case.kernel])
-            .arg(&path)
-            .arg(cmdline_bytes(&key.2));
-        if case.signing != Signing::Off {
-            let kit = secure_boot_kit(cfg)?;
-            cmd.env("SECURE_BOOT", "1")
-                .env("SB_KEY", &kit.key)
-                .env("SB_CERT", &kit.cert);
-        }
-        let status = cmd.status().map_err(|e| e.to_string())?;
-        if !status.success() {
-            return Err(format!("building image {} failed", path.display()));
-        }
-        secure_boot::tamper(&path, case.signing, &dir)
-            .map_err(|e| format!("image {}: {e}", path.display()))?;
-        images.insert(key, path);
-    }
-    Ok(images)
-}
-
-/// The command line a case boots with: its own, after `loglevel=debug`
-/// unless it sets a level itself or checks the default log, so that the
-/// cases can assert on the details the default log leaves out.
-fn boot_cmdline(case: &Case) -> String {
-    if case.default_log || case.cmdline.contains("loglevel=") {
-        case.cmdline.to_owned()
-    } else {
-        format!("loglevel=debug {}", case.cmdline)
-    }
-}
-
-/// A case's command line as the bytes to bake into the image: `\xHH`
-/// stands for the byte HH, so that a case can hold bytes that are not
-/// UTF-8.
-fn cmdline_bytes(cmdline: &str) -> std::ffi::OsString {
-    use std::os::unix::ffi::OsStringExt;
-    let mut out = Vec::new();
-    let mut rest = cmdline.as_bytes();
-    while let Some((&b, tail)) = rest.split_first() {
-        let hex = tail
-            .strip_prefix(b"x")
-            .and_then(|t| t.get(..2))
-            .and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
-        match hex {
-            Some(byte) if b == b'\\' => {
-                out.push(byte);
-                rest = &tail[3..];
-            }
-            _ => {
-                out.push(b);
-                rest = tail;
-            }
-        }
-    }
-    std::ffi::OsString::from_vec(out)
 }
 
 fn qemu_args(cfg: &Config, case: &Case, image: &Path, vars: &Path) -> Vec<String> {
@@ -712,7 +543,7 @@ fn gdb_case(
     };
     let mut args = qemu_args(cfg, case, image, vars);
     args.extend(["-gdb".into(), format!("tcp:127.0.0.1:{port}"), "-S".into()]);
-    let kernel = kernel_path(cfg, case.kernel);
+    let kernel = images::kernel_path(cfg, case.kernel);
     let mut gdb = Command::new("timeout");
     gdb.current_dir(&cfg.root)
         .env("BATON_GDB_PORT", port.to_string())
@@ -822,7 +653,7 @@ fn main() -> ExitCode {
             _ => None,
         })
         .collect();
-    let images = match build_images(&cfg, &runnable) {
+    let images = match images::build_images(&cfg, &runnable) {
         Ok(images) => images,
         Err(e) => {
             eprintln!("boot-tests: {e}");
@@ -871,7 +702,7 @@ fn main() -> ExitCode {
                         Planned::Run(job) => {
                             let (verdict, timing) = match unmet(&cfg, job.case, job.release) {
                                 Some(why) => (Verdict::Skip(why), String::new()),
-                                None => run_case(&cfg, job, &images[&image_key(job)]),
+                                None => run_case(&cfg, job, &images[&images::image_key(job)]),
                             };
                             let mut out = report(&job.name, Some(job.release), &verdict, &timing);
                             if matches!(verdict, Verdict::Fail(_)) {
@@ -939,14 +770,6 @@ mod tests {
         let args = qemu_args(&without, &bios, Path::new("x.iso"), Path::new("v.fd"));
         assert!(args.iter().any(|a| a.starts_with("if=pflash")), "{args:?}");
         assert!(!args.iter().any(|a| a == "-bios"), "{args:?}");
-    }
-
-    #[test]
-    fn command_lines_may_hold_any_byte() {
-        use std::os::unix::ffi::OsStrExt;
-        let bytes = cmdline_bytes("test caf\\xe9 poweroff \\x4 \\xzz \\x41");
-        assert_eq!(bytes.as_bytes(), b"test caf\xe9 poweroff \\x4 \\xzz A");
-        assert_eq!(cmdline_bytes("test").as_bytes(), b"test");
     }
 
     fn release(dir: &str, v: limine::Version) -> Release {
