@@ -7,7 +7,8 @@ use std::process::Command;
 use std::{env, fs};
 
 use crate::cases::{Case, Kernel, Media, Signing};
-use crate::{Config, Job, secure_boot, secure_boot_kit};
+use crate::config::{self, Config};
+use crate::{Job, secure_boot};
 
 /// What an image is built from: kernel, medium (disk or CD), command
 /// line, signing, release.
@@ -80,7 +81,7 @@ pub fn build_images(cfg: &Config, jobs: &[&Job]) -> Result<HashMap<ImageKey, Pat
             .arg(&path)
             .arg(cmdline_bytes(&key.2));
         if case.signing != Signing::Off {
-            let kit = secure_boot_kit(cfg)?;
+            let kit = config::secure_boot_kit(cfg)?;
             cmd.env("SECURE_BOOT", "1")
                 .env("SB_KEY", &kit.key)
                 .env("SB_CERT", &kit.cert);

@@ -13,22 +13,24 @@
 
 mod cases;
 mod check;
+mod config;
 mod gdb;
 mod images;
 mod judge;
 mod limine;
+mod machine;
 mod qemu;
 mod screen;
 mod secure_boot;
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::Duration;
 use std::{env, fs, thread};
 
-use cases::{Case, Firmware, Media, Needs};
+use cases::Case;
+use config::Config;
 use limine::Release;
 use qemu::Watch;
 
@@ -48,183 +50,6 @@ fn timeout(case: &Case) -> Duration {
 /// How long GDB may take over a session (it stops the machine too).
 const GDB_TIMEOUT: Duration = Duration::from_secs(150);
 const TAIL: usize = 40;
-
-struct Config {
-    root: PathBuf,
-    build: PathBuf,
-    kernel: PathBuf,
-    /// The combined `OVMF.fd`, if the distribution ships one.
-    ovmf: Option<PathBuf>,
-    /// Whether QEMU's shutdown-request trace reaches its log, which tells a
-    /// power-off from a reset.
-    shutdown_trace: bool,
-    jobs: usize,
-    filters: Vec<String>,
-    list: bool,
-}
-
-fn usage() -> ! {
-    eprintln!("usage: boot-tests [--kernel PATH] [--jobs N] [--list] [FILTER...]");
-    std::process::exit(2);
-}
-
-fn config() -> Config {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
-        .to_path_buf();
-    let build = root.join(env::var("BUILD_DIR").unwrap_or_else(|_| "build".into()));
-    let mut kernel = build.join("baton");
-    let mut jobs = thread::available_parallelism().map_or(2, |n| n.get());
-    let mut filters = Vec::new();
-    let mut list = false;
-    let mut args = env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--kernel" => kernel = root.join(args.next().unwrap_or_else(|| usage())),
-            "--jobs" => {
-                jobs = args
-                    .next()
-                    .and_then(|n| n.parse().ok())
-                    .unwrap_or_else(|| usage())
-            }
-            "--list" => list = true,
-            a if a.starts_with('-') => usage(),
-            a => filters.push(a.to_owned()),
-        }
-    }
-    let ovmf = Command::new(root.join("iso/find-ovmf.sh"))
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
-    if ovmf.is_none() {
-        if let Some(given) = env::var_os("OVMF").filter(|v| !v.is_empty()) {
-            eprintln!(
-                "boot-tests: OVMF={} does not exist",
-                given.to_string_lossy()
-            );
-            std::process::exit(2)
-        }
-        if pflash_images().is_none() {
-            eprintln!("boot-tests: no OVMF firmware found (see iso/find-ovmf.sh)");
-            std::process::exit(2)
-        }
-        eprintln!("boot-tests: no combined OVMF.fd; the -bios OVMF cases run on pflash OVMF");
-    }
-    let shutdown_trace = qemu::shutdown_trace_works(&build);
-    if !shutdown_trace {
-        eprintln!(
-            "boot-tests: this QEMU writes no `{}` trace to its log (no `log` trace backend?): \
-             a power-off and a reset are judged alike",
-            qemu::SHUTDOWN_TRACE
-        );
-    }
-    Config {
-        root,
-        build,
-        kernel,
-        ovmf,
-        shutdown_trace,
-        jobs: jobs.max(1),
-        filters,
-        list,
-    }
-}
-
-/// The firmware a case boots: where the distribution ships only OVMF's
-/// split images, the `-bios` cases run on pflash OVMF instead.
-fn firmware(cfg: &Config, case: &Case) -> Firmware {
-    match (case.firmware, &cfg.ovmf) {
-        (Firmware::Ovmf, None) => Firmware::OvmfPflash,
-        (f, _) => f,
-    }
-}
-
-/// Why a case cannot run against `release` here, if it cannot.
-fn unmet(cfg: &Config, case: &Case, release: &Release) -> Option<String> {
-    let no_tool = || {
-        format!(
-            "no `limine` host utility of Limine {} (build it with `make -C {}`; \
-             iso/limine-tool.sh)",
-            release.version,
-            release.dir.display()
-        )
-    };
-    match case.needs {
-        Needs::Nothing => None,
-        Needs::LimineTool => (!limine_tool(&release.dir)).then(no_tool),
-        Needs::Gdb => qemu::on_path("gdb")
-            .is_none()
-            .then(|| "no gdb on PATH".to_owned()),
-        Needs::PflashOvmf => pflash_images().is_none().then(|| {
-            "no OVMF_CODE_4M.fd / OVMF_VARS_4M.fd (set OVMF_CODE and OVMF_VARS)".to_owned()
-        }),
-        Needs::SecureBoot => match secure_boot_kit(cfg) {
-            Err(why) => Some(why),
-            // `enroll-config` puts the config's hash into Limine.
-            Ok(_) => (!limine_tool(&release.dir)).then(no_tool),
-        },
-    }
-}
-
-/// The Secure Boot kit, checked (and the key decrypted) once.
-fn secure_boot_kit(cfg: &Config) -> Result<&'static secure_boot::Kit, String> {
-    static KIT: OnceLock<Result<secure_boot::Kit, String>> = OnceLock::new();
-    KIT.get_or_init(|| secure_boot::kit(&cfg.build.join("tests/secure-boot")))
-        .as_ref()
-        .map_err(Clone::clone)
-}
-
-/// Whether `iso/limine-tool.sh` finds, for the release in `dir`, the
-/// `limine` host utility that the image scripts run `bios-install` and
-/// `enroll-config` with: the release's own, or one on PATH of the
-/// release's version. Asked once per release.
-fn limine_tool(dir: &Path) -> bool {
-    static FOUND: OnceLock<Mutex<HashMap<PathBuf, bool>>> = OnceLock::new();
-    let mut found = FOUND.get_or_init(Default::default).lock().unwrap();
-    *found.entry(dir.to_path_buf()).or_insert_with(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .expect("tests/ has a parent");
-        Command::new(root.join("iso/limine-tool.sh"))
-            .arg(dir)
-            .current_dir(root)
-            .stderr(Stdio::null())
-            .output()
-            .is_ok_and(|o| o.status.success() && !o.stdout.trim_ascii().is_empty())
-    })
-}
-
-/// OVMF's split images: `$OVMF_CODE`/`$OVMF_VARS`, else the usual paths.
-fn pflash_images() -> Option<(PathBuf, PathBuf)> {
-    // Set but empty (as `make` exports unset variables) counts as unset.
-    let var = |name| env::var_os(name).filter(|v| !v.is_empty());
-    if let (Some(code), Some(vars)) = (var("OVMF_CODE"), var("OVMF_VARS")) {
-        return Some((code.into(), vars.into()));
-    }
-    [
-        (
-            "/usr/share/OVMF/OVMF_CODE_4M.fd",
-            "/usr/share/OVMF/OVMF_VARS_4M.fd",
-        ),
-        (
-            "/usr/share/OVMF/OVMF_CODE.fd",
-            "/usr/share/OVMF/OVMF_VARS.fd",
-        ),
-        (
-            "/usr/share/edk2/ovmf/OVMF_CODE.fd",
-            "/usr/share/edk2/ovmf/OVMF_VARS.fd",
-        ),
-        (
-            "/usr/share/edk2/x64/OVMF_CODE.4m.fd",
-            "/usr/share/edk2/x64/OVMF_VARS.4m.fd",
-        ),
-    ]
-    .iter()
-    .map(|(c, v)| (PathBuf::from(c), PathBuf::from(v)))
-    .find(|(c, v)| c.is_file() && v.is_file())
-}
 
 /// The default release and the others the cases marked `across_releases`
 /// run against.
@@ -312,109 +137,10 @@ fn plan<'a>(cases: &'a [Case], releases: &'a Releases) -> Vec<Planned<'a>> {
     planned
 }
 
-fn qemu_args(cfg: &Config, case: &Case, image: &Path, vars: &Path) -> Vec<String> {
-    let machine = match case.firmware {
-        // The Secure Boot firmware refuses to run without SMM.
-        Firmware::SecureBootOvmf => format!("{},smm=on", case.machine),
-        _ => case.machine.to_owned(),
-    };
-    let mut a: Vec<String> = vec!["-M".into(), machine];
-    a.extend(
-        ["-accel", "tcg", "-m", case.memory]
-            .iter()
-            .map(|s| s.to_string()),
-    );
-    if case.memory_file {
-        // A directory as mem-path: QEMU makes its sparse file there and
-        // unlinks it at once, so nothing stays behind, however QEMU ends.
-        let dir = cfg.build.join("tests/mem");
-        let _ = fs::create_dir_all(&dir);
-        a.extend([
-            "-object".into(),
-            format!(
-                "memory-backend-file,id=mem,size={},mem-path={},share=on",
-                case.memory,
-                dir.display()
-            ),
-            "-machine".into(),
-            "memory-backend=mem".into(),
-        ]);
-    }
-    if case.debug_exit {
-        a.extend([
-            "-device".into(),
-            "isa-debug-exit,iobase=0xf4,iosize=0x04".into(),
-        ]);
-    }
-    if let Some(cpu) = case.cpu {
-        a.extend(["-cpu".into(), cpu.into()]);
-    }
-    if case.smp > 1 {
-        a.extend(["-smp".into(), case.smp.to_string()]);
-    }
-    let pflash = |code: &Path| {
-        [
-            "-drive".into(),
-            format!(
-                "if=pflash,format=raw,unit=0,readonly=on,file={}",
-                code.display()
-            ),
-            "-drive".into(),
-            format!("if=pflash,format=raw,unit=1,file={}", vars.display()),
-        ]
-    };
-    match firmware(cfg, case) {
-        Firmware::Ovmf => {
-            let ovmf = cfg.ovmf.as_ref().expect("firmware() checked");
-            a.extend(["-bios".into(), ovmf.display().to_string()])
-        }
-        Firmware::OvmfPflash => {
-            let (code, _) = pflash_images().expect("checked by unmet() or at start");
-            a.extend(pflash(&code));
-        }
-        Firmware::SecureBootOvmf => {
-            // Only code running in SMM may write the variable store.
-            a.extend([
-                "-global".into(),
-                "driver=cfi.pflash01,property=secure,value=on".into(),
-            ]);
-            a.extend(pflash(Path::new(secure_boot::OVMF_CODE)));
-        }
-        Firmware::SeaBios => {}
-    }
-    let image = image.display().to_string();
-    match case.media {
-        Media::Cdrom => a.extend(["-cdrom".into(), image]),
-        Media::Disk => a.extend([
-            "-drive".into(),
-            // snapshot: cases share images and may run at once.
-            format!("if=ide,index=0,format=raw,media=disk,snapshot=on,file={image}"),
-        ]),
-        Media::UsbDisk => a.extend([
-            "-device".into(),
-            "qemu-xhci,id=xhci".into(),
-            "-drive".into(),
-            format!("if=none,id=stick,format=raw,snapshot=on,file={image}"),
-            "-device".into(),
-            "usb-storage,bus=xhci.0,drive=stick".into(),
-        ]),
-    }
-    a
-}
-
 enum Verdict {
     Pass,
     Skip(String),
     Fail(Vec<String>),
-}
-
-/// The variable store a case's pflash firmware starts from, if any.
-fn vars_template(cfg: &Config, case: &Case) -> Option<PathBuf> {
-    match firmware(cfg, case) {
-        Firmware::OvmfPflash => pflash_images().map(|(_, vars)| vars),
-        Firmware::SecureBootOvmf => Some(secure_boot::OVMF_VARS.into()),
-        Firmware::Ovmf | Firmware::SeaBios => None,
-    }
 }
 
 /// Boots one job and judges it.
@@ -426,7 +152,7 @@ fn run_case(cfg: &Config, job: &Job, image: &Path) -> (Verdict, String) {
     let qemu_log = logs.join(format!("{}.qemu.log", job.name));
     // A fresh variable store per case, kept across its boots.
     let vars = logs.join(format!("{}.vars.fd", job.name));
-    if let Some(template) = vars_template(cfg, case)
+    if let Some(template) = machine::vars_template(cfg, case)
         && let Err(e) = fs::copy(&template, &vars)
     {
         return (
@@ -437,7 +163,7 @@ fn run_case(cfg: &Config, job: &Job, image: &Path) -> (Verdict, String) {
     if let Some(session) = case.gdb {
         return gdb_case(cfg, case, session, (image, &vars, &serial_log, &qemu_log));
     }
-    let args = qemu_args(cfg, case, image, &vars);
+    let args = machine::qemu_args(cfg, case, image, &vars);
     let watch = Watch {
         stop_at: case.stop_at,
         deadline: case.deadline.map(Duration::from_secs),
@@ -541,7 +267,7 @@ fn gdb_case(
             );
         }
     };
-    let mut args = qemu_args(cfg, case, image, vars);
+    let mut args = machine::qemu_args(cfg, case, image, vars);
     args.extend(["-gdb".into(), format!("tcp:127.0.0.1:{port}"), "-S".into()]);
     let kernel = images::kernel_path(cfg, case.kernel);
     let mut gdb = Command::new("timeout");
@@ -613,7 +339,7 @@ fn report(name: &str, release: Option<&Release>, verdict: &Verdict, timing: &str
 }
 
 fn main() -> ExitCode {
-    let cfg = config();
+    let cfg = config::config();
     let all = cases::all();
     if cfg.list {
         for c in all.iter().filter(|c| {
@@ -649,7 +375,7 @@ fn main() -> ExitCode {
     let runnable: Vec<&Job> = planned
         .iter()
         .filter_map(|p| match p {
-            Planned::Run(job) if unmet(&cfg, job.case, job.release).is_none() => Some(job),
+            Planned::Run(job) if config::unmet(&cfg, job.case, job.release).is_none() => Some(job),
             _ => None,
         })
         .collect();
@@ -700,7 +426,8 @@ fn main() -> ExitCode {
                             out
                         }
                         Planned::Run(job) => {
-                            let (verdict, timing) = match unmet(&cfg, job.case, job.release) {
+                            let (verdict, timing) = match config::unmet(&cfg, job.case, job.release)
+                            {
                                 Some(why) => (Verdict::Skip(why), String::new()),
                                 None => run_case(&cfg, job, &images[&images::image_key(job)]),
                             };
@@ -734,43 +461,9 @@ fn main() -> ExitCode {
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
-
-    fn config(ovmf: Option<&str>) -> Config {
-        Config {
-            root: PathBuf::new(),
-            build: PathBuf::new(),
-            kernel: PathBuf::new(),
-            ovmf: ovmf.map(PathBuf::from),
-            shutdown_trace: true,
-            jobs: 1,
-            filters: Vec::new(),
-            list: false,
-        }
-    }
-
-    #[test]
-    fn bios_cases_boot_pflash_without_a_combined_image() {
-        let by_name = |name| {
-            cases::all()
-                .iter()
-                .find(|c| c.name == name)
-                .copied()
-                .expect("case exists")
-        };
-        let bios = by_name("uefi-cd");
-        let pflash = by_name("efi-pflash-persist");
-        let seabios = by_name("bios-cd");
-        let with = config(Some("/x/OVMF.fd"));
-        let without = config(None);
-        assert_eq!(firmware(&with, &bios), Firmware::Ovmf);
-        assert_eq!(firmware(&without, &bios), Firmware::OvmfPflash);
-        assert_eq!(firmware(&with, &pflash), Firmware::OvmfPflash);
-        assert_eq!(firmware(&without, &seabios), Firmware::SeaBios);
-        let args = qemu_args(&without, &bios, Path::new("x.iso"), Path::new("v.fd"));
-        assert!(args.iter().any(|a| a.starts_with("if=pflash")), "{args:?}");
-        assert!(!args.iter().any(|a| a == "-bios"), "{args:?}");
-    }
 
     fn release(dir: &str, v: limine::Version) -> Release {
         Release {
