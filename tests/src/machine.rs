@@ -26,7 +26,17 @@ pub fn vars_template(cfg: &Config, case: &Case) -> Option<PathBuf> {
     }
 }
 
+/// QEMU's arguments for a case booting `image`, its pflash firmware (if
+/// any) keeping its variables in `vars`.
 pub fn qemu_args(cfg: &Config, case: &Case, image: &Path, vars: &Path) -> Vec<String> {
+    let mut a = machine_args(cfg, case);
+    a.extend(firmware_args(cfg, case, vars));
+    a.extend(medium_args(case, image));
+    a
+}
+
+/// The machine: its type, accelerator, memory, exit device and CPUs.
+fn machine_args(cfg: &Config, case: &Case) -> Vec<String> {
     let machine = match case.firmware {
         // The Secure Boot firmware refuses to run without SMM.
         Firmware::SecureBootOvmf => format!("{},smm=on", case.machine),
@@ -66,8 +76,14 @@ pub fn qemu_args(cfg: &Config, case: &Case, image: &Path, vars: &Path) -> Vec<St
     if case.smp > 1 {
         a.extend(["-smp".into(), case.smp.to_string()]);
     }
+    a
+}
+
+/// The firmware: OVMF as `-bios`, or as pflash on `vars`; none for
+/// SeaBIOS, QEMU's default.
+fn firmware_args(cfg: &Config, case: &Case, vars: &Path) -> Vec<String> {
     let pflash = |code: &Path| {
-        [
+        vec![
             "-drive".into(),
             format!(
                 "if=pflash,format=raw,unit=0,readonly=on,file={}",
@@ -80,40 +96,44 @@ pub fn qemu_args(cfg: &Config, case: &Case, image: &Path, vars: &Path) -> Vec<St
     match firmware(cfg, case) {
         Firmware::Ovmf => {
             let ovmf = cfg.ovmf.as_ref().expect("firmware() checked");
-            a.extend(["-bios".into(), ovmf.display().to_string()])
+            vec!["-bios".into(), ovmf.display().to_string()]
         }
         Firmware::OvmfPflash => {
             let (code, _) = config::pflash_images().expect("checked by unmet() or at start");
-            a.extend(pflash(&code));
+            pflash(&code)
         }
         Firmware::SecureBootOvmf => {
             // Only code running in SMM may write the variable store.
-            a.extend([
+            let mut a = vec![
                 "-global".into(),
                 "driver=cfi.pflash01,property=secure,value=on".into(),
-            ]);
+            ];
             a.extend(pflash(Path::new(secure_boot::OVMF_CODE)));
+            a
         }
-        Firmware::SeaBios => {}
+        Firmware::SeaBios => Vec::new(),
     }
+}
+
+/// The medium holding `image`: a CD, an IDE disk or a USB stick.
+fn medium_args(case: &Case, image: &Path) -> Vec<String> {
     let image = image.display().to_string();
     match case.media {
-        Media::Cdrom => a.extend(["-cdrom".into(), image]),
-        Media::Disk => a.extend([
+        Media::Cdrom => vec!["-cdrom".into(), image],
+        Media::Disk => vec![
             "-drive".into(),
             // snapshot: cases share images and may run at once.
             format!("if=ide,index=0,format=raw,media=disk,snapshot=on,file={image}"),
-        ]),
-        Media::UsbDisk => a.extend([
+        ],
+        Media::UsbDisk => vec![
             "-device".into(),
             "qemu-xhci,id=xhci".into(),
             "-drive".into(),
             format!("if=none,id=stick,format=raw,snapshot=on,file={image}"),
             "-device".into(),
             "usb-storage,bus=xhci.0,drive=stick".into(),
-        ]),
+        ],
     }
-    a
 }
 
 #[cfg(test)]
