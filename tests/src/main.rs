@@ -164,6 +164,48 @@ fn run_case(cfg: &Config, job: &Job, image: &Path) -> (Verdict, String) {
         return gdb_case(cfg, case, session, (image, &vars, &serial_log, &qemu_log));
     }
     let args = machine::qemu_args(cfg, case, image, &vars);
+    let ppm = logs.join(format!("{}.screen.ppm", job.name));
+    let screendump = case
+        .screen
+        .map(|marker| qemu::Screendump { marker, ppm: &ppm });
+    let boots = boot_all(cfg, case, &args, (&serial_log, &qemu_log), screendump);
+    let run = &boots.last;
+    let lines = check::clean_lines(&run.serial);
+    let mut problems = boots.problems;
+    if problems.is_empty() {
+        problems.extend(judge::varying_problems(case.varies, &boots.varied));
+    }
+    let expected = logs.join(format!("{}.expected.ppm", job.name));
+    problems.extend(screen_problem(run, &lines, &ppm, &expected));
+    problems.extend(judge::log_problems(job, &lines));
+    let timing = format!("{:.1} s", boots.elapsed.as_secs_f64());
+    if problems.is_empty() {
+        return (Verdict::Pass, timing);
+    }
+    problems.extend(failure_context(&lines, &serial_log, &run.stderr));
+    (Verdict::Fail(problems), timing)
+}
+
+/// What a case's boots left: the last one, their time together, the
+/// lines that must vary as each boot printed them, and what went wrong.
+struct Boots {
+    last: qemu::Run,
+    elapsed: Duration,
+    /// `varied[boot][i]` is the line `case.varies[i]` matched in that boot.
+    varied: Vec<Vec<Option<String>>>,
+    problems: Vec<String>,
+}
+
+/// Boots a case as many times as it asks, up to the first boot that
+/// ends wrong; the serial log goes to `logs.0`, QEMU's to `logs.1`.
+fn boot_all(
+    cfg: &Config,
+    case: &Case,
+    args: &[String],
+    logs: (&Path, &Path),
+    screendump: Option<qemu::Screendump<'_>>,
+) -> Boots {
+    let (serial_log, qemu_log) = logs;
     let watch = Watch {
         stop_at: case.stop_at,
         deadline: case.deadline.map(Duration::from_secs),
@@ -171,20 +213,9 @@ fn run_case(cfg: &Config, job: &Job, image: &Path) -> (Verdict, String) {
     let mut problems = Vec::new();
     let mut elapsed = Duration::ZERO;
     let mut run = None;
-    let ppm = logs.join(format!("{}.screen.ppm", job.name));
-    let screendump = case
-        .screen
-        .map(|marker| qemu::Screendump { marker, ppm: &ppm });
     let mut varied = Vec::new();
     for boot in 1..=case.boots {
-        let r = qemu::boot(
-            &args,
-            &serial_log,
-            &qemu_log,
-            timeout(case),
-            screendump,
-            watch,
-        );
+        let r = qemu::boot(args, serial_log, qemu_log, timeout(case), screendump, watch);
         let lines = check::clean_lines(&r.serial);
         varied.push(
             case.varies
@@ -198,55 +229,74 @@ fn run_case(cfg: &Config, job: &Job, image: &Path) -> (Verdict, String) {
         } else {
             String::new()
         };
-        if r.qemu_log.contains("Triple fault") {
-            problems.push(format!("{which}the guest triple-faulted"));
-        }
-        if cfg.shutdown_trace
-            && let Some(problem) = judge::power_off_problem(case.exit, &r.qemu_log)
-        {
-            problems.push(format!("{which}{problem}"));
-        }
-        if let Some(problem) = judge::ending_problem(case.exit, &r.ending, timeout(case)) {
-            problems.push(format!("{which}{problem}"));
-        }
+        problems.extend(
+            ending_problems(cfg, case, &r)
+                .into_iter()
+                .map(|p| format!("{which}{p}")),
+        );
         let failed = !problems.is_empty();
         run = Some(r);
         if failed {
             break;
         }
     }
-    let run = run.expect("at least one boot");
-    let lines = check::clean_lines(&run.serial);
-    if problems.is_empty() {
-        problems.extend(judge::varying_problems(case.varies, &varied));
+    Boots {
+        last: run.expect("at least one boot"),
+        elapsed,
+        varied,
+        problems,
     }
-    if let Some(result) = &run.screendump {
-        let expected = logs.join(format!("{}.expected.ppm", job.name));
-        if let Err(e) = result
-            .clone()
-            .and_then(|()| judge::check_screen(&run.serial, &lines, &ppm, &expected))
-        {
-            problems.push(format!("screen: {e}"));
-        }
+}
+
+/// What is wrong with how one boot ended: a triple fault, a power-off or
+/// reset where the case expects none, QEMU's exit.
+fn ending_problems(cfg: &Config, case: &Case, run: &qemu::Run) -> Vec<String> {
+    let mut problems = Vec::new();
+    if run.qemu_log.contains("Triple fault") {
+        problems.push("the guest triple-faulted".to_owned());
     }
-    problems.extend(judge::log_problems(job, &lines));
-    let timing = format!("{:.1} s", elapsed.as_secs_f64());
-    if problems.is_empty() {
-        (Verdict::Pass, timing)
-    } else {
-        let start = lines.len().saturating_sub(TAIL);
-        problems.push(format!(
-            "--- last {} lines of {} ---",
-            lines.len() - start,
-            serial_log.display()
-        ));
-        problems.extend(lines[start..].iter().map(|l| format!("  | {l}")));
-        if !run.stderr.trim().is_empty() {
-            problems.push("--- QEMU's error output ---".to_owned());
-            problems.extend(run.stderr.lines().map(|l| format!("  | {l}")));
-        }
-        (Verdict::Fail(problems), timing)
+    if cfg.shutdown_trace
+        && let Some(problem) = judge::power_off_problem(case.exit, &run.qemu_log)
+    {
+        problems.push(problem.to_owned());
     }
+    if let Some(problem) = judge::ending_problem(case.exit, &run.ending, timeout(case)) {
+        problems.push(problem);
+    }
+    problems
+}
+
+/// What is wrong with the screen a boot dumped into `ppm`, if it dumped
+/// one; what was expected goes to `expected`.
+fn screen_problem(
+    run: &qemu::Run,
+    lines: &[String],
+    ppm: &Path,
+    expected: &Path,
+) -> Option<String> {
+    let result = run.screendump.as_ref()?;
+    result
+        .clone()
+        .and_then(|()| judge::check_screen(&run.serial, lines, ppm, expected))
+        .err()
+        .map(|e| format!("screen: {e}"))
+}
+
+/// What a failure shows after its problems: the end of the serial log,
+/// and QEMU's error output if it wrote any.
+fn failure_context(lines: &[String], serial_log: &Path, stderr: &str) -> Vec<String> {
+    let start = lines.len().saturating_sub(TAIL);
+    let mut context = vec![format!(
+        "--- last {} lines of {} ---",
+        lines.len() - start,
+        serial_log.display()
+    )];
+    context.extend(lines[start..].iter().map(|l| format!("  | {l}")));
+    if !stderr.trim().is_empty() {
+        context.push("--- QEMU's error output ---".to_owned());
+        context.extend(stderr.lines().map(|l| format!("  | {l}")));
+    }
+    context
 }
 
 /// Starts QEMU halted with its gdbstub on a port of its own and has GDB,
