@@ -319,39 +319,8 @@ fn gdb_case(
     };
     let mut args = machine::qemu_args(cfg, case, image, vars);
     args.extend(["-gdb".into(), format!("tcp:127.0.0.1:{port}"), "-S".into()]);
-    let kernel = images::kernel_path(cfg, case.kernel);
-    let mut gdb = Command::new("timeout");
-    gdb.current_dir(&cfg.root)
-        .env("BATON_GDB_PORT", port.to_string())
-        .args([
-            &GDB_TIMEOUT.as_secs().to_string(),
-            "gdb",
-            "-batch",
-            "-nx",
-            "-x",
-            "baton.gdb",
-        ])
-        .arg("-ex")
-        .arg(format!("file {}", kernel.display()));
-    for command in gdb::commands(session) {
-        gdb.arg("-ex").arg(command);
-    }
-    let (run, output) = thread::scope(|s| {
-        let qemu = s.spawn(|| {
-            qemu::boot(
-                &args,
-                serial_log,
-                qemu_log,
-                GDB_TIMEOUT + TIMEOUT,
-                None,
-                Watch::default(),
-            )
-        });
-        // Give QEMU a moment to open its gdbstub.
-        thread::sleep(Duration::from_millis(500));
-        let output = gdb.output();
-        (qemu.join().expect("QEMU thread"), output)
-    });
+    let mut gdb = gdb_command(cfg, case, session, port);
+    let (run, output) = boot_under_gdb(&args, &mut gdb, (serial_log, qemu_log));
     let timing = format!("{:.1} s", run.elapsed.as_secs_f64());
     let output = match output {
         Ok(o) => format!(
@@ -370,6 +339,55 @@ fn gdb_case(
     problems.push("--- GDB's output ---".to_owned());
     problems.extend(output.lines().map(|l| format!("  | {l}")));
     (Verdict::Fail(problems), timing)
+}
+
+/// GDB, under `timeout`, with the project's script, the case's kernel and
+/// its session's commands, to attach to the gdbstub on `port`.
+fn gdb_command(cfg: &Config, case: &Case, session: cases::Gdb, port: u16) -> Command {
+    let kernel = images::kernel_path(cfg, case.kernel);
+    let mut gdb = Command::new("timeout");
+    gdb.current_dir(&cfg.root)
+        .env("BATON_GDB_PORT", port.to_string())
+        .args([
+            &GDB_TIMEOUT.as_secs().to_string(),
+            "gdb",
+            "-batch",
+            "-nx",
+            "-x",
+            "baton.gdb",
+        ])
+        .arg("-ex")
+        .arg(format!("file {}", kernel.display()));
+    for command in gdb::commands(session) {
+        gdb.arg("-ex").arg(command);
+    }
+    gdb
+}
+
+/// Boots QEMU with `args` and runs `gdb` against it once its gdbstub is
+/// up; the serial log goes to `logs.0`, QEMU's to `logs.1`.
+fn boot_under_gdb(
+    args: &[String],
+    gdb: &mut Command,
+    logs: (&Path, &Path),
+) -> (qemu::Run, std::io::Result<std::process::Output>) {
+    let (serial_log, qemu_log) = logs;
+    thread::scope(|s| {
+        let qemu = s.spawn(|| {
+            qemu::boot(
+                args,
+                serial_log,
+                qemu_log,
+                GDB_TIMEOUT + TIMEOUT,
+                None,
+                Watch::default(),
+            )
+        });
+        // Give QEMU a moment to open its gdbstub.
+        thread::sleep(Duration::from_millis(500));
+        let output = gdb.output();
+        (qemu.join().expect("QEMU thread"), output)
+    })
 }
 
 /// One result line (and, for a failure, its problems).
