@@ -23,7 +23,8 @@ mod qemu;
 mod screen;
 mod secure_boot;
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -31,6 +32,7 @@ use std::{env, fs, thread};
 
 use cases::Case;
 use config::Config;
+use images::ImageKey;
 use limine::Release;
 use qemu::Watch;
 
@@ -410,16 +412,7 @@ fn main() -> ExitCode {
     let cfg = config::config();
     let all = cases::all();
     if cfg.list {
-        for c in all.iter().filter(|c| {
-            cfg.filters.is_empty() || cfg.filters.iter().any(|f| c.name.contains(f.as_str()))
-        }) {
-            let across = if c.across_releases {
-                " [every Limine release]"
-            } else {
-                ""
-            };
-            println!("{:28} {}{across}", c.name, c.about);
-        }
+        list(&cfg, &all);
         return ExitCode::SUCCESS;
     }
     let releases = match releases(&cfg) {
@@ -434,7 +427,7 @@ fn main() -> ExitCode {
     }
     let planned: Vec<Planned> = plan(&all, &releases)
         .into_iter()
-        .filter(|p| cfg.filters.is_empty() || cfg.filters.iter().any(|f| p.name().contains(f)))
+        .filter(|p| selected(&cfg, p.name()))
         .collect();
     if planned.is_empty() {
         eprintln!("boot-tests: no case matches {:?}", cfg.filters);
@@ -447,13 +440,39 @@ fn main() -> ExitCode {
             _ => None,
         })
         .collect();
-    let images = match images::build_images(&cfg, &runnable) {
-        Ok(images) => images,
+    let built = match images::build_images(&cfg, &runnable) {
+        Ok(built) => built,
         Err(e) => {
             eprintln!("boot-tests: {e}");
             return ExitCode::FAILURE;
         }
     };
+    announce(&cfg, planned.len(), built.len(), &releases);
+    let results = run_all(&cfg, &planned, &built);
+    tally(&results)
+}
+
+/// Whether the command line selects the case (or job) `name`: every name
+/// when it names none.
+fn selected(cfg: &Config, name: &str) -> bool {
+    cfg.filters.is_empty() || cfg.filters.iter().any(|f| name.contains(f.as_str()))
+}
+
+/// Prints the selected cases, one a line, with what each is about.
+fn list(cfg: &Config, all: &[Case]) {
+    for c in all.iter().filter(|c| selected(cfg, c.name)) {
+        let across = if c.across_releases {
+            " [every Limine release]"
+        } else {
+            ""
+        };
+        println!("{:28} {}{across}", c.name, c.about);
+    }
+}
+
+/// Says what the run holds: how many cases and images, how many at a
+/// time, and the Limine releases.
+fn announce(cfg: &Config, case_count: usize, image_count: usize, releases: &Releases) {
     let others: Vec<String> = releases
         .found
         .others
@@ -462,8 +481,8 @@ fn main() -> ExitCode {
         .collect();
     println!(
         "boot-tests: {} cases, {} images, {} at a time; Limine {} ({}){}",
-        planned.len(),
-        images.len(),
+        case_count,
+        image_count,
         cfg.jobs,
         releases.default.version,
         releases.default.dir.display(),
@@ -476,7 +495,11 @@ fn main() -> ExitCode {
             )
         }
     );
+}
 
+/// Runs the planned jobs, `cfg.jobs` at a time, printing each result as
+/// it comes; their verdicts, in the order they came.
+fn run_all(cfg: &Config, planned: &[Planned], built: &HashMap<ImageKey, PathBuf>) -> Vec<Verdict> {
     let queue = Mutex::new(planned.iter());
     let results = Mutex::new(Vec::new());
     thread::scope(|s| {
@@ -486,33 +509,45 @@ fn main() -> ExitCode {
                     let Some(planned) = queue.lock().unwrap().next() else {
                         break;
                     };
-                    let out = match planned {
-                        Planned::Missing { name, why } => {
-                            let verdict = Verdict::Skip(why.clone());
-                            let out = report(name, None, &verdict, "");
-                            results.lock().unwrap().push(verdict);
-                            out
-                        }
-                        Planned::Run(job) => {
-                            let (verdict, timing) = match config::unmet(&cfg, job.case, job.release)
-                            {
-                                Some(why) => (Verdict::Skip(why), String::new()),
-                                None => run_case(&cfg, job, &images[&images::image_key(job)]),
-                            };
-                            let mut out = report(&job.name, Some(job.release), &verdict, &timing);
-                            if matches!(verdict, Verdict::Fail(_)) {
-                                out = out.replacen('\n', &format!(": {}\n", job.case.about), 1);
-                            }
-                            results.lock().unwrap().push(verdict);
-                            out
-                        }
-                    };
+                    let (verdict, out) = run_planned(cfg, planned, built);
+                    results.lock().unwrap().push(verdict);
                     print!("{out}");
                 }
             });
         }
     });
-    let results = results.into_inner().unwrap();
+    results.into_inner().unwrap()
+}
+
+/// Runs a planned job, or skips it; its verdict and what to print of it.
+fn run_planned(
+    cfg: &Config,
+    planned: &Planned,
+    built: &HashMap<ImageKey, PathBuf>,
+) -> (Verdict, String) {
+    match planned {
+        Planned::Missing { name, why } => {
+            let verdict = Verdict::Skip(why.clone());
+            let out = report(name, None, &verdict, "");
+            (verdict, out)
+        }
+        Planned::Run(job) => {
+            let (verdict, timing) = match config::unmet(cfg, job.case, job.release) {
+                Some(why) => (Verdict::Skip(why), String::new()),
+                None => run_case(cfg, job, &built[&images::image_key(job)]),
+            };
+            let mut out = report(&job.name, Some(job.release), &verdict, &timing);
+            if matches!(verdict, Verdict::Fail(_)) {
+                out = out.replacen('\n', &format!(": {}\n", job.case.about), 1);
+            }
+            (verdict, out)
+        }
+    }
+}
+
+/// Prints how many cases passed, failed and were skipped: success when
+/// none failed.
+fn tally(results: &[Verdict]) -> ExitCode {
     let count = |f: fn(&Verdict) -> bool| results.iter().filter(|v| f(v)).count();
     let (passed, skipped, failed) = (
         count(|v| matches!(v, Verdict::Pass)),
@@ -529,8 +564,6 @@ fn main() -> ExitCode {
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
-
     use super::*;
 
     fn release(dir: &str, v: limine::Version) -> Release {
