@@ -2,7 +2,7 @@
 //! holding a kernel, a command line and a Limine release.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::{env, fs};
 
@@ -70,31 +70,48 @@ pub fn build_images(cfg: &Config, jobs: &[&Job]) -> Result<HashMap<ImageKey, Pat
             job.release.version,
             key.2
         ));
-        let script = cfg
-            .root
-            .join(if disk { "iso/mkhdd.sh" } else { "iso/mkiso.sh" });
-        let mut cmd = Command::new(script);
-        cmd.current_dir(&cfg.root)
-            .env("LIMINE_DIR", &job.release.dir)
-            .env_remove("SECURE_BOOT")
-            .arg(&kernels[&case.kernel])
-            .arg(&path)
-            .arg(cmdline_bytes(&key.2));
-        if case.signing != Signing::Off {
-            let kit = config::secure_boot_kit(cfg)?;
-            cmd.env("SECURE_BOOT", "1")
-                .env("SB_KEY", &kit.key)
-                .env("SB_CERT", &kit.cert);
-        }
-        let status = cmd.status().map_err(|e| e.to_string())?;
-        if !status.success() {
-            return Err(format!("building image {} failed", path.display()));
-        }
-        secure_boot::tamper(&path, case.signing, &dir)
-            .map_err(|e| format!("image {}: {e}", path.display()))?;
+        build_image(cfg, job, &key, &kernels[&case.kernel], &path)?;
         images.insert(key, path);
     }
     Ok(images)
+}
+
+/// Builds the image `key` describes into `path` with the image scripts,
+/// holding `kernel`, for `job`: signed, and tampered with, as its case
+/// asks.
+fn build_image(
+    cfg: &Config,
+    job: &Job,
+    key: &ImageKey,
+    kernel: &Path,
+    path: &Path,
+) -> Result<(), String> {
+    let case = job.case;
+    let disk = key.1;
+    let script = cfg
+        .root
+        .join(if disk { "iso/mkhdd.sh" } else { "iso/mkiso.sh" });
+    let mut cmd = Command::new(script);
+    cmd.current_dir(&cfg.root)
+        .env("LIMINE_DIR", &job.release.dir)
+        .env_remove("SECURE_BOOT")
+        .arg(kernel)
+        .arg(path)
+        .arg(cmdline_bytes(&key.2));
+    if case.signing != Signing::Off {
+        let kit = config::secure_boot_kit(cfg)?;
+        cmd.env("SECURE_BOOT", "1")
+            .env("SB_KEY", &kit.key)
+            .env("SB_CERT", &kit.cert);
+    }
+    let status = cmd.status().map_err(|e| e.to_string())?;
+    if !status.success() {
+        return Err(format!("building image {} failed", path.display()));
+    }
+    // The images' directory holds the tampering's scratch files too.
+    let dir = path.parent().expect("an image's path names its directory");
+    secure_boot::tamper(path, case.signing, dir)
+        .map_err(|e| format!("image {}: {e}", path.display()))
 }
 
 /// The command line a case boots with: its own, after `loglevel=debug`
