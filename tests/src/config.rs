@@ -31,6 +31,9 @@ fn usage() -> ! {
     std::process::exit(2);
 }
 
+/// The configuration the command line and this machine give; exits
+/// with the usage on a command line it cannot read, and when there is no
+/// OVMF.
 pub fn config() -> Config {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -56,6 +59,30 @@ pub fn config() -> Config {
             a => filters.push(a.to_owned()),
         }
     }
+    let ovmf = combined_ovmf(&root);
+    let shutdown_trace = qemu::shutdown_trace_works(&build);
+    if !shutdown_trace {
+        eprintln!(
+            "boot-tests: this QEMU writes no `{}` trace to its log (no `log` trace backend?): \
+             a power-off and a reset are judged alike",
+            qemu::SHUTDOWN_TRACE
+        );
+    }
+    Config {
+        root,
+        build,
+        kernel,
+        ovmf,
+        shutdown_trace,
+        jobs: jobs.max(1),
+        filters,
+        list,
+    }
+}
+
+/// The combined `OVMF.fd` `iso/find-ovmf.sh` finds, if any; exits when
+/// `$OVMF` names a file that does not exist, or there is no OVMF at all.
+fn combined_ovmf(root: &Path) -> Option<PathBuf> {
     let ovmf = Command::new(root.join("iso/find-ovmf.sh"))
         .output()
         .ok()
@@ -75,24 +102,7 @@ pub fn config() -> Config {
         }
         eprintln!("boot-tests: no combined OVMF.fd; the -bios OVMF cases run on pflash OVMF");
     }
-    let shutdown_trace = qemu::shutdown_trace_works(&build);
-    if !shutdown_trace {
-        eprintln!(
-            "boot-tests: this QEMU writes no `{}` trace to its log (no `log` trace backend?): \
-             a power-off and a reset are judged alike",
-            qemu::SHUTDOWN_TRACE
-        );
-    }
-    Config {
-        root,
-        build,
-        kernel,
-        ovmf,
-        shutdown_trace,
-        jobs: jobs.max(1),
-        filters,
-        list,
-    }
+    ovmf
 }
 
 /// Why a case cannot run against `release` here, if it cannot.
