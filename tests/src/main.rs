@@ -13,8 +13,12 @@
 
 mod cases;
 mod check;
+mod config;
 mod gdb;
+mod images;
+mod judge;
 mod limine;
+mod machine;
 mod qemu;
 mod screen;
 mod secure_boot;
@@ -22,13 +26,15 @@ mod secure_boot;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::Duration;
 use std::{env, fs, thread};
 
-use cases::{Case, Exit, Firmware, Kernel, Media, Needs, Signing};
+use cases::Case;
+use config::Config;
+use images::ImageKey;
 use limine::Release;
-use qemu::{Ending, Watch};
+use qemu::Watch;
 
 const TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -46,252 +52,6 @@ fn timeout(case: &Case) -> Duration {
 /// How long GDB may take over a session (it stops the machine too).
 const GDB_TIMEOUT: Duration = Duration::from_secs(150);
 const TAIL: usize = 40;
-
-struct Config {
-    root: PathBuf,
-    build: PathBuf,
-    kernel: PathBuf,
-    /// The combined `OVMF.fd`, if the distribution ships one.
-    ovmf: Option<PathBuf>,
-    /// Whether QEMU's shutdown-request trace reaches its log, which tells a
-    /// power-off from a reset.
-    shutdown_trace: bool,
-    jobs: usize,
-    filters: Vec<String>,
-    list: bool,
-}
-
-fn usage() -> ! {
-    eprintln!("usage: boot-tests [--kernel PATH] [--jobs N] [--list] [FILTER...]");
-    std::process::exit(2);
-}
-
-fn config() -> Config {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
-        .to_path_buf();
-    let build = root.join(env::var("BUILD_DIR").unwrap_or_else(|_| "build".into()));
-    let mut kernel = build.join("baton");
-    let mut jobs = thread::available_parallelism().map_or(2, |n| n.get());
-    let mut filters = Vec::new();
-    let mut list = false;
-    let mut args = env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--kernel" => kernel = root.join(args.next().unwrap_or_else(|| usage())),
-            "--jobs" => {
-                jobs = args
-                    .next()
-                    .and_then(|n| n.parse().ok())
-                    .unwrap_or_else(|| usage())
-            }
-            "--list" => list = true,
-            a if a.starts_with('-') => usage(),
-            a => filters.push(a.to_owned()),
-        }
-    }
-    let ovmf = Command::new(root.join("iso/find-ovmf.sh"))
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
-    if ovmf.is_none() {
-        if let Some(given) = env::var_os("OVMF").filter(|v| !v.is_empty()) {
-            eprintln!(
-                "boot-tests: OVMF={} does not exist",
-                given.to_string_lossy()
-            );
-            std::process::exit(2)
-        }
-        if pflash_images().is_none() {
-            eprintln!("boot-tests: no OVMF firmware found (see iso/find-ovmf.sh)");
-            std::process::exit(2)
-        }
-        eprintln!("boot-tests: no combined OVMF.fd; the -bios OVMF cases run on pflash OVMF");
-    }
-    let shutdown_trace = qemu::shutdown_trace_works(&build);
-    if !shutdown_trace {
-        eprintln!(
-            "boot-tests: this QEMU writes no `{}` trace to its log (no `log` trace backend?): \
-             a power-off and a reset are judged alike",
-            qemu::SHUTDOWN_TRACE
-        );
-    }
-    Config {
-        root,
-        build,
-        kernel,
-        ovmf,
-        shutdown_trace,
-        jobs: jobs.max(1),
-        filters,
-        list,
-    }
-}
-
-/// The firmware a case boots: where the distribution ships only OVMF's
-/// split images, the `-bios` cases run on pflash OVMF instead.
-fn firmware(cfg: &Config, case: &Case) -> Firmware {
-    match (case.firmware, &cfg.ovmf) {
-        (Firmware::Ovmf, None) => Firmware::OvmfPflash,
-        (f, _) => f,
-    }
-}
-
-/// What is wrong with how the machine ended, judged by QEMU's log (with
-/// the shutdown-request and keyboard-controller traces): a power-off
-/// where none was expected, or none where one was; a reset by the wrong
-/// hand.
-fn power_off_problem(exit: Exit, qemu_log: &str) -> Option<&'static str> {
-    let powered_off = qemu_log.contains(qemu::GUEST_SHUTDOWN);
-    let kbc_reset = qemu::kbc_reset_in(qemu_log);
-    match exit {
-        Exit::Shutdown if !powered_off => Some("QEMU saw no shutdown request from the guest"),
-        Exit::Reset | Exit::KbcReset | Exit::Pass | Exit::Fail | Exit::Halted if powered_off => {
-            Some("the guest powered off")
-        }
-        Exit::Reset if kbc_reset => Some(
-            "the keyboard controller reset the machine (0xfe to port 0x64 in QEMU's trace), \
-             not the firmware",
-        ),
-        Exit::KbcReset if !kbc_reset => {
-            Some("QEMU's trace shows no keyboard-controller reset (0xfe to port 0x64)")
-        }
-        _ => None,
-    }
-}
-
-/// Why a case cannot run against `release` here, if it cannot.
-fn unmet(cfg: &Config, case: &Case, release: &Release) -> Option<String> {
-    let no_tool = || {
-        format!(
-            "no `limine` host utility of Limine {} (build it with `make -C {}`; \
-             iso/limine-tool.sh)",
-            release.version,
-            release.dir.display()
-        )
-    };
-    match case.needs {
-        Needs::Nothing => None,
-        Needs::LimineTool => (!limine_tool(&release.dir)).then(no_tool),
-        Needs::Gdb => qemu::on_path("gdb")
-            .is_none()
-            .then(|| "no gdb on PATH".to_owned()),
-        Needs::PflashOvmf => pflash_images().is_none().then(|| {
-            "no OVMF_CODE_4M.fd / OVMF_VARS_4M.fd (set OVMF_CODE and OVMF_VARS)".to_owned()
-        }),
-        Needs::SecureBoot => match secure_boot_kit(cfg) {
-            Err(why) => Some(why),
-            // `enroll-config` puts the config's hash into Limine.
-            Ok(_) => (!limine_tool(&release.dir)).then(no_tool),
-        },
-    }
-}
-
-/// The Secure Boot kit, checked (and the key decrypted) once.
-fn secure_boot_kit(cfg: &Config) -> Result<&'static secure_boot::Kit, String> {
-    static KIT: OnceLock<Result<secure_boot::Kit, String>> = OnceLock::new();
-    KIT.get_or_init(|| secure_boot::kit(&cfg.build.join("tests/secure-boot")))
-        .as_ref()
-        .map_err(Clone::clone)
-}
-
-/// Whether `iso/limine-tool.sh` finds, for the release in `dir`, the
-/// `limine` host utility that the image scripts run `bios-install` and
-/// `enroll-config` with: the release's own, or one on PATH of the
-/// release's version. Asked once per release.
-fn limine_tool(dir: &Path) -> bool {
-    static FOUND: OnceLock<Mutex<HashMap<PathBuf, bool>>> = OnceLock::new();
-    let mut found = FOUND.get_or_init(Default::default).lock().unwrap();
-    *found.entry(dir.to_path_buf()).or_insert_with(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .expect("tests/ has a parent");
-        Command::new(root.join("iso/limine-tool.sh"))
-            .arg(dir)
-            .current_dir(root)
-            .stderr(Stdio::null())
-            .output()
-            .is_ok_and(|o| o.status.success() && !o.stdout.trim_ascii().is_empty())
-    })
-}
-
-/// OVMF's split images: `$OVMF_CODE`/`$OVMF_VARS`, else the usual paths.
-fn pflash_images() -> Option<(PathBuf, PathBuf)> {
-    // Set but empty (as `make` exports unset variables) counts as unset.
-    let var = |name| env::var_os(name).filter(|v| !v.is_empty());
-    if let (Some(code), Some(vars)) = (var("OVMF_CODE"), var("OVMF_VARS")) {
-        return Some((code.into(), vars.into()));
-    }
-    [
-        (
-            "/usr/share/OVMF/OVMF_CODE_4M.fd",
-            "/usr/share/OVMF/OVMF_VARS_4M.fd",
-        ),
-        (
-            "/usr/share/OVMF/OVMF_CODE.fd",
-            "/usr/share/OVMF/OVMF_VARS.fd",
-        ),
-        (
-            "/usr/share/edk2/ovmf/OVMF_CODE.fd",
-            "/usr/share/edk2/ovmf/OVMF_VARS.fd",
-        ),
-        (
-            "/usr/share/edk2/x64/OVMF_CODE.4m.fd",
-            "/usr/share/edk2/x64/OVMF_VARS.4m.fd",
-        ),
-    ]
-    .iter()
-    .map(|(c, v)| (PathBuf::from(c), PathBuf::from(v)))
-    .find(|(c, v)| c.is_file() && v.is_file())
-}
-
-/// Where a kernel variant's ELF file is: `--kernel` for the default
-/// build, else under `target/`.
-fn kernel_path(cfg: &Config, kernel: Kernel) -> PathBuf {
-    let built = |dir: PathBuf| {
-        dir.join("x86_64-unknown-none")
-            .join(kernel.profile())
-            .join("baton")
-    };
-    match (kernel.feature(), kernel) {
-        (Some(feature), _) => built(cfg.root.join("target/variants").join(feature)),
-        (None, Kernel::Default) => cfg.kernel.clone(),
-        (None, _) => built(cfg.root.join("target")),
-    }
-}
-
-/// Builds a kernel variant (the default one is `make kernel`'s).
-fn build_kernel(cfg: &Config, kernel: Kernel) -> Result<PathBuf, String> {
-    let path = kernel_path(cfg, kernel);
-    if kernel == Kernel::Default {
-        if !path.is_file() {
-            return Err(format!(
-                "{} does not exist: run `make kernel` first",
-                path.display()
-            ));
-        }
-        return Ok(path);
-    }
-    let mut cargo = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cargo
-        .current_dir(&cfg.root)
-        .args(["build", "-q", "-p", "kernel", "--profile", kernel.profile()])
-        .args(["--target", "x86_64-unknown-none"]);
-    if let Some(feature) = kernel.feature() {
-        // Its own target directory: features would otherwise rebuild the
-        // default kernel's dependencies each time.
-        cargo
-            .args(["--features", feature, "--target-dir"])
-            .arg(cfg.root.join("target/variants").join(feature));
-    }
-    let status = cargo.status().map_err(|e| format!("cargo: {e}"))?;
-    if !status.success() {
-        return Err(format!("building the {kernel:?} kernel failed"));
-    }
-    Ok(path)
-}
 
 /// The default release and the others the cases marked `across_releases`
 /// run against.
@@ -379,267 +139,10 @@ fn plan<'a>(cases: &'a [Case], releases: &'a Releases) -> Vec<Planned<'a>> {
     planned
 }
 
-/// What an image is built from: kernel, medium (disk or CD), command
-/// line, signing, release.
-type ImageKey = (Kernel, bool, String, Signing, PathBuf);
-
-/// One line of progress, shown at once even when stdout is a pipe.
-fn progress(what: std::fmt::Arguments<'_>) {
-    println!("boot-tests: {what}");
-    let _ = std::io::Write::flush(&mut std::io::stdout());
-}
-
-fn image_key(job: &Job) -> ImageKey {
-    let case = job.case;
-    (
-        case.kernel,
-        case.media != Media::Cdrom,
-        boot_cmdline(case),
-        case.signing,
-        job.release.dir.clone(),
-    )
-}
-
-/// Builds every image the jobs need, once each, saying what it builds as
-/// it goes (a kernel variant takes a minute, an image about a second).
-fn build_images(cfg: &Config, jobs: &[&Job]) -> Result<HashMap<ImageKey, PathBuf>, String> {
-    let dir = cfg.build.join("tests/images");
-    fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let mut keys: Vec<ImageKey> = Vec::new();
-    for job in jobs {
-        if !keys.contains(&image_key(job)) {
-            keys.push(image_key(job));
-        }
-    }
-    let mut kernels = HashMap::new();
-    let mut images = HashMap::new();
-    for job in jobs {
-        let case = job.case;
-        let key = image_key(job);
-        if images.contains_key(&key) {
-            continue;
-        }
-        if let std::collections::hash_map::Entry::Vacant(slot) = kernels.entry(case.kernel) {
-            if let Some(feature) = case.kernel.feature() {
-                progress(format_args!("building the kernel with feature {feature}"));
-            }
-            slot.insert(build_kernel(cfg, case.kernel)?);
-        }
-        let disk = key.1;
-        let path = dir.join(format!(
-            "{}.{}",
-            images.len(),
-            if disk { "hdd" } else { "iso" }
-        ));
-        progress(format_args!(
-            "image {} of {}: {} (Limine {}, command line \"{}\")",
-            images.len() + 1,
-            keys.len(),
-            path.display(),
-            job.release.version,
-            key.2
-        ));
-        let script = cfg
-            .root
-            .join(if disk { "iso/mkhdd.sh" } else { "iso/mkiso.sh" });
-        let mut cmd = Command::new(script);
-        cmd.current_dir(&cfg.root)
-            .env("LIMINE_DIR", &job.release.dir)
-            .env_remove("SECURE_BOOT")
-            .arg(&kernels[&case.kernel])
-            .arg(&path)
-            .arg(cmdline_bytes(&key.2));
-        if case.signing != Signing::Off {
-            let kit = secure_boot_kit(cfg)?;
-            cmd.env("SECURE_BOOT", "1")
-                .env("SB_KEY", &kit.key)
-                .env("SB_CERT", &kit.cert);
-        }
-        let status = cmd.status().map_err(|e| e.to_string())?;
-        if !status.success() {
-            return Err(format!("building image {} failed", path.display()));
-        }
-        secure_boot::tamper(&path, case.signing, &dir)
-            .map_err(|e| format!("image {}: {e}", path.display()))?;
-        images.insert(key, path);
-    }
-    Ok(images)
-}
-
-/// The command line a case boots with: its own, after `loglevel=debug`
-/// unless it sets a level itself or checks the default log, so that the
-/// cases can assert on the details the default log leaves out.
-fn boot_cmdline(case: &Case) -> String {
-    if case.default_log || case.cmdline.contains("loglevel=") {
-        case.cmdline.to_owned()
-    } else {
-        format!("loglevel=debug {}", case.cmdline)
-    }
-}
-
-/// A case's command line as the bytes to bake into the image: `\xHH`
-/// stands for the byte HH, so that a case can hold bytes that are not
-/// UTF-8.
-fn cmdline_bytes(cmdline: &str) -> std::ffi::OsString {
-    use std::os::unix::ffi::OsStringExt;
-    let mut out = Vec::new();
-    let mut rest = cmdline.as_bytes();
-    while let Some((&b, tail)) = rest.split_first() {
-        let hex = tail
-            .strip_prefix(b"x")
-            .and_then(|t| t.get(..2))
-            .and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
-        match hex {
-            Some(byte) if b == b'\\' => {
-                out.push(byte);
-                rest = &tail[3..];
-            }
-            _ => {
-                out.push(b);
-                rest = tail;
-            }
-        }
-    }
-    std::ffi::OsString::from_vec(out)
-}
-
-fn qemu_args(cfg: &Config, case: &Case, image: &Path, vars: &Path) -> Vec<String> {
-    let machine = match case.firmware {
-        // The Secure Boot firmware refuses to run without SMM.
-        Firmware::SecureBootOvmf => format!("{},smm=on", case.machine),
-        _ => case.machine.to_owned(),
-    };
-    let mut a: Vec<String> = vec!["-M".into(), machine];
-    a.extend(
-        ["-accel", "tcg", "-m", case.memory]
-            .iter()
-            .map(|s| s.to_string()),
-    );
-    if case.memory_file {
-        // A directory as mem-path: QEMU makes its sparse file there and
-        // unlinks it at once, so nothing stays behind, however QEMU ends.
-        let dir = cfg.build.join("tests/mem");
-        let _ = fs::create_dir_all(&dir);
-        a.extend([
-            "-object".into(),
-            format!(
-                "memory-backend-file,id=mem,size={},mem-path={},share=on",
-                case.memory,
-                dir.display()
-            ),
-            "-machine".into(),
-            "memory-backend=mem".into(),
-        ]);
-    }
-    if case.debug_exit {
-        a.extend([
-            "-device".into(),
-            "isa-debug-exit,iobase=0xf4,iosize=0x04".into(),
-        ]);
-    }
-    if let Some(cpu) = case.cpu {
-        a.extend(["-cpu".into(), cpu.into()]);
-    }
-    if case.smp > 1 {
-        a.extend(["-smp".into(), case.smp.to_string()]);
-    }
-    let pflash = |code: &Path| {
-        [
-            "-drive".into(),
-            format!(
-                "if=pflash,format=raw,unit=0,readonly=on,file={}",
-                code.display()
-            ),
-            "-drive".into(),
-            format!("if=pflash,format=raw,unit=1,file={}", vars.display()),
-        ]
-    };
-    match firmware(cfg, case) {
-        Firmware::Ovmf => {
-            let ovmf = cfg.ovmf.as_ref().expect("firmware() checked");
-            a.extend(["-bios".into(), ovmf.display().to_string()])
-        }
-        Firmware::OvmfPflash => {
-            let (code, _) = pflash_images().expect("checked by unmet() or at start");
-            a.extend(pflash(&code));
-        }
-        Firmware::SecureBootOvmf => {
-            // Only code running in SMM may write the variable store.
-            a.extend([
-                "-global".into(),
-                "driver=cfi.pflash01,property=secure,value=on".into(),
-            ]);
-            a.extend(pflash(Path::new(secure_boot::OVMF_CODE)));
-        }
-        Firmware::SeaBios => {}
-    }
-    let image = image.display().to_string();
-    match case.media {
-        Media::Cdrom => a.extend(["-cdrom".into(), image]),
-        Media::Disk => a.extend([
-            "-drive".into(),
-            // snapshot: cases share images and may run at once.
-            format!("if=ide,index=0,format=raw,media=disk,snapshot=on,file={image}"),
-        ]),
-        Media::UsbDisk => a.extend([
-            "-device".into(),
-            "qemu-xhci,id=xhci".into(),
-            "-drive".into(),
-            format!("if=none,id=stick,format=raw,snapshot=on,file={image}"),
-            "-device".into(),
-            "usb-storage,bus=xhci.0,drive=stick".into(),
-        ]),
-    }
-    a
-}
-
 enum Verdict {
     Pass,
     Skip(String),
     Fail(Vec<String>),
-}
-
-/// The variable store a case's pflash firmware starts from, if any.
-fn vars_template(cfg: &Config, case: &Case) -> Option<PathBuf> {
-    match firmware(cfg, case) {
-        Firmware::OvmfPflash => pflash_images().map(|(_, vars)| vars),
-        Firmware::SecureBootOvmf => Some(secure_boot::OVMF_VARS.into()),
-        Firmware::Ovmf | Firmware::SeaBios => None,
-    }
-}
-
-/// Lines the log must hold because of the release the job boots: the
-/// kernel names it, and the base revision it hands over under.
-fn release_lines(job: &Job) -> Vec<String> {
-    if !(job.case.across_releases && job.case.kernel_starts) {
-        return Vec::new();
-    }
-    let v = job.release.version;
-    let revision = v.revision();
-    vec![
-        format!("boot: bootloader Limine {v}, firmware"),
-        format!("boot: base revision requested 5, in effect {revision} ("),
-        format!("limine: base revision {revision} promises * in the HHDM"),
-    ]
-}
-
-/// What is wrong with how QEMU ended, for a case expecting `exit` that
-/// had `timeout`.
-fn ending_problem(exit: Exit, ending: &Ending, timeout: Duration) -> Option<String> {
-    match (ending, exit) {
-        (Ending::Exited(code), Exit::Stopped) => Some(format!(
-            "QEMU exited with {code} by itself; the boot chain should have stopped"
-        )),
-        (Ending::Exited(code), _) if *code == exit.status() => None,
-        (Ending::Exited(code), _) => Some(format!(
-            "QEMU exited with {code}, expected {} ({exit:?})",
-            exit.status()
-        )),
-        (Ending::Stopped(_), Exit::Stopped) => None,
-        (Ending::Stopped(why), _) => Some(format!("the runner stopped QEMU: {why}")),
-        (Ending::Signalled, _) => Some("QEMU was killed by a signal".to_owned()),
-        (Ending::TimedOut, _) => Some(format!("timed out after {} s", timeout.as_secs())),
-    }
 }
 
 /// Boots one job and judges it.
@@ -651,7 +154,7 @@ fn run_case(cfg: &Config, job: &Job, image: &Path) -> (Verdict, String) {
     let qemu_log = logs.join(format!("{}.qemu.log", job.name));
     // A fresh variable store per case, kept across its boots.
     let vars = logs.join(format!("{}.vars.fd", job.name));
-    if let Some(template) = vars_template(cfg, case)
+    if let Some(template) = machine::vars_template(cfg, case)
         && let Err(e) = fs::copy(&template, &vars)
     {
         return (
@@ -662,7 +165,49 @@ fn run_case(cfg: &Config, job: &Job, image: &Path) -> (Verdict, String) {
     if let Some(session) = case.gdb {
         return gdb_case(cfg, case, session, (image, &vars, &serial_log, &qemu_log));
     }
-    let args = qemu_args(cfg, case, image, &vars);
+    let args = machine::qemu_args(cfg, case, image, &vars);
+    let ppm = logs.join(format!("{}.screen.ppm", job.name));
+    let screendump = case
+        .screen
+        .map(|marker| qemu::Screendump { marker, ppm: &ppm });
+    let boots = boot_all(cfg, case, &args, (&serial_log, &qemu_log), screendump);
+    let run = &boots.last;
+    let lines = check::clean_lines(&run.serial);
+    let mut problems = boots.problems;
+    if problems.is_empty() {
+        problems.extend(judge::varying_problems(case.varies, &boots.varied));
+    }
+    let expected = logs.join(format!("{}.expected.ppm", job.name));
+    problems.extend(screen_problem(run, &lines, &ppm, &expected));
+    problems.extend(judge::log_problems(job, &lines));
+    let timing = format!("{:.1} s", boots.elapsed.as_secs_f64());
+    if problems.is_empty() {
+        return (Verdict::Pass, timing);
+    }
+    problems.extend(failure_context(&lines, &serial_log, &run.stderr));
+    (Verdict::Fail(problems), timing)
+}
+
+/// What a case's boots left: the last one, their time together, the
+/// lines that must vary as each boot printed them, and what went wrong.
+struct Boots {
+    last: qemu::Run,
+    elapsed: Duration,
+    /// `varied[boot][i]` is the line `case.varies[i]` matched in that boot.
+    varied: Vec<Vec<Option<String>>>,
+    problems: Vec<String>,
+}
+
+/// Boots a case as many times as it asks, up to the first boot that
+/// ends wrong; the serial log goes to `logs.0`, QEMU's to `logs.1`.
+fn boot_all(
+    cfg: &Config,
+    case: &Case,
+    args: &[String],
+    logs: (&Path, &Path),
+    screendump: Option<qemu::Screendump<'_>>,
+) -> Boots {
+    let (serial_log, qemu_log) = logs;
     let watch = Watch {
         stop_at: case.stop_at,
         deadline: case.deadline.map(Duration::from_secs),
@@ -670,25 +215,14 @@ fn run_case(cfg: &Config, job: &Job, image: &Path) -> (Verdict, String) {
     let mut problems = Vec::new();
     let mut elapsed = Duration::ZERO;
     let mut run = None;
-    let ppm = logs.join(format!("{}.screen.ppm", job.name));
-    let screendump = case
-        .screen
-        .map(|marker| qemu::Screendump { marker, ppm: &ppm });
     let mut varied = Vec::new();
     for boot in 1..=case.boots {
-        let r = qemu::boot(
-            &args,
-            &serial_log,
-            &qemu_log,
-            timeout(case),
-            screendump,
-            watch,
-        );
+        let r = qemu::boot(args, serial_log, qemu_log, timeout(case), screendump, watch);
         let lines = check::clean_lines(&r.serial);
         varied.push(
             case.varies
                 .iter()
-                .map(|p| check::find(&lines, p).map(|(_, l)| without_time(l).to_owned()))
+                .map(|p| check::find(&lines, p).map(|(_, l)| judge::without_time(l).to_owned()))
                 .collect::<Vec<_>>(),
         );
         elapsed += r.elapsed;
@@ -697,158 +231,74 @@ fn run_case(cfg: &Config, job: &Job, image: &Path) -> (Verdict, String) {
         } else {
             String::new()
         };
-        if r.qemu_log.contains("Triple fault") {
-            problems.push(format!("{which}the guest triple-faulted"));
-        }
-        if cfg.shutdown_trace
-            && let Some(problem) = power_off_problem(case.exit, &r.qemu_log)
-        {
-            problems.push(format!("{which}{problem}"));
-        }
-        if let Some(problem) = ending_problem(case.exit, &r.ending, timeout(case)) {
-            problems.push(format!("{which}{problem}"));
-        }
+        problems.extend(
+            ending_problems(cfg, case, &r)
+                .into_iter()
+                .map(|p| format!("{which}{p}")),
+        );
         let failed = !problems.is_empty();
         run = Some(r);
         if failed {
             break;
         }
     }
-    let run = run.expect("at least one boot");
-    let lines = check::clean_lines(&run.serial);
-    if problems.is_empty() {
-        problems.extend(varying_problems(case.varies, &varied));
-    }
-    if let Some(result) = &run.screendump {
-        let expected = logs.join(format!("{}.expected.ppm", job.name));
-        if let Err(e) = result
-            .clone()
-            .and_then(|()| check_screen(&run.serial, &lines, &ppm, &expected))
-        {
-            problems.push(format!("screen: {e}"));
-        }
-    }
-    problems.extend(log_problems(job, &lines));
-    let timing = format!("{:.1} s", elapsed.as_secs_f64());
-    if problems.is_empty() {
-        (Verdict::Pass, timing)
-    } else {
-        let start = lines.len().saturating_sub(TAIL);
-        problems.push(format!(
-            "--- last {} lines of {} ---",
-            lines.len() - start,
-            serial_log.display()
-        ));
-        problems.extend(lines[start..].iter().map(|l| format!("  | {l}")));
-        if !run.stderr.trim().is_empty() {
-            problems.push("--- QEMU's error output ---".to_owned());
-            problems.extend(run.stderr.lines().map(|l| format!("  | {l}")));
-        }
-        (Verdict::Fail(problems), timing)
+    Boots {
+        last: run.expect("at least one boot"),
+        elapsed,
+        varied,
+        problems,
     }
 }
 
-/// A log line without its timestamp.
-fn without_time(line: &str) -> &str {
-    line.split_once("] ").map_or(line, |(_, rest)| rest)
-}
-
-/// What is wrong with the lines that must differ from boot to boot:
-/// `varied[boot][i]` is the line `patterns[i]` matched in that boot.
-fn varying_problems(patterns: &[&str], varied: &[Vec<Option<String>>]) -> Vec<String> {
+/// What is wrong with how one boot ended: a triple fault, a power-off or
+/// reset where the case expects none, QEMU's exit.
+fn ending_problems(cfg: &Config, case: &Case, run: &qemu::Run) -> Vec<String> {
     let mut problems = Vec::new();
-    for (i, pattern) in patterns.iter().enumerate() {
-        for (a, boot) in varied.iter().enumerate() {
-            let Some(line) = &boot[i] else {
-                problems.push(format!("boot {}: no line matches \"{pattern}\"", a + 1));
-                continue;
-            };
-            if let Some(b) = varied[..a].iter().position(|o| o[i].as_ref() == Some(line)) {
-                problems.push(format!(
-                    "boots {} and {} both print \"{line}\"; it must differ from boot to boot",
-                    b + 1,
-                    a + 1
-                ));
-            }
-        }
+    if run.qemu_log.contains("Triple fault") {
+        problems.push("the guest triple-faulted".to_owned());
+    }
+    if cfg.shutdown_trace
+        && let Some(problem) = judge::power_off_problem(case.exit, &run.qemu_log)
+    {
+        problems.push(problem.to_owned());
+    }
+    if let Some(problem) = judge::ending_problem(case.exit, &run.ending, timeout(case)) {
+        problems.push(problem);
     }
     problems
 }
 
-/// Compares the screen QEMU dumped into `ppm` with the kernel's serial log
-/// replayed on its console; what was expected goes to `expected`.
-fn check_screen(
-    serial: &[u8],
+/// What is wrong with the screen a boot dumped into `ppm`, if it dumped
+/// one; what was expected goes to `expected`.
+fn screen_problem(
+    run: &qemu::Run,
     lines: &[String],
     ppm: &Path,
     expected: &Path,
-) -> Result<(), String> {
-    let setup = screen::setup(lines)?;
-    let (text, alert_from) = screen::kernel_text(serial)?;
-    let want = screen::expected(&setup, &text, alert_from)?;
-    screen::write_ppm(expected, setup.geometry.width, setup.geometry.height, &want);
-    let got = fs::read(ppm)
-        .map_err(|e| format!("{}: {e}", ppm.display()))
-        .and_then(|data| screen::parse_ppm(&data))?;
-    match screen::compare(&setup, &want, &got) {
-        None => Ok(()),
-        Some(diff) => Err(format!(
-            "{} differs from the log replayed ({}): {diff}",
-            ppm.display(),
-            expected.display()
-        )),
-    }
+) -> Option<String> {
+    let result = run.screendump.as_ref()?;
+    result
+        .clone()
+        .and_then(|()| judge::check_screen(&run.serial, lines, ppm, expected))
+        .err()
+        .map(|e| format!("screen: {e}"))
 }
 
-/// What the serial log lacks or holds against the job's expectations.
-fn log_problems(job: &Job, lines: &[String]) -> Vec<String> {
-    let case = job.case;
-    let mut problems = Vec::new();
-    let required = release_lines(job);
-    let patterns = case
-        .common
-        .iter()
-        .chain(case.lines)
-        .copied()
-        .chain(required.iter().map(String::as_str));
-    let regions = check::Regions::from_log(lines);
-    problems.extend(check::log_shape_problems(lines));
-    for pattern in patterns {
-        if check::find_in(lines, pattern, &regions).is_none() {
-            problems.push(format!("no line matches \"{pattern}\""));
-        }
+/// What a failure shows after its problems: the end of the serial log,
+/// and QEMU's error output if it wrote any.
+fn failure_context(lines: &[String], serial_log: &Path, stderr: &str) -> Vec<String> {
+    let start = lines.len().saturating_sub(TAIL);
+    let mut context = vec![format!(
+        "--- last {} lines of {} ---",
+        lines.len() - start,
+        serial_log.display()
+    )];
+    context.extend(lines[start..].iter().map(|l| format!("  | {l}")));
+    if !stderr.trim().is_empty() {
+        context.push("--- QEMU's error output ---".to_owned());
+        context.extend(stderr.lines().map(|l| format!("  | {l}")));
     }
-    let never_unless = if case.faults {
-        &[][..]
-    } else {
-        cases::NEVER_UNLESS_FAULTING
-    };
-    for prefix in case.exercises {
-        if let Some((i, line)) = check::find(lines, &format!("selftest: skip {prefix}*")) {
-            problems.push(format!(
-                "line {}: a self-test of `{prefix}` skipped, in a case there to exercise it: {line}",
-                i + 1
-            ));
-        }
-        if check::find(lines, &format!("selftest: ok   {prefix}*")).is_none() {
-            problems.push(format!("no self-test of `{prefix}` passed"));
-        }
-    }
-    if !check::find_block(lines, case.block, &regions) {
-        problems.push(format!(
-            "no consecutive lines match, in order: \"{}\"",
-            case.block.join("\", \"")
-        ));
-    }
-    for pattern in cases::NEVER.iter().chain(never_unless).chain(case.absent) {
-        if let Some((i, line)) = check::find_in(lines, pattern, &regions) {
-            problems.push(format!(
-                "line {} matches forbidden \"{pattern}\": {line}",
-                i + 1
-            ));
-        }
-    }
-    problems
+    context
 }
 
 /// Starts QEMU halted with its gdbstub on a port of its own and has GDB,
@@ -869,41 +319,10 @@ fn gdb_case(
             );
         }
     };
-    let mut args = qemu_args(cfg, case, image, vars);
+    let mut args = machine::qemu_args(cfg, case, image, vars);
     args.extend(["-gdb".into(), format!("tcp:127.0.0.1:{port}"), "-S".into()]);
-    let kernel = kernel_path(cfg, case.kernel);
-    let mut gdb = Command::new("timeout");
-    gdb.current_dir(&cfg.root)
-        .env("BATON_GDB_PORT", port.to_string())
-        .args([
-            &GDB_TIMEOUT.as_secs().to_string(),
-            "gdb",
-            "-batch",
-            "-nx",
-            "-x",
-            "baton.gdb",
-        ])
-        .arg("-ex")
-        .arg(format!("file {}", kernel.display()));
-    for command in gdb::commands(session) {
-        gdb.arg("-ex").arg(command);
-    }
-    let (run, output) = thread::scope(|s| {
-        let qemu = s.spawn(|| {
-            qemu::boot(
-                &args,
-                serial_log,
-                qemu_log,
-                GDB_TIMEOUT + TIMEOUT,
-                None,
-                Watch::default(),
-            )
-        });
-        // Give QEMU a moment to open its gdbstub.
-        thread::sleep(Duration::from_millis(500));
-        let output = gdb.output();
-        (qemu.join().expect("QEMU thread"), output)
-    });
+    let mut gdb = gdb_command(cfg, case, session, port);
+    let (run, output) = boot_under_gdb(&args, &mut gdb, (serial_log, qemu_log));
     let timing = format!("{:.1} s", run.elapsed.as_secs_f64());
     let output = match output {
         Ok(o) => format!(
@@ -924,6 +343,55 @@ fn gdb_case(
     (Verdict::Fail(problems), timing)
 }
 
+/// GDB, under `timeout`, with the project's script, the case's kernel and
+/// its session's commands, to attach to the gdbstub on `port`.
+fn gdb_command(cfg: &Config, case: &Case, session: cases::Gdb, port: u16) -> Command {
+    let kernel = images::kernel_path(cfg, case.kernel);
+    let mut gdb = Command::new("timeout");
+    gdb.current_dir(&cfg.root)
+        .env("BATON_GDB_PORT", port.to_string())
+        .args([
+            &GDB_TIMEOUT.as_secs().to_string(),
+            "gdb",
+            "-batch",
+            "-nx",
+            "-x",
+            "baton.gdb",
+        ])
+        .arg("-ex")
+        .arg(format!("file {}", kernel.display()));
+    for command in gdb::commands(session) {
+        gdb.arg("-ex").arg(command);
+    }
+    gdb
+}
+
+/// Boots QEMU with `args` and runs `gdb` against it once its gdbstub is
+/// up; the serial log goes to `logs.0`, QEMU's to `logs.1`.
+fn boot_under_gdb(
+    args: &[String],
+    gdb: &mut Command,
+    logs: (&Path, &Path),
+) -> (qemu::Run, std::io::Result<std::process::Output>) {
+    let (serial_log, qemu_log) = logs;
+    thread::scope(|s| {
+        let qemu = s.spawn(|| {
+            qemu::boot(
+                args,
+                serial_log,
+                qemu_log,
+                GDB_TIMEOUT + TIMEOUT,
+                None,
+                Watch::default(),
+            )
+        });
+        // Give QEMU a moment to open its gdbstub.
+        thread::sleep(Duration::from_millis(500));
+        let output = gdb.output();
+        (qemu.join().expect("QEMU thread"), output)
+    })
+}
+
 /// One result line (and, for a failure, its problems).
 fn report(name: &str, release: Option<&Release>, verdict: &Verdict, timing: &str) -> String {
     let what = release.map_or(String::new(), |r| format!(" [Limine {}]", r.version));
@@ -941,19 +409,10 @@ fn report(name: &str, release: Option<&Release>, verdict: &Verdict, timing: &str
 }
 
 fn main() -> ExitCode {
-    let cfg = config();
+    let cfg = config::config();
     let all = cases::all();
     if cfg.list {
-        for c in all.iter().filter(|c| {
-            cfg.filters.is_empty() || cfg.filters.iter().any(|f| c.name.contains(f.as_str()))
-        }) {
-            let across = if c.across_releases {
-                " [every Limine release]"
-            } else {
-                ""
-            };
-            println!("{:28} {}{across}", c.name, c.about);
-        }
+        list(&cfg, &all);
         return ExitCode::SUCCESS;
     }
     let releases = match releases(&cfg) {
@@ -968,7 +427,7 @@ fn main() -> ExitCode {
     }
     let planned: Vec<Planned> = plan(&all, &releases)
         .into_iter()
-        .filter(|p| cfg.filters.is_empty() || cfg.filters.iter().any(|f| p.name().contains(f)))
+        .filter(|p| selected(&cfg, p.name()))
         .collect();
     if planned.is_empty() {
         eprintln!("boot-tests: no case matches {:?}", cfg.filters);
@@ -977,17 +436,43 @@ fn main() -> ExitCode {
     let runnable: Vec<&Job> = planned
         .iter()
         .filter_map(|p| match p {
-            Planned::Run(job) if unmet(&cfg, job.case, job.release).is_none() => Some(job),
+            Planned::Run(job) if config::unmet(&cfg, job.case, job.release).is_none() => Some(job),
             _ => None,
         })
         .collect();
-    let images = match build_images(&cfg, &runnable) {
-        Ok(images) => images,
+    let built = match images::build_images(&cfg, &runnable) {
+        Ok(built) => built,
         Err(e) => {
             eprintln!("boot-tests: {e}");
             return ExitCode::FAILURE;
         }
     };
+    announce(&cfg, planned.len(), built.len(), &releases);
+    let results = run_all(&cfg, &planned, &built);
+    tally(&results)
+}
+
+/// Whether the command line selects the case (or job) `name`: every name
+/// when it names none.
+fn selected(cfg: &Config, name: &str) -> bool {
+    cfg.filters.is_empty() || cfg.filters.iter().any(|f| name.contains(f.as_str()))
+}
+
+/// Prints the selected cases, one a line, with what each is about.
+fn list(cfg: &Config, all: &[Case]) {
+    for c in all.iter().filter(|c| selected(cfg, c.name)) {
+        let across = if c.across_releases {
+            " [every Limine release]"
+        } else {
+            ""
+        };
+        println!("{:28} {}{across}", c.name, c.about);
+    }
+}
+
+/// Says what the run holds: how many cases and images, how many at a
+/// time, and the Limine releases.
+fn announce(cfg: &Config, case_count: usize, image_count: usize, releases: &Releases) {
     let others: Vec<String> = releases
         .found
         .others
@@ -996,8 +481,8 @@ fn main() -> ExitCode {
         .collect();
     println!(
         "boot-tests: {} cases, {} images, {} at a time; Limine {} ({}){}",
-        planned.len(),
-        images.len(),
+        case_count,
+        image_count,
         cfg.jobs,
         releases.default.version,
         releases.default.dir.display(),
@@ -1010,7 +495,11 @@ fn main() -> ExitCode {
             )
         }
     );
+}
 
+/// Runs the planned jobs, `cfg.jobs` at a time, printing each result as
+/// it comes; their verdicts, in the order they came.
+fn run_all(cfg: &Config, planned: &[Planned], built: &HashMap<ImageKey, PathBuf>) -> Vec<Verdict> {
     let queue = Mutex::new(planned.iter());
     let results = Mutex::new(Vec::new());
     thread::scope(|s| {
@@ -1020,32 +509,45 @@ fn main() -> ExitCode {
                     let Some(planned) = queue.lock().unwrap().next() else {
                         break;
                     };
-                    let out = match planned {
-                        Planned::Missing { name, why } => {
-                            let verdict = Verdict::Skip(why.clone());
-                            let out = report(name, None, &verdict, "");
-                            results.lock().unwrap().push(verdict);
-                            out
-                        }
-                        Planned::Run(job) => {
-                            let (verdict, timing) = match unmet(&cfg, job.case, job.release) {
-                                Some(why) => (Verdict::Skip(why), String::new()),
-                                None => run_case(&cfg, job, &images[&image_key(job)]),
-                            };
-                            let mut out = report(&job.name, Some(job.release), &verdict, &timing);
-                            if matches!(verdict, Verdict::Fail(_)) {
-                                out = out.replacen('\n', &format!(": {}\n", job.case.about), 1);
-                            }
-                            results.lock().unwrap().push(verdict);
-                            out
-                        }
-                    };
+                    let (verdict, out) = run_planned(cfg, planned, built);
+                    results.lock().unwrap().push(verdict);
                     print!("{out}");
                 }
             });
         }
     });
-    let results = results.into_inner().unwrap();
+    results.into_inner().unwrap()
+}
+
+/// Runs a planned job, or skips it; its verdict and what to print of it.
+fn run_planned(
+    cfg: &Config,
+    planned: &Planned,
+    built: &HashMap<ImageKey, PathBuf>,
+) -> (Verdict, String) {
+    match planned {
+        Planned::Missing { name, why } => {
+            let verdict = Verdict::Skip(why.clone());
+            let out = report(name, None, &verdict, "");
+            (verdict, out)
+        }
+        Planned::Run(job) => {
+            let (verdict, timing) = match config::unmet(cfg, job.case, job.release) {
+                Some(why) => (Verdict::Skip(why), String::new()),
+                None => run_case(cfg, job, &built[&images::image_key(job)]),
+            };
+            let mut out = report(&job.name, Some(job.release), &verdict, &timing);
+            if matches!(verdict, Verdict::Fail(_)) {
+                out = out.replacen('\n', &format!(": {}\n", job.case.about), 1);
+            }
+            (verdict, out)
+        }
+    }
+}
+
+/// Prints how many cases passed, failed and were skipped: success when
+/// none failed.
+fn tally(results: &[Verdict]) -> ExitCode {
     let count = |f: fn(&Verdict) -> bool| results.iter().filter(|v| f(v)).count();
     let (passed, skipped, failed) = (
         count(|v| matches!(v, Verdict::Pass)),
@@ -1063,92 +565,6 @@ fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn config(ovmf: Option<&str>) -> Config {
-        Config {
-            root: PathBuf::new(),
-            build: PathBuf::new(),
-            kernel: PathBuf::new(),
-            ovmf: ovmf.map(PathBuf::from),
-            shutdown_trace: true,
-            jobs: 1,
-            filters: Vec::new(),
-            list: false,
-        }
-    }
-
-    #[test]
-    fn bios_cases_boot_pflash_without_a_combined_image() {
-        let by_name = |name| {
-            cases::all()
-                .iter()
-                .find(|c| c.name == name)
-                .copied()
-                .expect("case exists")
-        };
-        let bios = by_name("uefi-cd");
-        let pflash = by_name("efi-pflash-persist");
-        let seabios = by_name("bios-cd");
-        let with = config(Some("/x/OVMF.fd"));
-        let without = config(None);
-        assert_eq!(firmware(&with, &bios), Firmware::Ovmf);
-        assert_eq!(firmware(&without, &bios), Firmware::OvmfPflash);
-        assert_eq!(firmware(&with, &pflash), Firmware::OvmfPflash);
-        assert_eq!(firmware(&without, &seabios), Firmware::SeaBios);
-        let args = qemu_args(&without, &bios, Path::new("x.iso"), Path::new("v.fd"));
-        assert!(args.iter().any(|a| a.starts_with("if=pflash")), "{args:?}");
-        assert!(!args.iter().any(|a| a == "-bios"), "{args:?}");
-    }
-
-    #[test]
-    fn command_lines_may_hold_any_byte() {
-        use std::os::unix::ffi::OsStrExt;
-        let bytes = cmdline_bytes("test caf\\xe9 poweroff \\x4 \\xzz \\x41");
-        assert_eq!(bytes.as_bytes(), b"test caf\xe9 poweroff \\x4 \\xzz A");
-        assert_eq!(cmdline_bytes("test").as_bytes(), b"test");
-    }
-
-    #[test]
-    fn lines_that_must_vary_are_told_apart() {
-        let line = |s: &str| Some(s.to_owned());
-        let varied = vec![
-            vec![line("layout: physmap 0xa"), line("x")],
-            vec![line("layout: physmap 0xb"), line("x")],
-            vec![line("layout: physmap 0xa"), None],
-        ];
-        let problems = varying_problems(&["layout: physmap *", "x"], &varied);
-        assert_eq!(
-            problems,
-            [
-                "boots 1 and 3 both print \"layout: physmap 0xa\"; it must differ from boot to boot",
-                "boots 1 and 2 both print \"x\"; it must differ from boot to boot",
-                "boot 3: no line matches \"x\"",
-            ]
-        );
-        assert!(varying_problems(&["a"], &varied[..0]).is_empty());
-        assert_eq!(
-            without_time("[    7.95] INFO  layout: x"),
-            "INFO  layout: x"
-        );
-    }
-
-    #[test]
-    fn power_off_and_reset_are_told_apart() {
-        let off = "qemu_system_shutdown_request reason=6\n";
-        let quit = "qemu_system_shutdown_request reason=2\n";
-        assert_eq!(power_off_problem(Exit::Shutdown, off), None);
-        assert!(power_off_problem(Exit::Shutdown, "").is_some());
-        assert!(power_off_problem(Exit::Shutdown, quit).is_some());
-        assert_eq!(power_off_problem(Exit::Reset, ""), None);
-        assert!(power_off_problem(Exit::Reset, off).is_some());
-        let kbc = "1234@1.5:pckbd_kbd_write_command 0xfe\n";
-        let other = "1234@1.5:pckbd_kbd_write_command 0xad\n";
-        assert!(power_off_problem(Exit::Reset, kbc).is_some());
-        assert_eq!(power_off_problem(Exit::Reset, other), None);
-        assert_eq!(power_off_problem(Exit::KbcReset, kbc), None);
-        assert!(power_off_problem(Exit::KbcReset, other).is_some());
-        assert!(power_off_problem(Exit::Pass, off).is_some());
-    }
 
     fn release(dir: &str, v: limine::Version) -> Release {
         Release {
@@ -1191,21 +607,9 @@ mod tests {
                 _ => None,
             })
             .unwrap();
-        let lines = release_lines(job);
+        let lines = judge::release_lines(job);
         assert!(lines.iter().any(|l| l.contains("Limine 11.4.1,")));
         assert!(lines.iter().any(|l| l.contains("in effect 5 (")));
-    }
-
-    #[test]
-    fn stopping_is_a_pass_only_where_the_case_asks_for_it() {
-        let t = TIMEOUT;
-        let stopped = Ending::Stopped("a line matched".into());
-        assert_eq!(ending_problem(Exit::Stopped, &stopped, t), None);
-        assert!(ending_problem(Exit::Pass, &stopped, t).is_some());
-        // A refused chain that boots anyway is caught.
-        assert!(ending_problem(Exit::Stopped, &Ending::Exited(33), t).is_some());
-        assert_eq!(ending_problem(Exit::Pass, &Ending::Exited(33), t), None);
-        assert!(ending_problem(Exit::Pass, &Ending::TimedOut, t).is_some());
     }
 
     #[test]
