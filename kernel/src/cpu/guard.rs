@@ -10,7 +10,7 @@ use core::arch::global_asm;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use super::apic;
-use super::trap::TrapFrame;
+use super::frame::TrapFrame;
 
 /// One CPU's guard: the caller's stack pointer and callee-saved registers
 /// (written by the assembly below, in this order), whether it is armed,

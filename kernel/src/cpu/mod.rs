@@ -7,6 +7,7 @@ use core::cell::UnsafeCell;
 
 pub mod apic;
 pub mod features;
+pub mod frame;
 pub mod gdt;
 pub mod guard;
 pub mod ipi;
