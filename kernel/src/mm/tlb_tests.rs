@@ -2,10 +2,12 @@
 //! switch and large shootdowns rely on: a global entry left stale on
 //! purpose is dropped by it.
 //!
-//! A CR3 write keeps global entries on real CPUs, which is why the switch
-//! flushes them too. QEMU's TCG drops its whole TLB on every CR3 write, so
-//! there a missing global flush cannot be seen; the test says which of
-//! the two this CPU did.
+//! The flush is tested on the stale entry itself, before anything else
+//! touches the TLB, so that an empty or CR3-only flush fails even where a
+//! CR3 write drops global entries too (QEMU's TCG). A CR3 write keeps
+//! them on real CPUs, which is why the switch flushes them; the test then
+//! leaves the entry stale once more and says which of the two this CPU did
+//! on a CR3 reload alone.
 
 use handoff::paging::{LEAF_FLAGS, Mapping, PageSize};
 use log::debug;
@@ -31,15 +33,16 @@ const NEW: u64 = 0x0e10_0e10_0e10_0e10;
 struct Reads {
     /// Still the old frame's word, before any flush.
     stale: bool,
-    /// After a CR3 reload.
-    after_cr3: u64,
     /// After the global flush.
     after_flush: u64,
+    /// Stale again (the other way round), then after a CR3 reload alone;
+    /// `None` if the entry did not stay stale the second time.
+    after_cr3: Option<u64>,
 }
 
 /// Points a global page at another frame without invalidating it, then
-/// reads it after a CR3 reload and after [`tlb::flush_all`]: the flush
-/// must show the new frame.
+/// reads it after [`tlb::flush_all`], which must show the new frame; then
+/// reports what a CR3 reload alone does to such an entry.
 fn stale_global_entry() -> TestResult {
     let kernel = kspace::get();
     if !kernel.cpu().global {
@@ -56,7 +59,7 @@ fn stale_global_entry() -> TestResult {
     let frames = frame_of(page).zip(frame_of(spare));
     let reads = frames
         .ok_or_else(|| fail!("vmalloc's pages are not mapped"))
-        .and_then(|(_, new)| repoint_and_read(page, spare, new));
+        .and_then(|(old, new)| repoint_and_read(page, spare, old, new));
     // Whatever happened, the page goes back to its own frame, flushed.
     let restored = frames
         .map_or(Ok(()), |(old, _)| repoint(page, old, true))
@@ -66,16 +69,14 @@ fn stale_global_entry() -> TestResult {
     if !reads.stale {
         crate::skip!("the TLB dropped the entry by itself: nothing stale to flush");
     }
-    let kept = reads.after_cr3 == OLD;
-    debug!(
-        "cpu: a CR3 reload {} the stale global entry{}",
-        if kept { "kept" } else { "dropped" },
-        if kept {
-            ""
-        } else {
-            " (QEMU's TCG drops its whole TLB on CR3 writes)"
-        }
-    );
+    match reads.after_cr3 {
+        Some(NEW) => debug!("cpu: a CR3 reload kept the stale global entry"),
+        Some(_) => debug!(
+            "cpu: a CR3 reload dropped the stale global entry (QEMU's TCG drops its whole TLB \
+             on CR3 writes)"
+        ),
+        None => debug!("cpu: the entry did not stay stale a second time: CR3 reload not judged"),
+    }
     check!(
         reads.after_flush == NEW,
         "after the global flush the page still reads {:#x}",
@@ -85,24 +86,32 @@ fn stale_global_entry() -> TestResult {
 }
 
 /// Caches `page`'s entry, then points it at `new` (`spare`'s frame)
-/// without an INVLPG and reads it again: at once, after a CR3 reload,
-/// after the global flush.
-fn repoint_and_read(page: u64, spare: u64, new: PhysAddr) -> Result<Reads, NotPassed> {
+/// without an INVLPG and reads it: at once and after the global flush.
+/// Then points it back at `old` the same way and reads it after a CR3
+/// reload.
+fn repoint_and_read(
+    page: u64,
+    spare: u64,
+    old: PhysAddr,
+    new: PhysAddr,
+) -> Result<Reads, NotPassed> {
     trap::probe_write(page, OLD).map_err(|f| fail!("write: {f:?}"))?;
     trap::probe_write(spare, NEW).map_err(|f| fail!("write: {f:?}"))?;
     check!(read(page) == OLD, "the page does not read back");
     repoint(page, new, false)?;
     let stale = read(page) == OLD;
+    tlb::flush_all();
+    let after_flush = read(page);
+    repoint(page, old, false)?;
+    let stale_again = read(page) == NEW;
     let (root, flags) = Cr3::read();
     // SAFETY: the same root and flags: only the TLB's non-global entries
     // go.
     unsafe { Cr3::write(root, flags) };
-    let after_cr3 = read(page);
-    tlb::flush_all();
     Ok(Reads {
         stale,
-        after_cr3,
-        after_flush: read(page),
+        after_flush,
+        after_cr3: stale_again.then(|| read(page)),
     })
 }
 
