@@ -158,7 +158,12 @@ pub(super) fn cases() -> Vec<Case> {
             firmware: Firmware::SeaBios,
             machine: "pc",
             memory: "8G",
-            lines: &["boot: memory map: * Limine entries, no EFI memory map"],
+            lines: &[
+                "boot: bootloader Limine *, firmware BIOS",
+                "boot: memory map: * Limine entries, no EFI memory map",
+                // The pc machine puts the RAM above 3 GiB past 4 GiB.
+                "handoff: RAM 8191 MiB up to 0x240000000: *",
+            ],
             ..BASE
         },
     ]

@@ -114,6 +114,7 @@ pub(super) fn cases() -> Vec<Case> {
             firmware: Firmware::SeaBios,
             smp: 4,
             lines: &[
+                "boot: bootloader Limine *, firmware BIOS",
                 "smp: 4 of 4 CPUs online, all on baton's page tables*",
                 "selftest: ok   smp: every CPU runs on baton's CR3",
                 "selftest: ok   smp: every CPU has the protections, PAT, IDT and its own GDT and TSS loaded",
