@@ -29,6 +29,8 @@
 //!   its descriptors in the vmemmap;
 //! - [`vmalloc`]: the vmalloc region's address-space allocator;
 //! - [`fault`]: names and decodings for exception reports;
+//! - [`symbols`]: function names for addresses, from the kernel's ELF
+//!   symbol table, for fault reports and call traces;
 //! - `sim` (feature `sim`, and tests): simulated physical memory that
 //!   checks every access, for host tests and benchmarks.
 //!

@@ -103,7 +103,7 @@ impl Pat {
     ]);
 
     /// What Limine loads before entering the kernel: WB, WT, UC-, UC, WP, WC
-    /// per its protocol (PROTOCOL.md, "Caching"), which leaves PAT6 and PAT7
+    /// per its protocol (Limine's PROTOCOL.md, "Caching"), which leaves PAT6 and PAT7
     /// unspecified; Limine's code (`limine_32.asm_x86`,
     /// `smp_trampoline.asm_x86`) writes 0x0000010500070406, making them UC.
     /// Limine maps the framebuffer WC, through PAT5 (PAT bit + PWT). Read the

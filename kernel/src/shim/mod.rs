@@ -64,7 +64,7 @@ pub fn run(
     nokaslr: bool,
     phases: &mut Phases,
 ) -> Result<&'static KernelSpace, ShimError> {
-    let mut hhdm = limine_hhdm(boot);
+    let mut hhdm = limine_hhdm(boot.hhdm_offset);
     kspace::set_boot_window(&hhdm, boot.levels);
     // Limine's tables are classified by the fixed layout's regions: the
     // guard hole its HHDM starts in and the top 2 GiB its image is in.
@@ -127,15 +127,15 @@ fn inject_mtrr() {
     test_mtrr::program(&crate::cpu::features::detect(), ty);
 }
 
-/// Limine's HHDM as a window onto physical memory: the one place baton
-/// vouches for it.
-fn limine_hhdm(boot: &BootInfo) -> DirectMap {
+/// Limine's HHDM at `offset` as a window onto physical memory: the one
+/// place baton vouches for it.
+fn limine_hhdm(offset: u64) -> DirectMap {
     // SAFETY: Limine's HHDM maps all usable and bootloader-reclaimable
-    // memory at `hhdm_offset` in every base revision, read-write: the
-    // frames the new tables are built in (usable memory nothing else
-    // uses) and Limine's own tables. The window is used only until the
-    // switch.
-    unsafe { DirectMap::new(boot.hhdm_offset) }
+    // memory at its offset in every base revision, read-write: the frames
+    // the new tables are built in (usable memory below 4 GiB that nothing
+    // else uses) and Limine's own tables. The window is used only while
+    // Limine's tables are loaded, until the switch.
+    unsafe { DirectMap::new(offset) }
 }
 
 /// Whether Limine's tables (CR3 holds them still) map the `len` bytes at
@@ -147,9 +147,7 @@ pub fn limine_maps(virt: u64, phys: u64, len: u64) -> bool {
     let Some(offset) = boot::hhdm_offset() else {
         return false;
     };
-    // SAFETY: as in `limine_hhdm`: Limine's HHDM maps its own tables
-    // (bootloader-reclaimable memory) in every base revision; only read.
-    let hhdm = unsafe { DirectMap::new(offset) };
+    let hhdm = limine_hhdm(offset);
     let walker = Walker::new(&hhdm, Cr3::read().0, boot::paging_levels_from_cr4());
     let end = virt.saturating_add(len);
     let mut at = virt;
