@@ -115,6 +115,9 @@ mod tests {
         bytes[2..4].copy_from_slice(&8u16.to_le_bytes());
         bytes[4..].copy_from_slice(&(0x10 | 0x40 | 0x400u32).to_le_bytes());
         let s = Supported::from_table(&bytes).unwrap();
+        // The mask is what the kernel keeps between calls: it round-trips.
+        assert_eq!(s.mask(), 0x10 | 0x40 | 0x400);
+        assert_eq!(Supported::from_mask(s.mask()), s);
         assert!(s.supports(Service::GetVariable));
         assert!(s.supports(Service::SetVariable));
         assert!(s.supports(Service::ResetSystem));

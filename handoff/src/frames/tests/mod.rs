@@ -823,6 +823,38 @@ fn vmemmap_pages_and_their_sizes() {
 }
 
 #[test]
+fn gib_records_pages() {
+    let layout = Layout::fixed(Levels::Four);
+    let records = vmemmap::gibs_base(layout);
+    // Right after every frame's descriptor, on a page of their own.
+    assert_eq!(
+        records,
+        layout.vmemmap_base() + layout.physmap_size() / PAGE_SIZE * DESC_SIZE
+    );
+    assert_eq!(records % PAGE_SIZE, 0);
+    assert_eq!(vmemmap::gib_addr(layout, 3), records + 3 * GIB_RECORD_SIZE);
+    // The first GiB's record: the first page.
+    assert_eq!(
+        vmemmap::gib_pages(layout, &(0..1)),
+        records..records + PAGE_SIZE
+    );
+    // GiB 300's record at 0x12c0: the second page; 250 to 260 straddle
+    // the first two (0xfa0..0x1040).
+    assert_eq!(
+        vmemmap::gib_pages(layout, &(300..301)),
+        records + PAGE_SIZE..records + 2 * PAGE_SIZE
+    );
+    assert_eq!(
+        vmemmap::gib_pages(layout, &(250..260)),
+        records..records + 2 * PAGE_SIZE
+    );
+    assert_eq!(
+        vmemmap::end(layout),
+        vmemmap::gib_addr(layout, layout.physmap_size() >> 30)
+    );
+}
+
+#[test]
 fn large_vmemmap_pages_only_where_initialisation_fills_them() {
     use limine::*;
     let map = bios_map(&[
