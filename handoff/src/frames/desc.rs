@@ -447,3 +447,21 @@ pub trait Descriptors {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_bytes_past_the_reasons_are_invalid() {
+        let mut desc = FrameDesc::new(DescState::Tail);
+        for (i, &reason) in Reason::ALL.iter().enumerate() {
+            desc.state = RESERVED + i as u8;
+            assert_eq!(desc.state(), DescState::Reserved(reason));
+        }
+        for byte in [0, ALLOCATED + 1, RESERVED + Reason::COUNT as u8, u8::MAX] {
+            desc.state = byte;
+            assert_eq!(desc.state(), DescState::Invalid(byte));
+        }
+    }
+}

@@ -252,6 +252,16 @@ mod tests {
             "Limine memory map entry 2 (type 0, 0x1000-0x2000): overlaps entry 0 \
              (ends at 0x1800)"
         );
+        // Of two reserved entries that end together, the first is named.
+        assert_eq!(
+            err(&[
+                e(0x0, 0x3000, RESERVED),
+                e(0x1000, 0x2000, ACPI_NVS),
+                e(0x2000, 0x1000, USABLE)
+            ]),
+            "Limine memory map entry 2 (type 0, 0x2000-0x3000): overlaps entry 0 \
+             (ends at 0x3000)"
+        );
         // A reserved entry reaching back into a usable one.
         assert_eq!(
             err(&[

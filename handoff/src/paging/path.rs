@@ -221,4 +221,25 @@ mod tests {
             "0x800000000000 is not canonical"
         );
     }
+
+    #[test]
+    fn malformed_and_not_present_entries_are_told_apart() {
+        use crate::phys::PhysWindow;
+        let base = 1u64 << 40;
+        let mut sim = Sim::new(PhysAddr::new(base), PhysAddr::new(base + (1 << 24)));
+        let root = Builder::new(&mut sim.window, &mut sim.frames, Levels::Four)
+            .unwrap()
+            .root();
+        let table = sim.window.table_mut(root);
+        // Present with PS at the top level, where no page size exists.
+        table[1].set_addr(
+            PhysAddr::new(0x4000_0000),
+            PageTableFlags::PRESENT | PageTableFlags::HUGE_PAGE,
+        );
+        // Not present, but not zero either (an OS's own bits).
+        table[2].set_addr(PhysAddr::new(0x5000), PageTableFlags::WRITABLE);
+        let walker = crate::paging::Walker::new(&sim.window, root, Levels::Four);
+        assert_eq!(walker.path(1 << 39).end, End::Malformed);
+        assert_eq!(walker.path(2 << 39).end, End::NotPresent);
+    }
 }

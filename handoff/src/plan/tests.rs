@@ -1410,3 +1410,10 @@ fn random_efi_maps_are_as_large_and_varied_as_asked() {
         assert!(limine_types.contains(&ty), "no Limine entry of type {ty}");
     }
 }
+
+#[test]
+fn a_plan_shows_its_mappings_when_debugged() {
+    let plan = Box::new(Plan::new());
+    let text = std::format!("{plan:?}");
+    assert!(text.starts_with("Plan { mappings: [], cost: "), "{text}");
+}

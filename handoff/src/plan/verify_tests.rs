@@ -256,3 +256,34 @@ fn a_leaf_over_an_mtrr_change_still_fails() {
         })
     );
 }
+
+#[test]
+fn a_leaf_over_a_hole_fails() {
+    // A make that mapped across a hole in RAM: one mapping over the RAM
+    // on both sides, whose leaf at 1 GiB (2 MiB, or 1 GiB with pdpe1gb)
+    // covers 2 MiB that are no RAM at all.
+    let map = efi_map(&[
+        (0x10_0000, GIB - 0x10_0000, WB_ATTR),
+        (GIB + 2 * MIB, GIB - 2 * MIB, WB_ATTR),
+    ]);
+    let (mtrrs, kernel) = (mtrrs(&[]), KernelImage::sample(KERNEL_PHYS));
+    for (gb, size) in [(false, PageSize::Size2M), (true, PageSize::Size1G)] {
+        let inputs = inputs(&map, &mtrrs, cpu(gb), &kernel);
+        let mut plan = Box::new(Plan::new());
+        plan.make(&inputs).unwrap();
+        build_and_verify(&plan, &inputs).unwrap();
+        let (first, last) = (
+            physmap_index(&plan, 0x10_0000),
+            physmap_index(&plan, GIB + 2 * MIB),
+        );
+        assert_eq!(last, first + 1, "two physmap segments");
+        merge(&mut plan, first, last);
+        assert_eq!(
+            build_and_verify(&plan, &inputs),
+            Err(VerifyError::NotUniform {
+                virt: inputs.layout.page_offset_base() + GIB,
+                size,
+            })
+        );
+    }
+}

@@ -210,6 +210,29 @@ fn a_scan_finds_images_back_to_back_and_skips_junk() {
 }
 
 #[test]
+fn the_pages_between_images_are_refined_too() {
+    let small = sample_headers(&[(".text", 0x1000, 0x1000, SAMPLE_TEXT)], 0x2000);
+    let r = region(10, &[(0, driver()), (8, small)]);
+    let (images, _) = scan(&r, 0x7f00_0000);
+    let mut visits = Vec::new();
+    super::super::Refine::each(&images, &mut |phys, len, access| {
+        visits.push((phys, len, access))
+    });
+    // Every page of the region once, in order: the junk page between the
+    // images is pool memory no image owns, data.
+    assert!(
+        visits.windows(2).all(|w| w[0].0 + w[0].1 == w[1].0),
+        "{visits:x?}"
+    );
+    assert_eq!(visits.first().map(|v| v.0), Some(0x7f00_0000));
+    assert_eq!(visits.last().map(|v| v.0 + v.1), Some(0x7f00_a000));
+    assert!(
+        visits.contains(&(0x7f00_7000, 0x1000, Some(Access::ReadWrite))),
+        "{visits:x?}"
+    );
+}
+
+#[test]
 fn an_image_straddling_the_region_end_is_not_kept() {
     let r = region(4, &[(1, driver())]);
     let (images, scan) = scan(&r, 0x1000_0000);

@@ -18,7 +18,9 @@ use x86_64::structures::paging::PhysFrame;
 
 use super::*;
 use crate::layout::Layout;
-use crate::memmap::{self, EfiMemoryMap, Kind, LimineEntry, LimineMap, MemoryMap, Scratch, limine};
+use crate::memmap::{
+    self, EfiMemoryMap, Kind, LimineEntry, LimineMap, MAX_REGIONS, MemoryMap, Scratch, limine,
+};
 use crate::{Levels, PAGE_SIZE};
 use eager::{EagerAllocator, EagerStore};
 use stores::{Pooled, Sparse};
@@ -882,6 +884,28 @@ fn large_vmemmap_pages_only_where_initialisation_fills_them() {
         let cut: Vec<_> = vmemmap::large_pages(&map, layout, 0x6000_0000).collect();
         assert_eq!(cut, [base + 0x80_0000, base + 0xa0_0000]);
     }
+}
+
+#[test]
+fn a_full_map_of_one_ram_run_is_taken_whole() {
+    // 2048 pages of alternating usable and bootloader-reclaimable memory:
+    // as many regions as a map holds, all one run of RAM.
+    use limine::*;
+    let entries: Vec<_> = (0..MAX_REGIONS as u64)
+        .map(|i| {
+            let ty = if i % 2 == 0 {
+                USABLE
+            } else {
+                BOOTLOADER_RECLAIMABLE
+            };
+            entry(0x10_0000 + i * 0x1000, 0x1000, ty)
+        })
+        .collect();
+    let map = bios_map(&entries);
+    assert_eq!(map.regions().len(), MAX_REGIONS);
+    let a = allocator(&map, NO_LIMIT, &[]);
+    assert_eq!(a.stats().free_frames, MAX_REGIONS as u64 / 2);
+    assert_eq!(a.stats().reserved_frames, MAX_REGIONS as u64 / 2);
 }
 
 #[test]
