@@ -189,6 +189,21 @@ struct LeafTemplate {
     max_level: u8,
 }
 
+/// What [`Builder::fill`] takes of `mapping`: the range and the leaves'
+/// template.
+fn parts(mapping: &Mapping) -> (Range, LeafTemplate) {
+    let range = Range {
+        virt: mapping.virt,
+        phys: mapping.phys.as_u64(),
+        len: mapping.len,
+    };
+    let leaves = LeafTemplate {
+        flags: mapping.flags | PageTableFlags::PRESENT,
+        max_level: mapping.max_page.level(),
+    };
+    (range, leaves)
+}
+
 impl<'a, W: PhysWindow + ?Sized, F: FrameSource + ?Sized> Builder<'a, W, F> {
     /// Starts empty tables: allocates and clears the root.
     pub fn new(window: &'a mut W, frames: &'a mut F, levels: Levels) -> Result<Self, BuildError> {
@@ -251,15 +266,7 @@ impl<'a, W: PhysWindow + ?Sized, F: FrameSource + ?Sized> Builder<'a, W, F> {
     /// [`largest_pages`]: super::largest_pages
     pub fn map(&mut self, mapping: &Mapping) -> Result<(), BuildError> {
         mapping.check(self.levels)?;
-        let leaves = LeafTemplate {
-            flags: mapping.flags | PageTableFlags::PRESENT,
-            max_level: mapping.max_page.level(),
-        };
-        let range = Range {
-            virt: mapping.virt,
-            phys: mapping.phys.as_u64(),
-            len: mapping.len,
-        };
+        let (range, leaves) = parts(mapping);
         let top = self.levels.count() as u8;
         self.fill(self.root, top, range, leaves, false)
     }
@@ -310,15 +317,7 @@ impl<'a, W: PhysWindow + ?Sized, F: FrameSource + ?Sized> Builder<'a, W, F> {
             last & span_mask,
             "the mapping stays under one table"
         );
-        let leaves = LeafTemplate {
-            flags: mapping.flags | PageTableFlags::PRESENT,
-            max_level: mapping.max_page.level(),
-        };
-        let range = Range {
-            virt: mapping.virt,
-            phys: mapping.phys.as_u64(),
-            len: mapping.len,
-        };
+        let (range, leaves) = parts(mapping);
         self.fill(table, level, range, leaves, false)
     }
 
