@@ -7,6 +7,7 @@
 //! level shown by colour, drawn before the serial port gets it.
 
 pub mod fb;
+pub mod tests;
 
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -20,7 +21,8 @@ const COM1: u16 = 0x3f8;
 
 static SERIAL: Mutex<Option<Uart16550Tty<PioBackend>>> = Mutex::new(None);
 static LOGGER: Logger = Logger;
-/// Whether the serial port gets the log (`console=`).
+/// Whether the serial port gets the log (`console=`); it also does
+/// whenever the screen does not draw ([`serial_wanted`]).
 static SERIAL_ON: AtomicBool = AtomicBool::new(true);
 
 /// Brings up COM1 at 115200 8N1 and installs the logger at `info`.
@@ -61,6 +63,12 @@ pub fn configure(
 
 static CONSOLES: Mutex<Option<(handoff::cmdline::Consoles, bool)>> = Mutex::new(None);
 
+/// Whether the serial port has the whole log: `console=` names it, or the
+/// screen is not up before the switch.
+fn serial_asked() -> bool {
+    SERIAL_ON.load(Ordering::Relaxed) || !fb::draws()
+}
+
 /// Whether the command line left the screen among the consoles.
 pub fn screen_asked() -> bool {
     CONSOLES.lock().is_some_and(|(asked, _)| asked.screen)
@@ -92,10 +100,17 @@ pub fn report() {
 /// code (a fault or panic while printing). Only for paths that stop the
 /// machine afterwards.
 pub fn emergency_print(args: fmt::Arguments<'_>) {
-    if SERIAL_ON.load(Ordering::Relaxed) {
+    // The screen first: whether it drew decides for the serial port.
+    if !fb::emergency(args) || SERIAL_ON.load(Ordering::Relaxed) {
         emergency_serial(args);
     }
-    fb::emergency(args);
+}
+
+/// Whether the serial port gets what is written now: when `console=`
+/// names it, and whenever the screen does not draw (given up, paused, or
+/// without a window since the CR3 switch), so that no line is lost.
+pub(crate) fn serial_wanted() -> bool {
+    SERIAL_ON.load(Ordering::Relaxed) || !fb::draws()
 }
 
 fn emergency_serial(args: fmt::Arguments<'_>) {
@@ -121,7 +136,7 @@ pub struct Writer;
 
 impl Write for Writer {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        let mut serial = SERIAL_ON.load(Ordering::Relaxed).then(|| SERIAL.lock());
+        let mut serial = serial_wanted().then(|| SERIAL.lock());
         let mut screen = fb::lock();
         if let Some(screen) = screen.as_mut() {
             screen.set_style(fbcon::Style::Plain);
@@ -182,7 +197,7 @@ impl Log for Logger {
             log::Level::Debug => fbcon::Level::Debug,
             log::Level::Trace => fbcon::Level::Trace,
         };
-        let mut serial = SERIAL_ON.load(Ordering::Relaxed).then(|| SERIAL.lock());
+        let mut serial = serial_wanted().then(|| SERIAL.lock());
         let mut screen = fb::lock();
         if let Some(screen) = screen.as_mut() {
             screen.set_style(fbcon::Style::Time);

@@ -189,6 +189,7 @@ fn finish(options: Options) -> ! {
     let verdict = options.test.then(|| {
         let passed = selftest::run(&[
             cpu::tests::TESTS,
+            console::tests::TESTS,
             boot::tests::TESTS,
             shim::handover::TESTS,
             shim::tests::TESTS,

@@ -234,18 +234,31 @@ pub fn lock() -> Option<Lock> {
     guard.is_some().then_some(Lock(guard))
 }
 
+/// Whether the screen console draws what is written now: it is set up,
+/// neither given up nor paused, and has a mapping in the tables CR3 holds.
+/// A console busy on another CPU counts as drawing. When it does not, the
+/// serial port takes the log whatever `console=` says.
+pub fn draws() -> bool {
+    if BROKEN.load(Ordering::Relaxed) || PAUSED.load(Ordering::Relaxed) {
+        return false;
+    }
+    SCREEN
+        .try_lock()
+        .is_none_or(|mut guard| guard.as_mut().is_some_and(|s| s.base().is_some()))
+}
+
 /// Draws `args` as part of a fault or panic report, in the report's style:
 /// also when the interrupted code holds the console's lock. Only for paths
-/// that stop the machine afterwards.
-pub fn emergency(args: fmt::Arguments<'_>) {
+/// that stop the machine afterwards. Returns whether it drew.
+pub fn emergency(args: fmt::Arguments<'_>) -> bool {
     if BROKEN.load(Ordering::SeqCst) {
-        return;
+        return false;
     }
     if IN_EMERGENCY.swap(true, Ordering::SeqCst) {
         // This report comes from a fault in the emergency drawing itself:
         // the screen is what is broken. Leave it to the serial port.
         BROKEN.store(true, Ordering::SeqCst);
-        return;
+        return false;
     }
     let mut guard = match SCREEN.try_lock() {
         Some(guard) => guard,
@@ -259,12 +272,15 @@ pub fn emergency(args: fmt::Arguments<'_>) {
             SCREEN.lock()
         }
     };
+    let mut drew = false;
     if let Some(screen) = guard.as_mut() {
         screen.console.set_style(Style::Alert);
+        drew = !PAUSED.load(Ordering::Relaxed) && screen.base().is_some();
         let _ = screen.write_fmt(args);
     }
     drop(guard);
     IN_EMERGENCY.store(false, Ordering::SeqCst);
+    drew
 }
 
 /// The framebuffer the console wants baton's window for (the handoff puts

@@ -18,6 +18,17 @@ pub(super) fn cases() -> Vec<Case> {
             ..BASE
         },
         Case {
+            name: "console-fb-only",
+            about: "`console=fb`: the log on the screen alone, and on the serial port only \
+                    while the screen cannot draw it (paused by a self-test)",
+            cmdline: "console=fb test",
+            // The kernel's serial log is nearly empty by design.
+            common: &[],
+            lines: &["log: the screen is paused: this line reaches the serial port alone"],
+            absent: &["console: the log goes to", "selftest: ok"],
+            ..BASE
+        },
+        Case {
             name: "screen-bios",
             about: "the whole log on the screen under SeaBIOS (Limine's VBE framebuffer)",
             firmware: Firmware::SeaBios,
