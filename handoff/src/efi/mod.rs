@@ -667,15 +667,21 @@ fn pieces(
         return Err(error);
     }
     found[..n].sort_unstable_by_key(|e| e.0);
-    // With the gaps: at most twice as many, plus the tail.
+    // With the gaps, up to twice as many and the tail: more than fit is
+    // refused below, never cut short.
     let mut out = [(0, 0, Access::ReadOnly); MAX_PIECES];
-    let mut m = 0;
+    let (mut m, mut full) = (0, false);
     let mut at = region.phys;
     let mut push = |start: u64, end: u64, access| {
-        if start < end && m < MAX_PIECES {
-            out[m] = (start, end, access);
-            m += 1;
+        if start >= end {
+            return;
         }
+        if m == MAX_PIECES {
+            full = true;
+            return;
+        }
+        out[m] = (start, end, access);
+        m += 1;
     };
     for &(s, e, access) in &found[..n] {
         if s < at {
@@ -689,7 +695,7 @@ fn pieces(
         at = e;
     }
     push(at, end, default);
-    if m == MAX_PIECES && at < end {
+    if full {
         return Err(EfiError::BadRefinement {
             source: refine.map_or("", |r| r.source()),
             why: "more than 256 pieces in one runtime region",

@@ -431,6 +431,16 @@ fn refinements_baton_cannot_map_are_refused_naming_their_source() {
         refused("more than 256 pieces in one runtime region")
     );
     assert!(make(&gaps[..100]).is_ok());
+    // The same, the last entry ending where the region ends: no tail, and
+    // still refused, never cut short.
+    let end = 0xffc0_0000 + 0x40_0000;
+    let flush: Vec<_> = (0..200)
+        .map(|i| (T::MMIO, end - (200 - i) * 0x2000 + 0x1000, 0x1, ro))
+        .collect();
+    assert_eq!(
+        make(&flush).unwrap_err(),
+        refused("more than 256 pieces in one runtime region")
+    );
 }
 
 #[test]
