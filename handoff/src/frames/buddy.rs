@@ -723,9 +723,14 @@ impl<D: Descriptors> FrameAllocator<D> {
             .find(|&o| self.heads[usize::from(o)] != NIL)
             .ok_or(AllocError::OutOfMemory { order })?;
         let pfn = self.heads[usize::from(found)];
-        // The block's first frame (which has no descriptor yet if it is a
-        // free GiB) and the first frame of each half split off.
-        for first in core::iter::once(pfn).chain((order..found).map(|o| pfn + (1 << o))) {
+        // The first frame of each half split off, and the block's own if it
+        // is a free GiB (a record, no descriptor yet); a smaller free block
+        // links through its first descriptor, backed since it was pushed.
+        let gib_head = (found == MAX_ORDER).then_some(pfn);
+        for first in gib_head
+            .into_iter()
+            .chain((order..found).map(|o| pfn + (1 << o)))
+        {
             self.descs
                 .back(first..first + 1)
                 .map_err(|_| AllocError::OutOfMemory { order })?;
