@@ -233,10 +233,11 @@ bench-boot: deps kernel
 # from the committed corpus (fuzz/corpus/<target>) and writes what it finds
 # to fuzz/target/corpus/<target>; crashes land in fuzz/artifacts/<target>.
 # `make fuzz-merge` folds new coverage into the committed corpus, which
-# `cargo test -p handoff` replays.
+# `cargo test -p handoff` replays. memmap's maps and pe's regions of
+# several runtime images (its seed is 60 KiB) get inputs up to 128 KiB.
 fuzz: fuzz-tools
 	@cd fuzz && for t in $(FUZZ_TARGETS); do \
-		case $$t in memmap) max_len=131072 ;; *) max_len=32768 ;; esac; \
+		case $$t in memmap|pe) max_len=131072 ;; *) max_len=32768 ;; esac; \
 		mkdir -p target/corpus/$$t; \
 		echo "fuzz: $$t for $(FUZZ_TIME) s"; \
 		cargo +nightly fuzz run --debug-assertions $$t target/corpus/$$t corpus/$$t -- \

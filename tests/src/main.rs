@@ -36,19 +36,10 @@ use images::ImageKey;
 use limine::Release;
 use qemu::Watch;
 
+/// How long a case may run: the largest guests (1 TiB) boot in seconds,
+/// since nothing at boot grows with RAM.
 const TIMEOUT: Duration = Duration::from_secs(90);
 
-/// How long a case may run: longer with 4 GiB of RAM or more, whose
-/// self-test allocates and frees every frame (about a minute for 8 GiB
-/// under TCG on a busy machine).
-fn timeout(case: &Case) -> Duration {
-    let gib = case
-        .memory
-        .strip_suffix('G')
-        .and_then(|n| n.parse::<u64>().ok())
-        .unwrap_or(0);
-    if gib >= 4 { TIMEOUT * 2 } else { TIMEOUT }
-}
 /// How long GDB may take over a session (it stops the machine too).
 const GDB_TIMEOUT: Duration = Duration::from_secs(150);
 const TAIL: usize = 40;
@@ -217,7 +208,7 @@ fn boot_all(
     let mut run = None;
     let mut varied = Vec::new();
     for boot in 1..=case.boots {
-        let r = qemu::boot(args, serial_log, qemu_log, timeout(case), screendump, watch);
+        let r = qemu::boot(args, serial_log, qemu_log, TIMEOUT, screendump, watch);
         let lines = check::clean_lines(&r.serial);
         varied.push(
             case.varies
@@ -262,7 +253,7 @@ fn ending_problems(cfg: &Config, case: &Case, run: &qemu::Run) -> Vec<String> {
     {
         problems.push(problem.to_owned());
     }
-    if let Some(problem) = judge::ending_problem(case.exit, &run.ending, timeout(case)) {
+    if let Some(problem) = judge::ending_problem(case.exit, &run.ending, TIMEOUT) {
         problems.push(problem);
     }
     problems
@@ -610,13 +601,5 @@ mod tests {
         let lines = judge::release_lines(job);
         assert!(lines.iter().any(|l| l.contains("Limine 11.4.1,")));
         assert!(lines.iter().any(|l| l.contains("in effect 5 (")));
-    }
-
-    #[test]
-    fn large_memory_gets_more_time() {
-        let by_name = |name| *cases::all().iter().find(|c| c.name == name).unwrap();
-        assert_eq!(timeout(&by_name("handoff-ovmf-8g")), TIMEOUT * 2);
-        assert_eq!(timeout(&by_name("uefi-cd")), TIMEOUT);
-        assert_eq!(timeout(&by_name("mm-128m")), TIMEOUT);
     }
 }

@@ -20,7 +20,6 @@ pub(super) fn cases() -> Vec<Case> {
                 "DEBUG limine:   leaves in HHDM: 4K * / 2M * / 1G *",
                 "DEBUG handoff: Limine's tables vs baton's: * vs * page-table frames, * vs * leaves*",
             ],
-            absent: &["leaves in HHDM and totals: not counted"],
             ..BASE
         },
         // The log a user sees by default: what they need at INFO (tables
