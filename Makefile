@@ -13,7 +13,7 @@
 #   fmt-check       cargo fmt --check on every crate
 #   clippy          clippy -D warnings on every crate
 #   doc             cargo doc --no-deps on every crate, warnings as errors
-#   host-test       host tests of handoff and the test runner; handoff's example; cargo package -p handoff
+#   host-test       host tests of handoff, fbcon and the test runner; handoff's example; cargo package -p handoff
 #   script-test     tests of the Makefile's and scripts' checks (tests/scripts/)
 #   boot-test       QEMU boot tests (BOOT_TESTS, JOBS)
 #   bench           time the page-table builder against per-page mapping, and the screen console (BENCH)
@@ -39,7 +39,7 @@
 #   OVMF_VARS=...   OVMF's split variable-store template (with OVMF_CODE)
 #   OVMF_PFLASH=1   prefer the split images to a combined OVMF.fd
 #   LIMINE_DIR=...  a directory holding Limine's binary release
-#   LIMINE_DIRS=a:b the Limine releases the boot tests also run on (default: /usr/share/limine-*)
+#   LIMINE_DIRS=a:b the Limine releases the boot tests also run on (default: /usr/share/limine and /usr/share/limine-*)
 #   SECURE_BOOT=1   make hdd signs its boot chain for Secure Boot (with SB_KEY, SB_CERT)
 #   SB_KEY=key.pem  the Secure Boot signing key (with SECURE_BOOT=1)
 #   SB_CERT=c.pem   the Secure Boot certificate (with SECURE_BOOT=1)

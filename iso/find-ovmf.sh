@@ -18,7 +18,7 @@
 # For --check and --qemu: $OVMF (a combined image) wins; then $OVMF_CODE
 # with $OVMF_VARS (split); then a combined image from the usual paths,
 # unless OVMF_PFLASH=1; then the split images from the usual paths (the
-# same list, in the same order, as tests/src/main.rs).
+# same list, in the same order, as tests/src/config.rs).
 set -euo pipefail
 
 # given VAR: fails, naming the variable and its path, unless the file that

@@ -33,6 +33,20 @@ else
     pass
 fi
 
+name="the README's tables name every .PHONY target and every variable"
+missing=()
+for t in $targets; do
+    grep -qE "\`(make )?$t\`" README.md || missing+=("$t")
+done
+for v in $vars; do
+    grep -qE "\`$v(=|\`)" README.md || missing+=("$v")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    fail "not in README.md: ${missing[*]}"
+else
+    pass
+fi
+
 name="JOBS reaches the boot-test runner as --jobs"
 run make -n boot-test JOBS=3
 if [ "$status" -ne 0 ] || ! grep -q -- '-p boot-tests -- .*--jobs 3' "$out"; then
