@@ -17,10 +17,15 @@ pub struct DirectMap {
 
 impl DirectMap {
     /// A second window over the same direct map, for the owner of the
-    /// address space that vouched for the first: reading through one while
-    /// the other writes is the owner's to prevent (an address space writes
-    /// only under its lock).
-    pub(super) fn duplicate(&self) -> Self {
+    /// address space that vouched for the first.
+    ///
+    /// # Safety
+    ///
+    /// `new`'s contract holds for both windows together: the caller keeps
+    /// every write through either of them to tables that no other window
+    /// writes at the same time (an address space writes only under its
+    /// writer's lock, a region owner only into its own tables).
+    pub(super) unsafe fn duplicate(&self) -> Self {
         Self {
             offset: self.offset,
         }
@@ -61,7 +66,8 @@ unsafe impl PhysWindow for DirectMap {
 
     fn table_mut(&mut self, frame: PhysFrame) -> &mut PageTable {
         // SAFETY: mapped and writable by `new`'s contract; `&mut self`
-        // keeps this the only reference the window hands out.
+        // keeps this the only reference this window hands out, and
+        // `duplicate`'s contract keeps other windows' writers off it.
         unsafe { &mut *self.ptr(frame) }
     }
 }

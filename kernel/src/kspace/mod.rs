@@ -265,7 +265,9 @@ static BOOT_WINDOW: spin::Mutex<Option<(DirectMap, Levels)>> = spin::Mutex::new(
 /// Lets fault reports walk the live tables through Limine's HHDM until the
 /// switch.
 pub fn set_boot_window(hhdm: &DirectMap, levels: Levels) {
-    *BOOT_WINDOW.lock() = Some((hhdm.duplicate(), levels));
+    // SAFETY: fault reports only read through this window, and only until
+    // the switch.
+    *BOOT_WINDOW.lock() = Some((unsafe { hhdm.duplicate() }, levels));
 }
 
 /// Forgets Limine's HHDM: the tables about to be loaded do not map it, so

@@ -112,12 +112,15 @@ impl AddressSpace {
     /// The space rooted at `root`, its tables reached through `window`
     /// (the physmap, which maps every page table: they are RAM).
     pub(super) fn new(root: PhysFrame, levels: Levels, window: &DirectMap) -> Self {
+        // SAFETY: `window` reads; every write goes through `writer`, under
+        // its lock.
+        let (window, writer) = unsafe { (window.duplicate(), window.duplicate()) };
         Self {
             root,
             levels,
             private: None,
-            window: window.duplicate(),
-            writer: spin::Mutex::new(window.duplicate()),
+            window,
+            writer: spin::Mutex::new(writer),
         }
     }
 
@@ -195,8 +198,12 @@ impl AddressSpace {
     ) -> Result<OwnedRegion, BuildError> {
         let level = self.levels.count() as u8 - 1;
         let span = 1u64 << (12 + 9 * u32::from(level));
+        // SAFETY: the region's owner writes only the tables below the
+        // region's own top-level entries, which the space's writer never
+        // touches once the region is handed out.
+        let window = unsafe { self.window.duplicate() };
         let mut region = OwnedRegion {
-            window: self.window.duplicate(),
+            window,
             levels: self.levels,
             root: self.root,
             level,
