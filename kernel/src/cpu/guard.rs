@@ -107,10 +107,17 @@ extern "C" fn trampoline(f: *mut core::ffi::c_void) {
     unsafe { (*(f as *mut &mut dyn FnMut()))() }
 }
 
-/// Runs `f` with RSP at `stack_top` (16-byte aligned, a stack nothing else
-/// uses); if foreign code that `f` calls raises an exception, the call
-/// ends there and the exception is returned. Not reentrant on one CPU.
-pub fn guarded(stack_top: u64, f: &mut dyn FnMut()) -> Result<(), ForeignFault> {
+/// Runs `f` with RSP at `stack_top`; if foreign code that `f` calls raises
+/// an exception, the call ends there and the exception is returned. Not
+/// reentrant on one CPU.
+///
+/// # Safety
+///
+/// `stack_top` is the 16-byte aligned top of a stack nothing else uses
+/// while `f` runs. An exception discards `f`'s frames and those of what it
+/// called without running any destructor: `f` must hold nothing (a lock
+/// guard, a `Box`) whose drop matters across the foreign call.
+pub unsafe fn guarded(stack_top: u64, f: &mut dyn FnMut()) -> Result<(), ForeignFault> {
     let guard = this_guard();
     guard.armed.store(1, Ordering::SeqCst);
     let mut f = f;

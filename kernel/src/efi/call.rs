@@ -101,7 +101,11 @@ fn on_efi_stack(f: impl FnOnce() -> Status) -> Result<Status, ForeignFault> {
         0 => EFI_STACK.bounds().1,
         top => top,
     };
-    guard::guarded(top, &mut run)?;
+    // SAFETY: the EFI stack is used by nothing else (calls are serialised
+    // by the caller's lock); `run` holds only the firmware call's
+    // arguments and the status slot, nothing whose drop matters, and the
+    // caller's lock guard lives in the caller's frame, above this one.
+    unsafe { guard::guarded(top, &mut run) }?;
     Ok(status)
 }
 
