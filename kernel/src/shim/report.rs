@@ -43,7 +43,9 @@ pub fn limine_tables<W: PhysWindow>(
     if !log::log_enabled!(log::Level::Debug) {
         return None;
     }
+    let mut named = 0;
     for (name, count) in walker.region_stats(&bounded) {
+        named += count.total();
         if count.total() == 0 {
             debug!("limine:   nothing mapped in the {name}");
         } else {
@@ -56,13 +58,9 @@ pub fn limine_tables<W: PhysWindow>(
         stats.tables,
         stats.leaves.total()
     );
-    let mut named = 0;
     for (name, count) in walker.region_stats(&[("HHDM", boot.hhdm_offset, kernel_start)]) {
         named += count.total();
         debug!("limine:   leaves in {name}: {count}");
-    }
-    for (_, count) in walker.region_stats(&bounded) {
-        named += count.total();
     }
     let elsewhere = stats.leaves.total() - named;
     if elsewhere != 0 {

@@ -26,11 +26,10 @@ const VALID: u64 = 1 << 11;
 /// Sets a free variable MTRR to `ty` over the test range, if the CPU has
 /// one free and the map has such a range; says what it did either way.
 pub fn program(cpu: &Features, ty: MemType) {
-    let code = match ty {
-        MemType::Uc => 0,
-        MemType::Wt => 4,
-        _ => return warn!("inject: no MTRR type for {ty}; nothing done"),
-    };
+    if !matches!(ty, MemType::Uc | MemType::Wt) {
+        return warn!("inject: no MTRR type for {ty}; nothing done");
+    }
+    let code = u64::from(ty.encoding());
     if !cpu.mtrr {
         return warn!("inject: no MTRRs on this CPU; nothing done");
     }

@@ -174,12 +174,7 @@ fn report(
         efi.end,
         Size(efi.size())
     );
-    let end = image
-        .sections
-        .iter()
-        .map(|s| s.end)
-        .max()
-        .unwrap_or(image.virt_base);
+    let end = image.end();
     let slide = boot.kernel_virt.wrapping_sub(KERNEL_IMAGE_START);
     if layout.image_relocated() {
         debug!(
