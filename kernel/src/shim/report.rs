@@ -282,7 +282,10 @@ pub fn console_before_switch<W: PhysWindow>(walker: &Walker<'_, W>) {
     let Some(virt) = crate::console::fb::hhdm_address() else {
         return;
     };
-    let Some(leaf) = walker.translate(virt).map(|t| t.leaf) else {
+    // Whether it draws there was decided at its start, over the whole
+    // framebuffer (`shim::limine_maps`); here only the memory type.
+    let leaf = walker.translate(virt).map(|t| t.leaf);
+    let Some(leaf) = leaf.filter(|_| crate::console::fb::draws_before_switch()) else {
         return warn!(
             "console: Limine's HHDM does not map the framebuffer at {virt:#x}; the screen \
              starts at the CR3 switch"
