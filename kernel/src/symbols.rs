@@ -53,21 +53,24 @@ static STATE: AtomicU8 = AtomicU8::new(EMPTY);
 static LOAD_BASE: AtomicU64 = AtomicU64::new(0);
 
 /// The kernel's ELF file, through Limine's HHDM (before the handoff: the
-/// only time it is read).
-fn elf_file(boot: &BootInfo) -> Option<&'static [u8]> {
-    let file = boot.kernel_file?;
-    let start = boot.hhdm_offset.checked_add(file.phys)?;
-    start.checked_add(file.size)?;
-    // SAFETY: Limine loaded the file there and maps it in its HHDM, which
-    // stays until the handoff; nothing writes the file.
-    Some(unsafe { core::slice::from_raw_parts(start as *const u8, file.size as usize) })
+/// only time it is read), or why there is none.
+fn elf_file(boot: &BootInfo) -> Result<&'static [u8], &'static str> {
+    let file = boot.kernel_file.ok_or("Limine gave no executable file")?;
+    let start = boot.hhdm_offset.checked_add(file.phys);
+    let start = start
+        .filter(|s| crate::shim::limine_maps(*s, file.phys, file.size))
+        .ok_or("Limine's HHDM does not map the executable file")?;
+    // SAFETY: Limine's tables, live until the handoff, map the file's
+    // bytes there (just checked, page by page); nothing writes the file.
+    Ok(unsafe { core::slice::from_raw_parts(start as *const u8, file.size as usize) })
 }
 
 /// Indexes the functions of baton's ELF file, which Limine handed over
 /// (`kernel_file`), once, before the handoff.
 pub fn init(boot: &BootInfo) {
-    let Some(file) = elf_file(boot) else {
-        return warn!("symbols: Limine gave no executable file; fault reports show raw addresses");
+    let file = match elf_file(boot) {
+        Ok(file) => file,
+        Err(why) => return warn!("symbols: {why}; fault reports show raw addresses"),
     };
     if STATE
         .compare_exchange(EMPTY, BUILDING, Ordering::Acquire, Ordering::Relaxed)
