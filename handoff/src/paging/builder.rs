@@ -287,13 +287,21 @@ impl<'a, W: PhysWindow + ?Sized, F: FrameSource + ?Sized> Builder<'a, W, F> {
             let (child, fresh) = self.child(table, l, i, virt, false)?;
             if fresh {
                 self.window.table_mut(child).zero();
-                core::sync::atomic::fence(core::sync::atomic::Ordering::Release);
-                self.window.table_mut(table)[i].set_frame(child, TABLE_FLAGS);
-                self.tables.add(l - 1, 1);
+                self.link(table, l, i, child);
             }
             table = child;
         }
         Ok(table)
+    }
+
+    /// Publishes `child`, a new table every entry of which is written, as
+    /// entry `i` of the level-`level` `table`, and counts it. Only now: the
+    /// CPU's page walker (on any CPU, even speculatively) must never see a
+    /// half-built table.
+    fn link(&mut self, table: PhysFrame, level: u8, i: usize, child: PhysFrame) {
+        core::sync::atomic::fence(core::sync::atomic::Ordering::Release);
+        self.window.table_mut(table)[i].set_frame(child, TABLE_FLAGS);
+        self.tables.add(level - 1, 1);
     }
 
     /// Maps `mapping`, which lies in the span of `table`, the level-`level`
@@ -405,12 +413,7 @@ impl<'a, W: PhysWindow + ?Sized, F: FrameSource + ?Sized> Builder<'a, W, F> {
                     return Err((err, if child_fresh { first } else { first + 1 }));
                 }
                 if child_fresh {
-                    // Publish the new table only now that every entry of it
-                    // is written: the CPU's page walker (on any CPU, even
-                    // speculatively) must never see a half-built table.
-                    core::sync::atomic::fence(core::sync::atomic::Ordering::Release);
-                    self.window.table_mut(table)[first].set_frame(child, TABLE_FLAGS);
-                    self.tables.add(level - 1, 1);
+                    self.link(table, level, first, child);
                 }
                 chunk
             };
