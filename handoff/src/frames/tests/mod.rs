@@ -938,6 +938,35 @@ fn the_reserve_stays_small_on_a_fragmented_map() {
 }
 
 #[test]
+fn a_reserve_too_small_leaves_the_allocator_empty() {
+    // The fragmented map of the test above with a reserve of one frame:
+    // initialisation fails for want of backing, and hands out nothing.
+    use limine::*;
+    let mut entries = vec![entry(0x10_0000, 0x100_0000, USABLE)];
+    for i in 0..1000 {
+        let base = 0x200_0000 + i * 0x4000;
+        entries.push(entry(base, 0x3000, USABLE));
+        entries.push(entry(base + 0x3000, 0x1000, ACPI_NVS));
+    }
+    let map = bios_map(&entries);
+    let mut a = Box::new(FrameAllocator::new(Pooled::new(
+        &map,
+        NO_LIMIT,
+        0x200..0x201,
+        16,
+    )));
+    let exclusions = [exclusion(0x20_0000, 0x20_1000, Reason::Vmemmap)];
+    assert!(matches!(
+        a.init(&map, NO_LIMIT, &exclusions),
+        Err(SetupError::NoBacking { .. })
+    ));
+    let empty = Box::new(FrameAllocator::new(Pooled::new(&map, NO_LIMIT, 0..0, 16)));
+    assert_eq!(a.stats(), empty.stats());
+    assert!(free_lists(&a).iter().all(Vec::is_empty));
+    assert!(a.alloc(0).is_err());
+}
+
+#[test]
 fn the_reserve_bound_holds_on_a_terabyte() {
     use limine::*;
     // 1 TiB of RAM above 4 GiB, an OVMF-like low map.
