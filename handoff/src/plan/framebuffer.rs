@@ -157,12 +157,8 @@ pub fn window(
 /// has it, else UC; through an entry below 4 where one exists, which large
 /// pages can select.
 fn cache_flags(pat: &Pat) -> Option<(MemType, PageTableFlags, PageSize)> {
-    [MemType::Wc, MemType::Uc].into_iter().find_map(|ty| {
-        let index = pat.index_for(ty)?;
-        if index < 4 {
-            Some((ty, pat.flags_for(ty, PageKind::Large)?, PageSize::Size2M))
-        } else {
-            Some((ty, pat.flags_for(ty, PageKind::Size4KiB)?, PageSize::Size4K))
-        }
+    [MemType::Wc, MemType::Uc].into_iter().find_map(|ty| match pat.flags_any_size(ty) {
+        Some(flags) => Some((ty, flags, PageSize::Size2M)),
+        None => Some((ty, pat.flags_for(ty, PageKind::Size4KiB)?, PageSize::Size4K)),
     })
 }
