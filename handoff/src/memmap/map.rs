@@ -97,6 +97,17 @@ impl MemoryMap {
         regions.get(i).filter(|r| r.contains(addr))
     }
 
+    /// The first address of RAM in `[start, end)`, if any.
+    pub fn first_ram_in(&self, start: u64, end: u64) -> Option<u64> {
+        let regions = self.regions();
+        let i = regions.partition_point(|r| r.end <= start);
+        regions[i..]
+            .iter()
+            .take_while(|r| r.start < end)
+            .find(|r| r.kind.is_ram())
+            .map(|r| r.start.max(start))
+    }
+
     /// The bytes of memory of `kind`.
     pub fn bytes(&self, kind: Kind) -> u64 {
         self.regions()

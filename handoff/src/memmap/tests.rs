@@ -182,6 +182,16 @@ fn ovmf_map_merged_with_limine() {
         ]
     );
     assert_eq!(map.ram_end(), 0x2000_0000);
+    // RAM in a range: none in the hole and the reserved range between the
+    // runs; the first RAM address where a range reaches into a run.
+    assert_eq!(map.first_ram_in(0xa_0000, 0x10_0000), None);
+    assert_eq!(map.first_ram_in(0x1f18_0000, 0x1f20_0000), None);
+    assert_eq!(
+        map.first_ram_in(0x1f18_0000, 0x1f20_1000),
+        Some(0x1f20_0000)
+    );
+    assert_eq!(map.first_ram_in(0x9_f000, 0x20_0000), Some(0x9_f000));
+    assert_eq!(map.first_ram_in(0x2000_0000, 0x3000_0000), None);
     assert_eq!(map.bytes(Kind::Kernel), 0x20_0000);
     assert_eq!(map.bytes(Kind::BootloaderReclaimable), 0x104_0000);
     assert_eq!(map.bytes(Kind::AcpiNvs), 0x8000 + 0xf_0000 + 0xf_0000);

@@ -118,14 +118,8 @@ pub fn window(
     let last = end
         .checked_next_multiple_of(PAGE_SIZE)
         .ok_or(FramebufferError::Empty)?;
-    if let Some(r) = map
-        .regions()
-        .iter()
-        .find(|r| r.kind.is_ram() && r.start < last && first < r.end)
-    {
-        return Err(FramebufferError::Ram {
-            at: r.start.max(first),
-        });
+    if let Some(at) = map.first_ram_in(first, last) {
+        return Err(FramebufferError::Ram { at });
     }
     let (mem_type, cache, max_page) = cache_flags(pat).ok_or(FramebufferError::NoPatEntry)?;
     let virt = window_start(layout, fb.phys);
@@ -157,8 +151,10 @@ pub fn window(
 /// has it, else UC; through an entry below 4 where one exists, which large
 /// pages can select.
 fn cache_flags(pat: &Pat) -> Option<(MemType, PageTableFlags, PageSize)> {
-    [MemType::Wc, MemType::Uc].into_iter().find_map(|ty| match pat.flags_any_size(ty) {
-        Some(flags) => Some((ty, flags, PageSize::Size2M)),
-        None => Some((ty, pat.flags_for(ty, PageKind::Size4KiB)?, PageSize::Size4K)),
-    })
+    [MemType::Wc, MemType::Uc]
+        .into_iter()
+        .find_map(|ty| match pat.flags_any_size(ty) {
+            Some(flags) => Some((ty, flags, PageSize::Size2M)),
+            None => Some((ty, pat.flags_for(ty, PageKind::Size4KiB)?, PageSize::Size4K)),
+        })
 }

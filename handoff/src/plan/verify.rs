@@ -332,14 +332,10 @@ fn check_physmap_leaf(leaf: &Leaf, inputs: &Inputs<'_>) -> Result<(), VerifyErro
 fn check_framebuffer_leaf(leaf: &Leaf, map: &MemoryMap) -> Result<(), VerifyError> {
     let start = leaf.phys.as_u64();
     let end = start + leaf.size.bytes();
-    match map
-        .regions()
-        .iter()
-        .find(|r| r.kind.is_ram() && r.start < end && start < r.end)
-    {
-        Some(r) => Err(VerifyError::FramebufferOverRam {
+    match map.first_ram_in(start, end) {
+        Some(ram) => Err(VerifyError::FramebufferOverRam {
             virt: leaf.virt,
-            ram: r.start.max(start),
+            ram,
         }),
         None => Ok(()),
     }
