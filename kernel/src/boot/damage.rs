@@ -3,9 +3,10 @@
 //! of SetVirtualAddressMap are the shim's and the EFI module's to make.
 
 use handoff::cmdline::Inject;
-use handoff::memmap::LimineEntry;
 use handoff::memmap::limine::{ACPI_NVS, USABLE};
+use handoff::memmap::{LimineEntry, decode_descriptor};
 use log::warn;
+use uefi_raw::table::boot::{MemoryAttribute, MemoryType};
 
 use super::RawMaps;
 
@@ -96,12 +97,12 @@ fn damage_efi(raw: &mut RawMaps, what: Inject) {
     }
 }
 
-/// EFI conventional memory (type 7).
-const CONVENTIONAL: u32 = 7;
-/// The attribute bits of the cacheability types (UC, WC, WT, WB, UCE).
-const CACHE_BITS: u64 = 0x1f;
-/// EFI_MEMORY_UC.
-const UC: u64 = 0x1;
+/// The attribute bits of the cacheability types.
+const CACHE_BITS: MemoryAttribute = MemoryAttribute::UNCACHEABLE
+    .union(MemoryAttribute::WRITE_COMBINE)
+    .union(MemoryAttribute::WRITE_THROUGH)
+    .union(MemoryAttribute::WRITE_BACK)
+    .union(MemoryAttribute::UNCACHABLE_EXPORTED);
 
 /// The first conventional-memory descriptor of at least 4 MiB above the
 /// first 16 MiB is made to allow uncached only, as firmware may describe
@@ -110,21 +111,20 @@ fn uncached_ram(raw: &mut RawMaps) {
     let Some(efi) = raw.efi_info else {
         return warn!("inject: EfiUcRam needs an EFI memory map; nothing done");
     };
-    let field =
-        |d: &[u8], at: usize| u64::from_le_bytes(d[at..at + 8].try_into().unwrap_or([0; 8]));
     let found = raw.efi[..efi.size]
         .chunks_exact_mut(efi.desc_size)
         .enumerate()
         .find(|(_, d)| {
-            let ty = u32::from_le_bytes(d[0..4].try_into().unwrap_or([0; 4]));
-            ty == CONVENTIONAL && field(d, 8) >= 16 << 20 && field(d, 24) >= 1024
+            let d = decode_descriptor(d);
+            d.ty == MemoryType::CONVENTIONAL && d.phys_start >= 16 << 20 && d.page_count >= 1024
         });
-    let Some((i, d)) = found else {
+    let Some((i, raw)) = found else {
         return warn!("inject: no conventional descriptor of 4 MiB above 16 MiB; nothing done");
     };
-    let (start, pages) = (field(d, 8), field(d, 24));
-    let attr = field(d, 32) & !CACHE_BITS | UC;
-    d[32..40].copy_from_slice(&attr.to_le_bytes());
+    let d = decode_descriptor(raw);
+    let (start, pages) = (d.phys_start, d.page_count);
+    let attr = d.att.difference(CACHE_BITS) | MemoryAttribute::UNCACHEABLE;
+    raw[32..40].copy_from_slice(&attr.bits().to_le_bytes());
     warn!(
         "inject: EFI descriptor {i} (conventional memory {start:#x}-{:#x}) now allows UC only",
         start + pages * 4096
