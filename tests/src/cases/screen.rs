@@ -2,6 +2,15 @@
 
 use super::*;
 
+/// A test run without isa-debug-exit: the screen read back once it halts.
+const SCREEN: Case = Case {
+    debug_exit: false,
+    exit: Exit::Halted,
+    screen: Some(NO_DEBUG_EXIT),
+    lines: &SCREEN_LINES,
+    ..BASE
+};
+
 pub(super) fn cases() -> Vec<Case> {
     vec![
         // The screen console: the screen read back at the end
@@ -11,11 +20,7 @@ pub(super) fn cases() -> Vec<Case> {
             exercises: &["console:"],
             about: "the whole log on the screen under OVMF: the last lines of a test run, \
                     pixel for pixel, after scrolling",
-            debug_exit: false,
-            exit: Exit::Halted,
-            screen: Some(NO_DEBUG_EXIT),
-            lines: &SCREEN_LINES,
-            ..BASE
+            ..SCREEN
         },
         Case {
             name: "console-fb-only",
@@ -32,11 +37,7 @@ pub(super) fn cases() -> Vec<Case> {
             name: "screen-bios",
             about: "the whole log on the screen under SeaBIOS (Limine's VBE framebuffer)",
             firmware: Firmware::SeaBios,
-            debug_exit: false,
-            exit: Exit::Halted,
-            screen: Some(NO_DEBUG_EXIT),
-            lines: &SCREEN_LINES,
-            ..BASE
+            ..SCREEN
         },
         Case {
             name: "screen-fault-null",
