@@ -396,23 +396,24 @@ impl Layout {
     /// [`framebuffer_area`](Self::framebuffer_area)).
     pub fn with_relocated_image(&self, image_end: u64) -> Layout {
         let mut layout = *self;
-        let top = if image_end <= MODULES_END {
-            [
-                (RegionKind::KernelImage, KERNEL_IMAGE_START, MODULES_END),
-                (RegionKind::Modules, MODULES_END, MODULES_END),
-                (RegionKind::Fixmap, MODULES_END, FIXMAP_END),
-            ]
-        } else {
-            [
-                (RegionKind::KernelImage, KERNEL_IMAGE_START, KASLR_IMAGE_END),
-                (RegionKind::Modules, KASLR_IMAGE_END, KASLR_IMAGE_END),
-                (RegionKind::Fixmap, KASLR_IMAGE_END, KASLR_IMAGE_END),
-            ]
-        };
-        for (kind, start, end) in top {
+        for (kind, start, end) in relocated_top(image_end > MODULES_END) {
             layout.regions[kind as usize] = VirtRegion::new(kind, start, end);
         }
         layout
+    }
+
+    /// Whether the kernel image, modules and fixmap regions are `top`.
+    const fn has_top(&self, top: [(RegionKind, u64, u64); 3]) -> bool {
+        let mut i = 0;
+        while i < top.len() {
+            let (kind, start, end) = top[i];
+            let r = self.region(kind);
+            if r.start != start || r.end != end {
+                return false;
+            }
+            i += 1;
+        }
+        true
     }
 
     /// Where the framebuffer window may go, `[start, end)`: the fixmap, or
@@ -724,3 +725,19 @@ impl fmt::Display for PhysmapError {
 
 #[cfg(test)]
 mod tests;
+
+/// The kernel image, modules and fixmap regions of a layout whose image
+/// Limine relocated: the image below the fixmap, which stays where it is,
+/// or (`whole_top`) an image in the fixmap's way, with the whole top.
+const fn relocated_top(whole_top: bool) -> [(RegionKind, u64, u64); 3] {
+    let (image_end, fixmap_end) = if whole_top {
+        (KASLR_IMAGE_END, KASLR_IMAGE_END)
+    } else {
+        (MODULES_END, FIXMAP_END)
+    };
+    [
+        (RegionKind::KernelImage, KERNEL_IMAGE_START, image_end),
+        (RegionKind::Modules, image_end, image_end),
+        (RegionKind::Fixmap, image_end, fixmap_end),
+    ]
+}

@@ -4,10 +4,7 @@
 
 use core::fmt;
 
-use super::{
-    FIXMAP_END, GIB, KASLR_IMAGE_END, KERNEL_IMAGE_START, Layout, MODULES_END, REGION_COUNT,
-    RegionKind,
-};
+use super::{GIB, Layout, REGION_COUNT, RegionKind, relocated_top};
 use crate::{Levels, PAGE_SIZE};
 
 /// Why a layout breaks the rules.
@@ -260,23 +257,7 @@ impl Layout {
             i += 1;
         }
         let image = self.region(RegionKind::KernelImage);
-        let modules = self.region(RegionKind::Modules);
-        let fixmap = self.region(RegionKind::Fixmap);
-        // An image below the fixmap: the fixmap where it was.
-        let below_fixmap = image.start == KERNEL_IMAGE_START
-            && image.end == MODULES_END
-            && modules.start == MODULES_END
-            && modules.end == MODULES_END
-            && fixmap.start == MODULES_END
-            && fixmap.end == FIXMAP_END;
-        // An image in the fixmap's way: the whole top for it.
-        let at_top = image.start == KERNEL_IMAGE_START
-            && image.end == KASLR_IMAGE_END
-            && modules.start == KASLR_IMAGE_END
-            && modules.end == KASLR_IMAGE_END
-            && fixmap.start == KASLR_IMAGE_END
-            && fixmap.end == KASLR_IMAGE_END;
-        if as_fixed || below_fixmap || at_top {
+        if as_fixed || self.has_top(relocated_top(false)) || self.has_top(relocated_top(true)) {
             return Ok(());
         }
         Err(LayoutError::Moved {
