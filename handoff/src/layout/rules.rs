@@ -176,7 +176,7 @@ impl Layout {
     /// [`movable_space`](Self::movable_space); the lower half, guard hole,
     /// LDT remap and EFI window where the fixed table has them; the kernel
     /// image region either the fixed one or, for an image Limine relocated,
-    /// the top 2 GiB up to the fixed fixmap, or up to [`KASLR_IMAGE_END`]
+    /// the top 2 GiB up to the fixed fixmap, or up to [`KASLR_IMAGE_END`](super::KASLR_IMAGE_END)
     /// with the modules area and fixmap empty there.
     ///
     /// # Errors
